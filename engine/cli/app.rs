@@ -1,0 +1,24 @@
+//! Parses the command line, dispatches to the subcommand, and returns the exit code.
+
+use clap::Parser;
+
+use super::args::{Cli, Command};
+use crate::errors::EXIT_INVALID;
+
+/// Runs the CLI and returns the process exit code (SPEC §8).
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { EXIT_INVALID } else { 0 };
+        }
+    };
+    match &cli.command {
+        Command::Validate(args) => super::validate::validate(args, &cli.global),
+        Command::Plan(args) => super::plan::plan(args, &cli.global),
+        Command::Run(args) => super::run::run(args, &cli.global),
+        Command::Schema => super::schema::schema(),
+        Command::Init(args) => super::init::init(args),
+    }
+}

@@ -1,0 +1,122 @@
+//! Shared front half of `plan` and `run`: read, validate, resolve variables, build the plan.
+//! Any problem is printed here and becomes exit code 2.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use super::args::{GlobalArgs, VarArgs};
+use super::diagnostics::{render_error, render_text, use_color};
+use crate::errors::EXIT_INVALID;
+use crate::model::Runbook;
+use crate::plan::{
+    Context, Plan, PlanPlaceholders, ResolvedVar, VarInputs, build_plan, resolve_vars,
+};
+use crate::source::Source;
+use crate::template::TemplateEngine;
+use crate::validate::{Diagnostic, StepGraph, validate};
+
+/// A runbook ready to be shown or run.
+#[derive(Debug)]
+pub struct Loaded {
+    pub source: Source,
+    pub vars: Vec<ResolvedVar>,
+    pub plan: Plan,
+}
+
+impl Loaded {
+    /// The values of secret vars, to mask wherever text is printed.
+    pub fn secret_values(&self) -> Vec<String> {
+        self.vars
+            .iter()
+            .filter(|var| var.secret)
+            .filter_map(|var| var.value.clone())
+            .filter(|value| !value.is_empty())
+            .collect()
+    }
+}
+
+pub fn var_inputs(args: &VarArgs) -> VarInputs {
+    VarInputs {
+        values: args.vars.clone(),
+        file: args.vars_file.clone(),
+    }
+}
+
+fn print_diagnostics(source: &Source, diagnostics: &[Diagnostic], global: &GlobalArgs) {
+    let color = use_color(global.no_color, std::io::stderr().is_terminal());
+    err!("{}", render_text(source, diagnostics, color));
+}
+
+/// Loads a runbook through to its plan, or prints why not and returns the exit code.
+pub fn load(file: &Path, vars: &VarArgs, global: &GlobalArgs) -> Result<Loaded, i32> {
+    let source = Source::read(file).map_err(|error| {
+        err!("{}", render_error(&error));
+        EXIT_INVALID
+    })?;
+    let validation = validate(&source);
+    if validation.has_errors() {
+        print_diagnostics(&source, &validation.diagnostics, global);
+        let errors = validation
+            .diagnostics
+            .iter()
+            .filter(|diagnostic| diagnostic.is_error())
+            .count();
+        errln!(
+            "error: `{}` is not a valid runbook ({errors} error{}): nothing was run",
+            source.name(),
+            if errors == 1 { "" } else { "s" }
+        );
+        return Err(EXIT_INVALID);
+    }
+    let Some(runbook) = validation.runbook else {
+        return Err(EXIT_INVALID);
+    };
+    let engine = TemplateEngine::new();
+    let mut context = Context::for_plan(&runbook, PlanPlaceholders);
+    let resolved = resolve_vars(&runbook, &var_inputs(vars), &mut context, &engine, true).map_err(
+        |error| {
+            err!("{}", render_error(&error));
+            EXIT_INVALID
+        },
+    )?;
+    let vars = match resolved {
+        Ok(vars) => vars,
+        Err(problems) => {
+            print_diagnostics(&source, &problems, global);
+            errln!(
+                "error: variables of `{}` are not valid: nothing was run",
+                source.name()
+            );
+            return Err(EXIT_INVALID);
+        }
+    };
+    let graph = build_graph(&runbook);
+    let plan = build_plan(&runbook, &graph, &vars, &mut context, &engine).map_err(|problems| {
+        print_diagnostics(&source, &problems, global);
+        errln!(
+            "error: `{}` cannot be planned: nothing was run",
+            source.name()
+        );
+        EXIT_INVALID
+    })?;
+    Ok(Loaded { source, vars, plan })
+}
+
+fn build_graph(runbook: &Runbook) -> StepGraph {
+    StepGraph::new(
+        runbook
+            .steps
+            .iter()
+            .map(|step| step.needs.clone())
+            .collect(),
+    )
+}
+
+/// Masks every secret value in `text`, and its common encodings (plan output can reach a
+/// secret through `env.*`).
+pub fn mask(text: String, secrets: &[String]) -> String {
+    if secrets.is_empty() {
+        return text;
+    }
+    crate::secrets::Masker::new(secrets.iter().cloned()).mask_str(&text)
+}

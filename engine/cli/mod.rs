@@ -1,0 +1,17 @@
+//! The command line: clap types, one file per subcommand, diagnostics rendering.
+
+#[macro_use]
+mod output;
+
+mod app;
+mod args;
+mod diagnostics;
+mod init;
+mod load;
+mod plan;
+mod run;
+mod schema;
+mod validate;
+
+pub use app::main;
+pub use schema::runbook_schema;

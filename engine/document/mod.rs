@@ -1,0 +1,18 @@
+//! The YAML document as written: serde types that mirror the file one to one, each value
+//! carrying its position. This is the only module that parses YAML.
+
+mod map;
+mod parse;
+mod probe;
+mod runbook;
+mod spanned;
+mod step;
+mod vars;
+
+pub use map::OrderedMap;
+pub use parse::{ParseError, parse};
+pub use probe::{RawExpect, RawHttp, RawProbe, StatusCodes};
+pub use runbook::{RawDefaults, RawHook, RawHooks, RawRunbook};
+pub use spanned::{Position, Spanned};
+pub use step::{CompensationField, RawCompensation, RawRetry, RawStep, Script};
+pub use vars::{RawVar, RawVarSpec, Scalar};

@@ -1,0 +1,125 @@
+//! Validated verification probes (SPEC §5).
+
+use std::time::Duration;
+
+use super::{EnvEntry, Template};
+
+/// One probe: what it checks and when.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub name: String,
+    pub kind: ProbeKind,
+    pub timing: ProbeTiming,
+}
+
+/// The three kinds of probe.
+#[derive(Debug, Clone)]
+pub enum ProbeKind {
+    Command {
+        run: Template,
+        shell: Vec<Template>,
+        env: Vec<EnvEntry>,
+        timeout: Duration,
+        expect: Expectation,
+    },
+    Http(HttpProbe),
+    Tcp {
+        address: Template,
+    },
+}
+
+/// One attempt, wait-until (`within`) or watch window (`hold`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeTiming {
+    pub within: Option<Duration>,
+    pub hold: Option<Duration>,
+    pub interval: Duration,
+}
+
+/// Expectations on a command probe's result.
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    pub exit_code: i32,
+    pub stdout_contains: Option<Template>,
+    pub stdout_not_contains: Option<Template>,
+    pub stdout_matches: Option<Template>,
+    pub stdout_number: Option<NumberCheck>,
+}
+
+/// `stdout_number: "< 5"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NumberCheck {
+    pub comparison: Comparison,
+    pub value: f64,
+}
+
+/// The comparison operators of `stdout_number`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
+    Equal,
+    NotEqual,
+}
+
+impl Comparison {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Comparison::Less => "<",
+            Comparison::LessOrEqual => "<=",
+            Comparison::Greater => ">",
+            Comparison::GreaterOrEqual => ">=",
+            Comparison::Equal => "==",
+            Comparison::NotEqual => "!=",
+        }
+    }
+
+    pub fn holds(self, left: f64, right: f64) -> bool {
+        match self {
+            Comparison::Less => left < right,
+            Comparison::LessOrEqual => left <= right,
+            Comparison::Greater => left > right,
+            Comparison::GreaterOrEqual => left >= right,
+            Comparison::Equal => left == right,
+            Comparison::NotEqual => left != right,
+        }
+    }
+}
+
+impl NumberCheck {
+    /// Parses `"< 5"`, `">=1"`, `"== 0"`.
+    pub fn parse(text: &str) -> Option<NumberCheck> {
+        let text = text.trim();
+        let operators = [
+            ("<=", Comparison::LessOrEqual),
+            (">=", Comparison::GreaterOrEqual),
+            ("==", Comparison::Equal),
+            ("!=", Comparison::NotEqual),
+            ("<", Comparison::Less),
+            (">", Comparison::Greater),
+        ];
+        let (rest, comparison) = operators.iter().find_map(|(symbol, comparison)| {
+            text.strip_prefix(symbol).map(|rest| (rest, *comparison))
+        })?;
+        let value: f64 = rest.trim().parse().ok()?;
+        value
+            .is_finite()
+            .then_some(NumberCheck { comparison, value })
+    }
+}
+
+/// An HTTP probe, done by the engine itself.
+#[derive(Debug, Clone)]
+pub struct HttpProbe {
+    pub url: Template,
+    pub method: String,
+    pub headers: Vec<EnvEntry>,
+    pub body: Option<Template>,
+    pub status: Vec<u16>,
+    pub body_contains: Option<Template>,
+    pub body_matches: Option<Template>,
+    pub max_latency: Option<Duration>,
+    pub timeout: Duration,
+}

@@ -1,0 +1,103 @@
+//! A validated step, its compensation and retry policy.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::{EnvEntry, Probe, Template};
+use crate::document::Position;
+
+/// A step's id, `[a-z0-9][a-z0-9_-]*`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StepId(pub String);
+
+impl StepId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+/// What a step does besides its probes.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Run a script.
+    Run(Template),
+    /// Ask a person (SPEC §7).
+    Approve(Template),
+    /// Only `verify` probes: a check.
+    Check,
+}
+
+/// A validated step (SPEC §4).
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub index: usize,
+    pub id: StepId,
+    pub name: String,
+    pub description: Option<String>,
+    /// Indices into `Runbook::steps`.
+    pub needs: Vec<usize>,
+    pub condition: Option<Template>,
+    pub action: Action,
+    pub shell: Vec<Template>,
+    pub env: Vec<EnvEntry>,
+    pub cwd: Option<Template>,
+    pub timeout: Option<Duration>,
+    pub retry: RetryPolicy,
+    pub allow_failure: bool,
+    pub verify: Vec<Probe>,
+    pub rollback: Option<Compensation>,
+    pub grace: Duration,
+    pub idempotent: bool,
+    pub pivot: bool,
+    pub outputs: Option<Vec<String>>,
+    pub position: Position,
+}
+
+/// `retry`: attempts in all, and the delay between them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub delay: Duration,
+    pub backoff: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 1,
+            delay: Duration::from_secs(1),
+            backoff: 1.0,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1` (attempts count from 1), capped at a day so
+    /// that a large backoff cannot overflow.
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        let factor = self
+            .backoff
+            .powi(i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX));
+        let seconds = (self.delay.as_secs_f64() * factor).min(86_400.0);
+        Duration::from_secs_f64(seconds.max(0.0))
+    }
+}
+
+/// A step's compensation (SPEC §8.5–8.7).
+#[derive(Debug, Clone)]
+pub struct Compensation {
+    pub run: Template,
+    pub shell: Vec<Template>,
+    pub env: Vec<EnvEntry>,
+    pub cwd: Option<Template>,
+    pub timeout: Option<Duration>,
+    pub retry: RetryPolicy,
+    pub verify: Vec<Probe>,
+    pub only_if_succeeded: bool,
+}

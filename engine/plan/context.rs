@@ -1,0 +1,100 @@
+//! The data templates are rendered against (SPEC §6): `vars`, `env`, `runbook`, `run`,
+//! `steps`. For a plan, values only a run knows are placeholders and secrets are masked.
+
+use serde_json::{Map, Value, json};
+
+use crate::model::Runbook;
+
+/// What a secret looks like wherever it would be shown.
+pub const MASK: &str = "••••••";
+
+/// A template context under construction.
+#[derive(Debug, Clone)]
+pub struct Context {
+    root: Value,
+    mask_secrets: bool,
+}
+
+/// Marker for contexts built for `plan`: run values are placeholders.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanPlaceholders;
+
+impl Context {
+    /// A plan context: run values are `<run.id>`-style placeholders and secrets are masked.
+    pub fn for_plan(runbook: &Runbook, _: PlanPlaceholders) -> Context {
+        let run = json!({
+            "id": "<run.id>",
+            "started_at": "<run.started_at>",
+            "timestamp": "<run.timestamp>",
+            "dir": "<run.dir>",
+            "status": "<run.status>",
+        });
+        Context::new(runbook, run, true)
+    }
+
+    fn new(runbook: &Runbook, run: Value, mask_secrets: bool) -> Context {
+        let env: Map<String, Value> = std::env::vars_os()
+            .filter_map(|(name, value)| {
+                Some((
+                    name.into_string().ok()?,
+                    Value::String(value.into_string().ok()?),
+                ))
+            })
+            .collect();
+        let root = json!({
+            "vars": {},
+            "env": env,
+            "runbook": {
+                "name": runbook.name,
+                "dir": runbook.directory.display().to_string(),
+                "description": runbook.description.clone().unwrap_or_default(),
+            },
+            "run": run,
+            "steps": {},
+        });
+        Context { root, mask_secrets }
+    }
+
+    pub fn value(&self) -> &Value {
+        &self.root
+    }
+
+    /// Adds a resolved variable; an unset one stays absent, so strict rendering names it.
+    pub fn set_var(&mut self, name: &str, value: Option<String>, secret: bool) {
+        let Some(value) = value else { return };
+        let shown = if secret && self.mask_secrets {
+            MASK.to_string()
+        } else {
+            value
+        };
+        if let Some(vars) = self.root.get_mut("vars").and_then(Value::as_object_mut) {
+            vars.insert(name.to_string(), Value::String(shown));
+        }
+    }
+
+    /// Makes `steps.<id>.<...>` paths render as `<steps.<id>.<...>>` placeholders.
+    pub fn add_placeholder(&mut self, path: &[String]) {
+        if path.first().map(String::as_str) != Some("steps") || path.len() < 3 {
+            return;
+        }
+        let placeholder = Value::String(format!("<{}>", path.join(".")));
+        let mut node = &mut self.root;
+        for (depth, segment) in path.iter().enumerate() {
+            let Some(object) = node.as_object_mut() else {
+                return;
+            };
+            let last = depth == path.len() - 1;
+            let entry = object.entry(segment.clone()).or_insert_with(|| {
+                if last {
+                    placeholder.clone()
+                } else {
+                    Value::Object(Map::new())
+                }
+            });
+            if last {
+                return;
+            }
+            node = entry;
+        }
+    }
+}

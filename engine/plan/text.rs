@@ -1,0 +1,253 @@
+//! The plan as text for a person: variables, waves of steps with their rendered commands and
+//! probes, and the rollback each failure would take.
+
+use std::fmt::Write;
+
+use super::model::{Plan, PlanProbe, PlanStep};
+
+const LISTED_IN_TEXT: usize = 10;
+
+/// Renders the plan for the terminal.
+pub fn to_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "plan for runbook `{}` ({})",
+        plan.runbook.name, plan.runbook.file
+    );
+    if let Some(description) = &plan.runbook.description {
+        let _ = writeln!(out, "  {}", description.trim());
+    }
+    let _ = writeln!(
+        out,
+        "  {} steps in {} waves, at most {} at once{}",
+        plan.steps.len(),
+        plan.waves.len(),
+        plan.concurrency,
+        plan.timeout
+            .as_ref()
+            .map(|timeout| format!(", run timeout {timeout}"))
+            .unwrap_or_default()
+    );
+    if !plan.vars.is_empty() {
+        let _ = writeln!(out, "\nvariables");
+        let width = plan
+            .vars
+            .iter()
+            .map(|var| var.name.len())
+            .max()
+            .unwrap_or(0);
+        for var in &plan.vars {
+            let value = var.value.as_deref().unwrap_or("(unset)");
+            let _ = writeln!(
+                out,
+                "  {:width$} = {}  ({}{})",
+                var.name,
+                value,
+                var.source,
+                if var.secret { ", secret" } else { "" }
+            );
+        }
+    }
+    if !plan.env.is_empty() {
+        let _ = writeln!(out, "\nenvironment");
+        for entry in &plan.env {
+            let _ = writeln!(out, "  {}={}", entry.name, entry.value);
+        }
+    }
+    if !plan.hooks.on_start.is_empty() {
+        let _ = writeln!(out, "\non start");
+        for hook in &plan.hooks.on_start {
+            write_block(&mut out, "    ", hook);
+        }
+    }
+    for (index, wave) in plan.waves.iter().enumerate() {
+        let parallel = if wave.len() > 1 { " (in parallel)" } else { "" };
+        let _ = writeln!(out, "\nwave {}{parallel}", index + 1);
+        for step in plan.steps.iter().filter(|step| step.wave == index + 1) {
+            write_step(&mut out, step);
+        }
+    }
+    let _ = writeln!(out, "\nrollback");
+    if plan.rollback.order.is_empty() {
+        let _ = writeln!(out, "  no step has a rollback");
+    } else {
+        let order: Vec<String> = plan
+            .rollback
+            .order
+            .iter()
+            .map(|wave| wave.join(" + "))
+            .collect();
+        let _ = writeln!(out, "  full rollback order: {}", order.join(" -> "));
+    }
+    if !plan.rollback.without_rollback.is_empty() {
+        let _ = writeln!(
+            out,
+            "  passed over (no rollback): {}",
+            list(
+                &plan.rollback.without_rollback,
+                plan.rollback.without_rollback.len()
+            )
+        );
+    }
+    for probe in &plan.rollback.verify {
+        write_probe(&mut out, "  then verify ", probe);
+    }
+    let _ = writeln!(out, "\nif a step fails");
+    for step in &plan.steps {
+        let failure = &step.on_failure;
+        if step.allow_failure {
+            let _ = writeln!(
+                out,
+                "  {}: allowed to fail, nothing is compensated",
+                step.id
+            );
+            continue;
+        }
+        let mut order = Vec::new();
+        if failure.compensates_itself {
+            order.push(step.id.clone());
+        }
+        order.extend(failure.compensates.iter().cloned());
+        let total = failure.compensates_total + usize::from(failure.compensates_itself);
+        let what = if total == 0 {
+            "nothing to compensate".to_string()
+        } else {
+            format!("compensate {}", list(&order, total))
+        };
+        let pivot = failure
+            .stopped_by_pivot
+            .as_ref()
+            .map(|pivot| format!(" (stops at pivot `{pivot}`: exit 4)"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {}: {what}{pivot}", step.id);
+    }
+    for (label, hooks) in [
+        ("on success", &plan.hooks.on_success),
+        ("on failure", &plan.hooks.on_failure),
+        ("always", &plan.hooks.always),
+    ] {
+        if !hooks.is_empty() {
+            let _ = writeln!(out, "\n{label}");
+            for hook in hooks {
+                write_block(&mut out, "    ", hook);
+            }
+        }
+    }
+    out
+}
+
+fn list(items: &[String], total: usize) -> String {
+    let shown: Vec<&str> = items
+        .iter()
+        .take(LISTED_IN_TEXT)
+        .map(String::as_str)
+        .collect();
+    let more = total.saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+fn write_step(out: &mut String, step: &PlanStep) {
+    let name = if step.name != step.id {
+        format!("  {}", step.name)
+    } else {
+        String::new()
+    };
+    let needs = if step.needs.is_empty() {
+        String::new()
+    } else {
+        format!("  (needs {})", step.needs.join(", "))
+    };
+    let mut flags = Vec::new();
+    if step.pivot {
+        flags.push("pivot".to_string());
+    }
+    if step.allow_failure {
+        flags.push("allow_failure".to_string());
+    }
+    if !step.idempotent {
+        flags.push("not idempotent".to_string());
+    }
+    if let Some(timeout) = &step.timeout {
+        flags.push(format!("timeout {timeout}"));
+    }
+    if step.retry.attempts > 1 {
+        flags.push(format!(
+            "{} attempts, {} apart",
+            step.retry.attempts, step.retry.delay
+        ));
+    }
+    let flags = if flags.is_empty() {
+        String::new()
+    } else {
+        format!("  [{}]", flags.join(", "))
+    };
+    let _ = writeln!(out, "  {}{name}{needs}{flags}", step.id);
+    if let Some(condition) = &step.condition {
+        let rendered = condition
+            .rendered
+            .as_ref()
+            .map(|rendered| format!(" = {:?}", rendered.trim()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    if {}{rendered}: {}",
+            condition.template, condition.decision
+        );
+    }
+    match (step.kind, &step.command) {
+        ("approve", Some(question)) => {
+            let _ = writeln!(out, "    approve: {question}");
+        }
+        (_, Some(command)) => write_block(out, "    $ ", command),
+        _ => {}
+    }
+    for entry in &step.env {
+        let _ = writeln!(out, "    env {}={}", entry.name, entry.value);
+    }
+    for probe in &step.verify {
+        write_probe(out, "    verify ", probe);
+    }
+    if let Some(rollback) = &step.rollback {
+        let condition = if rollback.only_if_succeeded {
+            " (only if it succeeded)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "    rollback{condition}:");
+        write_block(out, "      $ ", &rollback.command);
+        for probe in &rollback.verify {
+            write_probe(out, "      verify ", probe);
+        }
+    }
+}
+
+fn write_probe(out: &mut String, prefix: &str, probe: &PlanProbe) {
+    let target = probe.target.trim();
+    let target = if target.contains('\n') {
+        format!("{} …", target.lines().next().unwrap_or_default())
+    } else {
+        target.to_string()
+    };
+    let _ = writeln!(
+        out,
+        "{prefix}`{}`: {} {target} -> {} ({})",
+        probe.name,
+        probe.kind,
+        probe.expect.join(", "),
+        probe.timing
+    );
+}
+
+/// Writes a possibly multi-line command, the first line after `prefix`, the rest aligned.
+fn write_block(out: &mut String, prefix: &str, text: &str) {
+    let indent = " ".repeat(prefix.chars().count());
+    for (index, line) in text.trim_end().lines().enumerate() {
+        let lead = if index == 0 { prefix } else { indent.as_str() };
+        let _ = writeln!(out, "{lead}{line}");
+    }
+}

@@ -1,0 +1,12 @@
+//! Spawning one step command: its own process group, stdin from `/dev/null`, both output pipes
+//! streamed as chunks, an exit that ends the step even while a background child holds the pipes,
+//! and termination by SIGTERM to the group, a grace period, then SIGKILL.
+
+mod command;
+mod output;
+mod running;
+mod unix;
+
+pub use command::{CommandSpec, SpawnError};
+pub use output::{OutputChunk, OutputStream};
+pub use running::{ExitOutcome, OUTPUT_DRAIN, RunningProcess, TerminationReport};

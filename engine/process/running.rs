@@ -1,0 +1,749 @@
+//! A started step command (`RunningProcess`): waiting for its main process, killing what it left
+//! in its process group, draining its output, and terminating it with SIGTERM, grace, SIGKILL.
+
+use std::io;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::command::{CommandSpec, SpawnError};
+use super::output::{OutputChunk, OutputStream, pump};
+use super::unix;
+
+/// How long output is still read after the main process exited. Output already in the pipes
+/// arrives, but a process outside the group that keeps them open (a daemon started with
+/// `setsid`) cannot hold the step (RELIABILITY C-11).
+pub const OUTPUT_DRAIN: Duration = Duration::from_millis(200);
+
+/// Checks for the exit even without a SIGCHLD, in case something else in the program changed
+/// how that signal is handled.
+const EXIT_POLL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitOutcome {
+    /// The exit code; `-1`, which no process can return, when a `waitpid` elsewhere in the
+    /// program took the status first.
+    Exited(i32),
+    /// Killed by the signal with this number.
+    Signaled(i32),
+}
+
+impl ExitOutcome {
+    pub fn success(self) -> bool {
+        self == ExitOutcome::Exited(0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminationReport {
+    pub outcome: ExitOutcome,
+    /// The main process outlived the grace period, so SIGKILL was needed.
+    pub killed: bool,
+}
+
+/// One step command, started in its own process group; the pid is the group id.
+///
+/// After the main process exits, the rest of its group is killed with SIGKILL as part of `wait`
+/// or `terminate`: a `sleep 100 &` a step leaves behind does not survive it, while a process that
+/// detached into its own session (`setsid`) is not in the group and is left alone, since that is
+/// how a step starts a service. Where `waitid` exists (Linux, FreeBSD) the group is killed before
+/// the main process is reaped, while its zombie still reserves the id; elsewhere just after.
+///
+/// Output reaches the channel given to `spawn`, which closes once both pipes are done. Receive
+/// from it while waiting (`tokio::select!` over `wait` and `recv`), then until it closes: the
+/// channel is bounded, and a receiver that stops taking chunks pauses the child once its pipe is
+/// full. Dropping a `RunningProcess` whose main process was not reaped kills its group.
+#[derive(Debug)]
+pub struct RunningProcess {
+    child: Child,
+    pid: u32,
+    group: Pid,
+    child_exits: tokio::signal::unix::Signal,
+    /// Set when the main process has been reaped; from then on its id names nothing of ours.
+    exit: Option<(ExitOutcome, Instant)>,
+    readers: Vec<JoinHandle<()>>,
+    stop_readers: watch::Sender<bool>,
+    output_leaked: bool,
+    terminate_deadline: Option<Instant>,
+    killed: bool,
+}
+
+impl RunningProcess {
+    /// Starts the command; must run inside a tokio runtime with IO and time enabled.
+    pub fn spawn(
+        spec: &CommandSpec,
+        output: mpsc::Sender<OutputChunk>,
+    ) -> Result<RunningProcess, SpawnError> {
+        let Some((program, arguments)) = spec.argv.split_first() else {
+            return Err(SpawnError::EmptyCommand);
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(SpawnError::NoRuntime {
+                program: program.clone(),
+            });
+        }
+        let child_exits = unix::child_exits().map_err(|source| SpawnError::ExitWatch {
+            program: program.clone(),
+            source,
+        })?;
+
+        let mut command = Command::new(program);
+        command
+            .args(arguments)
+            .envs(spec.env.iter().map(|(name, value)| (name, value)))
+            .current_dir(&spec.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        unix::own_process_group(&mut command);
+        let mut child = command
+            .spawn()
+            .map_err(|source| SpawnError::from_spawn(&spec.cwd, program, source))?;
+        let Some(pid) = child.id() else {
+            // tokio forgets the id only once it has reaped the child, which needs a wait.
+            return Err(SpawnError::Program {
+                program: program.clone(),
+                source: io::Error::other("the process has no id"),
+            });
+        };
+
+        let (stop_readers, stop) = watch::channel(false);
+        let mut readers = Vec::with_capacity(2);
+        if let Some(stdout) = child.stdout.take() {
+            let reader = pump(stdout, OutputStream::Stdout, output.clone(), stop.clone());
+            readers.push(tokio::spawn(reader));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            readers.push(tokio::spawn(pump(
+                stderr,
+                OutputStream::Stderr,
+                output,
+                stop,
+            )));
+        }
+        Ok(RunningProcess {
+            child,
+            pid,
+            group: Pid::from_raw(pid.cast_signed()),
+            child_exits,
+            exit: None,
+            readers,
+            stop_readers,
+            output_leaked: false,
+            terminate_deadline: None,
+            killed: false,
+        })
+    }
+
+    /// The main process's pid, which is also its process group id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits for the main process to exit, kills what is left of its group, then reads output
+    /// for at most `OUTPUT_DRAIN` more. Cancel-safe, and once finished it returns the same
+    /// outcome again at once.
+    pub async fn wait(&mut self) -> ExitOutcome {
+        let (outcome, exited_at) = self.main_exit().await;
+        self.drain_output(exited_at + OUTPUT_DRAIN).await;
+        outcome
+    }
+
+    /// Sends `signal` to the whole process group. Once the main process has been reaped the
+    /// group has been killed already and its id may name another one, so nothing is sent.
+    pub fn signal_group(&self, signal: Signal) -> io::Result<()> {
+        if self.exit.is_some() {
+            return Ok(());
+        }
+        unix::signal_group(self.group, signal)
+    }
+
+    /// SIGTERM to the group; SIGKILL to the group once the main process has exited or `grace`
+    /// has passed, whichever comes first; then as `wait`. Calling it again, after a cancelled
+    /// call or after the exit, continues with the same deadline and sends no second SIGTERM.
+    pub async fn terminate(&mut self, grace: Duration) -> TerminationReport {
+        if self.exit.is_none() {
+            let deadline = match self.terminate_deadline {
+                Some(deadline) => deadline,
+                None => {
+                    // Should SIGTERM fail, the SIGKILL after the grace still ends the group.
+                    let _ = self.signal_group(Signal::SIGTERM);
+                    let now = Instant::now();
+                    let deadline = now.checked_add(grace).unwrap_or_else(|| far_future(now));
+                    self.terminate_deadline = Some(deadline);
+                    deadline
+                }
+            };
+            if tokio::time::timeout_at(deadline, self.main_exit())
+                .await
+                .is_err()
+            {
+                self.killed = true;
+                let _ = self.signal_group(Signal::SIGKILL);
+            }
+        }
+        let outcome = self.wait().await;
+        TerminationReport {
+            outcome,
+            killed: self.killed,
+        }
+    }
+
+    /// Whether a pipe was still open when `OUTPUT_DRAIN` ran out: something outside the group
+    /// kept it (or the receiver was too slow to take the rest in time), and later output from
+    /// it is not read. Meaningful once `wait` or `terminate` has returned.
+    pub fn output_leaked(&self) -> bool {
+        self.output_leaked
+    }
+
+    /// Cancel-safe: the only state change, collecting the exit, happens without an await.
+    async fn main_exit(&mut self) -> (ExitOutcome, Instant) {
+        loop {
+            if let Some(exit) = self.exit {
+                return exit;
+            }
+            if let Some(outcome) = self.collect_exit() {
+                let exit = (outcome, Instant::now());
+                self.exit = Some(exit);
+                return exit;
+            }
+            tokio::select! {
+                Some(()) = self.child_exits.recv() => {}
+                () = tokio::time::sleep(EXIT_POLL) => {}
+            }
+        }
+    }
+
+    fn collect_exit(&mut self) -> Option<ExitOutcome> {
+        match unix::exited_unreaped(self.group) {
+            Some(false) => None,
+            Some(true) => {
+                // The zombie still holds the id, so the kill cannot reach a recycled group.
+                self.kill_group_leftovers();
+                self.reap()
+            }
+            None => {
+                let outcome = self.reap()?;
+                // Reaped first, as nothing else is possible here: while any member lives the id
+                // stays reserved, and a group with no members left needs no kill.
+                self.kill_group_leftovers();
+                Some(outcome)
+            }
+        }
+    }
+
+    fn reap(&mut self) -> Option<ExitOutcome> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(unix::outcome(status)),
+            Ok(None) => None,
+            // Only a `waitpid(-1)` elsewhere in the program can take our child's status: the
+            // process is gone, and an exit code no process can return says so.
+            Err(_) => Some(ExitOutcome::Exited(-1)),
+        }
+    }
+
+    fn kill_group_leftovers(&self) {
+        // Failing here means a member we may not signal (a setuid program): nothing more to do.
+        let _ = unix::signal_group(self.group, Signal::SIGKILL);
+    }
+
+    async fn drain_output(&mut self, deadline: Instant) {
+        while let Some(reader) = self.readers.last_mut() {
+            if tokio::time::timeout_at(deadline, reader).await.is_err() {
+                self.output_leaked = true;
+                break;
+            }
+            self.readers.pop();
+        }
+        // Readers still running stop once their pipe has nothing more at once; chunks already
+        // read still reach the channel.
+        self.stop_readers.send_replace(true);
+        self.readers.clear();
+    }
+}
+
+impl Drop for RunningProcess {
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            // Not reaped yet, so the id still names this group; tokio reaps the zombie later.
+            let _ = unix::signal_group(self.group, Signal::SIGKILL);
+        }
+    }
+}
+
+fn far_future(now: Instant) -> Instant {
+    now + Duration::from_secs(100 * 365 * 24 * 60 * 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use nix::errno::Errno;
+
+    use super::*;
+
+    fn bash(script: &str) -> CommandSpec {
+        let mut argv: Vec<String> = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
+            .map(String::from)
+            .to_vec();
+        argv.push(script.to_string());
+        CommandSpec {
+            argv,
+            env: Vec::new(),
+            cwd: std::env::temp_dir(),
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Collected {
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    }
+
+    impl Collected {
+        fn add(&mut self, chunk: OutputChunk) {
+            match chunk.stream {
+                OutputStream::Stdout => self.stdout.extend(chunk.bytes),
+                OutputStream::Stderr => self.stderr.extend(chunk.bytes),
+            }
+        }
+
+        fn stdout_text(&self) -> String {
+            String::from_utf8_lossy(&self.stdout).into_owned()
+        }
+    }
+
+    /// Waits the way the executor does: receiving while waiting, then until the channel closes.
+    async fn finish(
+        process: &mut RunningProcess,
+        chunks: &mut mpsc::Receiver<OutputChunk>,
+        collected: &mut Collected,
+    ) -> ExitOutcome {
+        let outcome = loop {
+            tokio::select! {
+                Some(chunk) = chunks.recv() => collected.add(chunk),
+                outcome = process.wait() => break outcome,
+            }
+        };
+        while let Some(chunk) = chunks.recv().await {
+            collected.add(chunk);
+        }
+        outcome
+    }
+
+    async fn run(spec: CommandSpec) -> (ExitOutcome, Collected) {
+        let (output, mut chunks) = mpsc::channel(16);
+        let mut process = RunningProcess::spawn(&spec, output).expect("spawn the command");
+        let mut collected = Collected::default();
+        let outcome = finish(&mut process, &mut chunks, &mut collected).await;
+        (outcome, collected)
+    }
+
+    /// Receives until stdout holds `lines` full lines, and returns them.
+    async fn read_lines(
+        chunks: &mut mpsc::Receiver<OutputChunk>,
+        collected: &mut Collected,
+        lines: usize,
+    ) -> Vec<String> {
+        while collected
+            .stdout
+            .iter()
+            .filter(|&&byte| byte == b'\n')
+            .count()
+            < lines
+        {
+            let chunk = chunks
+                .recv()
+                .await
+                .expect("the process writes the expected lines");
+            collected.add(chunk);
+        }
+        collected.stdout_text().lines().map(String::from).collect()
+    }
+
+    fn pid_of(line: &str) -> Pid {
+        Pid::from_raw(line.trim().parse().expect("the script echoes a pid"))
+    }
+
+    /// Alive and not a zombie: a killed process reparented to an init that is slow to reap it
+    /// still answers `kill -0`.
+    fn is_alive(pid: Pid) -> bool {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        !matches!(state, Some('Z' | 'X') | None)
+    }
+
+    /// Death after SIGKILL is asynchronous, so poll for it, with a bound.
+    async fn assert_dies(pid: Pid) {
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while is_alive(pid) {
+            assert!(Instant::now() < give_up, "process {pid} survived");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn kill_stray(pid: Pid) {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    }
+
+    #[tokio::test]
+    async fn reports_exit_code_and_both_streams() {
+        let (outcome, collected) = run(bash("printf out; printf err >&2; exit 3")).await;
+        assert_eq!(outcome, ExitOutcome::Exited(3));
+        assert!(!outcome.success());
+        assert_eq!(collected.stdout, b"out");
+        assert_eq!(collected.stderr, b"err");
+    }
+
+    #[tokio::test]
+    async fn reports_death_by_signal() {
+        let (outcome, _) = run(bash("kill -KILL $$")).await;
+        assert_eq!(outcome, ExitOutcome::Signaled(Signal::SIGKILL as i32));
+    }
+
+    #[tokio::test]
+    async fn env_is_added_to_the_inherited_environment() {
+        let mut spec = bash(r#"printf '%s|%s' "$RUNBOOK_TEST_VALUE" "$PATH""#);
+        spec.env.push((
+            "RUNBOOK_TEST_VALUE".to_string(),
+            "a value with spaces".to_string(),
+        ));
+        let (outcome, collected) = run(spec).await;
+        assert!(outcome.success());
+        let path = std::env::var("PATH").expect("tests run with a PATH");
+        assert_eq!(
+            collected.stdout_text(),
+            format!("a value with spaces|{path}")
+        );
+    }
+
+    #[tokio::test]
+    async fn runs_in_cwd_with_stdin_from_dev_null() {
+        let directory = tempfile::tempdir().expect("create a temporary directory");
+        let mut spec = bash("pwd; cat; readlink /proc/$$/fd/0");
+        spec.cwd = directory.path().to_path_buf();
+        let (outcome, collected) = run(spec).await;
+        assert!(outcome.success());
+        let expected = directory
+            .path()
+            .canonicalize()
+            .expect("canonical temporary directory");
+        assert_eq!(
+            collected.stdout_text(),
+            format!("{}\n/dev/null\n", expected.display())
+        );
+    }
+
+    #[tokio::test]
+    async fn starts_in_its_own_process_group() {
+        let (output, mut chunks) = mpsc::channel(16);
+        let script = r#"read -r _ _ _ _ group _ < /proc/$$/stat; echo "$group""#;
+        let mut process = RunningProcess::spawn(&bash(script), output).expect("spawn");
+        let mut collected = Collected::default();
+        assert!(
+            finish(&mut process, &mut chunks, &mut collected)
+                .await
+                .success()
+        );
+        let group = pid_of(&collected.stdout_text());
+        assert_eq!(group.as_raw().cast_unsigned(), process.pid());
+        assert_ne!(group, nix::unistd::getpgrp());
+    }
+
+    #[tokio::test]
+    async fn megabyte_on_stderr_before_stdout_does_not_deadlock() {
+        let (outcome, collected) = run(bash("head -c 1048576 /dev/zero >&2; echo done")).await;
+        assert!(outcome.success());
+        assert_eq!(collected.stderr.len(), 1 << 20);
+        assert_eq!(collected.stdout, b"done\n");
+    }
+
+    #[tokio::test]
+    async fn bytes_pass_through_unchanged() {
+        let (outcome, collected) = run(bash(r"printf 'a\377\000b\r\nno newline'")).await;
+        assert!(outcome.success());
+        assert_eq!(collected.stdout, b"a\xff\x00b\r\nno newline");
+    }
+
+    #[tokio::test]
+    async fn slow_receiver_pauses_the_child_without_losing_output() {
+        let (output, mut chunks) = mpsc::channel(1);
+        let mut process =
+            RunningProcess::spawn(&bash("head -c 4194304 /dev/zero; echo end"), output)
+                .expect("spawn");
+        // Nobody receives: the channel and the pipe fill up and the child blocks on its write.
+        let waited = tokio::time::timeout(Duration::from_millis(500), process.wait()).await;
+        assert!(
+            waited.is_err(),
+            "the child finished although nobody read its output"
+        );
+        let mut collected = Collected::default();
+        assert!(
+            finish(&mut process, &mut chunks, &mut collected)
+                .await
+                .success()
+        );
+        assert_eq!(collected.stdout.len(), (4 << 20) + 4);
+        assert!(collected.stdout.ends_with(b"end\n"));
+    }
+
+    #[tokio::test]
+    async fn main_exit_ends_the_wait_and_kills_a_background_child_holding_stdout() {
+        let started = Instant::now();
+        let (output, mut chunks) = mpsc::channel(16);
+        let mut process =
+            RunningProcess::spawn(&bash("sleep 30 & echo $!; exit 0"), output).expect("spawn");
+        let mut collected = Collected::default();
+        let outcome = finish(&mut process, &mut chunks, &mut collected).await;
+        assert_eq!(outcome, ExitOutcome::Exited(0));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "waited for the background child"
+        );
+        assert_dies(pid_of(&collected.stdout_text())).await;
+    }
+
+    #[tokio::test]
+    async fn detached_session_is_left_alone_and_does_not_hold_the_step() {
+        let directory = tempfile::tempdir().expect("create a temporary directory");
+        let marker = directory.path().join("detached");
+        // The marker tells the main process that the child has left the group before it exits;
+        // the child keeps stdout open, as a daemon that forgot to close it would.
+        let mut spec = bash(
+            r#"setsid bash -c 'echo yes > "$MARKER"; exec sleep 30' &
+               until [ -s "$MARKER" ]; do sleep 0.01; done
+               echo $!"#,
+        );
+        spec.env
+            .push(("MARKER".to_string(), marker.display().to_string()));
+        let started = Instant::now();
+        let (output, mut chunks) = mpsc::channel(16);
+        let mut process = RunningProcess::spawn(&spec, output).expect("spawn");
+        let mut collected = Collected::default();
+        let outcome = finish(&mut process, &mut chunks, &mut collected).await;
+        let daemon = pid_of(&collected.stdout_text());
+        let alive = is_alive(daemon);
+        kill_stray(daemon);
+        assert_eq!(outcome, ExitOutcome::Exited(0));
+        assert!(alive, "the detached process was killed");
+        assert!(process.output_leaked());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "waited for the detached process"
+        );
+    }
+
+    #[tokio::test]
+    async fn terminate_kills_the_whole_tree() {
+        let (output, mut chunks) = mpsc::channel(16);
+        let script = "sleep 100 & echo $!; sleep 100 & echo $!; wait";
+        let mut process = RunningProcess::spawn(&bash(script), output).expect("spawn");
+        let mut collected = Collected::default();
+        let pids: Vec<Pid> = read_lines(&mut chunks, &mut collected, 2)
+            .await
+            .iter()
+            .map(|line| pid_of(line))
+            .collect();
+        let report = process.terminate(Duration::from_secs(10)).await;
+        assert_eq!(
+            report,
+            TerminationReport {
+                outcome: ExitOutcome::Signaled(Signal::SIGTERM as i32),
+                killed: false
+            }
+        );
+        for pid in pids {
+            assert_dies(pid).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn terminate_lets_a_trapping_script_finish() {
+        let directory = tempfile::tempdir().expect("create a temporary directory");
+        let out = directory.path().join("out");
+        let mut spec =
+            bash(r#"trap 'echo bye > "$OUT"; exit 0' TERM; sleep 100 & echo ready; wait"#);
+        spec.env
+            .push(("OUT".to_string(), out.display().to_string()));
+        let (output, mut chunks) = mpsc::channel(16);
+        let mut process = RunningProcess::spawn(&spec, output).expect("spawn");
+        read_lines(&mut chunks, &mut Collected::default(), 1).await;
+        let report = process.terminate(Duration::from_secs(10)).await;
+        assert_eq!(
+            report,
+            TerminationReport {
+                outcome: ExitOutcome::Exited(0),
+                killed: false
+            }
+        );
+        assert_eq!(
+            std::fs::read_to_string(&out).expect("the trap wrote its file"),
+            "bye\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn terminate_kills_a_script_ignoring_term_after_the_grace() {
+        let (output, mut chunks) = mpsc::channel(16);
+        let mut process =
+            RunningProcess::spawn(&bash("trap '' TERM; sleep 100 & echo $!; wait"), output)
+                .expect("spawn");
+        let mut collected = Collected::default();
+        let sleeper = pid_of(&read_lines(&mut chunks, &mut collected, 1).await[0]);
+        let grace = Duration::from_millis(300);
+        let started = Instant::now();
+        let report = process.terminate(grace).await;
+        assert!(started.elapsed() >= grace);
+        assert_eq!(
+            report,
+            TerminationReport {
+                outcome: ExitOutcome::Signaled(Signal::SIGKILL as i32),
+                killed: true
+            }
+        );
+        assert_dies(sleeper).await;
+        // Asking again gives the same answer.
+        assert_eq!(process.terminate(grace).await, report);
+    }
+
+    #[tokio::test]
+    async fn signal_group_reaches_the_script() {
+        let (output, mut chunks) = mpsc::channel(16);
+        let mut process = RunningProcess::spawn(
+            &bash("trap 'exit 3' USR1; echo ready; sleep 100 & wait"),
+            output,
+        )
+        .expect("spawn");
+        let mut collected = Collected::default();
+        read_lines(&mut chunks, &mut collected, 1).await;
+        process
+            .signal_group(Signal::SIGUSR1)
+            .expect("signal the group");
+        assert_eq!(
+            finish(&mut process, &mut chunks, &mut collected).await,
+            ExitOutcome::Exited(3)
+        );
+        // The group is gone and its id may be reused: nothing is sent any more.
+        process
+            .signal_group(Signal::SIGKILL)
+            .expect("no-op after the exit");
+    }
+
+    #[tokio::test]
+    async fn wait_is_cancel_safe_and_repeatable() {
+        let (output, mut chunks) = mpsc::channel(16);
+        let mut process = RunningProcess::spawn(&bash("sleep 0.3; exit 7"), output).expect("spawn");
+        let mut cancelled = 0;
+        let outcome = loop {
+            tokio::select! {
+                outcome = process.wait() => break outcome,
+                () = tokio::time::sleep(Duration::from_millis(5)) => cancelled += 1,
+            }
+        };
+        assert!(cancelled > 0);
+        assert_eq!(outcome, ExitOutcome::Exited(7));
+        assert_eq!(process.wait().await, outcome);
+        let report = process.terminate(Duration::ZERO).await;
+        assert_eq!(
+            report,
+            TerminationReport {
+                outcome,
+                killed: false
+            }
+        );
+        assert!(chunks.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn dropping_the_process_kills_its_group() {
+        let (output, mut chunks) = mpsc::channel(16);
+        let process =
+            RunningProcess::spawn(&bash("sleep 100 & echo $!; wait"), output).expect("spawn");
+        let mut collected = Collected::default();
+        let sleeper = pid_of(&read_lines(&mut chunks, &mut collected, 1).await[0]);
+        drop(process);
+        assert_dies(sleeper).await;
+    }
+
+    fn spawn_error(argv: &[&str], cwd: &Path) -> SpawnError {
+        let spec = CommandSpec {
+            argv: argv.iter().map(|argument| argument.to_string()).collect(),
+            env: Vec::new(),
+            cwd: cwd.to_path_buf(),
+        };
+        let (output, _chunks) = mpsc::channel(1);
+        RunningProcess::spawn(&spec, output).expect_err("the command must not start")
+    }
+
+    fn assert_style(message: &str) {
+        assert!(
+            message.starts_with(|first: char| first.is_lowercase()),
+            "{message}"
+        );
+        assert!(!message.ends_with('.'), "{message}");
+    }
+
+    #[tokio::test]
+    async fn spawn_failures_name_the_program_or_directory() {
+        let directory = tempfile::tempdir().expect("create a temporary directory");
+        let missing: PathBuf = directory.path().join("missing");
+
+        let error = spawn_error(&["bash", "-c", "true"], &missing);
+        assert!(
+            matches!(error, SpawnError::WorkingDirectory { .. }),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!("working directory `{}` cannot be used", missing.display())
+        );
+        assert_eq!(error.raw_os_error(), Some(Errno::ENOENT as i32));
+
+        let file = directory.path().join("file");
+        std::fs::write(&file, "not a directory").expect("write a file");
+        let error = spawn_error(&["bash", "-c", "true"], &file);
+        assert!(
+            matches!(error, SpawnError::WorkingDirectory { .. }),
+            "{error:?}"
+        );
+
+        let error = spawn_error(&["runbook-no-such-program", "x"], directory.path());
+        assert_eq!(error.to_string(), "cannot start `runbook-no-such-program`");
+        assert_eq!(error.raw_os_error(), Some(Errno::ENOENT as i32));
+
+        let error = spawn_error(&[&file.display().to_string()], directory.path());
+        assert_eq!(error.raw_os_error(), Some(Errno::EACCES as i32));
+
+        let error = spawn_error(&[], directory.path());
+        assert!(matches!(error, SpawnError::EmptyCommand));
+
+        for error in [
+            spawn_error(&["runbook-no-such-program"], directory.path()),
+            spawn_error(&["bash"], &missing),
+            spawn_error(&[], &missing),
+        ] {
+            assert_style(&error.to_string());
+        }
+    }
+
+    #[test]
+    fn spawn_outside_a_runtime_is_an_error() {
+        let (output, _chunks) = mpsc::channel(1);
+        let error = RunningProcess::spawn(&bash("true"), output).expect_err("no runtime");
+        assert_eq!(
+            error.to_string(),
+            "cannot start `bash` outside a tokio runtime"
+        );
+    }
+}

@@ -1,0 +1,18 @@
+//! `RawRunbook` to `Runbook`: every rule of SPEC §2–§6 and §9, each problem collected with
+//! its position so that one pass reports all of them.
+
+mod diagnostic;
+mod graph;
+mod lint;
+mod probes;
+mod steps;
+mod suggest;
+mod templates;
+mod validator;
+mod values;
+mod vars;
+
+pub use diagnostic::{Diagnostic, Severity};
+pub use graph::StepGraph;
+pub use suggest::suggest;
+pub use validator::{Validation, validate};

@@ -1,0 +1,384 @@
+//! Checks of verification probes: exactly one kind, expectations that parse, and timing.
+
+use std::time::Duration;
+
+use super::Diagnostic;
+use super::templates::{Scope, TemplateOwner};
+use super::validator::Validator;
+use crate::document::{RawExpect, RawHttp, RawProbe, Spanned};
+use crate::model::{Expectation, HttpProbe, NumberCheck, Probe, ProbeKind, ProbeTiming, Template};
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+impl Validator<'_> {
+    pub(super) fn probes(
+        &mut self,
+        probes: &[RawProbe],
+        place: &str,
+        owner: TemplateOwner,
+        step_shell: Option<&Spanned<Vec<Spanned<String>>>>,
+    ) -> Vec<Probe> {
+        probes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, probe)| {
+                self.probe(probe, &format!("{place}[{index}]"), owner, step_shell)
+            })
+            .collect()
+    }
+
+    fn probe(
+        &mut self,
+        raw: &RawProbe,
+        place: &str,
+        owner: TemplateOwner,
+        step_shell: Option<&Spanned<Vec<Spanned<String>>>>,
+    ) -> Option<Probe> {
+        let name = raw.name.as_ref().map(|name| name.value.clone());
+        let label = name.clone().unwrap_or_else(|| place.to_string());
+        let position = self.probe_position(raw);
+        let kinds = [raw.run.is_some(), raw.http.is_some(), raw.tcp.is_some()]
+            .iter()
+            .filter(|&&kind| kind)
+            .count();
+        if kinds != 1 {
+            let message = if kinds == 0 {
+                format!(
+                    "probe `{label}` has no kind: it needs exactly one of `run`, `http` or `tcp`"
+                )
+            } else {
+                format!(
+                    "probe `{label}` has more than one kind: it needs exactly one of `run`, `http` or `tcp`"
+                )
+            };
+            self.push(
+                Diagnostic::error("probe-kind", message, Some(position))
+                    .with_help("split it into one probe per check"),
+            );
+            return None;
+        }
+        if raw.expect.is_some() && raw.run.is_none() {
+            let message =
+                format!("probe `{label}` has `expect`, which applies only to `run` probes");
+            self.push(Diagnostic::error(
+                "probe-expect",
+                message,
+                raw.expect.as_ref().map(|expect| expect.position),
+            ));
+        }
+        let timing = self.probe_timing(raw, &label);
+        let kind = if let Some(run) = &raw.run {
+            self.lint_script(run, place);
+            let run_template =
+                self.template(run, &Scope::new(format!("{place}.run"), owner).shell());
+            let env = match &raw.env {
+                Some(env) => self.env_entries(
+                    &env.value,
+                    &format!("{place}.env"),
+                    &Scope::new(place, owner).allow_secrets(),
+                ),
+                None => Vec::new(),
+            };
+            ProbeKind::Command {
+                run: run_template,
+                shell: self.shell(raw.shell.as_ref().or(step_shell), place, owner),
+                env,
+                timeout: self
+                    .duration(raw.timeout.as_ref(), "timeout")
+                    .unwrap_or(DEFAULT_PROBE_TIMEOUT),
+                expect: self.expectation(raw.expect.as_ref(), place, owner),
+            }
+        } else if let Some(http) = &raw.http {
+            self.reject_run_options(raw, &label, "http");
+            ProbeKind::Http(self.http(&http.value, place, owner))
+        } else {
+            self.reject_run_options(raw, &label, "tcp");
+            let tcp = raw.tcp.as_ref()?;
+            let address = self.template(tcp, &Scope::new(format!("{place}.tcp"), owner));
+            if address.is_literal() && !looks_like_host_port(&address.text) {
+                let message = format!(
+                    "probe `{label}`: `tcp` must be `host:port`, not `{}`",
+                    address.text
+                );
+                self.push(
+                    Diagnostic::error("probe-tcp", message, Some(tcp.position))
+                        .with_help("e.g. `tcp: \"127.0.0.1:5432\"`"),
+                );
+            }
+            ProbeKind::Tcp { address }
+        };
+        Some(Probe {
+            name: label,
+            kind,
+            timing,
+        })
+    }
+
+    fn probe_position(&self, raw: &RawProbe) -> crate::document::Position {
+        let candidates = [
+            raw.name.as_ref().map(|name| name.position),
+            raw.run.as_ref().map(|run| run.position),
+            raw.http.as_ref().map(|http| http.position),
+            raw.tcp.as_ref().map(|tcp| tcp.position),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .min_by_key(|position| (position.line, position.column))
+            .unwrap_or_default()
+    }
+
+    fn reject_run_options(&mut self, raw: &RawProbe, label: &str, kind: &str) {
+        for (key, position) in [
+            ("shell", raw.shell.as_ref().map(|shell| shell.position)),
+            ("env", raw.env.as_ref().map(|env| env.position)),
+            (
+                "timeout",
+                raw.timeout.as_ref().map(|timeout| timeout.position),
+            ),
+        ] {
+            if let Some(position) = position {
+                let message = format!(
+                    "probe `{label}` is a `{kind}` probe: `{key}` applies only to `run` probes"
+                );
+                let help = if key == "timeout" && kind == "http" {
+                    Some("put `timeout` inside `http:`".to_string())
+                } else {
+                    None
+                };
+                self.push(
+                    Diagnostic::error("probe-option", message, Some(position))
+                        .with_optional_help(help),
+                );
+            }
+        }
+    }
+
+    fn probe_timing(&mut self, raw: &RawProbe, label: &str) -> ProbeTiming {
+        let within = self.duration(raw.within.as_ref(), "within");
+        let hold = self.duration(raw.hold.as_ref(), "hold");
+        let interval = self.duration(raw.interval.as_ref(), "interval");
+        if let (Some(within_value), Some(hold_value)) = (&raw.within, &raw.hold) {
+            let _ = hold_value;
+            let message = format!(
+                "probe `{label}` has both `within` and `hold`: choose wait-until (`within`) or a watch window (`hold`)"
+            );
+            self.push(Diagnostic::error(
+                "probe-timing",
+                message,
+                Some(within_value.position),
+            ));
+        }
+        if let (Some(interval_value), None, None) = (&raw.interval, &raw.within, &raw.hold) {
+            let message = format!("probe `{label}` has `interval` but neither `within` nor `hold`");
+            self.push(
+                Diagnostic::warning("probe-interval", message, Some(interval_value.position))
+                    .with_help("without `within` or `hold` a probe is tried once"),
+            );
+        }
+        if interval == Some(Duration::ZERO) {
+            let message = format!("probe `{label}`: `interval` must be more than zero");
+            self.push(Diagnostic::error(
+                "probe-timing",
+                message,
+                raw.interval.as_ref().map(|interval| interval.position),
+            ));
+        }
+        ProbeTiming {
+            within,
+            hold,
+            interval: interval
+                .filter(|interval| !interval.is_zero())
+                .unwrap_or(DEFAULT_INTERVAL),
+        }
+    }
+
+    fn expectation(
+        &mut self,
+        raw: Option<&Spanned<RawExpect>>,
+        place: &str,
+        owner: TemplateOwner,
+    ) -> Expectation {
+        let Some(raw) = raw else {
+            return Expectation {
+                exit_code: 0,
+                stdout_contains: None,
+                stdout_not_contains: None,
+                stdout_matches: None,
+                stdout_number: None,
+            };
+        };
+        let raw = &raw.value;
+        let mut text = |value: &Option<Spanned<String>>, key: &str| -> Option<Template> {
+            value.as_ref().map(|value| {
+                self.template(value, &Scope::new(format!("{place}.expect.{key}"), owner))
+            })
+        };
+        let stdout_contains = text(&raw.stdout_contains, "stdout_contains");
+        let stdout_not_contains = text(&raw.stdout_not_contains, "stdout_not_contains");
+        let stdout_matches = text(&raw.stdout_matches, "stdout_matches");
+        if let (Some(template), Some(value)) = (&stdout_matches, &raw.stdout_matches) {
+            self.check_regex(template, value, "stdout_matches");
+        }
+        let stdout_number = raw.stdout_number.as_ref().and_then(|value| {
+            let check = NumberCheck::parse(&value.value);
+            if check.is_none() {
+                let message = format!(
+                    "`stdout_number` must be a comparison like `\"< 5\"`, not `{}`",
+                    value.value
+                );
+                self.push(
+                    Diagnostic::error("probe-number", message, Some(value.position))
+                        .with_help("operators: <, <=, >, >=, ==, !="),
+                );
+            }
+            check
+        });
+        Expectation {
+            exit_code: raw.exit_code.as_ref().map_or(0, |code| code.value),
+            stdout_contains,
+            stdout_not_contains,
+            stdout_matches,
+            stdout_number,
+        }
+    }
+
+    fn check_regex(&mut self, template: &Template, value: &Spanned<String>, key: &str) {
+        if template.is_literal()
+            && let Err(error) = regex::Regex::new(&template.text)
+        {
+            let first_line = error
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            let message = format!("`{key}` is not a valid regular expression: {first_line}");
+            self.push(Diagnostic::error(
+                "invalid-regex",
+                message,
+                Some(value.position),
+            ));
+        }
+    }
+
+    fn http(&mut self, raw: &RawHttp, place: &str, owner: TemplateOwner) -> HttpProbe {
+        let scope = |key: &str| Scope::new(format!("{place}.http.{key}"), owner);
+        let url = self.template(&raw.url, &scope("url"));
+        if url.is_literal()
+            && !(url.text.starts_with("http://") || url.text.starts_with("https://"))
+        {
+            let message = format!(
+                "http probe `url` must start with `http://` or `https://`: `{}`",
+                url.text
+            );
+            self.push(Diagnostic::error(
+                "probe-url",
+                message,
+                Some(raw.url.position),
+            ));
+        }
+        let method = raw.method.as_ref().map_or_else(
+            || "GET".to_string(),
+            |method| method.value.to_ascii_uppercase(),
+        );
+        if let Some(value) = &raw.method
+            && !METHODS.contains(&method.as_str())
+        {
+            let message = format!("unknown HTTP method `{}`", value.value);
+            self.push(
+                Diagnostic::error("probe-method", message, Some(value.position))
+                    .with_help(format!("use one of {}", METHODS.join(", "))),
+            );
+        }
+        // Headers are sent by the engine itself, never through argv, so an auth header may
+        // carry a secret; the engine masks it in every message.
+        let headers = match &raw.headers {
+            Some(headers) => self.env_entries_named(
+                &headers.value,
+                &format!("{place}.http.headers"),
+                &scope("headers").allow_secrets(),
+            ),
+            None => Vec::new(),
+        };
+        let body = raw
+            .body
+            .as_ref()
+            .map(|body| self.template(body, &scope("body")));
+        let status = match &raw.status {
+            Some(status) => {
+                let codes: Vec<u16> = status
+                    .value
+                    .0
+                    .iter()
+                    .filter_map(|code| u16::try_from(*code).ok())
+                    .filter(|code| (100..=599).contains(code))
+                    .collect();
+                if codes.len() != status.value.0.len() || codes.is_empty() {
+                    let message =
+                        "`status` must be HTTP status codes between 100 and 599".to_string();
+                    self.push(Diagnostic::error(
+                        "probe-status",
+                        message,
+                        Some(status.position),
+                    ));
+                }
+                codes
+            }
+            None => vec![200],
+        };
+        let body_contains = raw
+            .body_contains
+            .as_ref()
+            .map(|value| self.template(value, &scope("body_contains")));
+        let body_matches = raw
+            .body_matches
+            .as_ref()
+            .map(|value| self.template(value, &scope("body_matches")));
+        if let (Some(template), Some(value)) = (&body_matches, &raw.body_matches) {
+            self.check_regex(template, value, "body_matches");
+        }
+        HttpProbe {
+            url,
+            method,
+            headers,
+            body,
+            status,
+            body_contains,
+            body_matches,
+            max_latency: self.duration(raw.max_latency.as_ref(), "max_latency"),
+            timeout: self
+                .duration(raw.timeout.as_ref(), "timeout")
+                .unwrap_or(DEFAULT_HTTP_TIMEOUT),
+        }
+    }
+
+    /// Like `env_entries`, for header maps whose names are not shell variable names.
+    fn env_entries_named(
+        &mut self,
+        entries: &crate::document::OrderedMap<Spanned<String>>,
+        place: &str,
+        scope: &Scope,
+    ) -> Vec<crate::model::EnvEntry> {
+        entries
+            .iter()
+            .map(|(name, value)| {
+                let value = self.template(value, &scope.at(format!("{place}.{}", name.value)));
+                crate::model::EnvEntry {
+                    name: name.value.clone(),
+                    value,
+                }
+            })
+            .collect()
+    }
+}
+
+fn looks_like_host_port(text: &str) -> bool {
+    text.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0)
+    })
+}

@@ -1,0 +1,431 @@
+//! Checks of `steps`: ids, needs, the DAG, and each step's action, timing, retry,
+//! compensation and templates.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::Diagnostic;
+use super::templates::{Scope, TemplateOwner};
+use super::validator::Validator;
+use super::values::is_identifier;
+use crate::document::{RawCompensation, RawDefaults, RawRetry, RawRunbook, RawStep, Spanned};
+use crate::model::{Action, Compensation, RetryPolicy, Step, StepId, Template};
+
+const DEFAULT_SHELL: [&str; 6] = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"];
+const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+impl Validator<'_> {
+    pub(super) fn steps(&mut self, raw: &RawRunbook) -> Vec<Step> {
+        if raw.steps.value.is_empty() {
+            self.push(
+                Diagnostic::error("no-steps", "`steps` is empty", Some(raw.steps.position))
+                    .with_help("a runbook needs at least one step"),
+            );
+            return Vec::new();
+        }
+        self.register_ids(raw);
+        let needs = self.resolve_needs(raw);
+        self.declared_outputs = raw
+            .steps
+            .value
+            .iter()
+            .map(|step| {
+                step.outputs
+                    .as_ref()
+                    .map(|outputs| outputs.value.iter().map(|key| key.value.clone()).collect())
+            })
+            .collect();
+        self.build_graph(raw, needs.clone());
+        let defaults = raw.defaults.as_ref().map(|defaults| &defaults.value);
+        let steps: Vec<Step> = raw
+            .steps
+            .value
+            .iter()
+            .enumerate()
+            .map(|(index, step)| self.step(index, step, needs[index].clone(), defaults))
+            .collect();
+        self.check_pivots(raw);
+        steps
+    }
+
+    fn register_ids(&mut self, raw: &RawRunbook) {
+        let mut first_seen: HashMap<&str, usize> = HashMap::new();
+        for (index, step) in raw.steps.value.iter().enumerate() {
+            let id = step.id.value.as_str();
+            if !is_identifier(id) {
+                let message = format!("step id `{id}` is not a valid id");
+                self.push(
+                    Diagnostic::error("invalid-step-id", message, Some(step.id.position))
+                        .with_help("use lowercase letters, digits, `_` and `-`, starting with a letter or digit"),
+                );
+            }
+            if let Some(&first) = first_seen.get(id) {
+                let first_position = raw.steps.value[first].id.position;
+                let message = format!(
+                    "duplicate step id `{id}` (first used on line {})",
+                    first_position.line
+                );
+                self.push(
+                    Diagnostic::error("duplicate-id", message, Some(step.id.position))
+                        .with_label("used again here")
+                        .with_related(first_position, "first used here")
+                        .with_help("step ids must be unique"),
+                );
+            } else {
+                first_seen.insert(id, index);
+                self.step_ids.insert(id.to_string(), index);
+            }
+            self.step_names.push(id.to_string());
+        }
+    }
+
+    fn step(
+        &mut self,
+        index: usize,
+        raw: &RawStep,
+        needs: Vec<usize>,
+        defaults: Option<&RawDefaults>,
+    ) -> Step {
+        let id = raw.id.value.clone();
+        let place = format!("steps[{index}]");
+        let owner = TemplateOwner::Step {
+            step: index,
+            own: false,
+        };
+        let own = TemplateOwner::Step {
+            step: index,
+            own: true,
+        };
+        let action = self.action(raw, &place, index);
+        let condition = raw
+            .condition
+            .as_ref()
+            .map(|condition| self.template(condition, &Scope::new(format!("{place}.if"), owner)));
+        let shell = self.shell(
+            raw.shell
+                .as_ref()
+                .or(defaults.and_then(|defaults| defaults.shell.as_ref())),
+            &place,
+            owner,
+        );
+        let env = match &raw.env {
+            Some(env) => self.env_entries(
+                &env.value,
+                &format!("{place}.env"),
+                &Scope::new(&place, owner).allow_secrets(),
+            ),
+            None => Vec::new(),
+        };
+        let cwd_value = raw
+            .cwd
+            .as_ref()
+            .or(defaults.and_then(|defaults| defaults.cwd.as_ref()));
+        let cwd =
+            cwd_value.map(|cwd| self.template(cwd, &Scope::new(format!("{place}.cwd"), owner)));
+        let timeout = match &raw.timeout {
+            Some(timeout) => self.duration(Some(timeout), "timeout"),
+            None => self.duration(
+                defaults.and_then(|defaults| defaults.timeout.as_ref()),
+                "defaults.timeout",
+            ),
+        };
+        let grace = match &raw.grace {
+            Some(grace) => self.duration(Some(grace), "grace"),
+            None => self.duration(
+                defaults.and_then(|defaults| defaults.grace.as_ref()),
+                "defaults.grace",
+            ),
+        };
+        let retry_value = raw
+            .retry
+            .as_ref()
+            .or(defaults.and_then(|defaults| defaults.retry.as_ref()));
+        let retry = self.retry(retry_value);
+        let verify = match &raw.verify {
+            Some(probes) => self.probes(
+                &probes.value,
+                &format!("{place}.verify"),
+                own,
+                raw.shell.as_ref(),
+            ),
+            None => Vec::new(),
+        };
+        let rollback = raw.rollback.as_ref().map(|rollback| {
+            self.compensation(
+                &Spanned::new(&rollback.value.0, rollback.position),
+                &place,
+                index,
+                raw,
+            )
+        });
+        let outputs = raw.outputs.as_ref().map(|outputs| {
+            outputs
+                .value
+                .iter()
+                .map(|key| {
+                    if !super::values::is_var_name(&key.value) {
+                        let message = format!(
+                            "output key `{}` of step `{id}` is not a valid name",
+                            key.value
+                        );
+                        self.push(Diagnostic::error(
+                            "invalid-output-key",
+                            message,
+                            Some(key.position),
+                        ));
+                    }
+                    key.value.clone()
+                })
+                .collect()
+        });
+        if raw.pivot.as_ref().is_some_and(|pivot| pivot.value)
+            && raw.allow_failure.as_ref().is_some_and(|allow| allow.value)
+        {
+            let message = format!(
+                "step `{id}` is a `pivot` and has `allow_failure`: a point of no return must succeed"
+            );
+            self.push(Diagnostic::error(
+                "pivot-allow-failure",
+                message,
+                raw.pivot.as_ref().map(|pivot| pivot.position),
+            ));
+        }
+        self.lint_step(raw, &place);
+        Step {
+            index,
+            id: StepId(id.clone()),
+            name: raw.name.as_ref().map_or(id, |name| name.value.clone()),
+            description: raw
+                .description
+                .as_ref()
+                .map(|description| description.value.clone()),
+            needs,
+            condition,
+            action,
+            shell,
+            env,
+            cwd,
+            timeout,
+            retry,
+            allow_failure: raw.allow_failure.as_ref().is_some_and(|allow| allow.value),
+            verify,
+            rollback,
+            grace: grace.unwrap_or(DEFAULT_GRACE),
+            idempotent: raw
+                .idempotent
+                .as_ref()
+                .is_none_or(|idempotent| idempotent.value),
+            pivot: raw.pivot.as_ref().is_some_and(|pivot| pivot.value),
+            outputs,
+            position: raw.id.position,
+        }
+    }
+
+    fn action(&mut self, raw: &RawStep, place: &str, index: usize) -> Action {
+        let owner = TemplateOwner::Step {
+            step: index,
+            own: false,
+        };
+        match (&raw.run, &raw.approve) {
+            (Some(_), Some(approve)) => {
+                let message = format!("step `{}` has both `approve` and `run`", raw.id.value);
+                self.push(
+                    Diagnostic::error("approve-and-run", message, Some(approve.position))
+                        .with_help("an `approve` step is a manual gate: put the command in a step that `needs` it"),
+                );
+                Action::Check
+            }
+            (Some(run), None) => {
+                self.lint_script(run, place);
+                Action::Run(self.template(run, &Scope::new(format!("{place}.run"), owner).shell()))
+            }
+            (None, Some(approve)) => {
+                if raw.shell.is_some() || raw.timeout.is_some() || raw.retry.is_some() {
+                    let message = format!(
+                        "step `{}` is an approval gate: `shell`, `timeout` and `retry` apply only to `run`",
+                        raw.id.value
+                    );
+                    self.push(Diagnostic::error(
+                        "approve-options",
+                        message,
+                        Some(approve.position),
+                    ));
+                }
+                Action::Approve(
+                    self.template(approve, &Scope::new(format!("{place}.approve"), owner)),
+                )
+            }
+            (None, None) => {
+                if raw
+                    .verify
+                    .as_ref()
+                    .is_none_or(|verify| verify.value.is_empty())
+                {
+                    let message = format!(
+                        "step `{}` does nothing: it has no `run`, `approve` or `verify`",
+                        raw.id.value
+                    );
+                    self.push(Diagnostic::error(
+                        "empty-step",
+                        message,
+                        Some(raw.id.position),
+                    ));
+                }
+                Action::Check
+            }
+        }
+    }
+
+    pub(super) fn shell(
+        &mut self,
+        shell: Option<&Spanned<Vec<Spanned<String>>>>,
+        place: &str,
+        owner: TemplateOwner,
+    ) -> Vec<Template> {
+        let Some(shell) = shell else {
+            let default = |word: &&str| Template::literal(word, &format!("{place}.shell"));
+            return DEFAULT_SHELL.iter().map(default).collect();
+        };
+        if shell.value.is_empty() {
+            self.push(
+                Diagnostic::error("empty-shell", format!("`{place}.shell` is empty"), Some(shell.position))
+                    .with_help("give the interpreter and its flags, e.g. `[\"sh\", \"-c\"]`; the script is passed last"),
+            );
+        }
+        shell
+            .value
+            .iter()
+            .enumerate()
+            .map(|(index, word)| {
+                self.template(word, &Scope::new(format!("{place}.shell[{index}]"), owner))
+            })
+            .collect()
+    }
+
+    pub(super) fn retry(&mut self, retry: Option<&Spanned<RawRetry>>) -> RetryPolicy {
+        let Some(retry) = retry else {
+            return RetryPolicy::default();
+        };
+        let mut policy = RetryPolicy::default();
+        let attempts = &retry.value.attempts;
+        if attempts.value == 0 || attempts.value > 1000 {
+            let message = format!(
+                "`retry.attempts` must be between 1 and 1000, not {}",
+                attempts.value
+            );
+            self.push(
+                Diagnostic::error("invalid-retry", message, Some(attempts.position))
+                    .with_help("attempts counts every try, the first included"),
+            );
+        } else {
+            policy.attempts = attempts.value;
+        }
+        if let Some(delay) = self.duration(retry.value.delay.as_ref(), "retry.delay") {
+            policy.delay = delay;
+        }
+        if let Some(backoff) = &retry.value.backoff {
+            if !(backoff.value.is_finite() && (1.0..=100.0).contains(&backoff.value)) {
+                let message = format!(
+                    "`retry.backoff` must be between 1.0 and 100.0, not {}",
+                    backoff.value
+                );
+                self.push(Diagnostic::error(
+                    "invalid-retry",
+                    message,
+                    Some(backoff.position),
+                ));
+            } else {
+                policy.backoff = backoff.value;
+            }
+        }
+        policy
+    }
+
+    fn compensation(
+        &mut self,
+        raw: &Spanned<&RawCompensation>,
+        place: &str,
+        index: usize,
+        step: &RawStep,
+    ) -> Compensation {
+        let place = format!("{place}.rollback");
+        let own = TemplateOwner::Step {
+            step: index,
+            own: true,
+        };
+        let run_position = self.position_or(raw.value.run.position, raw.position);
+        let run = Spanned::new(raw.value.run.value.clone(), run_position);
+        self.lint_script(&run, &place);
+        let template = self.template(&run, &Scope::new(format!("{place}.run"), own).shell());
+        let only_if_succeeded = raw
+            .value
+            .only_if_succeeded
+            .as_ref()
+            .is_some_and(|only| only.value);
+        if !only_if_succeeded && self.reads_own_outputs_unguarded(&run.value, index) {
+            let message = format!(
+                "the rollback of `{}` reads the step's own outputs, but it also runs when the step failed before writing them",
+                step.id.value
+            );
+            self.push(
+                Diagnostic::warning("rollback-reads-missing-output", message, Some(run_position))
+                    .with_help("add `only_if_succeeded: true`, or use `{{default steps.<id>.outputs.<key> \"\"}}`"),
+            );
+        }
+        let shell_source = raw.value.shell.as_ref().or(step.shell.as_ref());
+        let env = match &raw.value.env {
+            Some(env) => self.env_entries(
+                &env.value,
+                &format!("{place}.env"),
+                &Scope::new(&place, own).allow_secrets(),
+            ),
+            None => Vec::new(),
+        };
+        let cwd = raw
+            .value
+            .cwd
+            .as_ref()
+            .or(step.cwd.as_ref())
+            .map(|cwd| self.template(cwd, &Scope::new(format!("{place}.cwd"), own)));
+        Compensation {
+            run: template,
+            shell: self.shell(shell_source, &place, own),
+            env,
+            cwd,
+            timeout: self.duration(raw.value.timeout.as_ref(), "rollback.timeout"),
+            retry: self.retry(raw.value.retry.as_ref()),
+            verify: match &raw.value.verify {
+                Some(probes) => {
+                    self.probes(&probes.value, &format!("{place}.verify"), own, shell_source)
+                }
+                None => Vec::new(),
+            },
+            only_if_succeeded,
+        }
+    }
+
+    /// At most one pivot: a second point of no return would make the first meaningless.
+    fn check_pivots(&mut self, raw: &RawRunbook) {
+        let pivots: Vec<&RawStep> = raw
+            .steps
+            .value
+            .iter()
+            .filter(|step| step.pivot.as_ref().is_some_and(|pivot| pivot.value))
+            .collect();
+        if let [first, second, ..] = pivots.as_slice() {
+            let message = format!(
+                "steps `{}` and `{}` are both a `pivot`: a runbook has at most one point of no return",
+                first.id.value, second.id.value
+            );
+            let position = second.pivot.as_ref().map(|pivot| pivot.position);
+            let related = first
+                .pivot
+                .as_ref()
+                .map_or(first.id.position, |pivot| pivot.position);
+            self.push(
+                Diagnostic::error("second-pivot", message, position)
+                    .with_related(related, "first pivot"),
+            );
+        }
+    }
+}

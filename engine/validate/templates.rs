@@ -1,0 +1,427 @@
+//! Checks of every template: syntax, helpers, and each path it reads (declared var, step
+//! upstream, secret kept out of argv), plus the unquoted-in-shell warning.
+
+use super::validator::Validator;
+use super::{Diagnostic, suggest};
+use crate::document::{Position, Spanned};
+use crate::model::Template;
+use crate::template::{ReferenceUsage, TemplateAnalysis, TemplateEngine, TemplateError};
+
+/// Whose template it is, which decides the paths it may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TemplateOwner {
+    /// A var default: `env`, `runbook`, `run` and the first `visible` vars.
+    VarDefault { visible: usize },
+    /// Runbook-level `env`: vars, env, runbook, run; no step outputs.
+    Runbook,
+    /// A step's template; `own` also allows the step's own outputs (verify, rollback).
+    Step { step: usize, own: bool },
+    /// Hooks and `rollback_verify`: any step, and `run.status`.
+    Hook,
+}
+
+/// Where a template sits and what it may do.
+#[derive(Debug, Clone)]
+pub(super) struct Scope {
+    pub place: String,
+    pub owner: TemplateOwner,
+    /// Script text given to a shell: pasted values should be quoted.
+    pub shell: bool,
+    /// Secrets may appear only in `env` mappings (and HTTP headers), never in argv.
+    pub secrets_allowed: bool,
+}
+
+impl Scope {
+    pub fn new(place: impl Into<String>, owner: TemplateOwner) -> Scope {
+        Scope {
+            place: place.into(),
+            owner,
+            shell: false,
+            secrets_allowed: false,
+        }
+    }
+
+    pub fn shell(mut self) -> Scope {
+        self.shell = true;
+        self
+    }
+
+    pub fn allow_secrets(mut self) -> Scope {
+        self.secrets_allowed = true;
+        self
+    }
+
+    pub fn at(&self, place: impl Into<String>) -> Scope {
+        Scope {
+            place: place.into(),
+            ..self.clone()
+        }
+    }
+}
+
+const ROOTS: [&str; 5] = ["vars", "env", "runbook", "run", "steps"];
+
+impl Validator<'_> {
+    /// Checks one template and returns it as a model value.
+    pub(super) fn template(&mut self, value: &Spanned<String>, scope: &Scope) -> Template {
+        let mut runtime_paths = Vec::new();
+        if value.value.contains('\0') {
+            let message = format!("`{}` contains a NUL byte", scope.place);
+            self.push(Diagnostic::error("nul-byte", message, Some(value.position)));
+        } else if value.value.contains("{{") {
+            match self.engine.analyze(&value.value) {
+                Ok(analysis) => runtime_paths = self.check_analysis(value, scope, &analysis),
+                Err(error) => {
+                    let offset = match &error {
+                        TemplateError::Syntax { offset, .. }
+                        | TemplateError::Render { offset, .. }
+                        | TemplateError::NulByte { offset } => *offset,
+                    };
+                    let position =
+                        offset.map_or(value.position, |offset| self.locate(value, offset));
+                    let message = format!("invalid template in `{}`: {error}", scope.place);
+                    self.push(Diagnostic::error(
+                        "template-syntax",
+                        message,
+                        Some(position),
+                    ));
+                }
+            }
+        }
+        Template {
+            text: value.value.clone(),
+            place: scope.place.clone(),
+            position: value.position,
+            runtime_paths,
+        }
+    }
+
+    /// Returns the paths the template reads that only a run knows.
+    fn check_analysis(
+        &mut self,
+        value: &Spanned<String>,
+        scope: &Scope,
+        analysis: &TemplateAnalysis,
+    ) -> Vec<Vec<String>> {
+        for helper in &analysis.helpers {
+            if !TemplateEngine::helper_names().contains(&helper.name.as_str()) {
+                let message = format!(
+                    "unknown template helper `{}` in `{}`",
+                    helper.name, scope.place
+                );
+                let help = suggest(&helper.name, TemplateEngine::helper_names().iter().copied())
+                    .map_or_else(
+                        || format!("helpers: {}", TemplateEngine::helper_names().join(", ")),
+                        |best| format!("did you mean `{best}`?"),
+                    );
+                let position = self.locate(value, helper.span.start);
+                self.push(
+                    Diagnostic::error("unknown-helper", message, Some(position))
+                        .with_length(helper.name.chars().count())
+                        .with_help(help),
+                );
+            }
+        }
+        let mut runtime_paths = Vec::new();
+        for reference in &analysis.references {
+            let path: Vec<&str> = reference.path.iter().map(String::as_str).collect();
+            if matches!(path.first(), Some(&"steps") | Some(&"run")) {
+                runtime_paths.push(reference.path.clone());
+            }
+            if let Some(diagnostic) = self.check_reference(&path, scope, reference.usage) {
+                // Locating scans the source, so it is done only for a reference with a problem.
+                let position = self.locate(value, reference.span.start);
+                let length = value
+                    .value
+                    .get(reference.span.clone())
+                    .map_or(0, |text| text.chars().count());
+                self.push(Diagnostic {
+                    position: Some(position),
+                    length,
+                    ..diagnostic
+                });
+            }
+        }
+        runtime_paths
+    }
+
+    fn check_reference(
+        &self,
+        path: &[&str],
+        scope: &Scope,
+        usage: ReferenceUsage,
+    ) -> Option<Diagnostic> {
+        let dotted = path.join(".");
+        let place = &scope.place;
+        let error = |code, message: String| Some(Diagnostic::error(code, message, None));
+        match path {
+            ["vars", name, rest @ ..] => {
+                let visible = match scope.owner {
+                    TemplateOwner::VarDefault { visible } => visible,
+                    _ => self.vars.len(),
+                };
+                let Some(position) = self.vars.iter().position(|var| var.name == *name) else {
+                    let help = suggest(name, self.vars.iter().map(|var| var.name.as_str()))
+                        .map(|best| format!("did you mean `vars.{best}`?"));
+                    let help =
+                        help.or_else(|| Some(format!("declare it under `vars:` (`{name}: ...`)")));
+                    return Some(
+                        Diagnostic::error(
+                            "undefined-var",
+                            format!("`vars.{name}` is not declared (used in `{place}`)"),
+                            None,
+                        )
+                        .with_optional_help(help),
+                    );
+                };
+                if position >= visible {
+                    return error("var-order", format!("`vars.{name}` is declared after the variable whose default uses it (`{place}`)"))
+                        .map(|diagnostic| diagnostic.with_help("a default may use only variables declared above it"));
+                }
+                let var = &self.vars[position];
+                if !rest.is_empty() {
+                    return error(
+                        "var-path",
+                        format!("`{dotted}`: variables are plain values, they have no fields"),
+                    );
+                }
+                if var.secret && !scope.secrets_allowed {
+                    let env_name = name.to_ascii_uppercase();
+                    return Some(
+                        Diagnostic::error("secret-inlined", format!("secret `vars.{name}` is pasted into `{place}`, where it would reach argv, logs or the terminal"), None)
+                            .with_help(format!("pass it through `env:` (`{env_name}: \"{{{{vars.{name}}}}}\"`) and use \"${env_name}\" in the script")),
+                    );
+                }
+                if scope.shell && usage == ReferenceUsage::Direct && !var.shell_safe {
+                    return Some(
+                        Diagnostic::warning("unquoted-template", format!("`{{{{vars.{name}}}}}` is pasted into a shell script without `quote` (`{place}`)"), None)
+                            .with_help(format!("write `{{{{quote vars.{name}}}}}`, or pass it through `env:` and use \"$NAME\" in the script")),
+                    );
+                }
+                None
+            }
+            ["vars"] => error(
+                "var-path",
+                format!(
+                    "`vars` alone is not a value (in `{place}`): name a variable, `vars.<name>`"
+                ),
+            ),
+            ["env", _name] => None,
+            ["env", ..] => error(
+                "env-path",
+                format!("`{dotted}` is not an environment variable path (in `{place}`)"),
+            ),
+            ["runbook", "name" | "dir" | "description"] => None,
+            ["runbook", ..] => error(
+                "runbook-path",
+                format!("unknown template variable `{dotted}` in `{place}`"),
+            )
+            .map(|diagnostic| {
+                diagnostic.with_help("`runbook` has `name`, `dir` and `description`")
+            }),
+            ["run", "id" | "started_at" | "timestamp" | "dir"] => None,
+            ["run", "status"] if scope.owner == TemplateOwner::Hook => None,
+            ["run", "status"] => error(
+                "run-path",
+                format!("`run.status` is known only in hooks (used in `{place}`)"),
+            ),
+            ["run", ..] => error(
+                "run-path",
+                format!("unknown template variable `{dotted}` in `{place}`"),
+            )
+            .map(|diagnostic| {
+                diagnostic.with_help(
+                    "`run` has `id`, `started_at`, `timestamp`, `dir` (and `status` in hooks)",
+                )
+            }),
+            ["steps", id, rest @ ..] => self.check_step_reference(id, rest, &dotted, scope, usage),
+            ["steps"] => error(
+                "step-path",
+                format!("`steps` alone is not a value (in `{place}`)"),
+            ),
+            [first, ..] => {
+                let as_var = self
+                    .vars
+                    .iter()
+                    .any(|var| var.name == *first)
+                    .then(|| format!("did you mean `vars.{first}`?"));
+                let help = as_var.or_else(|| {
+                    suggest(first, ROOTS).map(|best| format!("did you mean `{best}`?"))
+                });
+                let help = help.unwrap_or_else(|| "template variables start with `vars.`, `env.`, `runbook.`, `run.` or `steps.`".into());
+                Some(
+                    Diagnostic::error(
+                        "unknown-template-variable",
+                        format!("unknown template variable `{dotted}` in `{place}`"),
+                        None,
+                    )
+                    .with_help(help),
+                )
+            }
+            [] => None,
+        }
+    }
+
+    fn check_step_reference(
+        &self,
+        id: &str,
+        rest: &[&str],
+        dotted: &str,
+        scope: &Scope,
+        usage: ReferenceUsage,
+    ) -> Option<Diagnostic> {
+        let place = &scope.place;
+        let Some(&target) = self.step_ids.get(id) else {
+            let help = suggest(id, self.step_names.iter().map(String::as_str))
+                .map(|best| format!("did you mean `steps.{best}`?"));
+            return Some(
+                Diagnostic::error(
+                    "unknown-step-reference",
+                    format!("`{dotted}` names unknown step `{id}` (in `{place}`)"),
+                    None,
+                )
+                .with_optional_help(help),
+            );
+        };
+        let visible = match scope.owner {
+            TemplateOwner::Hook => true,
+            TemplateOwner::Step { step, own } => {
+                (own && step == target)
+                    || self
+                        .graph
+                        .as_ref()
+                        .is_none_or(|graph| graph.is_upstream(target, step))
+            }
+            TemplateOwner::Runbook | TemplateOwner::VarDefault { .. } => false,
+        };
+        if !visible {
+            let message = match scope.owner {
+                TemplateOwner::Step { step, .. } => format!(
+                    "`{dotted}` is read by step `{}`, but `{id}` is not upstream of it (in `{place}`)",
+                    self.step_names[step]
+                ),
+                _ => format!(
+                    "`{dotted}` cannot be read in `{place}`: step values exist only in steps and hooks"
+                ),
+            };
+            let help = match scope.owner {
+                TemplateOwner::Step { .. } => Some(format!(
+                    "add `{id}` to `needs`, so it has finished before this step starts"
+                )),
+                _ => None,
+            };
+            return Some(
+                Diagnostic::error("step-not-upstream", message, None).with_optional_help(help),
+            );
+        }
+        match rest {
+            ["status"] => None,
+            ["outputs", key] => {
+                if let Some(Some(declared)) = self.declared_outputs.get(target)
+                    && !declared.iter().any(|output| output == key)
+                {
+                    let help = suggest(key, declared.iter().map(String::as_str)).map_or_else(
+                        || format!("`{id}` declares outputs: {}", declared.join(", ")),
+                        |best| format!("did you mean `{best}`?"),
+                    );
+                    return Some(
+                        Diagnostic::error(
+                            "unknown-output",
+                            format!("step `{id}` does not declare output `{key}` (in `{place}`)"),
+                            None,
+                        )
+                        .with_help(help),
+                    );
+                }
+                if scope.shell && usage == ReferenceUsage::Direct {
+                    return Some(
+                        Diagnostic::warning("unquoted-template", format!("`{{{{{dotted}}}}}` is pasted into a shell script without `quote` (`{place}`)"), None)
+                            .with_help(format!("write `{{{{quote {dotted}}}}}`")),
+                    );
+                }
+                None
+            }
+            _ => Some(
+                Diagnostic::error(
+                    "step-path",
+                    format!("`{dotted}` is not a step value (in `{place}`)"),
+                    None,
+                )
+                .with_help(format!(
+                    "use `steps.{id}.outputs.<key>` or `steps.{id}.status`"
+                )),
+            ),
+        }
+    }
+
+    /// Whether a rollback script reads its own step's outputs other than through a helper
+    /// such as `default` that tolerates a missing value.
+    pub(super) fn reads_own_outputs_unguarded(&self, text: &str, step: usize) -> bool {
+        let Ok(analysis) = self.engine.analyze(text) else {
+            return false;
+        };
+        let own = &self.step_names[step];
+        analysis.references.iter().any(|reference| {
+            reference.path.len() >= 3
+                && reference.path[0] == "steps"
+                && &reference.path[1] == own
+                && reference.path[2] == "outputs"
+                && reference.usage != ReferenceUsage::HelperArgument
+                // `quote (default steps.x.outputs.y "")`: quoted, but guarded by `default`.
+                && !text[..reference.span.start].trim_end().ends_with("default")
+        })
+    }
+
+    /// The position in the file of byte `offset` inside a template value.
+    pub(super) fn locate(&self, value: &Spanned<String>, offset: usize) -> Position {
+        let text = &value.value;
+        let offset = offset.min(text.len());
+        let line_index = text[..offset].matches('\n').count();
+        let line_start = text[..offset].rfind('\n').map_or(0, |index| index + 1);
+        let template_line = text[line_start..].split('\n').next().unwrap_or_default();
+        let column_in_line = text[line_start..offset].chars().count();
+        let source_lines: Vec<&str> = self
+            .source
+            .text()
+            .lines()
+            .skip(value.position.line.saturating_sub(1))
+            .take(line_index + 64)
+            .collect();
+        let start_line = value.position.line.max(1);
+        if line_index == 0 {
+            // A plain or quoted scalar on the key's line.
+            if let Some(line) = source_lines.first() {
+                let rest: String = line
+                    .chars()
+                    .skip(value.position.column.saturating_sub(1))
+                    .collect();
+                let quoted = rest.starts_with('"') || rest.starts_with('\'');
+                if rest.contains(template_line.trim())
+                    && !rest.starts_with('|')
+                    && !rest.starts_with('>')
+                {
+                    return Position {
+                        line: start_line,
+                        column: value.position.column + usize::from(quoted) + column_in_line,
+                    };
+                }
+            }
+        }
+        // A block scalar: find the line holding this template line's text.
+        let trimmed = template_line.trim_start();
+        let leading = template_line.len() - trimmed.len();
+        for (index, line) in source_lines.iter().enumerate() {
+            let line = line.trim_end();
+            if !trimmed.trim_end().is_empty() && line.ends_with(trimmed.trim_end()) {
+                let byte_start = line.len() - trimmed.trim_end().len();
+                let inside = text.get(line_start + leading..offset).unwrap_or_default();
+                let column = line[..byte_start].chars().count() + 1 + inside.chars().count();
+                return Position {
+                    line: start_line + index,
+                    column,
+                };
+            }
+        }
+        value.position
+    }
+}

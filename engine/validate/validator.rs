@@ -1,0 +1,351 @@
+//! The validation driver: parse, then check the top level, variables, the step graph and
+//! every step, collecting diagnostics; a `Runbook` comes out only when none is an error.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::graph::{StepGraph, find_cycles};
+use super::templates::{Scope, TemplateOwner};
+use super::values::{is_env_name, is_identifier, parse_duration};
+use super::{Diagnostic, suggest};
+use crate::document::{self, OrderedMap, Position, RawHook, RawRunbook, Spanned};
+use crate::model::{EnvEntry, Hook, Hooks, Runbook};
+use crate::source::Source;
+use crate::template::TemplateEngine;
+
+/// What validation found: the runbook when it is valid, and every diagnostic either way.
+#[derive(Debug)]
+pub struct Validation {
+    pub runbook: Option<Runbook>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Validation {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// The facts about variables that template checks need.
+#[derive(Debug, Clone)]
+pub(super) struct VarFacts {
+    pub name: String,
+    pub secret: bool,
+    /// Every allowed value is safe to paste into a shell unquoted.
+    pub shell_safe: bool,
+}
+
+/// State shared by the checks of one runbook.
+pub(super) struct Validator<'a> {
+    pub source: &'a Source,
+    pub engine: TemplateEngine,
+    pub diagnostics: Vec<Diagnostic>,
+    pub vars: Vec<VarFacts>,
+    pub step_ids: HashMap<String, usize>,
+    pub step_names: Vec<String>,
+    pub declared_outputs: Vec<Option<Vec<String>>>,
+    pub graph: Option<StepGraph>,
+}
+
+/// Validates a runbook file's text.
+pub fn validate(source: &Source) -> Validation {
+    let raw = match document::parse(source.text()) {
+        Ok(raw) => raw,
+        Err(error) => {
+            // Also in the message itself, for logs that drop the snippet.
+            let message = match error.position {
+                Some(position) => format!(
+                    "{} at line {}, column {}",
+                    error.message, position.line, position.column
+                ),
+                None => error.message,
+            };
+            let diagnostic =
+                Diagnostic::error("yaml", message, error.position).with_optional_help(error.help);
+            return Validation {
+                runbook: None,
+                diagnostics: vec![diagnostic],
+            };
+        }
+    };
+    let mut validator = Validator {
+        source,
+        engine: TemplateEngine::new(),
+        diagnostics: Vec::new(),
+        vars: Vec::new(),
+        step_ids: HashMap::new(),
+        step_names: Vec::new(),
+        declared_outputs: Vec::new(),
+        graph: None,
+    };
+    let runbook = validator.runbook(&raw);
+    let mut diagnostics = validator.diagnostics;
+    diagnostics.sort_by_key(|diagnostic| {
+        let position = diagnostic.position.unwrap_or_default();
+        (diagnostic.severity, position.line, position.column)
+    });
+    let runbook = if diagnostics.iter().any(Diagnostic::is_error) {
+        None
+    } else {
+        Some(runbook)
+    };
+    Validation {
+        runbook,
+        diagnostics,
+    }
+}
+
+impl Validator<'_> {
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    pub fn duration(&mut self, value: Option<&Spanned<String>>, key: &str) -> Option<Duration> {
+        match parse_duration(value?, key) {
+            Ok(duration) => Some(duration),
+            Err(diagnostic) => {
+                self.push(diagnostic);
+                None
+            }
+        }
+    }
+
+    fn runbook(&mut self, raw: &RawRunbook) -> Runbook {
+        if raw.version.value != 1 {
+            let message = format!(
+                "unsupported `version` {}: this engine reads version 1",
+                raw.version.value
+            );
+            self.push(
+                Diagnostic::error("version", message, Some(raw.version.position))
+                    .with_help("set `version: 1`"),
+            );
+        }
+        if !is_identifier(&raw.name.value) {
+            let message = format!("runbook `name` `{}` is not a valid name", raw.name.value);
+            self.push(
+                Diagnostic::error("invalid-name", message, Some(raw.name.position)).with_help(
+                    "use lowercase letters, digits, `_` and `-`, starting with a letter or digit",
+                ),
+            );
+        }
+        let concurrency = match &raw.concurrency {
+            Some(value) if value.value < 1 || value.value > 10_000 => {
+                let message = format!(
+                    "`concurrency` must be between 1 and 10000, not {}",
+                    value.value
+                );
+                self.push(Diagnostic::error(
+                    "invalid-concurrency",
+                    message,
+                    Some(value.position),
+                ));
+                1
+            }
+            Some(value) => usize::try_from(value.value).unwrap_or(1),
+            None => 4,
+        };
+        let timeout = self.duration(raw.timeout.as_ref(), "timeout");
+        let vars = self.vars(raw.vars.as_ref());
+        let env = match &raw.env {
+            Some(env) => self.env_entries(
+                &env.value,
+                "env",
+                &Scope::new("env", TemplateOwner::Runbook).allow_secrets(),
+            ),
+            None => Vec::new(),
+        };
+        let steps = self.steps(raw);
+        let hooks = self.hooks(raw.hooks.as_ref());
+        let rollback_verify = match &raw.rollback_verify {
+            Some(probes) => {
+                self.probes(&probes.value, "rollback_verify", TemplateOwner::Hook, None)
+            }
+            None => Vec::new(),
+        };
+        Runbook {
+            name: raw.name.value.clone(),
+            description: raw
+                .description
+                .as_ref()
+                .map(|description| description.value.clone()),
+            source_name: self.source.name().to_string(),
+            directory: self.source.directory(),
+            vars,
+            env,
+            concurrency,
+            timeout,
+            steps,
+            hooks,
+            rollback_verify,
+        }
+    }
+
+    /// Checks an `env` mapping: variable names and templated values.
+    pub fn env_entries(
+        &mut self,
+        env: &OrderedMap<Spanned<String>>,
+        place: &str,
+        scope: &Scope,
+    ) -> Vec<EnvEntry> {
+        let mut entries = Vec::new();
+        for (name, value) in env.iter() {
+            if !is_env_name(&name.value) {
+                let message = format!(
+                    "`{}` is not a valid environment variable name in `{place}`",
+                    name.value
+                );
+                self.push(
+                    Diagnostic::error("invalid-env-name", message, Some(name.position))
+                        .with_help("use letters, digits and `_`, not starting with a digit"),
+                );
+            }
+            let entry_scope = scope.at(format!("{place}.{}", name.value));
+            let value = self.template(value, &entry_scope);
+            entries.push(EnvEntry {
+                name: name.value.clone(),
+                value,
+            });
+        }
+        entries
+    }
+
+    fn hooks(&mut self, raw: Option<&Spanned<document::RawHooks>>) -> Hooks {
+        let Some(raw) = raw else {
+            return Hooks::default();
+        };
+        let mut list = |hooks: &Option<Spanned<Vec<RawHook>>>, moment: &str| -> Vec<Hook> {
+            let Some(hooks) = hooks else {
+                return Vec::new();
+            };
+            hooks
+                .value
+                .iter()
+                .enumerate()
+                .map(|(index, hook)| self.hook(hook, &format!("hooks.{moment}[{index}]")))
+                .collect()
+        };
+        Hooks {
+            on_start: list(&raw.value.on_start, "on_start"),
+            on_success: list(&raw.value.on_success, "on_success"),
+            on_failure: list(&raw.value.on_failure, "on_failure"),
+            always: list(&raw.value.always, "always"),
+        }
+    }
+
+    fn hook(&mut self, hook: &RawHook, place: &str) -> Hook {
+        let scope = Scope::new(format!("{place}.run"), TemplateOwner::Hook).shell();
+        let run = self.template(&hook.run, &scope);
+        self.lint_script(&hook.run, place);
+        let env = match &hook.env {
+            Some(env) => self.env_entries(
+                &env.value,
+                &format!("{place}.env"),
+                &Scope::new(place, TemplateOwner::Hook).allow_secrets(),
+            ),
+            None => Vec::new(),
+        };
+        let timeout = self
+            .duration(hook.timeout.as_ref(), "timeout")
+            .unwrap_or(Duration::from_secs(60));
+        let name = hook
+            .name
+            .as_ref()
+            .map_or_else(|| place.to_string(), |name| name.value.clone());
+        Hook {
+            name,
+            run,
+            env,
+            timeout,
+        }
+    }
+
+    /// Resolves `needs` names to indices, reporting unknown and self references.
+    pub fn resolve_needs(&mut self, raw: &RawRunbook) -> Vec<Vec<usize>> {
+        let mut all = Vec::new();
+        for (index, step) in raw.steps.value.iter().enumerate() {
+            let mut needs = Vec::new();
+            for need in step.needs.iter().flat_map(|needs| &needs.value) {
+                match self.step_ids.get(&need.value) {
+                    Some(&target) if needs.contains(&target) => {
+                        let message = format!(
+                            "step `{}` lists `{}` twice in `needs`",
+                            step.id.value, need.value
+                        );
+                        self.push(Diagnostic::warning(
+                            "duplicate-need",
+                            message,
+                            Some(need.position),
+                        ));
+                    }
+                    Some(&target) => needs.push(target),
+                    None => {
+                        let message = format!(
+                            "step `{}` needs unknown step `{}`",
+                            step.id.value, need.value
+                        );
+                        let help = suggest(&need.value, self.step_names.iter().map(String::as_str))
+                            .map(|best| format!("did you mean `{best}`?"));
+                        self.push(
+                            Diagnostic::error("unknown-need", message, Some(need.position))
+                                .with_optional_help(help),
+                        );
+                    }
+                }
+            }
+            all.push(needs);
+            let _ = index;
+        }
+        all
+    }
+
+    /// Reports cycles with their full path; returns the graph when there are none.
+    pub fn build_graph(&mut self, raw: &RawRunbook, needs: Vec<Vec<usize>>) {
+        let cycles = find_cycles(&needs);
+        for cycle in &cycles {
+            let path: Vec<&str> = cycle
+                .iter()
+                .map(|&step| self.step_names[step].as_str())
+                .collect();
+            let first = &raw.steps.value[cycle[0]];
+            let position = first
+                .needs
+                .as_ref()
+                .map_or(first.id.position, |needs| needs.position);
+            let message = if cycle.len() == 2 {
+                format!("step `{}` needs itself: a dependency cycle", path[0])
+            } else {
+                format!(
+                    "dependency cycle: {}",
+                    path.iter()
+                        .map(|id| format!("`{id}`"))
+                        .collect::<Vec<_>>()
+                        .join(" -> ")
+                )
+            };
+            let mut diagnostic = Diagnostic::error("cycle", message, Some(position))
+                .with_help("steps and their `needs` must form a DAG: remove one of these `needs`");
+            for &step in &cycle[1..cycle.len() - 1] {
+                let other = &raw.steps.value[step];
+                let at = other
+                    .needs
+                    .as_ref()
+                    .map_or(other.id.position, |needs| needs.position);
+                diagnostic = diagnostic
+                    .with_related(at, format!("`{}` is part of the cycle", other.id.value));
+            }
+            self.push(diagnostic);
+        }
+        if cycles.is_empty() {
+            self.graph = Some(StepGraph::new(needs));
+        }
+    }
+
+    pub fn position_or(&self, position: Position, fallback: Position) -> Position {
+        if position.line == 0 {
+            fallback
+        } else {
+            position
+        }
+    }
+}

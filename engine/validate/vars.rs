@@ -1,0 +1,165 @@
+//! Checks of `vars`: names, sources, choices and default templates (which may only read
+//! variables declared above them).
+
+use super::Diagnostic;
+use super::templates::{Scope, TemplateOwner};
+use super::validator::{Validator, VarFacts};
+use super::values::is_var_name;
+use crate::document::{OrderedMap, RawVar, Spanned};
+use crate::model::VarDecl;
+
+/// Characters that mean nothing to a POSIX shell, so a value made only of them can be pasted
+/// into a script unquoted.
+pub(super) fn is_shell_safe(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "_-./:@%+=,".contains(character))
+}
+
+impl Validator<'_> {
+    pub(super) fn vars(
+        &mut self,
+        raw: Option<&Spanned<OrderedMap<Spanned<RawVar>>>>,
+    ) -> Vec<VarDecl> {
+        let Some(raw) = raw else { return Vec::new() };
+        let mut declarations = Vec::new();
+        for (index, (name, var)) in raw.value.iter().enumerate() {
+            if !is_var_name(&name.value) {
+                let message = format!("`{}` is not a valid variable name", name.value);
+                self.push(
+                    Diagnostic::error("invalid-var-name", message, Some(name.position))
+                        .with_help("use letters, digits and `_`, not starting with a digit: it is written `vars.<name>` in templates"),
+                );
+            }
+            let declaration = self.var(index, name, var);
+            // Declared before its default is checked would let a default read itself.
+            self.vars.push(VarFacts {
+                name: declaration.name.clone(),
+                secret: declaration.secret,
+                shell_safe: !declaration.choices.is_empty()
+                    && declaration
+                        .choices
+                        .iter()
+                        .all(|choice| is_shell_safe(choice)),
+            });
+            declarations.push(declaration);
+        }
+        declarations
+    }
+
+    fn var(&mut self, index: usize, name: &Spanned<String>, var: &Spanned<RawVar>) -> VarDecl {
+        let place = format!("vars.{}", name.value);
+        let scope = Scope::new(
+            format!("{place}.default"),
+            TemplateOwner::VarDefault { visible: index },
+        )
+        .allow_secrets();
+        let mut declaration = VarDecl {
+            name: name.value.clone(),
+            description: None,
+            default: None,
+            required: false,
+            choices: Vec::new(),
+            env: None,
+            file: None,
+            secret: false,
+            position: name.position,
+        };
+        let spec = match &var.value {
+            RawVar::Plain(scalar) => {
+                declaration.default = scalar
+                    .0
+                    .as_ref()
+                    .map(|text| self.template(&Spanned::new(text.clone(), var.position), &scope));
+                return declaration;
+            }
+            RawVar::Declared(spec) => spec,
+        };
+        declaration.description = spec
+            .description
+            .as_ref()
+            .map(|description| description.value.clone());
+        declaration.required = spec
+            .required
+            .as_ref()
+            .is_some_and(|required| required.value);
+        declaration.secret = spec.secret.as_ref().is_some_and(|secret| secret.value);
+        declaration.env = spec.env.as_ref().map(|env| env.value.clone());
+        declaration.file = spec.file.as_ref().map(|file| file.value.clone());
+        if let Some(default) = &spec.default
+            && let Some(text) = &default.value.0
+        {
+            declaration.default =
+                Some(self.template(&Spanned::new(text.clone(), default.position), &scope));
+        }
+        if let Some(choices) = &spec.choices {
+            if choices.value.is_empty() {
+                self.push(Diagnostic::error(
+                    "empty-choices",
+                    format!("`{place}.choices` is empty"),
+                    Some(choices.position),
+                ));
+            }
+            declaration.choices = choices
+                .value
+                .iter()
+                .filter_map(|choice| choice.value.0.clone())
+                .collect();
+            let default_text = spec
+                .default
+                .as_ref()
+                .and_then(|default| default.value.0.clone());
+            if let (Some(default), Some(position)) = (
+                default_text,
+                spec.default.as_ref().map(|default| default.position),
+            ) && !default.contains("{{")
+                && !declaration.choices.contains(&default)
+            {
+                let message =
+                    format!("the default of `{place}`, `{default}`, is not one of its `choices`");
+                let help = format!("choices: {}", declaration.choices.join(", "));
+                self.push(
+                    Diagnostic::error("default-not-a-choice", message, Some(position))
+                        .with_help(help),
+                );
+            }
+        }
+        if declaration.secret
+            && let Some(default) = &spec.default
+        {
+            let message = format!("secret `{place}` has a default written in the runbook");
+            self.push(
+                Diagnostic::warning("hard-coded-secret", message, Some(default.position))
+                    .with_help(
+                        "read secrets from `env:` or `file:` instead of writing them in the file",
+                    ),
+            );
+        }
+        if let Some(env) = &spec.env
+            && !super::values::is_env_name(&env.value)
+        {
+            let message = format!("`{}` is not a valid environment variable name", env.value);
+            self.push(Diagnostic::error(
+                "invalid-env-name",
+                message,
+                Some(env.position),
+            ));
+        }
+        declaration
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_shell_safe;
+
+    #[test]
+    fn shell_safe_values() {
+        assert!(is_shell_safe("production"));
+        assert!(is_shell_safe("v1.2.3"));
+        assert!(!is_shell_safe("a b"));
+        assert!(!is_shell_safe("$(x)"));
+        assert!(!is_shell_safe(""));
+    }
+}
