@@ -411,7 +411,6 @@ fn a_multi_document_stream_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: the multi-document message tells the author to call the Rust API `from_str_multiple`"]
 fn the_multi_document_message_speaks_to_runbook_authors() {
     let message = first_message(format!("{VALID}---\n{VALID}").as_bytes());
     assert!(message.contains("multiple YAML documents"), "{message}");

@@ -750,7 +750,6 @@ fn a_var_default_using_a_var_declared_below_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: a default reading a var declared below is reported as `undefined-var` (\"not declared\", help \"declare it under vars:\") instead of `var-order`"]
 fn a_var_default_using_a_var_declared_below_says_so() {
     let checked = check(DEFAULT_READS_LATER_VAR, &[]);
     let diagnostic = checked.error("var-order", 4, 19, &["`vars.backup_dir`", "declared after"]);

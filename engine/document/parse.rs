@@ -117,6 +117,13 @@ fn explain(message: &str) -> (String, Option<String>) {
             Some("each key may appear once in a mapping".into()),
         );
     }
+    if message.contains("multiple YAML documents") {
+        return (
+            "multiple YAML documents in one file (a `---` separator): a runbook is one document"
+                .into(),
+            Some("remove the `---` line, or split the runbooks into separate files".into()),
+        );
+    }
     if message.starts_with("missing field `") {
         let field = message
             .trim_start_matches("missing field `")

@@ -161,10 +161,19 @@ pub fn build_plan(
     };
     let env = renderer.env(&runbook.env);
     let rollback_order = rollback_order(runbook, graph);
+    let ranked = ranked_compensations(runbook, graph);
     let steps: Vec<PlanStep> = graph
         .topological_order()
         .iter()
-        .map(|&index| plan_step(&mut renderer, runbook, graph, &runbook.steps[index]))
+        .map(|&index| {
+            plan_step(
+                &mut renderer,
+                runbook,
+                graph,
+                &ranked,
+                &runbook.steps[index],
+            )
+        })
         .collect();
     let hooks = PlanHooks {
         on_start: runbook
@@ -333,6 +342,7 @@ fn plan_step(
     renderer: &mut Renderer<'_>,
     runbook: &Runbook,
     graph: &StepGraph,
+    ranked: &[usize],
     step: &Step,
 ) -> PlanStep {
     let (kind, command) = match &step.action {
@@ -400,7 +410,7 @@ fn plan_step(
         pivot: step.pivot,
         verify: renderer.probes(&step.verify),
         rollback,
-        on_failure: failure_rollback(runbook, graph, step),
+        on_failure: failure_rollback(runbook, graph, ranked, step),
     }
 }
 
@@ -423,7 +433,12 @@ fn rollback_order(runbook: &Runbook, graph: &StepGraph) -> Vec<Vec<usize>> {
 
 /// What a failure of `step` compensates: itself (unless `only_if_succeeded`), then every
 /// upstream step with a compensation, latest first, stopping at an upstream pivot.
-fn failure_rollback(runbook: &Runbook, graph: &StepGraph, step: &Step) -> PlanFailure {
+fn failure_rollback(
+    runbook: &Runbook,
+    graph: &StepGraph,
+    ranked: &[usize],
+    step: &Step,
+) -> PlanFailure {
     let compensates_itself = step
         .rollback
         .as_ref()
@@ -437,32 +452,48 @@ fn failure_rollback(runbook: &Runbook, graph: &StepGraph, step: &Step) -> PlanFa
             stopped_by_pivot: None,
         };
     }
-    let upstream: Vec<usize> = graph.upstream(step.index).collect();
-    let pivot = upstream
+    let pivot = runbook
+        .steps
         .iter()
-        .copied()
-        .find(|&index| runbook.steps[index].pivot);
-    let mut candidates: Vec<usize> = upstream
-        .into_iter()
-        .filter(|&index| runbook.steps[index].rollback.is_some() && !runbook.steps[index].pivot)
+        .find(|other| other.pivot && graph.is_upstream(other.index, step.index))
+        .map(|other| other.index);
+    // `ranked` is sorted latest wave first: upstream steps are all in earlier waves.
+    let wave = graph.wave(step.index);
+    let start = ranked.partition_point(|&index| graph.wave(index) >= wave);
+    let mut compensates = Vec::new();
+    let mut compensates_total = 0;
+    for &index in &ranked[start..] {
         // Behind a pivot only what finished after it is compensated: its descendants.
-        .filter(|&index| pivot.is_none_or(|pivot| graph.is_upstream(pivot, index)))
+        let after_pivot = pivot.is_none_or(|pivot| graph.is_upstream(pivot, index));
+        if graph.is_upstream(index, step.index) && after_pivot {
+            compensates_total += 1;
+            if compensates.len() < COMPENSATES_LISTED {
+                compensates.push(runbook.steps[index].id.to_string());
+            }
+        }
+    }
+    PlanFailure {
+        compensates_itself,
+        compensates,
+        compensates_total,
+        stopped_by_pivot: pivot.map(|index| runbook.steps[index].id.to_string()),
+    }
+}
+
+/// Steps with a compensation, latest wave first and later file position first: the order a
+/// rollback takes.
+fn ranked_compensations(runbook: &Runbook, graph: &StepGraph) -> Vec<usize> {
+    let mut ranked: Vec<usize> = runbook
+        .steps
+        .iter()
+        .filter(|step| step.rollback.is_some() && !step.pivot)
+        .map(|step| step.index)
         .collect();
-    candidates.sort_by_key(|&index| {
+    ranked.sort_by_key(|&index| {
         (
             std::cmp::Reverse(graph.wave(index)),
             std::cmp::Reverse(index),
         )
     });
-    let compensates_total = candidates.len();
-    candidates.truncate(COMPENSATES_LISTED);
-    PlanFailure {
-        compensates_itself,
-        compensates: candidates
-            .iter()
-            .map(|&index| runbook.steps[index].id.to_string())
-            .collect(),
-        compensates_total,
-        stopped_by_pivot: pivot.map(|index| runbook.steps[index].id.to_string()),
-    }
+    ranked
 }

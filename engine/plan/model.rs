@@ -109,7 +109,7 @@ pub struct PlanCompensation {
 
 /// The longest `compensates` list in a plan: a 10,000-step DAG would otherwise list
 /// millions of ids.
-pub const COMPENSATES_LISTED: usize = 100;
+pub const COMPENSATES_LISTED: usize = 20;
 
 /// What a failure of this step would compensate.
 #[derive(Debug, Clone, Serialize)]

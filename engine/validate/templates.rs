@@ -160,6 +160,11 @@ impl Validator<'_> {
                     TemplateOwner::VarDefault { visible } => visible,
                     _ => self.vars.len(),
                 };
+                let not_yet_seen = self.vars.iter().all(|var| var.name != *name);
+                if not_yet_seen && self.all_var_names.iter().any(|var| var == name) {
+                    return error("var-order", format!("`vars.{name}` is declared after the variable whose default uses it (`{place}`)"))
+                        .map(|diagnostic| diagnostic.with_help("a default may use only variables declared above it: move it up"));
+                }
                 let Some(position) = self.vars.iter().position(|var| var.name == *name) else {
                     let help = suggest(name, self.vars.iter().map(|var| var.name.as_str()))
                         .map(|best| format!("did you mean `vars.{best}`?"));

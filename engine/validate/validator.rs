@@ -45,6 +45,8 @@ pub(super) struct Validator<'a> {
     pub step_names: Vec<String>,
     pub declared_outputs: Vec<Option<Vec<String>>>,
     pub graph: Option<StepGraph>,
+    /// Every declared var name, so a default reading a var declared below it is told so.
+    pub all_var_names: Vec<String>,
 }
 
 /// Validates a runbook file's text.
@@ -77,6 +79,7 @@ pub fn validate(source: &Source) -> Validation {
         step_names: Vec::new(),
         declared_outputs: Vec::new(),
         graph: None,
+        all_var_names: Vec::new(),
     };
     let runbook = validator.runbook(&raw);
     let mut diagnostics = validator.diagnostics;

@@ -23,6 +23,11 @@ impl Validator<'_> {
         raw: Option<&Spanned<OrderedMap<Spanned<RawVar>>>>,
     ) -> Vec<VarDecl> {
         let Some(raw) = raw else { return Vec::new() };
+        self.all_var_names = raw
+            .value
+            .iter()
+            .map(|(name, _)| name.value.clone())
+            .collect();
         let mut declarations = Vec::new();
         for (index, (name, var)) in raw.value.iter().enumerate() {
             if !is_var_name(&name.value) {
