@@ -9,6 +9,27 @@ fn label(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "'")
 }
 
+/// Rollback order edges `(dependent, need)`: the dependent's compensation runs before its
+/// need's. Only pairs where both steps have a compensation.
+fn undo_edges(plan: &Plan) -> Vec<(&str, &str)> {
+    let with_rollback: std::collections::HashSet<&str> = plan
+        .steps
+        .iter()
+        .filter(|step| step.rollback.is_some())
+        .map(|step| step.id.as_str())
+        .collect();
+    plan.steps
+        .iter()
+        .filter(|step| with_rollback.contains(step.id.as_str()))
+        .flat_map(|step| {
+            step.needs
+                .iter()
+                .map(move |need| (step.id.as_str(), need.as_str()))
+        })
+        .filter(|(_, need)| with_rollback.contains(need))
+        .collect()
+}
+
 /// Mermaid `flowchart`: solid arrows for `needs`, dashed `undo` arrows for the order of
 /// compensations (a dependent's undo runs before its need's).
 pub fn to_mermaid(plan: &Plan) -> String {
@@ -25,18 +46,8 @@ pub fn to_mermaid(plan: &Plan) -> String {
             let _ = writeln!(out, "  {need} --> {}", step.id);
         }
     }
-    let with_rollback: std::collections::HashSet<&str> = plan
-        .steps
-        .iter()
-        .filter(|step| step.rollback.is_some())
-        .map(|step| step.id.as_str())
-        .collect();
-    for step in &plan.steps {
-        for need in &step.needs {
-            if with_rollback.contains(step.id.as_str()) && with_rollback.contains(need.as_str()) {
-                let _ = writeln!(out, "  {} -. undo .-> {need}", step.id);
-            }
-        }
+    for (step, need) in undo_edges(plan) {
+        let _ = writeln!(out, "  {step} -. undo .-> {need}");
     }
     for step in plan.steps.iter().filter(|step| step.rollback.is_some()) {
         let _ = writeln!(out, "  class {} compensated", step.id);
@@ -74,22 +85,11 @@ pub fn to_dot(plan: &Plan) -> String {
             let _ = writeln!(out, "  \"{need}\" -> \"{}\";", step.id);
         }
     }
-    let with_rollback: std::collections::HashSet<&str> = plan
-        .steps
-        .iter()
-        .filter(|step| step.rollback.is_some())
-        .map(|step| step.id.as_str())
-        .collect();
-    for step in &plan.steps {
-        for need in &step.needs {
-            if with_rollback.contains(step.id.as_str()) && with_rollback.contains(need.as_str()) {
-                let _ = writeln!(
-                    out,
-                    "  \"{}\" -> \"{need}\" [style=dashed, color=red, constraint=false, label=\"undo\"];",
-                    step.id
-                );
-            }
-        }
+    for (step, need) in undo_edges(plan) {
+        let _ = writeln!(
+            out,
+            "  \"{step}\" -> \"{need}\" [style=dashed, color=red, constraint=false, label=\"undo\"];"
+        );
     }
     out.push_str("}\n");
     out

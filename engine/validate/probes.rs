@@ -161,8 +161,7 @@ impl Validator<'_> {
         let within = self.duration(raw.within.as_ref(), "within");
         let hold = self.duration(raw.hold.as_ref(), "hold");
         let interval = self.duration(raw.interval.as_ref(), "interval");
-        if let (Some(within_value), Some(hold_value)) = (&raw.within, &raw.hold) {
-            let _ = hold_value;
+        if let (Some(within_value), Some(_)) = (&raw.within, &raw.hold) {
             let message = format!(
                 "probe `{label}` has both `within` and `hold`: choose wait-until (`within`) or a watch window (`hold`)"
             );
@@ -298,7 +297,7 @@ impl Validator<'_> {
         // Headers are sent by the engine itself, never through argv, so an auth header may
         // carry a secret; the engine masks it in every message.
         let headers = match &raw.headers {
-            Some(headers) => self.env_entries_named(
+            Some(headers) => self.templated_mapping(
                 &headers.value,
                 &format!("{place}.http.headers"),
                 &scope("headers").allow_secrets(),
@@ -355,25 +354,6 @@ impl Validator<'_> {
                 .duration(raw.timeout.as_ref(), "timeout")
                 .unwrap_or(DEFAULT_HTTP_TIMEOUT),
         }
-    }
-
-    /// Like `env_entries`, for header maps whose names are not shell variable names.
-    fn env_entries_named(
-        &mut self,
-        entries: &crate::document::OrderedMap<Spanned<String>>,
-        place: &str,
-        scope: &Scope,
-    ) -> Vec<crate::model::EnvEntry> {
-        entries
-            .iter()
-            .map(|(name, value)| {
-                let value = self.template(value, &scope.at(format!("{place}.{}", name.value)));
-                crate::model::EnvEntry {
-                    name: name.value.clone(),
-                    value,
-                }
-            })
-            .collect()
     }
 }
 

@@ -191,8 +191,7 @@ impl Validator<'_> {
         place: &str,
         scope: &Scope,
     ) -> Vec<EnvEntry> {
-        let mut entries = Vec::new();
-        for (name, value) in env.iter() {
+        for (name, _) in env.iter() {
             if !is_env_name(&name.value) {
                 let message = format!(
                     "`{}` is not a valid environment variable name in `{place}`",
@@ -203,14 +202,27 @@ impl Validator<'_> {
                         .with_help("use letters, digits and `_`, not starting with a digit"),
                 );
             }
-            let entry_scope = scope.at(format!("{place}.{}", name.value));
-            let value = self.template(value, &entry_scope);
-            entries.push(EnvEntry {
-                name: name.value.clone(),
-                value,
-            });
         }
+        self.templated_mapping(env, place, scope)
+    }
+
+    /// A mapping of names to templates (`env`, HTTP headers), each value checked in its place.
+    pub fn templated_mapping(
+        &mut self,
+        entries: &OrderedMap<Spanned<String>>,
+        place: &str,
+        scope: &Scope,
+    ) -> Vec<EnvEntry> {
         entries
+            .iter()
+            .map(|(name, value)| {
+                let value = self.template(value, &scope.at(format!("{place}.{}", name.value)));
+                EnvEntry {
+                    name: name.value.clone(),
+                    value,
+                }
+            })
+            .collect()
     }
 
     fn hooks(&mut self, raw: Option<&Spanned<document::RawHooks>>) -> Hooks {
@@ -266,7 +278,7 @@ impl Validator<'_> {
     /// Resolves `needs` names to indices, reporting unknown and self references.
     pub fn resolve_needs(&mut self, raw: &RawRunbook) -> Vec<Vec<usize>> {
         let mut all = Vec::new();
-        for (index, step) in raw.steps.value.iter().enumerate() {
+        for step in &raw.steps.value {
             let mut needs = Vec::new();
             for need in step.needs.iter().flat_map(|needs| &needs.value) {
                 match self.step_ids.get(&need.value) {
@@ -297,7 +309,6 @@ impl Validator<'_> {
                 }
             }
             all.push(needs);
-            let _ = index;
         }
         all
     }
