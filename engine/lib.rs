@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod document;
 pub mod errors;
+pub mod executor;
 pub mod model;
 pub mod plan;
 pub mod process;
