@@ -9,11 +9,15 @@
 pub mod cli;
 pub mod document;
 pub mod errors;
+pub mod events;
 pub mod executor;
 pub mod model;
 pub mod plan;
 pub mod process;
+pub mod report;
+pub mod rollback;
 pub mod secrets;
 pub mod source;
+pub mod state;
 pub mod template;
 pub mod validate;

@@ -100,7 +100,7 @@ fn plan_json_of_the_deploy_example() {
         .find(|step| step["id"] == "check_version")
         .expect("check");
     assert_eq!(check["verify"][0]["kind"], "http");
-    assert_eq!(check["verify"][0]["timing"], "within 5s every 250ms");
+    assert_eq!(check["verify"][0]["timing"], "within 3s every 250ms");
     let redacted = output
         .stdout
         .replace(&output.directory.display().to_string(), "[DIR]");

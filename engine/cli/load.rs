@@ -19,6 +19,8 @@ use crate::validate::{Diagnostic, StepGraph, validate};
 #[derive(Debug)]
 pub struct Loaded {
     pub source: Source,
+    pub runbook: Runbook,
+    pub graph: StepGraph,
     pub vars: Vec<ResolvedVar>,
     pub plan: Plan,
 }
@@ -99,7 +101,13 @@ pub fn load(file: &Path, vars: &VarArgs, global: &GlobalArgs) -> Result<Loaded, 
         );
         EXIT_INVALID
     })?;
-    Ok(Loaded { source, vars, plan })
+    Ok(Loaded {
+        source,
+        runbook,
+        graph,
+        vars,
+        plan,
+    })
 }
 
 fn build_graph(runbook: &Runbook) -> StepGraph {

@@ -1,23 +1,162 @@
 //! `runbook run`: validates and plans first (nothing runs from an invalid runbook), then
-//! executes.
+//! executes with the chosen reporters and prints the summary.
 
-use super::args::{GlobalArgs, RunArgs};
-use super::load::load;
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use super::args::{GlobalArgs, LogFormat, Progress, RunArgs};
+use super::diagnostics::render_error;
+use super::load::{Loaded, load, var_inputs};
 use super::plan::print_plan;
 use crate::errors::EXIT_INVALID;
+use crate::executor::{Emitter, EventSink, RunOptions, RunShared, dispatch};
+use crate::plan::{Context, resolve_vars};
+use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, summary_text};
+use crate::secrets::Masker;
+use crate::state::{RunDirectory, new_run_info, state_directory};
+use crate::template::TemplateEngine;
 
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
     if args.dry_run {
         return print_plan(&args.file, &args.vars, args.format, global);
     }
-    match load(&args.file, &args.vars, global) {
-        Ok(loaded) => {
+    let loaded = match load(&args.file, &args.vars, global) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            err!("{}", render_error(&error));
+            return EXIT_INVALID;
+        }
+    };
+    runtime.block_on(execute(loaded, args, global))
+}
+
+async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
+    let state = state_directory(global.state_dir.as_deref());
+    let mut info = new_run_info(&state);
+    match RunDirectory::create(&state, &info.id) {
+        Ok(directory) => info.directory = directory.path,
+        Err(error) => {
             errln!(
-                "error: `{}` is valid, but this build of runbook cannot execute runs yet: the executor is not built (use `runbook plan`)",
+                "error: cannot create the run directory `{}`: {error}",
+                info.directory.display()
+            );
+            return EXIT_INVALID;
+        }
+    }
+    let engine = TemplateEngine::new();
+    let secrets = loaded.secret_values();
+    let runbook = Arc::new(loaded.runbook);
+    let mut context = Context::for_run(&runbook, &info);
+    match resolve_vars(
+        &runbook,
+        &var_inputs(&args.vars),
+        &mut context,
+        &engine,
+        true,
+    ) {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) | Err(_) => {
+            errln!("error: variables changed between planning and running: nothing was run");
+            return EXIT_INVALID;
+        }
+    }
+    let masker = Masker::new(secrets.iter().cloned());
+    for &index in masker.too_short() {
+        if let Some(name) = loaded
+            .vars
+            .iter()
+            .filter(|var| var.secret && var.value.as_ref().is_some_and(|value| !value.is_empty()))
+            .nth(index)
+            .map(|var| var.name.clone())
+        {
+            errln!(
+                "warning: secret `{name}` is shorter than 4 characters: it is masked, but short values also mask ordinary text"
+            );
+        }
+    }
+    let emitter = Emitter::new(masker, reporter(global));
+    let mut base_env = Vec::new();
+    let prepared = crate::template::PreparedContext::new(context.value());
+    for entry in &runbook.env {
+        let rendered = prepared
+            .as_ref()
+            .map_err(ToString::to_string)
+            .and_then(|prepared| {
+                engine
+                    .render_prepared(&entry.value.text, prepared)
+                    .map_err(|error| error.to_string())
+            });
+        match rendered {
+            Ok(value) => base_env.push((entry.name.clone(), value)),
+            Err(message) => {
+                errln!(
+                    "error: cannot render `{}`: {}: nothing was run",
+                    entry.value.place,
+                    emitter.mask(&message)
+                );
+                return EXIT_INVALID;
+            }
+        }
+    }
+    base_env.push(("RUNBOOK_RUN_ID".into(), info.id.clone()));
+    base_env.push((
+        "RUNBOOK_RUN_DIR".into(),
+        info.directory.display().to_string(),
+    ));
+    let options = RunOptions {
+        concurrency: args.jobs.map(|jobs| jobs as usize),
+        approve_all: args.yes,
+        approve: args.approve.clone(),
+        no_rollback: args.no_rollback,
+    };
+    let run_id = info.id.clone();
+    let shared = Arc::new(RunShared {
+        runbook,
+        graph: loaded.graph,
+        engine,
+        emitter,
+        info,
+        options,
+        base_env,
+        approval_lock: tokio::sync::Mutex::new(()),
+    });
+    match dispatch(shared, context).await {
+        Ok(result) => {
+            if global.log_format == LogFormat::Text && global.progress != Progress::None {
+                out!("{}", summary_text(&result, &run_id));
+            } else if global.log_format == LogFormat::Text {
+                outln!(
+                    "run {run_id}: {} (exit {})",
+                    result.outcome.as_str(),
+                    result.exit_code
+                );
+            }
+            result.exit_code
+        }
+        Err(error) => {
+            errln!(
+                "error: the engine could not run `{}`: {error}",
                 loaded.source.name()
             );
             EXIT_INVALID
         }
-        Err(code) => code,
     }
+}
+
+/// The reporter the options ask for.
+fn reporter(global: &GlobalArgs) -> EventSink {
+    let mut reporter: Box<dyn Reporter> = match (global.log_format, global.progress) {
+        (LogFormat::Json, _) => Box::new(JsonLines),
+        (LogFormat::Text, Progress::None) => Box::new(PlainLines { quiet: true }),
+        (LogFormat::Text, Progress::Auto) if std::io::stderr().is_terminal() => Box::new(LiveProgress::new()),
+        (LogFormat::Text, Progress::Plain | Progress::Auto) => Box::new(PlainLines { quiet: false }),
+    };
+    Box::new(move |event| reporter.handle(event))
 }

@@ -1,5 +1,22 @@
 //! The executor: one dispatcher loop runs the plan's steps as the DAG allows, verifies them
 //! with probes, and on failure or signal compensates what ran in reverse DAG order.
 
+mod approval;
+mod command;
+mod compensate;
+mod dispatcher;
+mod emitter;
+mod hooks;
 pub(crate) mod http;
+mod options;
+mod outputs;
 pub mod probe;
+mod shared;
+mod step;
+mod verify;
+
+pub use command::CancelLevel;
+pub use dispatcher::{RunResult, StepSummary, dispatch};
+pub use emitter::{Emitter, EventSink};
+pub use options::RunOptions;
+pub use shared::RunShared;

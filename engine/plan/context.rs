@@ -15,6 +15,17 @@ pub struct Context {
     mask_secrets: bool,
 }
 
+/// What identifies one run: its id, when it started, and its directory.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// `%Y%m%d_%H%M%S`, UTC: fixed for the whole run.
+    pub timestamp: String,
+    pub directory: std::path::PathBuf,
+}
+
 /// Marker for contexts built for `plan`: run values are placeholders.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanPlaceholders;
@@ -30,6 +41,39 @@ impl Context {
             "status": "<run.status>",
         });
         Context::new(runbook, run, true)
+    }
+
+    /// A run context: real values, secrets included (they reach processes only through env).
+    pub fn for_run(runbook: &Runbook, run: &RunInfo) -> Context {
+        let run = json!({
+            "id": run.id,
+            "started_at": run.started_at,
+            "timestamp": run.timestamp,
+            "dir": run.directory.display().to_string(),
+            "status": "running",
+        });
+        Context::new(runbook, run, false)
+    }
+
+    /// Records a finished step's status and outputs for the templates of later steps.
+    pub fn set_step(&mut self, id: &str, status: &str, outputs: &[(String, String)]) {
+        let outputs: Map<String, Value> = outputs
+            .iter()
+            .map(|(key, value)| (key.clone(), Value::String(value.clone())))
+            .collect();
+        if let Some(steps) = self.root.get_mut("steps").and_then(Value::as_object_mut) {
+            steps.insert(
+                id.to_string(),
+                json!({ "status": status, "outputs": outputs }),
+            );
+        }
+    }
+
+    /// Sets `run.status`, for hooks.
+    pub fn set_run_status(&mut self, status: &str) {
+        if let Some(run) = self.root.get_mut("run").and_then(Value::as_object_mut) {
+            run.insert("status".into(), Value::String(status.to_string()));
+        }
     }
 
     fn new(runbook: &Runbook, run: Value, mask_secrets: bool) -> Context {

@@ -47,13 +47,30 @@ impl VarSource {
     }
 }
 
-/// A variable with its value and where it came from.
-#[derive(Debug, Clone)]
+/// A variable with its value and where it came from. `Debug` masks secret values, so a
+/// panic or a debug print cannot leak them.
+#[derive(Clone)]
 pub struct ResolvedVar {
     pub name: String,
     pub value: Option<String>,
     pub source: VarSource,
     pub secret: bool,
+}
+
+impl std::fmt::Debug for ResolvedVar {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = match &self.value {
+            Some(_) if self.secret => Some(super::MASK),
+            value => value.as_deref(),
+        };
+        formatter
+            .debug_struct("ResolvedVar")
+            .field("name", &self.name)
+            .field("value", &value)
+            .field("source", &self.source)
+            .field("secret", &self.secret)
+            .finish()
+    }
 }
 
 /// Reads `--vars-file`: a YAML mapping of names to scalar values.
@@ -244,5 +261,23 @@ pub fn resolve_vars(
         Ok(Ok(resolved))
     } else {
         Ok(Err(problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ResolvedVar, VarSource};
+
+    #[test]
+    fn debug_never_shows_a_secret_value() {
+        let var = ResolvedVar {
+            name: "db_password".into(),
+            value: Some("Tr0ub4dor&3".into()),
+            source: VarSource::Default,
+            secret: true,
+        };
+        let shown = format!("{var:?}");
+        assert!(!shown.contains("Tr0ub4dor"), "{shown}");
+        assert!(shown.contains("••••••"), "{shown}");
     }
 }

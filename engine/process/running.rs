@@ -67,6 +67,9 @@ pub struct RunningProcess {
     child_exits: tokio::signal::unix::Signal,
     /// Set when the main process has been reaped; from then on its id names nothing of ours.
     exit: Option<(ExitOutcome, Instant)>,
+    /// When the main process was seen to exit while still unreaped: its zombie keeps the
+    /// group id reserved, so the group can still be killed safely until it is reaped.
+    exited_unreaped_at: Option<Instant>,
     readers: Vec<JoinHandle<()>>,
     stop_readers: watch::Sender<bool>,
     output_leaked: bool,
@@ -133,6 +136,7 @@ impl RunningProcess {
             group: Pid::from_raw(pid.cast_signed()),
             child_exits,
             exit: None,
+            exited_unreaped_at: None,
             readers,
             stop_readers,
             output_leaked: false,
@@ -146,12 +150,32 @@ impl RunningProcess {
         self.pid
     }
 
-    /// Waits for the main process to exit, kills what is left of its group, then reads output
-    /// for at most `OUTPUT_DRAIN` more. Cancel-safe, and once finished it returns the same
-    /// outcome again at once.
+    /// Waits for the main process to exit, reads output for at most `OUTPUT_DRAIN` more, then
+    /// kills what is left of its group if something there still holds the output pipes (or
+    /// the process is being terminated). Members that closed the pipes are left alone on a
+    /// normal exit: a service started with `setsid cmd > log &` may not have detached yet at
+    /// the moment the step's shell exits, and killing the group then would kill it. Cancel-safe,
+    /// and once finished it returns the same outcome again at once.
     pub async fn wait(&mut self) -> ExitOutcome {
-        let (outcome, exited_at) = self.main_exit().await;
+        let exited_at = self.main_exit().await;
         self.drain_output(exited_at + OUTPUT_DRAIN).await;
+        self.reap_after_exit()
+    }
+
+    /// Kills the group's leftovers where needed, then collects the exit status.
+    fn reap_after_exit(&mut self) -> ExitOutcome {
+        if let Some((outcome, _)) = self.exit {
+            return outcome;
+        }
+        if self.output_leaked || self.terminate_deadline.is_some() {
+            // The zombie still holds the id, so the kill cannot reach a recycled group.
+            self.kill_group_leftovers();
+        }
+        let outcome = self.reap().unwrap_or(ExitOutcome::Exited(-1));
+        self.exit = Some((
+            outcome,
+            self.exited_unreaped_at.unwrap_or_else(Instant::now),
+        ));
         outcome
     }
 
@@ -202,38 +226,38 @@ impl RunningProcess {
         self.output_leaked
     }
 
-    /// Cancel-safe: the only state change, collecting the exit, happens without an await.
-    async fn main_exit(&mut self) -> (ExitOutcome, Instant) {
+    /// Cancel-safe: the only state changes, noticing or collecting the exit, happen without an
+    /// await. Returns when the main process exited.
+    async fn main_exit(&mut self) -> Instant {
         loop {
-            if let Some(exit) = self.exit {
-                return exit;
+            if let Some((_, at)) = self.exit {
+                return at;
             }
-            if let Some(outcome) = self.collect_exit() {
-                let exit = (outcome, Instant::now());
-                self.exit = Some(exit);
-                return exit;
+            if let Some(at) = self.exited_unreaped_at {
+                return at;
+            }
+            match unix::exited_unreaped(self.group) {
+                Some(true) => {
+                    let now = Instant::now();
+                    self.exited_unreaped_at = Some(now);
+                    return now;
+                }
+                Some(false) => {}
+                None => {
+                    // No `waitid`: reap first, as nothing else is possible here; while any
+                    // member lives the id stays reserved, and a group with no members left
+                    // needs no kill.
+                    if let Some(outcome) = self.reap() {
+                        self.kill_group_leftovers();
+                        let now = Instant::now();
+                        self.exit = Some((outcome, now));
+                        return now;
+                    }
+                }
             }
             tokio::select! {
                 Some(()) = self.child_exits.recv() => {}
                 () = tokio::time::sleep(EXIT_POLL) => {}
-            }
-        }
-    }
-
-    fn collect_exit(&mut self) -> Option<ExitOutcome> {
-        match unix::exited_unreaped(self.group) {
-            Some(false) => None,
-            Some(true) => {
-                // The zombie still holds the id, so the kill cannot reach a recycled group.
-                self.kill_group_leftovers();
-                self.reap()
-            }
-            None => {
-                let outcome = self.reap()?;
-                // Reaped first, as nothing else is possible here: while any member lives the id
-                // stays reserved, and a group with no members left needs no kill.
-                self.kill_group_leftovers();
-                Some(outcome)
             }
         }
     }

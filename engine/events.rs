@@ -1,0 +1,188 @@
+//! The contract between the executor and the reporters: every event of a run, with stable
+//! names (they are printed as JSON lines by `--log-format json`). The executor never prints.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// How a step ended, in the words of SPEC §4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    FailedAllowed,
+    Skipped,
+    Cancelled,
+    Compensating,
+    Compensated,
+    CompensationFailed,
+    /// Its compensation was not run because a compensation it waits for failed.
+    Blocked,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::FailedAllowed => "failed (allowed)",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Cancelled => "cancelled",
+            StepStatus::Compensating => "compensating",
+            StepStatus::Compensated => "compensated",
+            StepStatus::CompensationFailed => "compensation failed",
+            StepStatus::Blocked => "blocked",
+        }
+    }
+
+    /// Whether dependents may start (SPEC §4).
+    pub fn satisfies_needs(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Succeeded | StepStatus::FailedAllowed | StepStatus::Skipped
+        )
+    }
+}
+
+/// Why a run stopped starting steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum CancelReason {
+    StepFailed { step: String },
+    Signal { signal: String },
+    RunTimeout,
+}
+
+/// How the whole run ended (SPEC §8 exit codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    Succeeded,
+    RolledBack,
+    RollbackIncomplete,
+    FailedAfterPivot,
+    FailedNotRolledBack,
+}
+
+impl RunOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::RolledBack => "rolled back",
+            RunOutcome::RollbackIncomplete => "rollback incomplete",
+            RunOutcome::FailedAfterPivot => "failed after pivot",
+            RunOutcome::FailedNotRolledBack => "failed, not rolled back",
+        }
+    }
+}
+
+/// Which stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Forward step or its compensation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Forward,
+    Compensation,
+    Hook,
+}
+
+/// One thing that happened. Every text in an event is already masked.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        runbook: String,
+        steps: usize,
+        directory: String,
+    },
+    StepStarted {
+        step: String,
+        name: String,
+        phase: Phase,
+        attempt: u32,
+    },
+    StepOutput {
+        step: String,
+        phase: Phase,
+        stream: Stream,
+        line: String,
+    },
+    AttemptFailed {
+        step: String,
+        phase: Phase,
+        attempt: u32,
+        message: String,
+        retry_in: Option<DurationMs>,
+    },
+    ProbeFinished {
+        step: String,
+        phase: Phase,
+        probe: String,
+        passed: bool,
+        samples: u32,
+        message: String,
+    },
+    StepSkipped {
+        step: String,
+        reason: String,
+    },
+    StepFinished {
+        step: String,
+        phase: Phase,
+        status: StepStatus,
+        attempts: u32,
+        duration: DurationMs,
+        message: Option<String>,
+        outputs: Vec<(String, String)>,
+    },
+    ApprovalRequested {
+        step: String,
+        question: String,
+    },
+    Stopping {
+        reason: CancelReason,
+        message: String,
+    },
+    Notice {
+        message: String,
+    },
+    RollbackStarted {
+        steps: Vec<String>,
+    },
+    CompensationBlocked {
+        step: String,
+        waiting_on: Vec<String>,
+    },
+    RollbackFinished {
+        complete: bool,
+    },
+    RunFinished {
+        outcome: RunOutcome,
+        exit_code: i32,
+        duration: DurationMs,
+        needs_a_person: Vec<String>,
+    },
+}
+
+/// A duration as milliseconds in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationMs(pub Duration);
+
+impl Serialize for DurationMs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX))
+    }
+}

@@ -1,0 +1,168 @@
+//! One compensation: the step's `rollback` rendered with the outputs the step recorded, run
+//! with its own timeout and retry, then its probes. Not cancelled by the signal that started
+//! the rollback.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::command::{CancelLevel, OutputLabel, run_command};
+use super::shared::{Renderer, RunShared};
+use super::verify::verify;
+use crate::events::{DurationMs, Event, Phase, StepStatus};
+use crate::plan::Context;
+use crate::process::CommandSpec;
+
+/// A compensation without its own timeout gets this, so a hung undo cannot hang the run.
+const DEFAULT_COMPENSATION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// How a compensation ended.
+#[derive(Debug, Clone)]
+pub(crate) struct CompensationReport {
+    pub index: usize,
+    pub succeeded: bool,
+    pub attempts: u32,
+    pub duration: Duration,
+    pub message: Option<String>,
+}
+
+/// Compensates step `index`, whose forward run ended as `outcome_word`.
+pub(crate) async fn compensate(
+    shared: Arc<RunShared>,
+    index: usize,
+    context: Context,
+    outcome_word: &'static str,
+    mut cancel: watch::Receiver<CancelLevel>,
+) -> CompensationReport {
+    let started = Instant::now();
+    let step = &shared.runbook.steps[index];
+    let id = step.id.to_string();
+    let mut report = CompensationReport {
+        index,
+        succeeded: false,
+        attempts: 0,
+        duration: Duration::ZERO,
+        message: None,
+    };
+    let Some(compensation) = &step.rollback else {
+        report.succeeded = true;
+        return report;
+    };
+    shared.emitter.emit(Event::StepStarted {
+        step: id.clone(),
+        name: step.name.clone(),
+        phase: Phase::Compensation,
+        attempt: 1,
+    });
+    let prepared = Renderer::new(&shared, &context).and_then(|renderer| {
+        let mut argv = renderer.render_all(&compensation.shell)?;
+        argv.push(renderer.render(&compensation.run)?);
+        let mut env = shared.base_env.clone();
+        env.extend(renderer.render_env(&step.env)?);
+        env.extend(renderer.render_env(&compensation.env)?);
+        env.push(("RUNBOOK_STEP_ID".into(), id.clone()));
+        env.push(("RUNBOOK_STEP_OUTCOME".into(), outcome_word.into()));
+        let cwd = renderer.working_directory(compensation.cwd.as_ref())?;
+        Ok((renderer, argv, env, cwd))
+    });
+    let (renderer, argv, env, cwd) = match prepared {
+        Ok(prepared) => prepared,
+        Err(message) => return finished(&shared, report, started, Some(message)),
+    };
+    let label = OutputLabel {
+        step: id.clone(),
+        phase: Phase::Compensation,
+        emit_lines: true,
+    };
+    let timeout = compensation.timeout.unwrap_or(DEFAULT_COMPENSATION_TIMEOUT);
+    let spec = CommandSpec {
+        argv,
+        env: env.clone(),
+        cwd,
+    };
+    for attempt in 1..=compensation.retry.attempts {
+        report.attempts = attempt;
+        let result = run_command(
+            &spec,
+            &label,
+            Some(timeout),
+            step.grace,
+            &shared.emitter,
+            &mut cancel,
+            None,
+        )
+        .await;
+        if result.end.succeeded() {
+            break;
+        }
+        let message = result.end.describe();
+        if attempt == compensation.retry.attempts {
+            let tries = if attempt > 1 {
+                format!(" (after {attempt} attempts)")
+            } else {
+                String::new()
+            };
+            let tail = result
+                .tail
+                .last()
+                .map(|line| format!("; last output: {line}"))
+                .unwrap_or_default();
+            return finished(
+                &shared,
+                report,
+                started,
+                Some(format!("{message}{tries}{tail}")),
+            );
+        }
+        let delay = compensation.retry.delay_after(attempt);
+        shared.emitter.emit(Event::AttemptFailed {
+            step: id.clone(),
+            phase: Phase::Compensation,
+            attempt,
+            message,
+            retry_in: Some(DurationMs(delay)),
+        });
+        tokio::time::sleep(delay).await;
+    }
+    if let Err(message) = verify(
+        &compensation.verify,
+        &id,
+        Phase::Compensation,
+        &renderer,
+        &env,
+        &shared,
+        &mut cancel,
+    )
+    .await
+    {
+        return finished(&shared, report, started, Some(message));
+    }
+    report.succeeded = true;
+    finished(&shared, report, started, None)
+}
+
+fn finished(
+    shared: &RunShared,
+    mut report: CompensationReport,
+    started: Instant,
+    message: Option<String>,
+) -> CompensationReport {
+    report.duration = started.elapsed();
+    report.message = message;
+    let status = if report.succeeded {
+        StepStatus::Compensated
+    } else {
+        StepStatus::CompensationFailed
+    };
+    shared.emitter.emit(Event::StepFinished {
+        step: shared.runbook.steps[report.index].id.to_string(),
+        phase: Phase::Compensation,
+        status,
+        attempts: report.attempts,
+        duration: DurationMs(report.duration),
+        message: report.message.clone(),
+        outputs: Vec::new(),
+    });
+    report
+}

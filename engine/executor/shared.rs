@@ -1,0 +1,87 @@
+//! What every task of a run shares: the runbook, its graph, the template engine, the event
+//! emitter, the run's identity and the environment every process gets.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::emitter::Emitter;
+use super::options::RunOptions;
+use crate::model::{EnvEntry, Runbook, Template};
+use crate::plan::{Context, RunInfo};
+use crate::template::{PreparedContext, TemplateEngine};
+use crate::validate::StepGraph;
+
+/// Shared, read-only state of one run.
+#[derive(Debug)]
+pub struct RunShared {
+    pub runbook: Arc<Runbook>,
+    pub graph: StepGraph,
+    pub engine: TemplateEngine,
+    pub emitter: Emitter,
+    pub info: RunInfo,
+    pub options: RunOptions,
+    /// The runbook `env`, rendered once, plus `RUNBOOK_RUN_ID` and `RUNBOOK_RUN_DIR`.
+    pub base_env: Vec<(String, String)>,
+    /// One approval prompt at a time on the terminal.
+    pub approval_lock: tokio::sync::Mutex<()>,
+}
+
+/// Renders templates against one snapshot of the context.
+pub(crate) struct Renderer<'a> {
+    shared: &'a RunShared,
+    context: PreparedContext,
+}
+
+impl<'a> Renderer<'a> {
+    pub fn new(shared: &'a RunShared, context: &Context) -> Result<Renderer<'a>, String> {
+        let context = PreparedContext::new(context.value()).map_err(|error| error.to_string())?;
+        Ok(Renderer { shared, context })
+    }
+
+    /// The rendered text, or a masked message naming the template's place.
+    pub fn render(&self, template: &Template) -> Result<String, String> {
+        if template.is_literal() {
+            return Ok(template.text.clone());
+        }
+        self.shared
+            .engine
+            .render_prepared(&template.text, &self.context)
+            .map_err(|error| {
+                self.shared
+                    .emitter
+                    .mask(&format!("cannot render `{}`: {error}", template.place))
+            })
+    }
+
+    pub fn render_env(&self, entries: &[EnvEntry]) -> Result<Vec<(String, String)>, String> {
+        entries
+            .iter()
+            .map(|entry| Ok((entry.name.clone(), self.render(&entry.value)?)))
+            .collect()
+    }
+
+    pub fn render_all(&self, templates: &[Template]) -> Result<Vec<String>, String> {
+        templates
+            .iter()
+            .map(|template| self.render(template))
+            .collect()
+    }
+
+    /// A working directory: rendered, relative to the runbook's directory; default that.
+    pub fn working_directory(&self, cwd: Option<&Template>) -> Result<PathBuf, String> {
+        let directory = &self.shared.runbook.directory;
+        match cwd {
+            Some(template) => Ok(resolve(directory, &self.render(template)?)),
+            None => Ok(directory.clone()),
+        }
+    }
+}
+
+fn resolve(base: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}

@@ -1,0 +1,275 @@
+//! One forward step from start to end: its condition, approval gate, attempts with retry,
+//! outputs, and verification probes. A failure is an outcome, never an `Err`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::approval::approve;
+use super::command::{CancelLevel, CommandEnd, OutputLabel, run_command};
+use super::outputs::parse_outputs;
+use super::shared::{Renderer, RunShared};
+use super::verify::verify;
+use crate::events::{DurationMs, Event, Phase, StepStatus};
+use crate::model::Action;
+use crate::plan::Context;
+use crate::process::CommandSpec;
+
+/// How a forward step ended.
+#[derive(Debug, Clone)]
+pub(crate) struct StepReport {
+    pub index: usize,
+    pub status: StepStatus,
+    pub attempts: u32,
+    pub duration: Duration,
+    /// Why it failed (masked).
+    pub message: Option<String>,
+    /// Outputs written, also by a failed attempt (its compensation may need them).
+    pub outputs: Vec<(String, String)>,
+    /// Its last output lines (masked).
+    pub tail: Vec<String>,
+    /// `failed`, `timed_out` or `cancelled`, for `RUNBOOK_STEP_OUTCOME` of its compensation.
+    pub outcome_word: &'static str,
+}
+
+/// Truthiness of a rendered `if` (SPEC §6).
+fn is_truthy(rendered: &str) -> bool {
+    !matches!(rendered.trim(), "" | "false" | "0" | "no")
+}
+
+/// Runs step `index` with `context` holding the outputs of every step that finished.
+pub(crate) async fn run_step(
+    shared: Arc<RunShared>,
+    index: usize,
+    context: Context,
+    mut cancel: watch::Receiver<CancelLevel>,
+) -> StepReport {
+    let started = Instant::now();
+    let step = &shared.runbook.steps[index];
+    let id = step.id.to_string();
+    let mut report = StepReport {
+        index,
+        status: StepStatus::Failed,
+        attempts: 0,
+        duration: Duration::ZERO,
+        message: None,
+        outputs: Vec::new(),
+        tail: Vec::new(),
+        outcome_word: "failed",
+    };
+    let renderer = match Renderer::new(&shared, &context) {
+        Ok(renderer) => renderer,
+        Err(message) => return finish(report, started, Some(message)),
+    };
+    if let Some(condition) = &step.condition {
+        match renderer.render(condition) {
+            Ok(rendered) if !is_truthy(&rendered) => {
+                report.status = StepStatus::Skipped;
+                let reason = format!("`if` is {:?}", rendered.trim());
+                shared.emitter.emit(Event::StepSkipped {
+                    step: id.clone(),
+                    reason: reason.clone(),
+                });
+                report.message = Some(reason);
+                report.duration = started.elapsed();
+                return report;
+            }
+            Ok(_) => {}
+            Err(message) => return finish(report, started, Some(message)),
+        }
+    }
+    shared.emitter.emit(Event::StepStarted {
+        step: id.clone(),
+        name: step.name.clone(),
+        phase: Phase::Forward,
+        attempt: 1,
+    });
+    let mut env = shared.base_env.clone();
+    match renderer.render_env(&step.env) {
+        Ok(step_env) => env.extend(step_env),
+        Err(message) => return finish(report, started, Some(message)),
+    }
+    env.push(("RUNBOOK_STEP_ID".into(), id.clone()));
+    match &step.action {
+        Action::Approve(question) => {
+            report.attempts = 1;
+            let question = match renderer.render(question) {
+                Ok(question) => question,
+                Err(message) => return finish(report, started, Some(message)),
+            };
+            if let Err(message) = approve(&shared, &id, &question, &mut cancel).await {
+                return finish(report, started, Some(message));
+            }
+        }
+        Action::Run(script) => {
+            let argv = match (renderer.render_all(&step.shell), renderer.render(script)) {
+                (Ok(mut argv), Ok(script)) => {
+                    argv.push(script);
+                    argv
+                }
+                (Err(message), _) | (_, Err(message)) => {
+                    return finish(report, started, Some(message));
+                }
+            };
+            let cwd = match renderer.working_directory(step.cwd.as_ref()) {
+                Ok(cwd) => cwd,
+                Err(message) => return finish(report, started, Some(message)),
+            };
+            if let Err((message, word)) = attempts(
+                &shared,
+                index,
+                argv,
+                env.clone(),
+                cwd,
+                &mut report,
+                &mut cancel,
+            )
+            .await
+            {
+                report.outcome_word = word;
+                if word == "cancelled" {
+                    report.status = StepStatus::Cancelled;
+                }
+                return finish(report, started, Some(message));
+            }
+        }
+        Action::Check => report.attempts = 1,
+    }
+    if !step.verify.is_empty() {
+        let mut own = context.clone();
+        own.set_step(&id, "running", &report.outputs);
+        let renderer = match Renderer::new(&shared, &own) {
+            Ok(renderer) => renderer,
+            Err(message) => return finish(report, started, Some(message)),
+        };
+        if let Err(message) = verify(
+            &step.verify,
+            &id,
+            Phase::Forward,
+            &renderer,
+            &env,
+            &shared,
+            &mut cancel,
+        )
+        .await
+        {
+            if *cancel.borrow() != CancelLevel::None {
+                report.status = StepStatus::Cancelled;
+                report.outcome_word = "cancelled";
+            }
+            return finish(report, started, Some(message));
+        }
+    }
+    report.status = StepStatus::Succeeded;
+    report.outcome_word = "succeeded";
+    finish(report, started, None)
+}
+
+/// The attempts of a `run`: retried on failure or timeout, never after a cancel.
+async fn attempts(
+    shared: &RunShared,
+    index: usize,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: std::path::PathBuf,
+    report: &mut StepReport,
+    cancel: &mut watch::Receiver<CancelLevel>,
+) -> Result<(), (String, &'static str)> {
+    let step = &shared.runbook.steps[index];
+    let id = step.id.to_string();
+    let label = OutputLabel {
+        step: id.clone(),
+        phase: Phase::Forward,
+        emit_lines: true,
+    };
+    let outputs_directory = shared.info.directory.join("outputs");
+    for attempt in 1..=step.retry.attempts {
+        report.attempts = attempt;
+        if attempt > 1 {
+            shared.emitter.emit(Event::StepStarted {
+                step: id.clone(),
+                name: step.name.clone(),
+                phase: Phase::Forward,
+                attempt,
+            });
+        }
+        // Not created in advance: `>> "$RUNBOOK_OUTPUT"` creates it, and a step that writes no
+        // outputs costs no file.
+        let output_file = outputs_directory.join(format!("{id}.{attempt}"));
+        let mut attempt_env = env.clone();
+        attempt_env.push(("RUNBOOK_OUTPUT".into(), output_file.display().to_string()));
+        let spec = CommandSpec {
+            argv: argv.clone(),
+            env: attempt_env,
+            cwd: cwd.clone(),
+        };
+        let result = run_command(
+            &spec,
+            &label,
+            step.timeout,
+            step.grace,
+            &shared.emitter,
+            cancel,
+            None,
+        )
+        .await;
+        report.tail = result.tail;
+        let written = std::fs::read_to_string(&output_file).unwrap_or_default();
+        report.outputs = parse_outputs(&written);
+        let word = match &result.end {
+            CommandEnd::Cancelled => return Err(("cancelled".into(), "cancelled")),
+            CommandEnd::TimedOut(_) => "timed_out",
+            _ => "failed",
+        };
+        if result.end.succeeded() {
+            if let Some(promised) = &step.outputs {
+                let missing: Vec<&str> = promised
+                    .iter()
+                    .filter(|key| !report.outputs.iter().any(|(written, _)| written == *key))
+                    .map(String::as_str)
+                    .collect();
+                if !missing.is_empty() {
+                    return Err((
+                        format!(
+                            "the step promised outputs it did not write: {}",
+                            missing.join(", ")
+                        ),
+                        "failed",
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        let message = result.end.describe();
+        if attempt == step.retry.attempts {
+            let tries = if attempt > 1 {
+                format!(" (after {attempt} attempts)")
+            } else {
+                String::new()
+            };
+            return Err((format!("{message}{tries}"), word));
+        }
+        let delay = step.retry.delay_after(attempt);
+        shared.emitter.emit(Event::AttemptFailed {
+            step: id.clone(),
+            phase: Phase::Forward,
+            attempt,
+            message: message.clone(),
+            retry_in: Some(DurationMs(delay)),
+        });
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = cancel.wait_for(|level| *level != CancelLevel::None) => return Err(("cancelled".into(), "cancelled")),
+        }
+    }
+    Ok(())
+}
+
+fn finish(mut report: StepReport, started: Instant, message: Option<String>) -> StepReport {
+    report.duration = started.elapsed();
+    if message.is_some() {
+        report.message = message;
+    }
+    report
+}

@@ -1,0 +1,124 @@
+//! Runs a list of probes for a step, a compensation or `rollback_verify`: renders each into
+//! a request, runs it, reports it; the first failing probe ends the list.
+
+use tokio::sync::watch;
+
+use super::command::CancelLevel;
+use super::probe::{ProbeRequest, RenderedExpectation, RenderedHttp, RenderedProbeKind, run_probe};
+use super::shared::{Renderer, RunShared};
+use crate::events::{Event, Phase};
+use crate::model::{Probe, ProbeKind};
+
+/// Renders a probe's templates into a request the probe runner can execute.
+fn render_probe(
+    probe: &Probe,
+    renderer: &Renderer<'_>,
+    env: &[(String, String)],
+    shared: &RunShared,
+) -> Result<ProbeRequest, String> {
+    let kind = match &probe.kind {
+        ProbeKind::Command {
+            run,
+            shell,
+            env: probe_env,
+            timeout,
+            expect,
+        } => {
+            let mut argv = renderer.render_all(shell)?;
+            argv.push(renderer.render(run)?);
+            let mut all_env = env.to_vec();
+            all_env.extend(renderer.render_env(probe_env)?);
+            let optional = |template: &Option<crate::model::Template>| {
+                template
+                    .as_ref()
+                    .map(|template| renderer.render(template))
+                    .transpose()
+            };
+            RenderedProbeKind::Command {
+                argv,
+                env: all_env,
+                cwd: shared.runbook.directory.clone(),
+                timeout: *timeout,
+                expect: RenderedExpectation {
+                    exit_code: expect.exit_code,
+                    stdout_contains: optional(&expect.stdout_contains)?,
+                    stdout_not_contains: optional(&expect.stdout_not_contains)?,
+                    stdout_matches: optional(&expect.stdout_matches)?,
+                    stdout_number: expect.stdout_number,
+                },
+            }
+        }
+        ProbeKind::Http(http) => {
+            let optional = |template: &Option<crate::model::Template>| {
+                template
+                    .as_ref()
+                    .map(|template| renderer.render(template))
+                    .transpose()
+            };
+            RenderedProbeKind::Http(RenderedHttp {
+                url: renderer.render(&http.url)?,
+                method: http.method.clone(),
+                headers: renderer.render_env(&http.headers)?,
+                body: optional(&http.body)?,
+                status: http.status.clone(),
+                body_contains: optional(&http.body_contains)?,
+                body_matches: optional(&http.body_matches)?,
+                max_latency: http.max_latency,
+                timeout: http.timeout,
+            })
+        }
+        ProbeKind::Tcp { address } => RenderedProbeKind::Tcp {
+            address: renderer.render(address)?,
+        },
+    };
+    Ok(ProbeRequest {
+        name: probe.name.clone(),
+        kind,
+        timing: probe.timing.clone(),
+    })
+}
+
+/// Runs `probes` in order; returns the failure message of the first that fails.
+pub(crate) async fn verify(
+    probes: &[Probe],
+    step: &str,
+    phase: Phase,
+    renderer: &Renderer<'_>,
+    env: &[(String, String)],
+    shared: &RunShared,
+    cancel: &mut watch::Receiver<CancelLevel>,
+) -> Result<(), String> {
+    for probe in probes {
+        let request = render_probe(probe, renderer, env, shared)?;
+        let (probe_cancel, mut probe_cancelled) =
+            watch::channel(*cancel.borrow() != CancelLevel::None);
+        let running = run_probe(&request, &mut probe_cancelled);
+        tokio::pin!(running);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut running => break outcome,
+                changed = cancel.changed() => {
+                    if changed.is_err() {
+                        break running.await;
+                    }
+                    if *cancel.borrow() != CancelLevel::None {
+                        let _ = probe_cancel.send(true);
+                    }
+                }
+            }
+        };
+        let message = shared.emitter.mask(&outcome.message);
+        shared.emitter.emit(Event::ProbeFinished {
+            step: step.to_string(),
+            phase,
+            probe: probe.name.clone(),
+            passed: outcome.passed,
+            samples: outcome.samples,
+            message: message.clone(),
+        });
+        if !outcome.passed {
+            return Err(format!("probe `{}` failed: {message}", probe.name));
+        }
+    }
+    Ok(())
+}

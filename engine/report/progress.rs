@@ -1,0 +1,194 @@
+//! Live progress on a terminal: an overall count and one spinner line per running step with
+//! its elapsed time and last output line; finished steps become permanent lines printed
+//! through the bars, so output never tears. Rollback shows as its own phase.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::Reporter;
+use crate::events::{Event, Phase, StepStatus};
+
+/// The terminal progress display.
+#[derive(Debug)]
+pub struct LiveProgress {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    running: HashMap<(String, bool), ProgressBar>,
+}
+
+impl Default for LiveProgress {
+    fn default() -> Self {
+        LiveProgress::new()
+    }
+}
+
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {elapsed:>4} {wide_msg:.dim}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+impl LiveProgress {
+    pub fn new() -> LiveProgress {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(
+            ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {pos}/{len} steps {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        overall.set_prefix("run");
+        LiveProgress {
+            multi,
+            overall,
+            running: HashMap::new(),
+        }
+    }
+
+    fn println(&self, line: String) {
+        let _ = self.multi.println(line);
+    }
+
+    fn finish_bar(&mut self, step: &str, compensation: bool) {
+        if let Some(bar) = self.running.remove(&(step.to_string(), compensation)) {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+    }
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}
+
+impl Reporter for LiveProgress {
+    fn handle(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted {
+                run_id,
+                runbook,
+                steps,
+                ..
+            } => {
+                self.overall.set_length(*steps as u64);
+                self.println(format!("run {run_id} of `{runbook}`"));
+            }
+            Event::StepStarted {
+                step,
+                phase,
+                attempt,
+                ..
+            } => {
+                let compensation = *phase == Phase::Compensation;
+                let key = (step.clone(), compensation);
+                if let Some(bar) = self.running.get(&key) {
+                    bar.set_message(format!("attempt {attempt}"));
+                    return;
+                }
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(spinner_style());
+                bar.set_prefix(if compensation {
+                    format!("undo {step}")
+                } else {
+                    step.clone()
+                });
+                bar.enable_steady_tick(Duration::from_millis(120));
+                self.running.insert(key, bar);
+            }
+            Event::StepOutput {
+                step, phase, line, ..
+            } => {
+                if let Some(bar) = self
+                    .running
+                    .get(&(step.clone(), *phase == Phase::Compensation))
+                {
+                    bar.set_message(line.clone());
+                }
+            }
+            Event::AttemptFailed {
+                step,
+                attempt,
+                message,
+                ..
+            } => {
+                self.println(format!("  {step}: attempt {attempt} failed: {message}"));
+            }
+            // A failed probe's message is the step's failure message, shown when it finishes.
+            Event::ProbeFinished { .. } => {}
+            Event::StepSkipped { step, reason } => {
+                self.overall.inc(1);
+                self.println(format!("- {step} skipped ({reason})"));
+            }
+            Event::StepFinished {
+                step,
+                phase,
+                status,
+                duration,
+                message,
+                ..
+            } => {
+                let compensation = *phase == Phase::Compensation;
+                self.finish_bar(step, compensation);
+                if *phase == Phase::Forward {
+                    self.overall.inc(1);
+                }
+                let mark = match status {
+                    StepStatus::Succeeded | StepStatus::Compensated => "✔",
+                    StepStatus::FailedAllowed => "!",
+                    _ => "✖",
+                };
+                let name = if compensation {
+                    format!("undo {step}")
+                } else {
+                    step.clone()
+                };
+                let why = message
+                    .as_ref()
+                    .map(|message| format!(": {message}"))
+                    .unwrap_or_default();
+                self.println(format!(
+                    "{mark} {name} {} in {}{why}",
+                    status.as_str(),
+                    seconds(duration.0)
+                ));
+            }
+            Event::ApprovalRequested { .. } => {
+                // The prompt is written to the terminal; keep the bars out of its way.
+                self.multi.suspend(|| {});
+            }
+            Event::Stopping { message, .. } => self.println(format!("stopping: {message}")),
+            Event::Notice { message } => self.println(format!("note: {message}")),
+            Event::RollbackStarted { steps } => {
+                self.overall.set_message("(rolling back)");
+                self.println(format!(
+                    "rollback: compensating {}",
+                    if steps.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        steps.join(", ")
+                    }
+                ));
+            }
+            Event::CompensationBlocked { step, waiting_on } => {
+                self.println(format!(
+                    "✖ undo {step} blocked (waits for {})",
+                    waiting_on.join(", ")
+                ));
+            }
+            Event::RollbackFinished { complete } => {
+                self.println(format!(
+                    "rollback {}",
+                    if *complete { "complete" } else { "INCOMPLETE" }
+                ));
+            }
+            Event::RunFinished { .. } => {
+                for (_, bar) in self.running.drain() {
+                    bar.finish_and_clear();
+                }
+                self.overall.finish_and_clear();
+                let _ = self.multi.clear();
+            }
+        }
+    }
+}

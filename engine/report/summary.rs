@@ -1,0 +1,79 @@
+//! The end-of-run summary: a table of steps (status, attempts, duration), the failed step's
+//! last output lines and message, and what needs a person.
+
+use std::fmt::Write;
+
+use crate::events::StepStatus;
+use crate::executor::RunResult;
+
+/// Renders the summary of a finished run.
+pub fn summary_text(result: &RunResult, run_id: &str) -> String {
+    let mut out = String::new();
+    let width = result
+        .steps
+        .iter()
+        .map(|step| step.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        out,
+        "\n{:width$}  {:<20} {:>8} {:>10}  rollback",
+        "step", "status", "attempts", "duration"
+    );
+    for step in &result.steps {
+        let compensation = step.compensation.map(StepStatus::as_str).unwrap_or("");
+        let duration = if step.attempts == 0 {
+            String::new()
+        } else {
+            format!("{:.1}s", step.duration.as_secs_f64())
+        };
+        let attempts = if step.attempts == 0 {
+            String::new()
+        } else {
+            step.attempts.to_string()
+        };
+        let status = if step.status == StepStatus::Pending {
+            "not started"
+        } else {
+            step.status.as_str()
+        };
+        let _ = writeln!(
+            out,
+            "{:width$}  {:<20} {:>8} {:>10}  {compensation}",
+            step.id, status, attempts, duration
+        );
+    }
+    for step in result
+        .steps
+        .iter()
+        .filter(|step| matches!(step.status, StepStatus::Failed | StepStatus::FailedAllowed))
+    {
+        let _ = writeln!(
+            out,
+            "\n{} `{}`: {}",
+            step.status.as_str(),
+            step.id,
+            step.message.as_deref().unwrap_or("")
+        );
+        if !step.tail.is_empty() {
+            let _ = writeln!(out, "  last {} lines of output:", step.tail.len());
+            for line in &step.tail {
+                let _ = writeln!(out, "  | {line}");
+            }
+        }
+    }
+    if !result.needs_a_person.is_empty() {
+        let _ = writeln!(out, "\nneeds a person:");
+        for line in &result.needs_a_person {
+            let _ = writeln!(out, "  - {line}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nrun {run_id}: {} (exit {})",
+        result.outcome.as_str(),
+        result.exit_code
+    );
+    out
+}
