@@ -6,8 +6,11 @@
     reason = "each test binary uses a different part of the builder"
 )]
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// One invocation of `runbook`.
 pub struct Test {
@@ -16,6 +19,8 @@ pub struct Test {
     args: Vec<String>,
     env: Vec<(String, String)>,
     current_dir: Option<PathBuf>,
+    stdin: Option<Vec<u8>>,
+    wrapper: Vec<String>,
 }
 
 /// What the binary did.
@@ -57,6 +62,8 @@ impl Test {
             args: Vec::new(),
             env: Vec::new(),
             current_dir: None,
+            stdin: None,
+            wrapper: Vec::new(),
         }
     }
 
@@ -143,4 +150,264 @@ impl Test {
             _keep: self.directory,
         }
     }
+}
+
+/// Replaces `{file}` and `{dir}` in an argument.
+fn expand(arg: &str, file: &Path, directory: &Path) -> String {
+    arg.replace("{file}", &file.display().to_string())
+        .replace("{dir}", &directory.display().to_string())
+}
+
+impl Test {
+    /// Bytes written to the binary's stdin by `spawn` and `run_within` (otherwise stdin is
+    /// empty).
+    pub fn stdin(mut self, bytes: &[u8]) -> Test {
+        self.stdin = Some(bytes.to_vec());
+        self
+    }
+
+    /// Runs the binary through a wrapper program, e.g. `["/usr/bin/time", "-f", "%M", "-o",
+    /// "{dir}/rss"]` (for `spawn` and `run_within`): the wrapper's words come first, then the
+    /// binary and its arguments.
+    pub fn wrap<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, words: I) -> Test {
+        self.wrapper
+            .extend(words.into_iter().map(|word| word.as_ref().to_string()));
+        self
+    }
+
+    /// Starts the binary without waiting for it: for tests that signal it or watch it run.
+    pub fn spawn(self) -> Running {
+        let directory = self.directory.path().to_path_buf();
+        let file = match &self.runbook {
+            Some((name, bytes)) => {
+                let path = directory.join(name);
+                std::fs::write(&path, bytes).expect("write runbook");
+                path
+            }
+            None => directory.join("runbook.yaml"),
+        };
+        let binary = env!("CARGO_BIN_EXE_runbook").to_string();
+        let mut words: Vec<String> = self
+            .wrapper
+            .iter()
+            .map(|word| expand(word, &file, &directory))
+            .collect();
+        words.push(binary);
+        words.extend(self.args.iter().map(|arg| expand(arg, &file, &directory)));
+        let mut command = Command::new(&words[0]);
+        command
+            .args(&words[1..])
+            .current_dir(self.current_dir.as_deref().unwrap_or(&directory))
+            .env("NO_COLOR", "1")
+            .env("MARKER", directory.join("marker"))
+            .env("BAD_INPUT_MARKER", directory.join("marker"))
+            .env_remove("RUNBOOK_STATE_DIR")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start the runbook binary");
+        let input = self.stdin.clone().unwrap_or_default();
+        let mut stdin = child.stdin.take().expect("stdin");
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            collect(child.stdout.take().expect("stdout"), stdout.clone()),
+            collect(child.stderr.take().expect("stderr"), stderr.clone()),
+            writer,
+        ];
+        Running {
+            child,
+            directory,
+            stdout,
+            stderr,
+            readers,
+            keep: self.directory,
+        }
+    }
+
+    /// Runs the binary; if it has not finished within `limit` it is killed and the test fails.
+    pub fn run_within(self, limit: Duration) -> Output {
+        self.spawn().finish(limit)
+    }
+}
+
+fn collect(
+    mut stream: impl Read + Send + 'static,
+    into: Arc<Mutex<Vec<u8>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 8192];
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(count) => into
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend_from_slice(&buffer[..count]),
+            }
+        }
+    })
+}
+
+/// A binary started by `Test::spawn`.
+pub struct Running {
+    child: std::process::Child,
+    directory: PathBuf,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    keep: tempfile::TempDir,
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("a pid")
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.directory
+    }
+
+    /// Sends `signal` to the binary alone (not to its process group).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal)
+            .expect("signal the runbook binary");
+    }
+
+    /// The stdout so far, lossily decoded.
+    pub fn stdout_so_far(&self) -> String {
+        let bytes = self
+            .stdout
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Waits until the file `name` in the test directory exists; fails the test after `limit`.
+    pub fn wait_for_file(&mut self, name: &str, limit: Duration) {
+        let path = self.directory.join(name);
+        let deadline = Instant::now() + limit;
+        while !path.exists() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "`{name}` did not appear within {limit:?}; stdout so far:\n{}",
+                    self.stdout_so_far()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until stdout contains `text`; fails the test after `limit`.
+    pub fn wait_for_stdout(&mut self, text: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.stdout_so_far().contains(text) {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "stdout did not show {text:?} within {limit:?}; stdout so far:\n{}",
+                    self.stdout_so_far()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the binary to exit; kills it and fails the test if that takes over `limit`.
+    pub fn finish(mut self, limit: Duration) -> Output {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the runbook binary") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "the runbook binary did not finish within {limit:?}; stdout so far:\n{}",
+                    self.stdout_so_far()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // A process the binary left behind may still hold the pipes; do not wait on it.
+        let drain = Instant::now() + Duration::from_secs(5);
+        while self.readers.iter().any(|reader| !reader.is_finished()) && Instant::now() < drain {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let directory = self.directory.clone();
+        let redact = |text: &Arc<Mutex<Vec<u8>>>| {
+            let bytes = text
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            String::from_utf8_lossy(&bytes).replace(&directory.display().to_string(), "[DIR]")
+        };
+        Output {
+            code: status.code().unwrap_or(-1),
+            stdout: redact(&self.stdout),
+            stderr: redact(&self.stderr),
+            directory: self.directory,
+            _keep: self.keep,
+        }
+    }
+}
+
+/// The lines of a file in the test directory; none when it does not exist.
+pub fn lines(directory: &Path, name: &str) -> Vec<String> {
+    std::fs::read_to_string(directory.join(name))
+        .map(|text| text.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The JSON events of `--log-format json` output, one object a line.
+pub fn json_events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("bad JSON {line:?}: {error}"))
+        })
+        .collect()
+}
+
+/// Whether a live (not zombie) process has this pid. A zombie is dead: in a container whose
+/// init does not reap orphans, `kill -0` still succeeds on it.
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// The live (not zombie) processes in process group `group`.
+pub fn group_members(group: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let (_, rest) = stat.rsplit_once(')')?;
+                    let fields: Vec<&str> = rest.split_whitespace().collect();
+                    // state ppid pgrp
+                    let state = *fields.first()?;
+                    let pgrp: i32 = fields.get(2)?.parse().ok()?;
+                    Some(pgrp == group && state != "Z" && state != "X")
+                })
+                .unwrap_or(false)
+        })
+        .collect()
 }
