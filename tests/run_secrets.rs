@@ -200,7 +200,6 @@ fn a_secret_never_reaches_the_json_log() {
 }
 
 #[test]
-#[ignore = "bug: a secret a step writes to $RUNBOOK_OUTPUT stays readable in <state>/runs/<id>/outputs/"]
 fn a_secret_written_as_an_output_is_not_kept_at_rest() {
     let output = Test::new()
         .runbook(

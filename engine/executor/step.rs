@@ -216,6 +216,9 @@ async fn attempts(
         .await;
         report.tail = result.tail;
         let written = std::fs::read_to_string(&output_file).unwrap_or_default();
+        // The values now live in memory (and, masked, in the journal); a file left behind
+        // could keep a secret at rest.
+        let _ = std::fs::remove_file(&output_file);
         report.outputs = parse_outputs(&written);
         let word = match &result.end {
             CommandEnd::Cancelled => return Err(("cancelled".into(), "cancelled")),
