@@ -53,9 +53,17 @@ impl StepStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum CancelReason {
-    StepFailed { step: String },
-    Signal { signal: String },
+    StepFailed {
+        step: String,
+    },
+    Signal {
+        signal: String,
+    },
     RunTimeout,
+    /// The journal could not be written: the engine fails closed.
+    JournalFailed {
+        message: String,
+    },
 }
 
 /// How the whole run ended (SPEC §8 exit codes).

@@ -20,5 +20,7 @@ pub fn main() -> i32 {
         Command::Run(args) => super::run::run(args, &cli.global),
         Command::Schema => super::schema::schema(),
         Command::Init(args) => super::init::init(args),
+        Command::History(args) => super::history::history(args, &cli.global),
+        Command::Show(args) => super::history::show(args, &cli.global),
     }
 }

@@ -56,6 +56,33 @@ pub enum Command {
     Schema,
     /// Write a commented starter runbook
     Init(InitArgs),
+    /// List the runs recorded in the state directory
+    History(HistoryArgs),
+    /// Show one run step by step
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RecordFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = RecordFormat::Text)]
+    pub format: RecordFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Run id, a unique prefix of one, or `last`
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = RecordFormat::Text)]
+    pub format: RecordFormat,
 }
 
 /// Variable inputs shared by `validate`, `plan` and `run`.

@@ -6,6 +6,7 @@ mod output;
 mod app;
 mod args;
 mod diagnostics;
+mod history;
 mod init;
 mod load;
 mod plan;

@@ -9,11 +9,11 @@ use super::diagnostics::render_error;
 use super::load::{Loaded, load, var_inputs};
 use super::plan::print_plan;
 use crate::errors::EXIT_INVALID;
-use crate::executor::{Emitter, EventSink, RunOptions, RunShared, dispatch};
+use crate::executor::{Emitter, EventSink, RunOptions, RunRecorder, RunShared, dispatch};
 use crate::plan::{Context, resolve_vars};
 use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, summary_text};
 use crate::secrets::Masker;
-use crate::state::{RunDirectory, new_run_info, state_directory};
+use crate::state::{JournalWriter, LogFiles, RunDirectory, new_run_info, state_directory};
 use crate::template::TemplateEngine;
 
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
@@ -54,19 +54,19 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
     let secrets = loaded.secret_values();
     let runbook = Arc::new(loaded.runbook);
     let mut context = Context::for_run(&runbook, &info);
-    match resolve_vars(
+    let resolved = match resolve_vars(
         &runbook,
         &var_inputs(&args.vars),
         &mut context,
         &engine,
         true,
     ) {
-        Ok(Ok(_)) => {}
+        Ok(Ok(resolved)) => resolved,
         Ok(Err(_)) | Err(_) => {
             errln!("error: variables changed between planning and running: nothing was run");
             return EXIT_INVALID;
         }
-    }
+    };
     let masker = Masker::new(secrets.iter().cloned());
     for &index in masker.too_short() {
         if let Some(name) = loaded
@@ -81,7 +81,19 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
             );
         }
     }
-    let emitter = Emitter::new(masker, reporter(global));
+    let recorder = match open_recorder(&info.directory) {
+        Ok(recorder) => recorder,
+        Err(message) => {
+            errln!("error: {message}: nothing was run");
+            return EXIT_INVALID;
+        }
+    };
+    let emitter = Emitter::new(masker, reporter(global), Some(recorder));
+    let header = journal_header(&info, &runbook, &loaded.source, &resolved, args);
+    if let Err(message) = emitter.record(&header) {
+        errln!("error: {message}: nothing was run");
+        return EXIT_INVALID;
+    }
     let mut base_env = Vec::new();
     let prepared = crate::template::PreparedContext::new(context.value());
     for entry in &runbook.env {
@@ -155,8 +167,64 @@ fn reporter(global: &GlobalArgs) -> EventSink {
     let mut reporter: Box<dyn Reporter> = match (global.log_format, global.progress) {
         (LogFormat::Json, _) => Box::new(JsonLines),
         (LogFormat::Text, Progress::None) => Box::new(PlainLines { quiet: true }),
-        (LogFormat::Text, Progress::Auto) if std::io::stderr().is_terminal() => Box::new(LiveProgress::new()),
-        (LogFormat::Text, Progress::Plain | Progress::Auto) => Box::new(PlainLines { quiet: false }),
+        (LogFormat::Text, Progress::Auto) if std::io::stderr().is_terminal() => {
+            Box::new(LiveProgress::new())
+        }
+        (LogFormat::Text, Progress::Plain | Progress::Auto) => {
+            Box::new(PlainLines { quiet: false })
+        }
     };
     Box::new(move |event| reporter.handle(event))
+}
+
+/// The journal and log files of a new run.
+fn open_recorder(directory: &std::path::Path) -> Result<RunRecorder, String> {
+    let journal = JournalWriter::create(directory).map_err(|error| error.to_string())?;
+    let logs = LogFiles::new(directory)
+        .map_err(|error| format!("cannot create the log directory: {error}"))?;
+    Ok(RunRecorder::new(journal, Some(logs)))
+}
+
+/// The first journal record: what ran, from which file (and its digest), with which values
+/// (secrets only by where they came from), and how.
+fn journal_header(
+    info: &crate::plan::RunInfo,
+    runbook: &crate::model::Runbook,
+    source: &crate::source::Source,
+    vars: &[crate::plan::ResolvedVar],
+    args: &RunArgs,
+) -> serde_json::Value {
+    use sha2::Digest;
+    let digest = format!(
+        "sha256:{:x}",
+        sha2::Sha256::digest(source.text().as_bytes())
+    );
+    let file = std::fs::canonicalize(source.path()).unwrap_or_else(|_| source.path().to_path_buf());
+    let vars: Vec<serde_json::Value> = vars
+        .iter()
+        .map(|var| {
+            serde_json::json!({
+                "name": var.name,
+                "value": if var.secret { None } else { var.value.clone() },
+                "secret": var.secret,
+                "source": var.source.describe(),
+            })
+        })
+        .collect();
+    let options = serde_json::json!({
+        "jobs": args.jobs,
+        "yes": args.yes,
+        "approve": args.approve,
+        "no_rollback": args.no_rollback,
+        "timestamp": info.timestamp,
+    });
+    crate::state::header(
+        &info.id,
+        &runbook.name,
+        &file.display().to_string(),
+        &digest,
+        &info.started_at,
+        serde_json::Value::Array(vars),
+        options,
+    )
 }

@@ -111,6 +111,18 @@ pub async fn dispatch(shared: Arc<RunShared>, mut context: Context) -> std::io::
     let mut deadline_passed = false;
 
     loop {
+        if let (None, Some(message)) = (&stop_reason, shared.emitter.journal_failure()) {
+            // Fail closed: what is not recorded must not happen.
+            let reason = CancelReason::JournalFailed {
+                message: message.clone(),
+            };
+            shared.emitter.emit(Event::Stopping {
+                reason: reason.clone(),
+                message: format!("{message}: no further step starts"),
+            });
+            stop_reason = Some(reason);
+            let _ = cancel_sender.send(CancelLevel::Graceful);
+        }
         if stop_reason.is_none() {
             for index in 0..count {
                 if running.len() >= concurrency {
@@ -227,6 +239,20 @@ pub async fn dispatch(shared: Arc<RunShared>, mut context: Context) -> std::io::
     let mut needs_a_person = Vec::new();
     let (outcome, exit_code) = if stop_reason.is_none() {
         (RunOutcome::Succeeded, EXIT_SUCCESS)
+    } else if let Some(CancelReason::JournalFailed { message }) = &stop_reason {
+        needs_a_person.push(format!("the journal could not be written ({message}); nothing was compensated: fix the disk, then undo by hand what ran"));
+        for step in runbook
+            .steps
+            .iter()
+            .filter(|step| reports[step.index].is_some())
+        {
+            needs_a_person.push(format!(
+                "`{}` ran ({})",
+                step.id,
+                statuses[step.index].as_str()
+            ));
+        }
+        (RunOutcome::FailedNotRolledBack, EXIT_FAILED_NOT_ROLLED_BACK)
     } else if shared.options.no_rollback {
         for step in runbook
             .steps

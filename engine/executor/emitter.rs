@@ -1,19 +1,86 @@
-//! Where the executor's events go: every text is masked here, once, before any reporter sees
-//! it, so no sink can leak a secret.
+//! Where the executor's events go: every text is masked before any reporter sees it, and
+//! events are made durable in the run's journal (and step output in its log files) before the
+//! reporters are told. A journal write that fails is remembered: the dispatcher then starts
+//! nothing more (fail closed).
 
 use std::sync::{Arc, Mutex};
 
-use crate::events::Event;
+use serde_json::Value;
+
+use crate::events::{Event, Phase, Stream};
 use crate::secrets::Masker;
+use crate::state::{JournalWriter, LogFiles};
 
 /// A reporter callback shared by the dispatcher and its step tasks.
 pub type EventSink = Box<dyn FnMut(&Event) + Send>;
 
-/// Emits events to the reporters, masking secrets.
+/// The run's durable record: journal and log files.
+#[derive(Debug)]
+pub struct RunRecorder {
+    journal: JournalWriter,
+    logs: Option<LogFiles>,
+    failure: Option<String>,
+}
+
+impl RunRecorder {
+    pub fn new(journal: JournalWriter, logs: Option<LogFiles>) -> RunRecorder {
+        RunRecorder {
+            journal,
+            logs,
+            failure: None,
+        }
+    }
+
+    fn append(&mut self, data: &Value) {
+        if self.failure.is_some() {
+            return;
+        }
+        if let Err(error) = self.journal.append(data) {
+            let mut message = error.to_string();
+            if let Some(cause) = std::error::Error::source(&error) {
+                message.push_str(&format!(": {cause}"));
+            }
+            self.failure = Some(message);
+        }
+    }
+
+    fn log(&mut self, event: &Event) {
+        let Some(logs) = self.logs.as_mut() else {
+            return;
+        };
+        let result = match event {
+            Event::StepOutput {
+                step,
+                phase,
+                stream,
+                line,
+            } => {
+                let prefix = match (phase, stream) {
+                    (Phase::Compensation, Stream::Stdout) => "undo| ",
+                    (Phase::Compensation, Stream::Stderr) => "undo! ",
+                    (_, Stream::Stdout) => "| ",
+                    (_, Stream::Stderr) => "! ",
+                };
+                logs.line(step, prefix, line)
+            }
+            Event::StepFinished { step, .. } => logs.finish(step),
+            _ => Ok(()),
+        };
+        if let Err(error) = result {
+            // Logs are for people; the journal is the record. A log failure is reported once.
+            if self.failure.is_none() {
+                self.failure = Some(format!("cannot write the step logs: {error}"));
+            }
+        }
+    }
+}
+
+/// Emits events to the journal and the reporters, masking secrets.
 #[derive(Clone)]
 pub struct Emitter {
     masker: Masker,
     sink: Arc<Mutex<EventSink>>,
+    recorder: Option<Arc<Mutex<RunRecorder>>>,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -23,10 +90,11 @@ impl std::fmt::Debug for Emitter {
 }
 
 impl Emitter {
-    pub fn new(masker: Masker, sink: EventSink) -> Emitter {
+    pub fn new(masker: Masker, sink: EventSink, recorder: Option<RunRecorder>) -> Emitter {
         Emitter {
             masker,
             sink: Arc::new(Mutex::new(sink)),
+            recorder: recorder.map(|recorder| Arc::new(Mutex::new(recorder))),
         }
     }
 
@@ -43,8 +111,46 @@ impl Emitter {
         }
     }
 
-    /// Sends an event whose texts are already masked.
+    /// Appends a record that is not an event (the journal's header) durably.
+    pub fn record(&self, data: &Value) -> Result<(), String> {
+        let Some(recorder) = &self.recorder else {
+            return Ok(());
+        };
+        let mut recorder = recorder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        recorder.append(data);
+        recorder.failure.clone().map_or(Ok(()), Err)
+    }
+
+    /// Why the journal can no longer be written, if it cannot.
+    pub fn journal_failure(&self) -> Option<String> {
+        let recorder = self.recorder.as_ref()?;
+        let recorder = recorder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        recorder.failure.clone()
+    }
+
+    /// Journals (durably) and then reports an event whose texts are already masked.
     pub fn emit(&self, event: Event) {
+        if let Some(recorder) = &self.recorder {
+            let mut recorder = recorder
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            recorder.log(&event);
+            // Output lines go to the logs only: the journal stays small whatever a step prints.
+            if !matches!(event, Event::StepOutput { .. })
+                && let Ok(mut data) = serde_json::to_value(&event)
+            {
+                if let Some(object) = data.as_object_mut() {
+                    let time =
+                        humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+                    object.insert("time".into(), Value::String(time));
+                }
+                recorder.append(&data);
+            }
+        }
         let mut sink = self
             .sink
             .lock()

@@ -17,6 +17,6 @@ mod verify;
 
 pub use command::CancelLevel;
 pub use dispatcher::{RunResult, StepSummary, dispatch};
-pub use emitter::{Emitter, EventSink};
+pub use emitter::{Emitter, EventSink, RunRecorder};
 pub use options::RunOptions;
 pub use shared::RunShared;

@@ -197,6 +197,9 @@ async fn attempts(
         // Not created in advance: `>> "$RUNBOOK_OUTPUT"` creates it, and a step that writes no
         // outputs costs no file.
         let output_file = outputs_directory.join(format!("{id}.{attempt}"));
+        if let Some(message) = shared.emitter.journal_failure() {
+            return Err((format!("not started: {message}"), "failed"));
+        }
         let mut attempt_env = env.clone();
         attempt_env.push(("RUNBOOK_OUTPUT".into(), output_file.display().to_string()));
         let spec = CommandSpec {

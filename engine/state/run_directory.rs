@@ -62,3 +62,55 @@ pub fn new_run_info(state: &Path) -> RunInfo {
         directory,
     }
 }
+
+/// Every run directory of a state directory, oldest first (run ids start with their time).
+pub fn list_runs(state: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(state.join("runs")) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.join(super::JOURNAL_FILE).is_file())
+        .collect();
+    runs.sort();
+    runs
+}
+
+/// The directory of run `name`: an exact id, a unique prefix of one, or `last`.
+pub fn find_run(state: &Path, name: &str) -> Result<PathBuf, String> {
+    let runs = list_runs(state);
+    if runs.is_empty() {
+        return Err(format!("no runs are recorded in `{}`", state.display()));
+    }
+    if name == "last" {
+        return runs.last().cloned().ok_or_else(|| "no runs".to_string());
+    }
+    let id = |path: &PathBuf| {
+        path.file_name()
+            .map(|name| name.to_string_lossy().to_string())
+            .unwrap_or_default()
+    };
+    if let Some(exact) = runs.iter().find(|path| id(path) == name) {
+        return Ok(exact.clone());
+    }
+    let matching: Vec<&PathBuf> = runs
+        .iter()
+        .filter(|path| id(path).starts_with(name))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(format!(
+            "no run `{name}` in `{}` (see `runbook history`)",
+            state.display()
+        )),
+        many => Err(format!(
+            "`{name}` matches {} runs: {}",
+            many.len(),
+            many.iter()
+                .map(|path| format!("`{}`", id(path)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
