@@ -115,6 +115,8 @@ pub enum Event {
         runbook: String,
         steps: usize,
         directory: String,
+        /// `run`, `resume` or `rollback`.
+        mode: String,
     },
     StepStarted {
         step: String,

@@ -22,5 +22,8 @@ pub fn main() -> i32 {
         Command::Init(args) => super::init::init(args),
         Command::History(args) => super::history::history(args, &cli.global),
         Command::Show(args) => super::history::show(args, &cli.global),
+        Command::Report(args) => super::report::report(args, &cli.global),
+        Command::Rollback(args) => super::recover::rollback(args, &cli.global),
+        Command::Resume(args) => super::recover::resume(args, &cli.global),
     }
 }

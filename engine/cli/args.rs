@@ -60,6 +60,50 @@ pub enum Command {
     History(HistoryArgs),
     /// Show one run step by step
     Show(ShowArgs),
+    /// Write a run's deployment summary: timeline, results, probes, rollback
+    Report(ReportArgs),
+    /// Compensate a finished run later, or finish an incomplete rollback
+    Rollback(RollbackArgs),
+    /// Continue a run whose engine died
+    Resume(ResumeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Run id, a unique prefix of one, or `last`
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Use the runbook even though it changed since the run
+    #[arg(long)]
+    pub allow_changed: bool,
+    /// Most compensations running at once
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub jobs: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Run id, a unique prefix of one, or `last`
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Use the runbook even though it changed since the run
+    #[arg(long)]
+    pub allow_changed: bool,
+    /// An in-doubt step did finish (repeatable)
+    #[arg(long, value_name = "ID")]
+    pub assume_succeeded: Vec<String>,
+    /// An in-doubt step failed: roll back (repeatable)
+    #[arg(long, value_name = "ID")]
+    pub assume_failed: Vec<String>,
+    /// Approve every approval gate
+    #[arg(long)]
+    pub yes: bool,
+    /// Approve one gate (repeatable)
+    #[arg(long, value_name = "ID")]
+    pub approve: Vec<String>,
+    /// Most steps running at once
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub jobs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -83,6 +127,26 @@ pub struct ShowArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = RecordFormat::Text)]
     pub format: RecordFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ReportFormat {
+    Md,
+    Html,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run id, a unique prefix of one, or `last`
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    pub format: ReportFormat,
+    /// Write the report to FILE instead of stdout
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Variable inputs shared by `validate`, `plan` and `run`.
@@ -166,6 +230,9 @@ pub struct RunArgs {
     /// Print the plan instead of running (same as `runbook plan`)
     #[arg(long)]
     pub dry_run: bool,
+    /// Start even though an earlier run of this runbook is unfinished (its engine died)
+    #[arg(long)]
+    pub force: bool,
     /// Plan output format with --dry-run
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,

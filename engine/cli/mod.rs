@@ -10,8 +10,11 @@ mod history;
 mod init;
 mod load;
 mod plan;
+mod report;
+mod recover;
 mod run;
 mod schema;
+mod session;
 mod validate;
 
 pub use app::main;

@@ -1,20 +1,16 @@
-//! `runbook run`: validates and plans first (nothing runs from an invalid runbook), then
-//! executes with the chosen reporters and prints the summary.
+//! `runbook run`: validates and plans first (nothing runs from an invalid runbook), takes the
+//! run lock, refuses to start over an unfinished run, then executes and prints the summary.
 
-use std::io::IsTerminal;
-use std::sync::Arc;
-
-use super::args::{GlobalArgs, LogFormat, Progress, RunArgs};
-use super::diagnostics::render_error;
+use super::args::{GlobalArgs, RunArgs};
 use super::load::{Loaded, load, var_inputs};
 use super::plan::print_plan;
+use super::session::{SessionInput, finish_session, lock_runbook, runtime, start_session};
 use crate::errors::EXIT_INVALID;
-use crate::executor::{Emitter, EventSink, RunOptions, RunRecorder, RunShared, dispatch};
-use crate::plan::{Context, resolve_vars};
-use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, summary_text};
-use crate::secrets::Masker;
-use crate::state::{JournalWriter, LogFiles, RunDirectory, new_run_info, state_directory};
-use crate::template::TemplateEngine;
+use crate::executor::{RunOptions, RunRecorder, Start};
+use crate::plan::{ResolvedVar, RunInfo};
+use crate::state::{
+    JournalWriter, LogFiles, RunDirectory, new_run_info, state_directory, unfinished_runs,
+};
 
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
     if args.dry_run {
@@ -24,22 +20,30 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            err!("{}", render_error(&error));
-            return EXIT_INVALID;
-        }
-    };
-    runtime.block_on(execute(loaded, args, global))
+    match runtime() {
+        Ok(runtime) => runtime.block_on(execute(loaded, args, global)),
+        Err(code) => code,
+    }
 }
 
 async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
     let state = state_directory(global.state_dir.as_deref());
     let mut info = new_run_info(&state);
+    let _lock = match lock_runbook(&state, &loaded.runbook.name, &info, "run") {
+        Ok(lock) => lock,
+        Err(code) => return code,
+    };
+    let unfinished = unfinished_runs(&state, &loaded.runbook.name);
+    if let (Some(run), false) = (unfinished.last(), args.force) {
+        errln!(
+            "error: run {run} of `{}` is unfinished: its engine stopped before the run ended, and a new run could land on a half-done change",
+            loaded.runbook.name
+        );
+        errln!(
+            "  help: continue it with `runbook resume {run}`, undo it with `runbook rollback {run}`, or start anyway with `--force`"
+        );
+        return EXIT_INVALID;
+    }
     match RunDirectory::create(&state, &info.id) {
         Ok(directory) => info.directory = directory.path,
         Err(error) => {
@@ -50,37 +54,6 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
             return EXIT_INVALID;
         }
     }
-    let engine = TemplateEngine::new();
-    let secrets = loaded.secret_values();
-    let runbook = Arc::new(loaded.runbook);
-    let mut context = Context::for_run(&runbook, &info);
-    let resolved = match resolve_vars(
-        &runbook,
-        &var_inputs(&args.vars),
-        &mut context,
-        &engine,
-        true,
-    ) {
-        Ok(Ok(resolved)) => resolved,
-        Ok(Err(_)) | Err(_) => {
-            errln!("error: variables changed between planning and running: nothing was run");
-            return EXIT_INVALID;
-        }
-    };
-    let masker = Masker::new(secrets.iter().cloned());
-    for &index in masker.too_short() {
-        if let Some(name) = loaded
-            .vars
-            .iter()
-            .filter(|var| var.secret && var.value.as_ref().is_some_and(|value| !value.is_empty()))
-            .nth(index)
-            .map(|var| var.name.clone())
-        {
-            errln!(
-                "warning: secret `{name}` is shorter than 4 characters: it is masked, but short values also mask ordinary text"
-            );
-        }
-    }
     let recorder = match open_recorder(&info.directory) {
         Ok(recorder) => recorder,
         Err(message) => {
@@ -88,93 +61,36 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
             return EXIT_INVALID;
         }
     };
-    let emitter = Emitter::new(masker, reporter(global), Some(recorder));
-    let header = journal_header(&info, &runbook, &loaded.source, &resolved, args);
-    if let Err(message) = emitter.record(&header) {
-        errln!("error: {message}: nothing was run");
-        return EXIT_INVALID;
-    }
-    let mut base_env = Vec::new();
-    let prepared = crate::template::PreparedContext::new(context.value());
-    for entry in &runbook.env {
-        let rendered = prepared
-            .as_ref()
-            .map_err(ToString::to_string)
-            .and_then(|prepared| {
-                engine
-                    .render_prepared(&entry.value.text, prepared)
-                    .map_err(|error| error.to_string())
-            });
-        match rendered {
-            Ok(value) => base_env.push((entry.name.clone(), value)),
-            Err(message) => {
-                errln!(
-                    "error: cannot render `{}`: {}: nothing was run",
-                    entry.value.place,
-                    emitter.mask(&message)
-                );
-                return EXIT_INVALID;
-            }
-        }
-    }
-    base_env.push(("RUNBOOK_RUN_ID".into(), info.id.clone()));
-    base_env.push((
-        "RUNBOOK_RUN_DIR".into(),
-        info.directory.display().to_string(),
-    ));
     let options = RunOptions {
         concurrency: args.jobs.map(|jobs| jobs as usize),
         approve_all: args.yes,
         approve: args.approve.clone(),
         no_rollback: args.no_rollback,
     };
-    let run_id = info.id.clone();
-    let shared = Arc::new(RunShared {
-        runbook,
+    let header_info = info.clone();
+    let source = loaded.source;
+    let runbook_name = loaded.runbook.name.clone();
+    let input = SessionInput {
+        runbook: loaded.runbook,
         graph: loaded.graph,
-        engine,
-        emitter,
         info,
+        inputs: &var_inputs(&args.vars),
+        recorder,
         options,
-        base_env,
-        approval_lock: tokio::sync::Mutex::new(()),
-    });
-    match dispatch(shared, context).await {
-        Ok(result) => {
-            if global.log_format == LogFormat::Text && global.progress != Progress::None {
-                out!("{}", summary_text(&result, &run_id));
-            } else if global.log_format == LogFormat::Text {
-                outln!(
-                    "run {run_id}: {} (exit {})",
-                    result.outcome.as_str(),
-                    result.exit_code
-                );
-            }
-            result.exit_code
-        }
-        Err(error) => {
-            errln!(
-                "error: the engine could not run `{}`: {error}",
-                loaded.source.name()
-            );
-            EXIT_INVALID
-        }
-    }
-}
-
-/// The reporter the options ask for.
-fn reporter(global: &GlobalArgs) -> EventSink {
-    let mut reporter: Box<dyn Reporter> = match (global.log_format, global.progress) {
-        (LogFormat::Json, _) => Box::new(JsonLines),
-        (LogFormat::Text, Progress::None) => Box::new(PlainLines { quiet: true }),
-        (LogFormat::Text, Progress::Auto) if std::io::stderr().is_terminal() => {
-            Box::new(LiveProgress::new())
-        }
-        (LogFormat::Text, Progress::Plain | Progress::Auto) => {
-            Box::new(PlainLines { quiet: false })
-        }
     };
-    Box::new(move |event| reporter.handle(event))
+    let session = start_session(input, global, |emitter, resolved| {
+        emitter.record(&journal_header(
+            &header_info,
+            &runbook_name,
+            &source,
+            resolved,
+            args,
+        ))
+    });
+    match session {
+        Ok(session) => finish_session(session, Start::Fresh, global).await,
+        Err(code) => code,
+    }
 }
 
 /// The journal and log files of a new run.
@@ -185,20 +101,21 @@ fn open_recorder(directory: &std::path::Path) -> Result<RunRecorder, String> {
     Ok(RunRecorder::new(journal, Some(logs)))
 }
 
+/// The digest of a runbook text, recorded so `resume` and `rollback` notice an edited file.
+pub(super) fn digest(text: &str) -> String {
+    use sha2::Digest;
+    format!("sha256:{:x}", sha2::Sha256::digest(text.as_bytes()))
+}
+
 /// The first journal record: what ran, from which file (and its digest), with which values
 /// (secrets only by where they came from), and how.
 fn journal_header(
-    info: &crate::plan::RunInfo,
-    runbook: &crate::model::Runbook,
+    info: &RunInfo,
+    runbook: &str,
     source: &crate::source::Source,
-    vars: &[crate::plan::ResolvedVar],
+    vars: &[ResolvedVar],
     args: &RunArgs,
 ) -> serde_json::Value {
-    use sha2::Digest;
-    let digest = format!(
-        "sha256:{:x}",
-        sha2::Sha256::digest(source.text().as_bytes())
-    );
     let file = std::fs::canonicalize(source.path()).unwrap_or_else(|_| source.path().to_path_buf());
     let vars: Vec<serde_json::Value> = vars
         .iter()
@@ -220,9 +137,9 @@ fn journal_header(
     });
     crate::state::header(
         &info.id,
-        &runbook.name,
+        runbook,
         &file.display().to_string(),
-        &digest,
+        &digest(source.text()),
         &info.started_at,
         serde_json::Value::Array(vars),
         options,

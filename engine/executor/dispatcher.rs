@@ -72,19 +72,69 @@ impl Signals {
     }
 }
 
+/// Where a dispatch begins.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// A new run.
+    Fresh,
+    /// A run whose engine died (`runbook resume`): steps already done keep their status and
+    /// finish order (their outputs are in the context); `failed` goes straight to rollback.
+    Resume {
+        statuses: Vec<StepStatus>,
+        finished_order: Vec<usize>,
+        outcome_words: Vec<&'static str>,
+        failed: Option<usize>,
+    },
+    /// Compensate only `set` (`runbook rollback RUN`): no forward step, no hooks.
+    Rollback {
+        set: Vec<usize>,
+        statuses: Vec<StepStatus>,
+        outcome_words: Vec<&'static str>,
+    },
+}
+
 /// Runs the whole runbook: forward phase, rollback if needed, hooks.
-pub async fn dispatch(shared: Arc<RunShared>, mut context: Context) -> std::io::Result<RunResult> {
+pub async fn dispatch(
+    shared: Arc<RunShared>,
+    mut context: Context,
+    start: Start,
+) -> std::io::Result<RunResult> {
     let started = Instant::now();
     let mut signals = Signals::install()?;
     let runbook = shared.runbook.clone();
     let count = runbook.steps.len();
+    let mode = match &start {
+        Start::Fresh => "run",
+        Start::Resume { .. } => "resume",
+        Start::Rollback { .. } => "rollback",
+    };
     shared.emitter.emit(Event::RunStarted {
         run_id: shared.info.id.clone(),
         runbook: runbook.name.clone(),
         steps: count,
         directory: shared.info.directory.display().to_string(),
+        mode: mode.to_string(),
     });
-    run_hooks(&shared, &runbook.hooks.on_start, "on_start", &context).await;
+    if let Start::Rollback {
+        set,
+        statuses,
+        outcome_words,
+    } = &start
+    {
+        return rollback_only(
+            &shared,
+            &context,
+            set,
+            statuses,
+            outcome_words,
+            &mut signals,
+            started,
+        )
+        .await;
+    }
+    if matches!(start, Start::Fresh) {
+        run_hooks(&shared, &runbook.hooks.on_start, "on_start", &context).await;
+    }
 
     let concurrency = shared
         .options
@@ -95,9 +145,34 @@ pub async fn dispatch(shared: Arc<RunShared>, mut context: Context) -> std::io::
     let mut statuses = vec![StepStatus::Pending; count];
     let mut reports: Vec<Option<StepReport>> = vec![None; count];
     let mut finished_order = vec![0usize; count];
-    let mut finished = 0usize;
-    let mut running: JoinSet<StepReport> = JoinSet::new();
+    let mut resumed_words: Vec<&'static str> = vec!["failed"; count];
     let mut stop_reason: Option<CancelReason> = None;
+    if let Start::Resume {
+        statuses: done,
+        finished_order: order,
+        outcome_words,
+        failed,
+    } = &start
+    {
+        statuses.clone_from(done);
+        finished_order.clone_from(order);
+        resumed_words.clone_from(outcome_words);
+        if let Some(index) = failed {
+            let reason = CancelReason::StepFailed {
+                step: runbook.steps[*index].id.to_string(),
+            };
+            shared.emitter.emit(Event::Stopping {
+                reason: reason.clone(),
+                message: format!(
+                    "step `{}` failed (as the operator said)",
+                    runbook.steps[*index].id
+                ),
+            });
+            stop_reason = Some(reason);
+        }
+    }
+    let mut finished = finished_order.iter().copied().max().unwrap_or(0);
+    let mut running: JoinSet<StepReport> = JoinSet::new();
     let deadline = runbook
         .timeout
         .map(|limit| tokio::time::Instant::now() + limit);
@@ -244,7 +319,7 @@ pub async fn dispatch(shared: Arc<RunShared>, mut context: Context) -> std::io::
         for step in runbook
             .steps
             .iter()
-            .filter(|step| reports[step.index].is_some())
+            .filter(|step| statuses[step.index] != StepStatus::Pending)
         {
             needs_a_person.push(format!(
                 "`{}` ran ({})",
@@ -257,7 +332,7 @@ pub async fn dispatch(shared: Arc<RunShared>, mut context: Context) -> std::io::
         for step in runbook
             .steps
             .iter()
-            .filter(|step| step.rollback.is_some() && reports[step.index].is_some())
+            .filter(|step| step.rollback.is_some() && statuses[step.index] != StepStatus::Pending)
         {
             needs_a_person.push(format!(
                 "`{}` ran and was not compensated (`--no-rollback`)",
@@ -280,7 +355,7 @@ pub async fn dispatch(shared: Arc<RunShared>, mut context: Context) -> std::io::
             .map(|index| {
                 reports[index]
                     .as_ref()
-                    .map_or("failed", |report| report.outcome_word)
+                    .map_or(resumed_words[index], |report| report.outcome_word)
             })
             .collect();
         let complete = run_rollback(
@@ -479,4 +554,66 @@ async fn verify_rollback(
             false
         }
     }
+}
+
+/// `runbook rollback RUN`: compensates `set` of a finished run, in reverse DAG order, then
+/// `rollback_verify`. No forward step runs and no hook.
+async fn rollback_only(
+    shared: &Arc<RunShared>,
+    context: &Context,
+    set: &[usize],
+    statuses: &[StepStatus],
+    outcome_words: &[&'static str],
+    signals: &mut Signals,
+    started: Instant,
+) -> std::io::Result<RunResult> {
+    let runbook = &shared.runbook;
+    let mut summaries: Vec<StepSummary> = runbook
+        .steps
+        .iter()
+        .map(|step| StepSummary {
+            id: step.id.to_string(),
+            status: statuses[step.index],
+            attempts: 0,
+            duration: Duration::ZERO,
+            message: None,
+            tail: Vec::new(),
+            compensation: None,
+            compensation_message: None,
+        })
+        .collect();
+    let mut needs_a_person = Vec::new();
+    let complete = run_rollback(
+        shared,
+        set,
+        context,
+        outcome_words,
+        &mut summaries,
+        signals,
+        &mut needs_a_person,
+    )
+    .await;
+    let verified = complete && verify_rollback(shared, context, &mut needs_a_person).await;
+    let (outcome, exit_code) = if complete && verified {
+        (RunOutcome::RolledBack, EXIT_SUCCESS)
+    } else {
+        (RunOutcome::RollbackIncomplete, EXIT_ROLLBACK_INCOMPLETE)
+    };
+    let needs_a_person: Vec<String> = needs_a_person
+        .iter()
+        .map(|line| shared.emitter.mask(line))
+        .collect();
+    shared.emitter.emit(Event::RunFinished {
+        outcome,
+        exit_code,
+        duration: DurationMs(started.elapsed()),
+        needs_a_person: needs_a_person.clone(),
+    });
+    Ok(RunResult {
+        outcome,
+        exit_code,
+        steps: summaries,
+        needs_a_person,
+        stop_reason: None,
+    })
 }

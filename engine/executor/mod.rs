@@ -16,7 +16,7 @@ mod step;
 mod verify;
 
 pub use command::CancelLevel;
-pub use dispatcher::{RunResult, StepSummary, dispatch};
+pub use dispatcher::{RunResult, Start, StepSummary, dispatch};
 pub use emitter::{Emitter, EventSink, RunRecorder};
 pub use options::RunOptions;
 pub use shared::RunShared;

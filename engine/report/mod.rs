@@ -1,7 +1,10 @@
 //! Reporters: what a person or a machine sees of a run. They consume the executor's events;
 //! the CLI picks them.
 
+mod gantt;
+mod html;
 mod json;
+mod markdown;
 mod plain;
 mod progress;
 mod summary;
@@ -10,6 +13,9 @@ pub use json::JsonLines;
 pub use plain::PlainLines;
 pub use progress::LiveProgress;
 pub use summary::summary_text;
+pub(crate) use gantt::Timeline;
+pub(crate) use html::html_report;
+pub(crate) use markdown::markdown_report;
 
 /// Anything that shows events.
 pub trait Reporter: Send {

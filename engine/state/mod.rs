@@ -1,6 +1,7 @@
 //! What a run keeps on disk: the state directory and one directory per run.
 
 mod journal;
+mod lock;
 mod log_files;
 mod run_directory;
 mod run_record;
@@ -9,8 +10,10 @@ pub use journal::{
     JOURNAL_FILE, JOURNAL_FORMAT, JournalError, JournalWriter, ReadJournal, for_each_record,
     header, read_journal,
 };
+pub use lock::{LockError, RunLock};
 pub use log_files::LogFiles;
 pub use run_directory::{RunDirectory, find_run, list_runs, new_run_info, state_directory};
 pub use run_record::{
     RecordedEnd, RecordedPhase, RecordedProbe, RecordedStep, RecordedVar, RunRecord,
+    unfinished_runs,
 };

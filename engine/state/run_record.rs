@@ -159,6 +159,11 @@ impl RunRecord {
                 .unwrap_or_default();
             return;
         }
+        if data.get("record").and_then(Value::as_str) == Some("resumed") {
+            // A later `resume` or `rollback` continues the run: its end is yet to come.
+            self.end = None;
+            return;
+        }
         let time = text(data, "time");
         let step_id = text(data, "step");
         let compensation = text(data, "phase") == "compensation";
@@ -303,4 +308,14 @@ impl RunRecord {
             .as_ref()
             .map_or_else(|| "unfinished".to_string(), |end| end.outcome.clone())
     }
+}
+
+/// Runs of `runbook` in `state` whose journal has no end: their engine died mid-run.
+pub fn unfinished_runs(state: &Path, runbook: &str) -> Vec<String> {
+    super::list_runs(state)
+        .iter()
+        .filter_map(|directory| RunRecord::load(directory).ok())
+        .filter(|record| record.runbook == runbook && record.end.is_none())
+        .map(|record| record.run_id)
+        .collect()
 }

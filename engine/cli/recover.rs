@@ -1,0 +1,398 @@
+//! `runbook rollback RUN` and `runbook resume RUN`: rebuild a run's state from its journal
+//! and hand it to the same executor. `rollback` compensates what ran (later, or what a run
+//! left uncompensated); `resume` continues a run whose engine died, re-running in-doubt
+//! steps only when they are idempotent or the operator decided.
+
+use std::path::PathBuf;
+
+use super::args::{GlobalArgs, ResumeArgs, RollbackArgs};
+use super::run::digest;
+use super::session::{SessionInput, finish_session, lock_runbook, runtime, start_session};
+use crate::errors::{EXIT_INVALID, EXIT_NEEDS_DECISION, EXIT_SUCCESS};
+use crate::events::StepStatus;
+use crate::executor::{RunOptions, RunRecorder, Start};
+use crate::model::Runbook;
+use crate::plan::{RunInfo, VarInputs};
+use crate::rollback::{RanStep, plan_rollback};
+use crate::source::Source;
+use crate::state::{
+    JOURNAL_FILE, JournalWriter, LogFiles, RunRecord, find_run, for_each_record, state_directory,
+};
+use crate::validate::{StepGraph, validate};
+
+/// A recorded run with its runbook loaded again.
+struct Recovered {
+    record: RunRecord,
+    directory: PathBuf,
+    runbook: Runbook,
+    graph: StepGraph,
+}
+
+fn recover(run: &str, allow_changed: bool, global: &GlobalArgs) -> Result<Recovered, i32> {
+    let state = state_directory(global.state_dir.as_deref());
+    let fail = |message: String| {
+        errln!("error: {message}");
+        EXIT_INVALID
+    };
+    let directory = find_run(&state, run).map_err(fail)?;
+    let record =
+        RunRecord::load(&directory).map_err(|error| fail(format!("{error}: nothing was done")))?;
+    if record.run_id.is_empty() {
+        return Err(fail(format!(
+            "the journal of `{run}` has no header: nothing was done"
+        )));
+    }
+    let source = Source::read(std::path::Path::new(&record.file))
+        .map_err(|error| fail(format!("{error} (the runbook of run {})", record.run_id)))?;
+    let now = digest(source.text());
+    if now != record.digest && !allow_changed {
+        return Err(fail(format!(
+            "the runbook `{}` changed since run {} ({} then, {now} now): nothing was done\n  help: pass `--allow-changed` to use the file as it is now",
+            record.file, record.run_id, record.digest
+        )));
+    }
+    let validation = validate(&source);
+    let Some(runbook) = validation.runbook else {
+        return Err(fail(format!(
+            "the runbook `{}` is no longer valid (`runbook validate {}`): nothing was done",
+            record.file, record.file
+        )));
+    };
+    let graph = StepGraph::new(
+        runbook
+            .steps
+            .iter()
+            .map(|step| step.needs.clone())
+            .collect(),
+    );
+    Ok(Recovered {
+        record,
+        directory,
+        runbook,
+        graph,
+    })
+}
+
+fn status_of(text: &str) -> StepStatus {
+    match text {
+        "succeeded" => StepStatus::Succeeded,
+        "failed" => StepStatus::Failed,
+        "failed_allowed" => StepStatus::FailedAllowed,
+        "skipped" => StepStatus::Skipped,
+        "cancelled" => StepStatus::Cancelled,
+        "running" => StepStatus::Running,
+        _ => StepStatus::Pending,
+    }
+}
+
+/// The recorded state of each step of the runbook, in its order.
+struct Recorded {
+    statuses: Vec<StepStatus>,
+    finished_order: Vec<usize>,
+    outcome_words: Vec<&'static str>,
+    compensated: Vec<bool>,
+}
+
+fn recorded(recovered: &Recovered) -> Recorded {
+    let runbook = &recovered.runbook;
+    let find = |id: &str| recovered.record.steps.iter().find(|step| step.id == id);
+    let statuses: Vec<StepStatus> = runbook
+        .steps
+        .iter()
+        .map(|step| {
+            find(step.id.as_str()).map_or(StepStatus::Pending, |recorded| {
+                status_of(&recorded.forward.status)
+            })
+        })
+        .collect();
+    let mut finish_times: Vec<(String, usize)> = runbook
+        .steps
+        .iter()
+        .filter_map(|step| {
+            find(step.id.as_str())
+                .and_then(|recorded| recorded.forward.finished.clone())
+                .map(|time| (time, step.index))
+        })
+        .collect();
+    finish_times.sort();
+    let mut finished_order = vec![0; runbook.steps.len()];
+    for (order, (_, index)) in finish_times.iter().enumerate() {
+        finished_order[*index] = order + 1;
+    }
+    let outcome_words = runbook
+        .steps
+        .iter()
+        .map(|step| {
+            match (
+                statuses[step.index],
+                find(step.id.as_str()).and_then(|recorded| recorded.forward.message.clone()),
+            ) {
+                (StepStatus::Succeeded, _) => "succeeded",
+                (StepStatus::Cancelled | StepStatus::Running, _) => "cancelled",
+                (_, Some(message)) if message.contains("timed out") => "timed_out",
+                _ => "failed",
+            }
+        })
+        .collect();
+    let compensated = runbook
+        .steps
+        .iter()
+        .map(|step| {
+            find(step.id.as_str())
+                .and_then(|recorded| recorded.compensation.as_ref())
+                .is_some_and(|phase| phase.status == "compensated")
+        })
+        .collect();
+    Recorded {
+        statuses,
+        finished_order,
+        outcome_words,
+        compensated,
+    }
+}
+
+/// Steps to compensate: what ran and is not compensated yet (in-doubt steps count as failed).
+fn compensation_set(recovered: &Recovered, recorded: &Recorded) -> Vec<usize> {
+    let ran: Vec<RanStep> = recorded
+        .statuses
+        .iter()
+        .zip(&recorded.finished_order)
+        .map(|(&status, &finished_order)| RanStep {
+            status: if status == StepStatus::Running {
+                StepStatus::Failed
+            } else {
+                status
+            },
+            finished_order,
+        })
+        .collect();
+    plan_rollback(&recovered.runbook, &ran)
+        .compensate
+        .into_iter()
+        .filter(|&index| !recorded.compensated[index])
+        .collect()
+}
+
+/// Reopens the run's journal (cutting a torn tail) and its logs, and records why.
+fn reopen_recorder(directory: &std::path::Path) -> Result<RunRecorder, String> {
+    let path = directory.join(JOURNAL_FILE);
+    let read = for_each_record(&path, |_| {}).map_err(|error| error.to_string())?;
+    if let Some(offset) = read.torn_at {
+        errln!(
+            "note: ignored a torn record at byte {offset} of the journal (the engine died while writing it)"
+        );
+    }
+    let journal = JournalWriter::reopen(&path, &read).map_err(|error| error.to_string())?;
+    let logs = LogFiles::new(directory).ok();
+    Ok(RunRecorder::new(journal, logs))
+}
+
+fn run_info(recovered: &Recovered) -> RunInfo {
+    let record = &recovered.record;
+    let timestamp = record
+        .options
+        .get("timestamp")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    RunInfo {
+        id: record.run_id.clone(),
+        started_at: record.started_at.clone(),
+        timestamp,
+        directory: recovered.directory.clone(),
+    }
+}
+
+/// The recorded values of the run's variables; secrets are resolved again from their sources.
+fn recorded_inputs(record: &RunRecord) -> VarInputs {
+    let values = record
+        .vars
+        .iter()
+        .filter(|var| !var.secret)
+        .filter_map(|var| Some((var.name.clone(), var.value.clone()?)))
+        .collect();
+    VarInputs { values, file: None }
+}
+
+/// Builds the session and dispatches `start`; `mode` names the action in the journal.
+async fn drive(
+    recovered: Recovered,
+    mode: &'static str,
+    options: RunOptions,
+    start: impl FnOnce(&Recorded) -> Start,
+    global: &GlobalArgs,
+) -> i32 {
+    let state = state_directory(global.state_dir.as_deref());
+    let info = run_info(&recovered);
+    let _lock = match lock_runbook(&state, &recovered.runbook.name, &info, mode) {
+        Ok(lock) => lock,
+        Err(code) => return code,
+    };
+    let recorder = match reopen_recorder(&recovered.directory) {
+        Ok(recorder) => recorder,
+        Err(message) => {
+            errln!("error: {message}: nothing was done");
+            return EXIT_INVALID;
+        }
+    };
+    let recorded = recorded(&recovered);
+    let start = start(&recorded);
+    let inputs = recorded_inputs(&recovered.record);
+    let recorded_steps = recovered.record.steps.clone();
+    let input = SessionInput {
+        runbook: recovered.runbook,
+        graph: recovered.graph,
+        info,
+        inputs: &inputs,
+        recorder,
+        options,
+    };
+    let session = start_session(input, global, |emitter, _| {
+        emitter.record(&serde_json::json!({
+            "record": "resumed",
+            "mode": mode,
+            "pid": std::process::id(),
+            "time": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        }))
+    });
+    let mut session = match session {
+        Ok(session) => session,
+        Err(code) => return code,
+    };
+    // Compensations and later steps read the outputs the steps recorded then, not new ones.
+    for step in &recorded_steps {
+        session.context.set_step(&step.id, &step.forward.status, &step.outputs);
+    }
+    finish_session(session, start, global).await
+}
+
+pub fn rollback(args: &RollbackArgs, global: &GlobalArgs) -> i32 {
+    let recovered = match recover(&args.run, args.allow_changed, global) {
+        Ok(recovered) => recovered,
+        Err(code) => return code,
+    };
+    let recorded_now = recorded(&recovered);
+    let set = compensation_set(&recovered, &recorded_now);
+    if set.is_empty() {
+        outln!("run {}: nothing to compensate", recovered.record.run_id);
+        return EXIT_SUCCESS;
+    }
+    let options = RunOptions {
+        concurrency: args.jobs.map(|jobs| jobs as usize),
+        ..RunOptions::default()
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    runtime.block_on(drive(
+        recovered,
+        "rollback",
+        options,
+        |recorded| Start::Rollback {
+            set,
+            statuses: recorded.statuses.clone(),
+            outcome_words: recorded.outcome_words.clone(),
+        },
+        global,
+    ))
+}
+
+pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
+    let recovered = match recover(&args.run, args.allow_changed, global) {
+        Ok(recovered) => recovered,
+        Err(code) => return code,
+    };
+    let record = &recovered.record;
+    let recorded_now = recorded(&recovered);
+    let options = RunOptions {
+        concurrency: args.jobs.map(|jobs| jobs as usize),
+        approve_all: args.yes,
+        approve: args.approve.clone(),
+        no_rollback: false,
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    // A run that ended with compensations left to do, or that died while compensating or
+    // after a failure: finish its rollback.
+    let rolling_back = record
+        .end
+        .as_ref()
+        .is_some_and(|end| end.outcome == "rollback_incomplete")
+        || (record.end.is_none() && (record.rollback.is_some() || record.stopping.is_some()));
+    if let Some(end) = &record.end
+        && !rolling_back
+    {
+        outln!(
+            "run {} already finished: {} (exit {}); nothing to resume",
+            record.run_id,
+            end.outcome,
+            end.exit_code
+        );
+        return EXIT_SUCCESS;
+    }
+    if rolling_back {
+        let set = compensation_set(&recovered, &recorded_now);
+        return runtime.block_on(drive(
+            recovered,
+            "resume",
+            options,
+            |recorded| Start::Rollback {
+                set,
+                statuses: recorded.statuses.clone(),
+                outcome_words: recorded.outcome_words.clone(),
+            },
+            global,
+        ));
+    }
+    let runbook = &recovered.runbook;
+    let mut statuses = recorded_now.statuses.clone();
+    let mut failed = None;
+    let mut undecided = Vec::new();
+    for step in &runbook.steps {
+        if statuses[step.index] != StepStatus::Running {
+            continue;
+        }
+        let id = step.id.as_str();
+        if args.assume_succeeded.iter().any(|named| named == id) {
+            statuses[step.index] = StepStatus::Succeeded;
+        } else if args.assume_failed.iter().any(|named| named == id) {
+            statuses[step.index] = StepStatus::Failed;
+            failed = Some(step.index);
+        } else if step.idempotent {
+            // In doubt, and safe to run again.
+            statuses[step.index] = StepStatus::Pending;
+        } else {
+            undecided.push(id.to_string());
+        }
+    }
+    if !undecided.is_empty() {
+        errln!(
+            "error: run {} stopped while these steps ran, and they are not idempotent: {}",
+            record.run_id,
+            undecided
+                .iter()
+                .map(|id| format!("`{id}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        errln!(
+            "  help: check what they did, then resume with `--assume-succeeded ID` (it finished) or `--assume-failed ID` (roll back)"
+        );
+        return EXIT_NEEDS_DECISION;
+    }
+    runtime.block_on(drive(
+        recovered,
+        "resume",
+        options,
+        |recorded| Start::Resume {
+            statuses,
+            finished_order: recorded.finished_order.clone(),
+            outcome_words: recorded.outcome_words.clone(),
+            failed,
+        },
+        global,
+    ))
+}

@@ -1,0 +1,197 @@
+//! What `run`, `resume` and `rollback` share once they know which run they drive: the run
+//! lock, variables resolved with real values, the masker, the journal-backed emitter, the
+//! rendered runbook `env`, and the dispatch with its summary.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use super::args::{GlobalArgs, LogFormat, Progress};
+use super::diagnostics::render_error;
+use crate::errors::{EXIT_INVALID, EXIT_LOCKED};
+use crate::executor::{Emitter, EventSink, RunOptions, RunRecorder, RunShared, Start, dispatch};
+use crate::model::Runbook;
+use crate::plan::{Context, ResolvedVar, RunInfo, VarInputs, resolve_vars};
+use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, summary_text};
+use crate::secrets::Masker;
+use crate::state::{LockError, RunLock};
+use crate::template::{PreparedContext, TemplateEngine};
+use crate::validate::StepGraph;
+
+/// A run ready to dispatch.
+#[derive(Debug)]
+pub(super) struct Session {
+    pub shared: Arc<RunShared>,
+    pub context: Context,
+}
+
+/// Takes the run lock of `runbook`, or prints who holds it and returns exit code 75.
+pub(super) fn lock_runbook(
+    state: &std::path::Path,
+    runbook: &str,
+    info: &RunInfo,
+    action: &str,
+) -> Result<RunLock, i32> {
+    let holder = format!(
+        "{action} of run {} (pid {}, started {})",
+        info.id,
+        std::process::id(),
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    );
+    match RunLock::acquire(state, runbook, &holder) {
+        Ok(lock) => Ok(lock),
+        Err(LockError::Held { runbook, holder }) => {
+            errln!("error: another run of `{runbook}` is in progress: {holder}");
+            errln!("  help: wait for it to finish; nothing was done");
+            Err(EXIT_LOCKED)
+        }
+        Err(error) => {
+            err!("{}", render_error(&error));
+            Err(EXIT_INVALID)
+        }
+    }
+}
+
+/// Everything a session needs to be built.
+pub(super) struct SessionInput<'a> {
+    pub runbook: Runbook,
+    pub graph: StepGraph,
+    pub info: RunInfo,
+    pub inputs: &'a VarInputs,
+    pub recorder: RunRecorder,
+    pub options: RunOptions,
+}
+
+/// Resolves variables with their real values, builds the emitter, lets `first_record` write
+/// the journal's first record for this session, renders the runbook `env`.
+pub(super) fn start_session(
+    input: SessionInput<'_>,
+    global: &GlobalArgs,
+    first_record: impl FnOnce(&Emitter, &[ResolvedVar]) -> Result<(), String>,
+) -> Result<Session, i32> {
+    let SessionInput {
+        runbook,
+        graph,
+        info,
+        inputs,
+        recorder,
+        options,
+    } = input;
+    let engine = TemplateEngine::new();
+    let runbook = Arc::new(runbook);
+    let mut context = Context::for_run(&runbook, &info);
+    let resolved = match resolve_vars(&runbook, inputs, &mut context, &engine, true) {
+        Ok(Ok(resolved)) => resolved,
+        Ok(Err(problems)) => {
+            for problem in problems {
+                errln!("error: {}", problem.message);
+            }
+            errln!("error: the variables are not valid: nothing was done");
+            return Err(EXIT_INVALID);
+        }
+        Err(error) => {
+            err!("{}", render_error(&error));
+            return Err(EXIT_INVALID);
+        }
+    };
+    let secrets: Vec<String> = resolved
+        .iter()
+        .filter(|var| var.secret)
+        .filter_map(|var| var.value.clone())
+        .filter(|value| !value.is_empty())
+        .collect();
+    let masker = Masker::new(secrets.iter().cloned());
+    if !masker.too_short().is_empty() {
+        errln!(
+            "warning: a secret value is shorter than 4 characters: it is masked, but so is any text that happens to contain it"
+        );
+    }
+    let emitter = Emitter::new(masker, reporter(global), Some(recorder));
+    if let Err(message) = first_record(&emitter, &resolved) {
+        errln!("error: {message}: nothing was done");
+        return Err(EXIT_INVALID);
+    }
+    let prepared = PreparedContext::new(context.value()).map_err(|error| {
+        errln!("error: {error}");
+        EXIT_INVALID
+    })?;
+    let mut base_env = Vec::new();
+    for entry in &runbook.env {
+        match engine.render_prepared(&entry.value.text, &prepared) {
+            Ok(value) => base_env.push((entry.name.clone(), value)),
+            Err(error) => {
+                errln!(
+                    "error: cannot render `{}`: {}: nothing was done",
+                    entry.value.place,
+                    emitter.mask(&error.to_string())
+                );
+                return Err(EXIT_INVALID);
+            }
+        }
+    }
+    base_env.push(("RUNBOOK_RUN_ID".into(), info.id.clone()));
+    base_env.push((
+        "RUNBOOK_RUN_DIR".into(),
+        info.directory.display().to_string(),
+    ));
+    let shared = Arc::new(RunShared {
+        runbook,
+        graph,
+        engine,
+        emitter,
+        info,
+        options,
+        base_env,
+        approval_lock: tokio::sync::Mutex::new(()),
+    });
+    Ok(Session { shared, context })
+}
+
+/// Dispatches the session and prints its summary; returns the exit code.
+pub(super) async fn finish_session(session: Session, start: Start, global: &GlobalArgs) -> i32 {
+    let run_id = session.shared.info.id.clone();
+    let name = session.shared.runbook.source_name.clone();
+    match dispatch(session.shared, session.context, start).await {
+        Ok(result) => {
+            if global.log_format == LogFormat::Text && global.progress != Progress::None {
+                out!("{}", summary_text(&result, &run_id));
+            } else if global.log_format == LogFormat::Text {
+                outln!(
+                    "run {run_id}: {} (exit {})",
+                    result.outcome.as_str(),
+                    result.exit_code
+                );
+            }
+            result.exit_code
+        }
+        Err(error) => {
+            errln!("error: the engine could not run `{name}`: {error}");
+            EXIT_INVALID
+        }
+    }
+}
+
+/// The reporter the options ask for.
+fn reporter(global: &GlobalArgs) -> EventSink {
+    let mut reporter: Box<dyn Reporter> = match (global.log_format, global.progress) {
+        (LogFormat::Json, _) => Box::new(JsonLines),
+        (LogFormat::Text, Progress::None) => Box::new(PlainLines { quiet: true }),
+        (LogFormat::Text, Progress::Auto) if std::io::stderr().is_terminal() => {
+            Box::new(LiveProgress::new())
+        }
+        (LogFormat::Text, Progress::Plain | Progress::Auto) => {
+            Box::new(PlainLines { quiet: false })
+        }
+    };
+    Box::new(move |event| reporter.handle(event))
+}
+
+/// A tokio runtime for one command.
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            err!("{}", render_error(&error));
+            EXIT_INVALID
+        })
+}
