@@ -233,6 +233,9 @@ pub struct RunArgs {
     /// Start even though an earlier run of this runbook is unfinished (its engine died)
     #[arg(long)]
     pub force: bool,
+    /// Benchmarks only: keep the journal in memory, to measure what durability costs
+    #[arg(long, hide = true)]
+    pub journal_in_memory: bool,
     /// Plan output format with --dry-run
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,

@@ -54,7 +54,7 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
             return EXIT_INVALID;
         }
     }
-    let recorder = match open_recorder(&info.directory) {
+    let recorder = match open_recorder(&info.directory, args.journal_in_memory) {
         Ok(recorder) => recorder,
         Err(message) => {
             errln!("error: {message}: nothing was run");
@@ -94,8 +94,13 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
 }
 
 /// The journal and log files of a new run.
-fn open_recorder(directory: &std::path::Path) -> Result<RunRecorder, String> {
-    let journal = JournalWriter::create(directory).map_err(|error| error.to_string())?;
+fn open_recorder(directory: &std::path::Path, in_memory: bool) -> Result<RunRecorder, String> {
+    let journal = if in_memory {
+        JournalWriter::in_memory(directory)
+    } else {
+        JournalWriter::create(directory)
+    };
+    let journal = journal.map_err(|error| error.to_string())?;
     let logs = LogFiles::new(directory)
         .map_err(|error| format!("cannot create the log directory: {error}"))?;
     Ok(RunRecorder::new(journal, Some(logs)))

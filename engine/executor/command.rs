@@ -136,6 +136,13 @@ pub(crate) async fn run_command(
     cancel: &mut watch::Receiver<CancelLevel>,
     stdout_capture: Option<&mut Vec<u8>>,
 ) -> CommandResult {
+    // What is about to happen must be in the journal first.
+    if let Err(message) = emitter.make_durable() {
+        return CommandResult {
+            end: CommandEnd::SpawnFailed(message),
+            tail: Vec::new(),
+        };
+    }
     let (sender, mut receiver) = mpsc::channel::<OutputChunk>(64);
     let mut process = match RunningProcess::spawn(spec, sender) {
         Ok(process) => process,

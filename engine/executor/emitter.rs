@@ -31,11 +31,15 @@ impl RunRecorder {
         }
     }
 
-    fn append(&mut self, data: &Value) {
+    fn append(&mut self, data: &Value, durable: bool) {
         if self.failure.is_some() {
             return;
         }
-        if let Err(error) = self.journal.append(data) {
+        let result = self
+            .journal
+            .write(data)
+            .and_then(|()| if durable { self.journal.sync() } else { Ok(()) });
+        if let Err(error) = result {
             let mut message = error.to_string();
             if let Some(cause) = std::error::Error::source(&error) {
                 message.push_str(&format!(": {cause}"));
@@ -119,7 +123,28 @@ impl Emitter {
         let mut recorder = recorder
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        recorder.append(data);
+        recorder.append(data, true);
+        recorder.failure.clone().map_or(Ok(()), Err)
+    }
+
+    /// Makes every event so far durable: called before any action (spawning a command), so
+    /// the journal always knows at least as much as has happened.
+    pub fn make_durable(&self) -> Result<(), String> {
+        let Some(recorder) = &self.recorder else {
+            return Ok(());
+        };
+        let mut recorder = recorder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recorder.failure.is_none()
+            && let Err(error) = recorder.journal.sync()
+        {
+            let mut message = error.to_string();
+            if let Some(cause) = std::error::Error::source(&error) {
+                message.push_str(&format!(": {cause}"));
+            }
+            recorder.failure = Some(message);
+        }
         recorder.failure.clone().map_or(Ok(()), Err)
     }
 
@@ -148,7 +173,9 @@ impl Emitter {
                         humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
                     object.insert("time".into(), Value::String(time));
                 }
-                recorder.append(&data);
+                // The end of a run is synced at once; everything else at the next action.
+                let durable = matches!(event, Event::RunFinished { .. } | Event::RunStarted { .. });
+                recorder.append(&data, durable);
             }
         }
         let mut sink = self

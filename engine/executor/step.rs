@@ -197,7 +197,7 @@ async fn attempts(
         // Not created in advance: `>> "$RUNBOOK_OUTPUT"` creates it, and a step that writes no
         // outputs costs no file.
         let output_file = outputs_directory.join(format!("{id}.{attempt}"));
-        if let Some(message) = shared.emitter.journal_failure() {
+        if let Err(message) = shared.emitter.make_durable() {
             return Err((format!("not started: {message}"), "failed"));
         }
         let mut attempt_env = env.clone();
