@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::html::escape;
+use super::markdown::status_text;
 use crate::state::{RecordedPhase, RunRecord};
 
 /// One phase of one step on the timeline.
@@ -66,10 +67,16 @@ impl Timeline {
             .steps
             .iter()
             .flat_map(|step| {
-                let forward = (step.id.as_str(), step.name.as_str(), "forward", &step.forward);
-                let compensation = step.compensation.as_ref().map(|phase| {
-                    (step.id.as_str(), step.name.as_str(), "compensation", phase)
-                });
+                let forward = (
+                    step.id.as_str(),
+                    step.name.as_str(),
+                    "forward",
+                    &step.forward,
+                );
+                let compensation = step
+                    .compensation
+                    .as_ref()
+                    .map(|phase| (step.id.as_str(), step.name.as_str(), "compensation", phase));
                 std::iter::once(forward).chain(compensation)
             })
             .collect();
@@ -113,9 +120,18 @@ impl Timeline {
             .max()
             .unwrap_or(0);
         let run_duration = record.end.as_ref().map_or(0, |end| end.duration_ms);
+        let mut span_ms = last_end.max(run_duration).max(1);
+        // A phase still running when the journal ends is drawn open to the chart's edge:
+        // leave it a tenth of the axis so it is seen.
+        if entries
+            .iter()
+            .any(|entry| entry.offset_ms.is_some() && entry.duration_ms.is_none())
+        {
+            span_ms += span_ms.div_ceil(10);
+        }
         Timeline {
             origin: origin.map(|time| humantime::format_rfc3339_millis(time).to_string()),
-            span_ms: last_end.max(run_duration).max(1),
+            span_ms,
             entries,
         }
     }
@@ -128,11 +144,11 @@ impl Timeline {
     }
 }
 
-/// Milliseconds as seconds for people: `0.30s`, `12.5s`, `2m 03s`, `1h 02m`.
+/// Milliseconds as seconds for people: `0.004s`, `12.5s`, `2m 03s`, `1h 02m`.
 pub(crate) fn seconds(milliseconds: u64) -> String {
     let total = milliseconds / 1000;
     match total {
-        0..10 => format!("{:.2}s", milliseconds as f64 / 1000.0),
+        0..10 => format!("{:.3}s", milliseconds as f64 / 1000.0),
         10..60 => format!("{:.1}s", milliseconds as f64 / 1000.0),
         60..3600 => format!("{}m {:02}s", total / 60, total % 60),
         _ => format!("{}h {:02}m", total / 3600, total % 3600 / 60),
@@ -239,6 +255,16 @@ pub(crate) fn gantt_svg(record: &RunRecord, timeline: &Timeline) -> String {
             escape(&label(&step.id)),
             escape(&title)
         );
+        let forward = timeline.entry(&step.id, "forward");
+        if let Some(entry) = forward.filter(|entry| entry.offset_ms.is_none()) {
+            let _ = writeln!(
+                svg,
+                r#"<text class="tick" x="{:.1}" y="{:.1}">{}</text>"#,
+                LABEL_WIDTH + 6.0,
+                top + ROW / 2.0 + 4.0,
+                escape(&status_text(&entry.status))
+            );
+        }
         for phase in ["forward", "compensation"] {
             let Some(entry) = timeline.entry(&step.id, phase) else {
                 continue;
@@ -248,9 +274,11 @@ pub(crate) fn gantt_svg(record: &RunRecord, timeline: &Timeline) -> String {
             };
             let x = x_of(offset);
             // A phase still running when the journal ends reaches the edge of the chart.
-            let end = entry.duration_ms.map_or(LABEL_WIDTH + CHART_WIDTH, |duration| {
-                x_of(offset + duration)
-            });
+            let end = entry
+                .duration_ms
+                .map_or(LABEL_WIDTH + CHART_WIDTH, |duration| {
+                    x_of(offset + duration)
+                });
             let mut classes = format!("bar {phase}");
             if entry.went_wrong() {
                 classes.push_str(" wrong");
@@ -261,7 +289,7 @@ pub(crate) fn gantt_svg(record: &RunRecord, timeline: &Timeline) -> String {
             let tooltip = format!(
                 "{} {phase}: {} at +{} for {}{}",
                 step.id,
-                entry.status.replace('_', " "),
+                status_text(&entry.status),
                 seconds(offset),
                 entry
                     .duration_ms

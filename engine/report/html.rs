@@ -6,9 +6,7 @@
 use std::fmt::Write;
 
 use super::gantt::{Timeline, gantt_svg, seconds};
-use super::markdown::{
-    needs_a_person, outcome_text, rollback_text, status_text, variable_value,
-};
+use super::markdown::{needs_a_person, outcome_text, rollback_text, status_text, variable_value};
 use crate::state::RunRecord;
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -32,11 +30,12 @@ const STYLE: &str = "
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:var(--ink);margin:2rem auto;max-width:1000px;padding:0 1rem}
 h1{font-size:1.6rem;margin:0 0 .3rem}
 h2{font-size:1.15rem;margin:2rem 0 .6rem;border-bottom:1px solid var(--line);padding-bottom:.2rem}
-code{font:12.5px ui-monospace,'DejaVu Sans Mono',monospace;background:#f1f3f6;padding:0 .25rem;border-radius:3px;overflow-wrap:anywhere}
+code{font:12.5px ui-monospace,'DejaVu Sans Mono',monospace;background:#f1f3f6;padding:0 .25rem;border-radius:3px;overflow-wrap:break-word}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
 th{color:var(--muted);font-weight:600}
 td.number{text-align:right;white-space:nowrap}
+table.timeline td:first-child,table.probes td:first-child{white-space:nowrap}
 table.facts th{width:9rem}
 .outcome{display:inline-block;padding:.15rem .6rem;border-radius:1rem;font-weight:600;color:#fff;background:#6b7280}
 .outcome.succeeded{background:#1f8a4c}.outcome.rolled_back{background:#b76e00}

@@ -9,13 +9,13 @@ mod plain;
 mod progress;
 mod summary;
 
+pub(crate) use gantt::Timeline;
+pub(crate) use html::html_report;
 pub use json::JsonLines;
+pub(crate) use markdown::markdown_report;
 pub use plain::PlainLines;
 pub use progress::LiveProgress;
 pub use summary::summary_text;
-pub(crate) use gantt::Timeline;
-pub(crate) use html::html_report;
-pub(crate) use markdown::markdown_report;
 
 /// Anything that shows events.
 pub trait Reporter: Send {
