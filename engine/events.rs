@@ -124,6 +124,13 @@ pub enum Event {
         phase: Phase,
         attempt: u32,
     },
+    /// A step's (or compensation's) process group started: its id and kernel start time.
+    ProcessStarted {
+        step: String,
+        phase: Phase,
+        pid: u32,
+        start_time: Option<u64>,
+    },
     StepOutput {
         step: String,
         phase: Phase,

@@ -214,6 +214,25 @@ fn recorded_inputs(record: &RunRecord) -> VarInputs {
     VarInputs { values, file: None }
 }
 
+/// Stops process groups of steps that were still running when the engine died, before
+/// anything is decided: a step must not run twice at once. A group is killed only if its
+/// leader is still the process the journal recorded (same id and start time).
+fn stop_survivors(record: &RunRecord) {
+    for process in &record.processes {
+        let Some(start_time) = process.start_time else {
+            continue;
+        };
+        if crate::process::kill_surviving_group(process.pid, start_time) {
+            errln!(
+                "note: terminated the surviving process group {} of `{}` ({}), left running when the engine stopped",
+                process.pid,
+                process.step,
+                process.phase
+            );
+        }
+    }
+}
+
 /// Builds the session and dispatches `start`; `mode` names the action in the journal.
 async fn drive(
     recovered: Recovered,
@@ -235,6 +254,7 @@ async fn drive(
             return EXIT_INVALID;
         }
     };
+    stop_survivors(&recovered.record);
     let recorded = recorded(&recovered);
     let start = start(&recorded);
     let inputs = recorded_inputs(&recovered.record);
@@ -261,7 +281,9 @@ async fn drive(
     };
     // Compensations and later steps read the outputs the steps recorded then, not new ones.
     for step in &recorded_steps {
-        session.context.set_step(&step.id, &step.forward.status, &step.outputs);
+        session
+            .context
+            .set_step(&step.id, &step.forward.status, &step.outputs);
     }
     finish_session(session, start, global).await
 }

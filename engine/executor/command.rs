@@ -159,6 +159,16 @@ pub(crate) async fn run_command(
             };
         }
     };
+    if label.emit_lines {
+        // Recorded so that `resume` can find and stop a process group that outlived a killed
+        // engine; the start time tells it apart from a later process given the same id.
+        emitter.emit(Event::ProcessStarted {
+            step: label.step.clone(),
+            phase: label.phase,
+            pid: process.pid(),
+            start_time: crate::process::start_time(process.pid()),
+        });
+    }
     let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
     let mut stdout = LineAssembler::new(emitter, Stream::Stdout);
     let mut stderr = LineAssembler::new(emitter, Stream::Stderr);

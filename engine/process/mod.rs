@@ -5,8 +5,9 @@
 mod command;
 mod output;
 mod running;
-mod unix;
+pub(crate) mod unix;
 
 pub use command::{CommandSpec, SpawnError};
 pub use output::{OutputChunk, OutputStream};
 pub use running::{ExitOutcome, OUTPUT_DRAIN, RunningProcess, TerminationReport};
+pub use unix::{kill_surviving_group, start_time};

@@ -69,3 +69,70 @@ pub(super) fn outcome(status: ExitStatus) -> ExitOutcome {
         None => ExitOutcome::Signaled(status.signal().unwrap_or_default()),
     }
 }
+
+/// The kernel start time of process `pid` (clock ticks since boot, field 22 of
+/// `/proc/<pid>/stat`), which tells a process apart from a later one that reuses its id.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Kills what is left of the process group that `pid` led, if it is still the group the
+/// journal recorded: the leader itself when it is the process that started at `start_time`,
+/// or, once the leader is gone, the members of group `pid` that started no earlier than it.
+/// Returns whether anything was killed.
+pub fn kill_surviving_group(pid: u32, start_time: u64) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if start_time_of_live(pid) == Some(start_time) {
+        return killpg(Pid::from_raw(raw), Signal::SIGKILL).is_ok();
+    }
+    let mut killed = false;
+    for (member, group, started) in processes() {
+        if group == pid
+            && started >= start_time
+            && member != pid
+            && let Ok(member) = i32::try_from(member)
+        {
+            killed |= nix::sys::signal::kill(Pid::from_raw(member), Signal::SIGKILL).is_ok();
+        }
+    }
+    killed
+}
+
+/// Every live process: (pid, process group, start time), from `/proc`.
+fn processes() -> Vec<(u32, u32, u64)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+            // fields[0] is the state (field 3), fields[2] the group (field 5), fields[19] the start time (field 22).
+            if fields.first() == Some(&"Z") {
+                return None;
+            }
+            Some((
+                pid,
+                fields.get(2)?.parse().ok()?,
+                fields.get(19)?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+fn start_time_of_live(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // A zombie is dead already.
+    if after_name.split_whitespace().next()? == "Z" {
+        return None;
+    }
+    start_time(pid)
+}

@@ -101,7 +101,7 @@ fn describe(event: &Event) -> Option<String> {
             "rollback {}",
             if *complete { "complete" } else { "INCOMPLETE" }
         ),
-        Event::RunFinished { .. } => return None,
+        Event::RunFinished { .. } | Event::ProcessStarted { .. } => return None,
     })
 }
 

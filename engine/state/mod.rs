@@ -14,6 +14,6 @@ pub use lock::{LockError, RunLock};
 pub use log_files::LogFiles;
 pub use run_directory::{RunDirectory, find_run, list_runs, new_run_info, state_directory};
 pub use run_record::{
-    RecordedEnd, RecordedPhase, RecordedProbe, RecordedStep, RecordedVar, RunRecord,
-    unfinished_runs,
+    RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep, RecordedVar,
+    RunRecord, unfinished_runs,
 };

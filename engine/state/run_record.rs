@@ -51,6 +51,15 @@ pub struct RecordedStep {
     pub compensation: Option<RecordedPhase>,
 }
 
+/// A process group that was running when the journal ended (its step had no end record).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedProcess {
+    pub step: String,
+    pub phase: String,
+    pub pid: u32,
+    pub start_time: Option<u64>,
+}
+
 /// The end of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordedEnd {
@@ -79,6 +88,8 @@ pub struct RunRecord {
     pub rollback: Option<String>,
     pub notices: Vec<String>,
     pub end: Option<RecordedEnd>,
+    /// Process groups started and not recorded as finished.
+    pub processes: Vec<RecordedProcess>,
     pub records: u64,
     /// A torn last line was ignored.
     pub torn_tail: bool,
@@ -214,6 +225,9 @@ impl RunRecord {
                 }
             }
             "step_finished" if text(data, "phase") != "hook" => {
+                let phase_name = text(data, "phase");
+                self.processes
+                    .retain(|process| !(process.step == step_id && process.phase == phase_name));
                 let step = self.step_mut(&step_id);
                 let phase = if compensation {
                     step.compensation.get_or_insert_with(RecordedPhase::default)
@@ -261,6 +275,17 @@ impl RunRecord {
                     })
                     .unwrap_or_default();
                 phase.message = Some(format!("waits for {}", waiting.join(", ")));
+            }
+            "process_started" => {
+                let phase = text(data, "phase");
+                self.processes
+                    .retain(|process| !(process.step == step_id && process.phase == phase));
+                self.processes.push(RecordedProcess {
+                    step: step_id,
+                    phase,
+                    pid: u32::try_from(number(data, "pid")).unwrap_or_default(),
+                    start_time: data.get("start_time").and_then(Value::as_u64),
+                });
             }
             "stopping" => self.stopping = Some(text(data, "message")),
             "notice" => self.notices.push(text(data, "message")),
