@@ -510,7 +510,6 @@ fn resume_finishes_a_rollback_whose_engine_died() {
 }
 
 #[test]
-#[ignore = "bug: `resume` that finishes the rollback of a failed run exits 0; SPEC §8 says a failed, fully rolled back run exits 1 (as `resume --assume-failed` does)"]
 fn resume_that_finishes_a_rollback_exits_like_the_rolled_back_run() {
     let case = crashed_in_compensation();
     let resumed = case.engine(&["resume", "last"]);
@@ -827,7 +826,6 @@ fn damage_in_the_middle_of_the_journal_is_refused_with_its_line() {
 }
 
 #[test]
-#[ignore = "bug: a new `run` skips a run whose journal is damaged (unfinished_runs drops unreadable journals), so it starts over a run that may be unfinished instead of refusing"]
 fn a_new_run_is_refused_over_a_run_with_a_damaged_journal() {
     let case = crashed(&idempotent_chain(), "b.mark");
     case.touch("release");
@@ -1155,7 +1153,6 @@ fn history_and_show_as_json_name_the_run_its_outcome_and_steps() {
 }
 
 #[test]
-#[ignore = "bug: `last` is the greatest run id, but ids of runs started within the same second sort by a random suffix, so `last` can name an older run"]
 fn last_names_the_newest_run_even_within_one_second() {
     let case = completed(TWO_WAYS, &[]);
     assert_eq!(case.anchor.code, 0, "{}", case.anchor.snapshot());

@@ -315,6 +315,7 @@ pub fn rollback(args: &RollbackArgs, global: &GlobalArgs) -> i32 {
             set,
             statuses: recorded.statuses.clone(),
             outcome_words: recorded.outcome_words.clone(),
+            requested: true,
         },
         global,
     ))
@@ -365,6 +366,7 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
                 set,
                 statuses: recorded.statuses.clone(),
                 outcome_words: recorded.outcome_words.clone(),
+                requested: false,
             },
             global,
         ));

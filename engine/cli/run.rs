@@ -33,7 +33,14 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
         Ok(lock) => lock,
         Err(code) => return code,
     };
-    let unfinished = unfinished_runs(&state, &loaded.runbook.name);
+    let (unfinished, damaged) = unfinished_runs(&state, &loaded.runbook.name);
+    if let (Some(problem), false) = (damaged.first(), args.force) {
+        errln!("error: {problem}");
+        errln!(
+            "  help: a damaged journal may hide an unfinished run: check it (`runbook show RUN`), or start anyway with `--force`; nothing was run"
+        );
+        return EXIT_INVALID;
+    }
     if let (Some(run), false) = (unfinished.last(), args.force) {
         errln!(
             "error: run {run} of `{}` is unfinished: its engine stopped before the run ended, and a new run could land on a half-done change",

@@ -85,11 +85,14 @@ pub enum Start {
         outcome_words: Vec<&'static str>,
         failed: Option<usize>,
     },
-    /// Compensate only `set` (`runbook rollback RUN`): no forward step, no hooks.
+    /// Compensate only `set`: no forward step, no hooks. `requested` is true for `runbook
+    /// rollback RUN` (success is exit 0), false when `resume` finishes the rollback of a failed
+    /// run (success is exit 1: the run failed and was rolled back).
     Rollback {
         set: Vec<usize>,
         statuses: Vec<StepStatus>,
         outcome_words: Vec<&'static str>,
+        requested: bool,
     },
 }
 
@@ -115,22 +118,8 @@ pub async fn dispatch(
         directory: shared.info.directory.display().to_string(),
         mode: mode.to_string(),
     });
-    if let Start::Rollback {
-        set,
-        statuses,
-        outcome_words,
-    } = &start
-    {
-        return rollback_only(
-            &shared,
-            &context,
-            set,
-            statuses,
-            outcome_words,
-            &mut signals,
-            started,
-        )
-        .await;
+    if matches!(start, Start::Rollback { .. }) {
+        return rollback_only(&shared, &context, &start, &mut signals, started).await;
     }
     if matches!(start, Start::Fresh) {
         run_hooks(&shared, &runbook.hooks.on_start, "on_start", &context).await;
@@ -142,6 +131,11 @@ pub async fn dispatch(
         .unwrap_or(runbook.concurrency)
         .max(1);
     let (cancel_sender, cancel) = watch::channel(CancelLevel::None);
+    let reads: Vec<Vec<String>> = runbook
+        .steps
+        .iter()
+        .map(crate::model::Step::reads_steps)
+        .collect();
     let mut statuses = vec![StepStatus::Pending; count];
     let mut reports: Vec<Option<StepReport>> = vec![None; count];
     let mut finished_order = vec![0usize; count];
@@ -213,7 +207,7 @@ pub async fn dispatch(
                     running.spawn(run_step(
                         shared.clone(),
                         index,
-                        context.clone(),
+                        context.with_steps(&reads[index]),
                         cancel.clone(),
                     ));
                 }
@@ -561,12 +555,20 @@ async fn verify_rollback(
 async fn rollback_only(
     shared: &Arc<RunShared>,
     context: &Context,
-    set: &[usize],
-    statuses: &[StepStatus],
-    outcome_words: &[&'static str],
+    start: &Start,
     signals: &mut Signals,
     started: Instant,
 ) -> std::io::Result<RunResult> {
+    let Start::Rollback {
+        set,
+        statuses,
+        outcome_words,
+        requested,
+    } = start
+    else {
+        return Err(std::io::Error::other("rollback_only needs Start::Rollback"));
+    };
+    let requested = *requested;
     let runbook = &shared.runbook;
     let mut summaries: Vec<StepSummary> = runbook
         .steps
@@ -595,7 +597,10 @@ async fn rollback_only(
     .await;
     let verified = complete && verify_rollback(shared, context, &mut needs_a_person).await;
     let (outcome, exit_code) = if complete && verified {
-        (RunOutcome::RolledBack, EXIT_SUCCESS)
+        (
+            RunOutcome::RolledBack,
+            if requested { EXIT_SUCCESS } else { EXIT_FAILED },
+        )
     } else {
         (RunOutcome::RollbackIncomplete, EXIT_ROLLBACK_INCOMPLETE)
     };

@@ -27,15 +27,21 @@ pub struct RunShared {
 }
 
 /// Renders templates against one snapshot of the context.
+/// The renderer's form of the context is built on the first template that needs it: most
+/// steps of a long run have literal commands.
 pub(crate) struct Renderer<'a> {
     shared: &'a RunShared,
-    context: PreparedContext,
+    source: &'a Context,
+    context: std::sync::OnceLock<Result<PreparedContext, String>>,
 }
 
 impl<'a> Renderer<'a> {
-    pub fn new(shared: &'a RunShared, context: &Context) -> Result<Renderer<'a>, String> {
-        let context = PreparedContext::new(context.value()).map_err(|error| error.to_string())?;
-        Ok(Renderer { shared, context })
+    pub fn new(shared: &'a RunShared, context: &'a Context) -> Result<Renderer<'a>, String> {
+        Ok(Renderer {
+            shared,
+            source: context,
+            context: std::sync::OnceLock::new(),
+        })
     }
 
     /// The rendered text, or a masked message naming the template's place.
@@ -43,9 +49,16 @@ impl<'a> Renderer<'a> {
         if template.is_literal() {
             return Ok(template.text.clone());
         }
+        let context = self
+            .context
+            .get_or_init(|| {
+                PreparedContext::new(self.source.value()).map_err(|error| error.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)?;
         self.shared
             .engine
-            .render_prepared(&template.text, &self.context)
+            .render_prepared(&template.text, context)
             .map_err(|error| {
                 self.shared
                     .emitter

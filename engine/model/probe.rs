@@ -123,3 +123,42 @@ pub struct HttpProbe {
     pub max_latency: Option<Duration>,
     pub timeout: Duration,
 }
+
+impl Probe {
+    /// Every template of the probe.
+    pub fn templates(&self) -> Vec<&super::Template> {
+        match &self.kind {
+            ProbeKind::Command {
+                run,
+                shell,
+                env,
+                expect,
+                ..
+            } => {
+                let mut templates = vec![run];
+                templates.extend(shell.iter());
+                templates.extend(env.iter().map(|entry| &entry.value));
+                templates.extend(
+                    expect
+                        .stdout_contains
+                        .iter()
+                        .chain(&expect.stdout_not_contains)
+                        .chain(&expect.stdout_matches),
+                );
+                templates
+            }
+            ProbeKind::Http(http) => {
+                let mut templates = vec![&http.url];
+                templates.extend(http.headers.iter().map(|entry| &entry.value));
+                templates.extend(
+                    http.body
+                        .iter()
+                        .chain(&http.body_contains)
+                        .chain(&http.body_matches),
+                );
+                templates
+            }
+            ProbeKind::Tcp { address } => vec![address],
+        }
+    }
+}

@@ -101,3 +101,42 @@ pub struct Compensation {
     pub verify: Vec<Probe>,
     pub only_if_succeeded: bool,
 }
+
+impl Step {
+    /// Every template of the step: its command, condition, shell, env, cwd, probes and
+    /// compensation.
+    pub fn templates(&self) -> Vec<&Template> {
+        let mut templates: Vec<&Template> = Vec::new();
+        match &self.action {
+            Action::Run(template) | Action::Approve(template) => templates.push(template),
+            Action::Check => {}
+        }
+        templates.extend(self.condition.iter());
+        templates.extend(self.cwd.iter());
+        templates.extend(self.shell.iter());
+        templates.extend(self.env.iter().map(|entry| &entry.value));
+        templates.extend(self.verify.iter().flat_map(Probe::templates));
+        if let Some(rollback) = &self.rollback {
+            templates.push(&rollback.run);
+            templates.extend(rollback.cwd.iter());
+            templates.extend(rollback.shell.iter());
+            templates.extend(rollback.env.iter().map(|entry| &entry.value));
+            templates.extend(rollback.verify.iter().flat_map(Probe::templates));
+        }
+        templates
+    }
+
+    /// Ids of the steps whose status or outputs the step's templates read.
+    pub fn reads_steps(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .templates()
+            .iter()
+            .flat_map(|template| template.runtime_paths.iter())
+            .filter(|path| path.first().is_some_and(|root| root == "steps"))
+            .filter_map(|path| path.get(1).cloned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}

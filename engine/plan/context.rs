@@ -69,6 +69,29 @@ impl Context {
         }
     }
 
+    /// A copy holding only the given steps' values (what one step's templates can read):
+    /// copying every finished step's outputs for each step would make long runs quadratic.
+    pub fn with_steps(&self, ids: &[String]) -> Context {
+        let mut root = Map::new();
+        if let Some(object) = self.root.as_object() {
+            for (key, value) in object {
+                if key != "steps" {
+                    root.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        let all = self.root.get("steps").and_then(Value::as_object);
+        let steps: Map<String, Value> = ids
+            .iter()
+            .filter_map(|id| Some((id.clone(), all?.get(id)?.clone())))
+            .collect();
+        root.insert("steps".into(), Value::Object(steps));
+        Context {
+            root: Value::Object(root),
+            mask_secrets: self.mask_secrets,
+        }
+    }
+
     /// Sets `run.status`, for hooks.
     pub fn set_run_status(&mut self, status: &str) {
         if let Some(run) = self.root.get_mut("run").and_then(Value::as_object_mut) {

@@ -48,12 +48,13 @@ pub fn new_run_info(state: &Path) -> RunInfo {
         &digits[..8.min(digits.len())],
         digits.get(8..14).unwrap_or_default()
     );
-    let nanos = now
+    let since_epoch = now
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|elapsed| elapsed.subsec_nanos())
         .unwrap_or_default();
-    let salt = (nanos ^ std::process::id().rotate_left(16)) & 0xffff;
-    let id = format!("{timestamp}-{salt:04x}");
+    let salt = (since_epoch.subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xff;
+    // Milliseconds keep ids in start order within one second (`show last`); the salt tells
+    // apart two runs started in the same millisecond.
+    let id = format!("{timestamp}-{:03}{salt:02x}", since_epoch.subsec_millis());
     let directory = state.join("runs").join(&id);
     RunInfo {
         id,
