@@ -125,6 +125,11 @@ pub enum Event {
         attempt: u32,
     },
     /// A step's (or compensation's) process group started: its id and kernel start time.
+    /// The compensation of a step that ran, rendered with its outputs (masked).
+    CompensationRecorded {
+        step: String,
+        command: String,
+    },
     ProcessStarted {
         step: String,
         phase: Phase,

@@ -2,11 +2,13 @@
 //! `default`, `lower`, `upper` and `json` helpers. It also analyses a template without rendering
 //! it, so validation can check every referenced path and helper and point at its exact bytes.
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use handlebars::{
-    Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
-    ScopedJson,
+    Context, Handlebars, Helper, HelperDef, Output, RenderContext, RenderError, RenderErrorReason,
+    Renderable, ScopedJson,
 };
 use serde_json::Value;
 
@@ -85,9 +87,40 @@ impl PreparedContext {
     }
 }
 
+/// A context borrowed as JSON and converted to the renderer's own form only if a template
+/// needs handlebars itself: most templates render straight from the JSON, and converting a
+/// large context (a plan of thousands of steps) copies all of it.
+#[derive(Debug)]
+pub struct BorrowedContext<'a> {
+    value: &'a Value,
+    prepared: std::cell::OnceCell<PreparedContext>,
+}
+
+impl<'a> BorrowedContext<'a> {
+    pub fn new(value: &'a Value) -> BorrowedContext<'a> {
+        BorrowedContext {
+            value,
+            prepared: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn prepared(&self) -> Result<&PreparedContext, TemplateError> {
+        match self.prepared.get() {
+            Some(prepared) => Ok(prepared),
+            None => {
+                let prepared = PreparedContext::new(self.value)?;
+                Ok(self.prepared.get_or_init(|| prepared))
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct TemplateEngine {
     registry: Handlebars<'static>,
+    /// Compiled templates by text: compiling (a pest parse) costs far more than rendering, and
+    /// the same text is often rendered many times (probes, hooks, a run's retries).
+    compiled: Mutex<HashMap<String, Arc<handlebars::Template>>>,
 }
 
 impl Default for TemplateEngine {
@@ -119,7 +152,10 @@ impl TemplateEngine {
         for (name, function) in helpers {
             registry.register_helper(name, Box::new(ValueHelper(function)));
         }
-        Self { registry }
+        Self {
+            registry,
+            compiled: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Every helper a template may call: Handlebars' built-ins and ours.
@@ -129,6 +165,9 @@ impl TemplateEngine {
 
     /// Renders in one pass: a value that looks like `{{...}}` is output literally, never rendered.
     pub fn render(&self, template: &str, context: &Value) -> Result<String, TemplateError> {
+        if let Some(text) = render_simple(template, context) {
+            return Ok(text);
+        }
         self.registry
             .render_template(template, context)
             .map_err(|error| self.render_error(template, context, &error))
@@ -141,15 +180,56 @@ impl TemplateEngine {
         template: &str,
         context: &PreparedContext,
     ) -> Result<String, TemplateError> {
-        self.registry
-            .render_template_with_context(template, &context.0)
+        if let Some(text) = render_simple(template, context.0.data()) {
+            return Ok(text);
+        }
+        let Some(compiled) = self.compiled(template) else {
+            // Does not compile: let handlebars report it the way it always does.
+            return self
+                .registry
+                .render_template_with_context(template, &context.0)
+                .map_err(|error| self.render_error(template, context.0.data(), &error));
+        };
+        let mut output = TextOutput(String::new());
+        let mut render_context = RenderContext::new(None);
+        compiled
+            .render(&self.registry, &context.0, &mut render_context, &mut output)
+            .map(|()| output.0)
             .map_err(|error| self.render_error(template, context.0.data(), &error))
+    }
+
+    /// Renders against a borrowed context, converting it only for a template that needs it.
+    pub fn render_borrowed(
+        &self,
+        template: &str,
+        context: &BorrowedContext<'_>,
+    ) -> Result<String, TemplateError> {
+        match render_simple(template, context.value) {
+            Some(text) => Ok(text),
+            None => self.render_prepared(template, context.prepared()?),
+        }
+    }
+
+    /// The compiled form of `template`, compiled on first use; `None` when it does not compile.
+    fn compiled(&self, template: &str) -> Option<Arc<handlebars::Template>> {
+        // A panic elsewhere cannot leave the map half-updated: entries are inserted whole.
+        let mut compiled = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = compiled.get(template) {
+            return Some(Arc::clone(found));
+        }
+        let fresh = Arc::new(handlebars::Template::compile(template).ok()?);
+        compiled.insert(template.to_owned(), Arc::clone(&fresh));
+        Some(fresh)
     }
 
     /// Parses `template` and lists the paths and helpers it uses, without rendering it.
     pub fn analyze(&self, template: &str) -> Result<TemplateAnalysis, TemplateError> {
         let scanned = Scanner::scan(template);
-        if let Err(error) = handlebars::template::Template::compile(template) {
+        // Text with plain `{{path}}` and `{{quote path}}` tags always compiles, so the slow
+        // grammar check is needed only for anything richer.
+        if !is_simple(template)
+            && let Err(error) = handlebars::template::Template::compile(template)
+        {
             // Our scanner names unclosed and mismatched blocks better than the grammar does.
             let offset = error
                 .pos()
@@ -220,6 +300,124 @@ impl TemplateEngine {
             offset,
         }
     }
+}
+
+/// Handlebars output into a `String` that starts empty (its own `StringOutput` reserves 8 KiB
+/// for every render, which thousands of short scripts pay for in allocation).
+struct TextOutput(String);
+
+impl Output for TextOutput {
+    fn write(&mut self, segment: &str) -> Result<(), std::io::Error> {
+        self.0.push_str(segment);
+        Ok(())
+    }
+}
+
+/// A piece of a simple template: text, or a tag naming a path under one of the context roots,
+/// maybe quoted.
+enum SimplePart<'a> {
+    Text(&'a str),
+    Tag { path: &'a str, quoted: bool },
+}
+
+/// Splits a simple template into its text and tags, calling `visit` for each in order, or
+/// returns `None` when the template is not simple. Simple means: no `\{{` escapes, and every
+/// tag is `{{ root.path }}` or `{{ quote root.path }}` with plain segments (letters, digits,
+/// `_`, `-`). Handlebars renders such a template as its text with each tag replaced by the
+/// value, which `render_simple` does without compiling it; anything richer goes to handlebars.
+fn simple_parts<'a>(
+    template: &'a str,
+    mut visit: impl FnMut(SimplePart<'a>) -> Option<()>,
+) -> Option<()> {
+    const WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+    let is_path_character =
+        |character: char| character.is_ascii_alphanumeric() || matches!(character, '_' | '-' | '.');
+    let mut rest = template;
+    while let Some(open) = find_tag(rest) {
+        let text = &rest[..open];
+        if text.ends_with('\\') {
+            return None;
+        }
+        visit(SimplePart::Text(text))?;
+        let inside = rest[open + 2..].trim_start_matches(WHITESPACE);
+        let first_end = inside.find(|character| !is_path_character(character))?;
+        let (first, after_first) = inside.split_at(first_end);
+        let after_first_trimmed = after_first.trim_start_matches(WHITESPACE);
+        let (path, quoted, after_tag) = if after_first_trimmed.starts_with("}}") {
+            (first, false, after_first_trimmed)
+        } else {
+            let separated = after_first_trimmed.len() < after_first.len();
+            if first != "quote" || !separated {
+                return None;
+            }
+            let second_end = after_first_trimmed.find(|character| !is_path_character(character))?;
+            let (second, after_second) = after_first_trimmed.split_at(second_end);
+            (second, true, after_second.trim_start_matches(WHITESPACE))
+        };
+        let mut segments = path.split('.');
+        let rooted = segments.next().is_some_and(|root| ROOTS.contains(&root));
+        let mut count = 1;
+        for segment in segments {
+            if segment.is_empty() {
+                return None;
+            }
+            count += 1;
+        }
+        if !rooted || count < 2 {
+            return None;
+        }
+        rest = after_tag.strip_prefix("}}")?;
+        visit(SimplePart::Tag { path, quoted })?;
+    }
+    visit(SimplePart::Text(rest))
+}
+
+/// The byte offset of the first `{{`. Searching for one byte first is much cheaper than a
+/// substring search on the short texts templates are, and most have no tag at all.
+pub fn find_tag(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(found) = text[from..].find('{') {
+        let at = from + found;
+        if text.as_bytes().get(at + 1) == Some(&b'{') {
+            return Some(at);
+        }
+        // `{` is one byte, so the next byte starts a character.
+        from = at + 1;
+    }
+    None
+}
+
+/// Whether `text` has a `{{` and so may render to something other than itself.
+pub fn has_tag(text: &str) -> bool {
+    find_tag(text).is_some()
+}
+
+fn is_simple(template: &str) -> bool {
+    simple_parts(template, |_| Some(())).is_some()
+}
+
+/// Renders a simple template (see `simple_parts`) whose every path is a string in `context`;
+/// `None` for anything else, including errors, which handlebars then reports in its words.
+fn render_simple(template: &str, context: &Value) -> Option<String> {
+    let mut rendered = String::with_capacity(template.len() + 32);
+    simple_parts(template, |part| {
+        match part {
+            SimplePart::Text(text) => rendered.push_str(text),
+            SimplePart::Tag { path, quoted } => {
+                let value = path
+                    .split('.')
+                    .try_fold(context, |value, segment| value.as_object()?.get(segment))?;
+                let text = value.as_str()?;
+                if quoted {
+                    rendered.push_str(&shell_quote(text).ok()?);
+                } else {
+                    rendered.push_str(text);
+                }
+            }
+        }
+        Some(())
+    })?;
+    Some(rendered)
 }
 
 /// POSIX single-quoting: safe for any string without NUL, including `{`, `\u{a0}` and newlines
@@ -372,7 +570,7 @@ impl<'a> Scanner<'a> {
             helpers: Vec::new(),
             tags: Vec::new(),
         };
-        while let Some(found) = text[scanner.position..].find("{{") {
+        while let Some(found) = find_tag(&text[scanner.position..]) {
             let start = scanner.position + found;
             let backslashes = text[scanner.position..start]
                 .bytes()
@@ -446,8 +644,10 @@ impl<'a> Scanner<'a> {
         let start = self.tag_start;
         // A `{{!--` without `--}}` is still a short comment up to the next `}}`.
         for (open, close) in [("{{!--", "--}}"), ("{{!", "}}")] {
-            let end = self.rest().find(close);
-            if let (true, Some(end)) = (self.rest().starts_with(open), end) {
+            if !self.rest().starts_with(open) {
+                continue;
+            }
+            if let Some(end) = self.rest().find(close) {
                 self.position += end + close.len();
                 return Ok(());
             }
@@ -677,7 +877,7 @@ impl<'a> Scanner<'a> {
                 }
             } else if character.is_ascii_alphanumeric()
                 || !character.is_ascii()
-                || "-_$:./".contains(character)
+                || matches!(character, '-' | '_' | '$' | ':' | '.' | '/')
                 || (character == '@' && segment_start)
             {
                 end += character.len_utf8();
@@ -942,6 +1142,87 @@ mod tests {
             assert!(output.status.success(), "case {case}: {script:?}");
             assert_eq!(output.stdout, value.as_bytes(), "case {case}: {script:?}");
         }
+    }
+
+    #[test]
+    fn the_fast_path_renders_exactly_what_handlebars_renders() {
+        let pieces = [
+            "a",
+            " ",
+            "\n",
+            "}",
+            "{",
+            "\\",
+            "'",
+            "é",
+            "{{vars.env}}",
+            "{{ vars.env }}",
+            "{{quote vars.name}}",
+            "{{quote\nvars.braces}}",
+            "{{ quote  vars.env }}",
+            "{{vars.none}}",
+            "{{vars.nope}}",
+            "{{quote vars.nope}}",
+            "{{vars.count}}",
+            "{{steps.backup.outputs.file}}",
+            "{{~vars.env}}",
+            "{{vars.env~}}",
+            "{{{vars.env}}}",
+            "\\{{vars.env}}",
+            "{{#if vars.flag}}y{{/if}}",
+            "{{quotevars.env}}",
+            "{{vars.env.}}",
+            "{{vars..env}}",
+            "{{vars}}",
+            "{{quote}}",
+            "{{lower vars.name}}",
+            "{{vars.list.0}}",
+            "{{vars.env}}}",
+            "{{vars.e-nv}}",
+            "{{env.x}}",
+            "{{",
+            "}}",
+        ];
+        let context = json!({
+            "vars": {"env": "production", "name": "it's", "none": null, "count": 3,
+                     "flag": true, "list": ["zero"], "braces": "{{vars.env}}", "e-nv": "dash"},
+            "steps": {"backup": {"outputs": {"file": "/b/db.sql.gz"}}},
+            "env": {"x": "a\0b"},
+        });
+        let engine = TemplateEngine::new();
+        let prepared = PreparedContext::new(&context).unwrap();
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            usize::try_from(state % u64::try_from(bound).unwrap()).unwrap()
+        };
+        let mut simple = 0;
+        for _ in 0..3000 {
+            let template: String = (0..1 + next(6))
+                .map(|_| pieces[next(pieces.len())])
+                .collect();
+            let expected = engine.registry.render_template(&template, &context);
+            if is_simple(&template) {
+                simple += 1;
+                assert!(
+                    handlebars::Template::compile(&template).is_ok(),
+                    "{template:?}"
+                );
+            }
+            for rendered in [
+                engine.render(&template, &context),
+                engine.render_prepared(&template, &prepared),
+            ] {
+                match (&expected, rendered) {
+                    (Ok(expected), Ok(rendered)) => assert_eq!(expected, &rendered, "{template:?}"),
+                    (Err(_), Err(_)) => {}
+                    (expected, rendered) => panic!("{template:?}: {expected:?} vs {rendered:?}"),
+                }
+            }
+        }
+        assert!(simple > 300, "only {simple} simple templates were tried");
     }
 
     #[test]

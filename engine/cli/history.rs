@@ -164,6 +164,15 @@ pub fn show_text(record: &RunRecord) -> String {
                 probe.message.lines().next().unwrap_or_default()
             );
         }
+        if let Some(command) = &step.compensation_command {
+            let first = command.lines().next().unwrap_or_default();
+            let more = if command.trim_end().lines().count() > 1 {
+                " …"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "      undo: $ {first}{more}");
+        }
         if let Some(compensation) = &step.compensation {
             let _ = writeln!(
                 out,

@@ -1,9 +1,12 @@
 //! `runbook plan`: the dry run, printed as text, JSON, Mermaid or DOT.
 
+use std::io::{BufWriter, Write};
+
 use super::args::{GlobalArgs, PlanArgs, PlanFormat, VarArgs};
-use super::load::{load, mask};
+use super::load::{Loaded, load, mask};
 use crate::errors::{EXIT_INVALID, EXIT_SUCCESS};
 use crate::plan::{to_dot, to_mermaid, to_text};
+use crate::secrets::{Masker, MaskingStream};
 
 pub fn plan(args: &PlanArgs, global: &GlobalArgs) -> i32 {
     print_plan(&args.file, &args.vars, args.format, global)
@@ -22,16 +25,66 @@ pub fn print_plan(
     };
     let output = match format {
         PlanFormat::Text => to_text(&loaded.plan),
-        PlanFormat::Json => match serde_json::to_string_pretty(&loaded.plan) {
-            Ok(json) => json + "\n",
-            Err(error) => {
-                errln!("error: cannot serialize the plan: {error}");
-                return EXIT_INVALID;
-            }
-        },
+        PlanFormat::Json => return print_json(&loaded),
         PlanFormat::Mermaid => to_mermaid(&loaded.plan),
         PlanFormat::Dot => to_dot(&loaded.plan),
     };
     out!("{}", mask(output, &loaded.secret_values()));
     EXIT_SUCCESS
+}
+
+/// Streams the JSON to stdout rather than building it: for a 10,000-step plan it is 15 MB.
+/// Write errors (a closed pipe) are ignored, as for every other output.
+fn print_json(loaded: &Loaded) -> i32 {
+    let masker = Masker::new(loaded.secret_values());
+    let masking = MaskingWriter {
+        stream: (!masker.is_empty()).then(|| masker.stream()),
+        inner: std::io::stdout().lock(),
+    };
+    // Large chunks: serde writes a few bytes at a time, and stdout's own buffer writes out
+    // at every newline, of which pretty JSON has many.
+    let mut writer = BufWriter::with_capacity(1 << 16, masking);
+    match serde_json::to_writer_pretty(&mut writer, &loaded.plan) {
+        Ok(()) => {
+            let _ = writer
+                .write_all(b"\n")
+                .and_then(|()| writer.into_inner().map_err(|error| error.into_error()))
+                .and_then(MaskingWriter::finish);
+            EXIT_SUCCESS
+        }
+        Err(error) if error.is_io() => EXIT_SUCCESS,
+        Err(error) => {
+            errln!("error: cannot serialize the plan: {error}");
+            EXIT_INVALID
+        }
+    }
+}
+
+/// Masks secret values on the way through, holding back only what may begin one.
+struct MaskingWriter<W: Write> {
+    stream: Option<MaskingStream>,
+    inner: W,
+}
+
+impl<W: Write> MaskingWriter<W> {
+    fn finish(mut self) -> std::io::Result<()> {
+        if let Some(stream) = self.stream.take() {
+            self.inner.write_all(&stream.finish())?;
+        }
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Write for MaskingWriter<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match &mut self.stream {
+            Some(stream) => self.inner.write_all(&stream.push(bytes))?,
+            None => self.inner.write_all(bytes)?,
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

@@ -53,8 +53,23 @@ pub fn parse(text: &str) -> Result<RawRunbook, ParseError> {
     options.duplicate_keys = DuplicateKeyPolicy::Error;
     options.with_snippet = false;
     options.strict_booleans = true;
-    serde_saphyr::from_str_with_options::<RawRunbook>(text, options)
-        .map_err(|error| convert_error(text, error))
+    let mut raw = serde_saphyr::from_str_with_options::<RawRunbook>(text, options)
+        .map_err(|error| convert_error(text, error))?;
+    restore_number_texts(&mut raw, text);
+    Ok(raw)
+}
+
+/// Variables are text, so a number written in a var (`1.10`, `0755`, `0x1F`) keeps its
+/// spelling instead of the parser's rendering of its value (`1.1`, `755`, `31`).
+fn restore_number_texts(raw: &mut RawRunbook, text: &str) {
+    let Some(vars) = &mut raw.vars else { return };
+    for (_, var) in &mut vars.value.entries {
+        for scalar in var.value.scalars_mut() {
+            if let Some(written) = scalar.1.clone().and_then(|range| text.get(range)) {
+                scalar.0 = Some(written.to_owned());
+            }
+        }
+    }
 }
 
 fn convert_error(text: &str, error: serde_saphyr::Error) -> ParseError {

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{MapAccess, Visitor, value::MapAccessDeserializer};
@@ -10,9 +11,11 @@ use serde::{Deserialize, Deserializer};
 use super::Spanned;
 
 /// A YAML scalar read as text: `5`, `true` and `staging` all become strings, since variables
-/// are substituted into text. `None` is YAML's null.
+/// are substituted into text. `None` is YAML's null. A number keeps the text it was written
+/// with (`1.10`, `0755`, `0x1F`): the parser hands over only its value, so `parse` puts back
+/// the source text, found through the byte range in the second field (numbers only).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Scalar(pub Option<String>);
+pub struct Scalar(pub Option<String>, pub(super) Option<Range<usize>>);
 
 /// `vars.<name>`: either its default value written directly, or a full declaration.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,56 +44,108 @@ pub struct RawVarSpec {
     pub secret: Option<Spanned<bool>>,
 }
 
-struct ScalarVisitor;
+/// A scalar as the parser hands it over; a number's text is the parser's rendering of it.
+struct Token {
+    text: Option<String>,
+    number: bool,
+}
 
-impl<'de> Visitor<'de> for ScalarVisitor {
-    type Value = Scalar;
+impl Token {
+    fn text(value: impl ToString) -> Token {
+        Token {
+            text: Some(value.to_string()),
+            number: false,
+        }
+    }
+
+    fn number(value: impl ToString) -> Token {
+        Token {
+            text: Some(value.to_string()),
+            number: true,
+        }
+    }
+
+    /// Keeps where a number was written, so `parse` can put back its text.
+    fn into_scalar(self, location: &serde_saphyr::Location) -> Scalar {
+        let span = location.span();
+        let range = span
+            .byte_offset()
+            .zip(span.byte_len())
+            .filter(|_| self.number)
+            .and_then(|(offset, length)| {
+                let start = usize::try_from(offset).ok()?;
+                Some(start..start + usize::try_from(length).ok()?)
+            });
+        Scalar(self.text, range)
+    }
+}
+
+struct TokenVisitor;
+
+impl<'de> Visitor<'de> for TokenVisitor {
+    type Value = Token;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str("a string, number or boolean")
     }
 
-    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Scalar, E> {
-        Ok(Scalar(Some(value.to_string())))
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Token, E> {
+        Ok(Token::text(value))
     }
 
-    fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Scalar, E> {
-        Ok(Scalar(Some(value.to_string())))
+    fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Token, E> {
+        Ok(Token::text(value))
     }
 
-    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Scalar, E> {
-        Ok(Scalar(Some(value.to_string())))
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Token, E> {
+        Ok(Token::number(value))
     }
 
-    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Scalar, E> {
-        Ok(Scalar(Some(value.to_string())))
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Token, E> {
+        Ok(Token::number(value))
     }
 
-    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Scalar, E> {
-        Ok(Scalar(Some(value.to_string())))
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Token, E> {
+        Ok(Token::number(value))
     }
 
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Scalar, E> {
-        Ok(Scalar(None))
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Token, E> {
+        Ok(Token {
+            text: None,
+            number: false,
+        })
     }
 
-    fn visit_none<E: serde::de::Error>(self) -> Result<Scalar, E> {
-        Ok(Scalar(None))
+    fn visit_none<E: serde::de::Error>(self) -> Result<Token, E> {
+        self.visit_unit()
+    }
+}
+
+impl<'de> Deserialize<'de> for Token {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TokenVisitor)
     }
 }
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ScalarVisitor)
+        let token = serde_saphyr::Spanned::<Token>::deserialize(deserializer)?;
+        Ok(token.value.into_scalar(&token.defined))
     }
 }
 
-impl<'de> Deserialize<'de> for RawVar {
+/// A variable as the parser hands it over, before its position is known.
+enum VarShape {
+    Plain(Token),
+    Declared(Box<RawVarSpec>),
+}
+
+impl<'de> Deserialize<'de> for VarShape {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct VarVisitor;
 
         impl<'de> Visitor<'de> for VarVisitor {
-            type Value = RawVar;
+            type Value = VarShape;
 
             fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
                 formatter.write_str(
@@ -98,41 +153,69 @@ impl<'de> Deserialize<'de> for RawVar {
                 )
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<RawVar, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<VarShape, A::Error> {
                 RawVarSpec::deserialize(MapAccessDeserializer::new(access))
-                    .map(|spec| RawVar::Declared(Box::new(spec)))
+                    .map(|spec| VarShape::Declared(Box::new(spec)))
             }
 
-            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<RawVar, E> {
-                ScalarVisitor.visit_str(value).map(RawVar::Plain)
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<VarShape, E> {
+                TokenVisitor.visit_str(value).map(VarShape::Plain)
             }
 
-            fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<RawVar, E> {
-                ScalarVisitor.visit_bool(value).map(RawVar::Plain)
+            fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<VarShape, E> {
+                TokenVisitor.visit_bool(value).map(VarShape::Plain)
             }
 
-            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<RawVar, E> {
-                ScalarVisitor.visit_i64(value).map(RawVar::Plain)
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<VarShape, E> {
+                TokenVisitor.visit_i64(value).map(VarShape::Plain)
             }
 
-            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<RawVar, E> {
-                ScalarVisitor.visit_u64(value).map(RawVar::Plain)
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<VarShape, E> {
+                TokenVisitor.visit_u64(value).map(VarShape::Plain)
             }
 
-            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<RawVar, E> {
-                ScalarVisitor.visit_f64(value).map(RawVar::Plain)
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<VarShape, E> {
+                TokenVisitor.visit_f64(value).map(VarShape::Plain)
             }
 
-            fn visit_unit<E: serde::de::Error>(self) -> Result<RawVar, E> {
-                Ok(RawVar::Plain(Scalar(None)))
+            fn visit_unit<E: serde::de::Error>(self) -> Result<VarShape, E> {
+                TokenVisitor.visit_unit().map(VarShape::Plain)
             }
 
-            fn visit_none<E: serde::de::Error>(self) -> Result<RawVar, E> {
-                Ok(RawVar::Plain(Scalar(None)))
+            fn visit_none<E: serde::de::Error>(self) -> Result<VarShape, E> {
+                TokenVisitor.visit_none().map(VarShape::Plain)
             }
         }
 
         deserializer.deserialize_any(VarVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawVar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let shape = serde_saphyr::Spanned::<VarShape>::deserialize(deserializer)?;
+        Ok(match shape.value {
+            VarShape::Plain(token) => RawVar::Plain(token.into_scalar(&shape.defined)),
+            VarShape::Declared(spec) => RawVar::Declared(spec),
+        })
+    }
+}
+
+impl RawVar {
+    /// Every scalar of the declaration: the plain value, or the default and the choices.
+    pub(super) fn scalars_mut(&mut self) -> Vec<&mut Scalar> {
+        match self {
+            RawVar::Plain(scalar) => vec![scalar],
+            RawVar::Declared(spec) => {
+                let default = spec.default.iter_mut().map(|default| &mut default.value);
+                let choices = spec
+                    .choices
+                    .iter_mut()
+                    .flat_map(|choices| choices.value.iter_mut())
+                    .map(|choice| &mut choice.value);
+                default.chain(choices).collect()
+            }
+        }
     }
 }
 

@@ -249,6 +249,9 @@ pub async fn dispatch(
                         outputs: report.outputs.iter().map(|(key, value)| (key.clone(), shared.emitter.mask(value))).collect(),
                     });
                 }
+                if status != StepStatus::Skipped && step.rollback.is_some() {
+                    record_compensation(&shared, index, &context.with_steps(&reads[index]));
+                }
                 if matches!(status, StepStatus::Failed | StepStatus::Cancelled) && stop_reason.is_none() {
                     let reason = CancelReason::StepFailed { step: step.id.to_string() };
                     let message = format!("step `{}` {}", step.id, status.as_str());
@@ -548,6 +551,25 @@ async fn verify_rollback(
             false
         }
     }
+}
+
+/// Journals the compensation of a step that ran, rendered as it would run now (masked), so
+/// `show` and reports can say what a later rollback will do.
+fn record_compensation(shared: &RunShared, index: usize, context: &Context) {
+    let Some(compensation) = &shared.runbook.steps[index].rollback else {
+        return;
+    };
+    let Ok(renderer) = Renderer::new(shared, context) else {
+        return;
+    };
+    let command = match renderer.render(&compensation.run) {
+        Ok(command) => shared.emitter.mask(&command),
+        Err(message) => format!("(cannot be rendered yet: {message})"),
+    };
+    shared.emitter.emit(Event::CompensationRecorded {
+        step: shared.runbook.steps[index].id.to_string(),
+        command,
+    });
 }
 
 /// `runbook rollback RUN`: compensates `set` of a finished run, in reverse DAG order, then

@@ -1,31 +1,36 @@
 //! Builds the `Plan`: resolves nothing itself (variables come resolved in the context) but
 //! renders every template it can and computes waves and rollback orders.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::context::Context;
 use super::model::{
     COMPENSATES_LISTED, Plan, PlanCompensation, PlanCondition, PlanEnv, PlanFailure, PlanHooks,
-    PlanProbe, PlanRetry, PlanRollback, PlanRunbook, PlanStep, PlanVar,
+    PlanProbe, PlanRetry, PlanRollback, PlanRunbook, PlanStep, PlanVar, SharedText,
 };
 use super::variables::ResolvedVar;
 use crate::model::{Action, EnvEntry, Probe, ProbeKind, RetryPolicy, Runbook, Step, Template};
-use crate::template::{PreparedContext, TemplateEngine};
+use crate::template::{BorrowedContext, TemplateEngine, has_tag};
 use crate::validate::{Diagnostic, StepGraph};
 
 /// Renders templates for the plan, collecting render errors instead of stopping at the first.
 struct Renderer<'a> {
     engine: &'a TemplateEngine,
-    context: PreparedContext,
+    context: BorrowedContext<'a>,
     problems: Vec<Diagnostic>,
+    /// Literal texts seen so far (the default shell's words, say), shared rather than copied.
+    literals: HashMap<&'a str, SharedText>,
+    /// Durations as text, likewise: most steps have the same retry delay and grace.
+    durations: HashMap<Duration, SharedText>,
 }
 
-impl Renderer<'_> {
+impl<'a> Renderer<'a> {
     fn render(&mut self, template: &Template) -> String {
-        if template.is_literal() {
+        if !has_tag(&template.text) {
             return template.text.clone();
         }
-        match self.engine.render_prepared(&template.text, &self.context) {
+        match self.engine.render_borrowed(&template.text, &self.context) {
             Ok(text) => text,
             Err(error) => {
                 let message = format!("cannot render `{}`: {error}", template.place);
@@ -36,6 +41,32 @@ impl Renderer<'_> {
                 ));
                 template.text.clone()
             }
+        }
+    }
+
+    /// Renders a template whose text repeats across the plan, sharing literal texts.
+    fn render_shared(&mut self, template: &'a Template) -> SharedText {
+        if has_tag(&template.text) {
+            return SharedText::from(self.render(template));
+        }
+        self.literals
+            .entry(&template.text)
+            .or_insert_with(|| SharedText::from(template.text.as_str()))
+            .clone()
+    }
+
+    fn duration(&mut self, value: Duration) -> SharedText {
+        self.durations
+            .entry(value)
+            .or_insert_with(|| SharedText::from(duration(value)))
+            .clone()
+    }
+
+    fn retry(&mut self, policy: &RetryPolicy) -> PlanRetry {
+        PlanRetry {
+            attempts: policy.attempts,
+            delay: self.duration(policy.delay),
+            backoff: policy.backoff,
         }
     }
 
@@ -128,14 +159,6 @@ pub(super) fn duration(value: Duration) -> String {
     humantime::format_duration(value).to_string()
 }
 
-fn retry(policy: &RetryPolicy) -> PlanRetry {
-    PlanRetry {
-        attempts: policy.attempts,
-        delay: duration(policy.delay),
-        backoff: policy.backoff,
-    }
-}
-
 /// Truthiness of a rendered `if` (SPEC §6).
 pub fn is_truthy(rendered: &str) -> bool {
     !matches!(rendered.trim(), "" | "false" | "0" | "no")
@@ -152,60 +175,37 @@ pub fn build_plan(
     for path in all_runtime_paths(runbook) {
         context.add_placeholder(path);
     }
-    let prepared = PreparedContext::new(context.value())
-        .map_err(|error| vec![Diagnostic::error("render", error.to_string(), None)])?;
     let mut renderer = Renderer {
         engine,
-        context: prepared,
+        context: BorrowedContext::new(context.value()),
         problems: Vec::new(),
+        literals: HashMap::new(),
+        durations: HashMap::new(),
     };
+    let planner = Planner::new(runbook, graph);
     let env = renderer.env(&runbook.env);
-    let rollback_order = rollback_order(runbook, graph);
-    let ranked = ranked_compensations(runbook, graph);
     let steps: Vec<PlanStep> = graph
         .topological_order()
         .iter()
-        .map(|&index| {
-            plan_step(
-                &mut renderer,
-                runbook,
-                graph,
-                &ranked,
-                &runbook.steps[index],
-            )
-        })
+        .map(|&index| planner.step(&mut renderer, &runbook.steps[index]))
         .collect();
+    let mut hooks = |hooks: &[crate::model::Hook]| -> Vec<String> {
+        hooks
+            .iter()
+            .map(|hook| renderer.render(&hook.run))
+            .collect()
+    };
     let hooks = PlanHooks {
-        on_start: runbook
-            .hooks
-            .on_start
-            .iter()
-            .map(|hook| renderer.render(&hook.run))
-            .collect(),
-        on_success: runbook
-            .hooks
-            .on_success
-            .iter()
-            .map(|hook| renderer.render(&hook.run))
-            .collect(),
-        on_failure: runbook
-            .hooks
-            .on_failure
-            .iter()
-            .map(|hook| renderer.render(&hook.run))
-            .collect(),
-        always: runbook
-            .hooks
-            .always
-            .iter()
-            .map(|hook| renderer.render(&hook.run))
-            .collect(),
+        on_start: hooks(&runbook.hooks.on_start),
+        on_success: hooks(&runbook.hooks.on_success),
+        on_failure: hooks(&runbook.hooks.on_failure),
+        always: hooks(&runbook.hooks.always),
     };
     let rollback_verify = renderer.probes(&runbook.rollback_verify);
     if !renderer.problems.is_empty() {
         return Err(renderer.problems);
     }
-    let id = |index: &usize| runbook.steps[*index].id.to_string();
+    let ids = |wave: &Vec<usize>| wave.iter().map(|&index| planner.id(index)).collect();
     Ok(Plan {
         format_version: 1,
         runbook: PlanRunbook {
@@ -234,24 +234,17 @@ pub fn build_plan(
         env,
         concurrency: runbook.concurrency,
         timeout: runbook.timeout.map(duration),
-        waves: graph
-            .waves()
-            .iter()
-            .map(|wave| wave.iter().map(id).collect())
-            .collect(),
+        waves: graph.waves().iter().map(ids).collect(),
         steps,
         rollback: PlanRollback {
-            order: rollback_order
-                .iter()
-                .map(|wave| wave.iter().map(id).collect())
-                .collect(),
+            order: rollback_order(runbook, graph).iter().map(ids).collect(),
             without_rollback: runbook
                 .steps
                 .iter()
                 .filter(|step| {
                     step.rollback.is_none() && matches!(step.action, Action::Run(_)) && !step.pivot
                 })
-                .map(|step| step.id.to_string())
+                .map(|step| planner.id(step.index))
                 .collect(),
             verify: rollback_verify,
         },
@@ -338,79 +331,180 @@ fn probe_templates(probe: &Probe) -> Vec<&Template> {
     }
 }
 
-fn plan_step(
-    renderer: &mut Renderer<'_>,
-    runbook: &Runbook,
-    graph: &StepGraph,
-    ranked: &[usize],
-    step: &Step,
-) -> PlanStep {
-    let (kind, command) = match &step.action {
-        Action::Run(template) => ("run", Some(renderer.render(template))),
-        Action::Approve(template) => ("approve", Some(renderer.render(template))),
-        Action::Check => ("check", None),
-    };
-    let condition = step.condition.as_ref().map(|template| {
-        if template.needs_run() {
-            PlanCondition {
-                template: template.text.clone(),
-                rendered: None,
-                decision: "decided at run time",
-            }
-        } else {
-            let rendered = renderer.render(template);
-            let decision = if is_truthy(&rendered) {
-                "runs"
-            } else {
-                "skipped"
-            };
-            PlanCondition {
-                template: template.text.clone(),
-                rendered: Some(rendered),
-                decision,
-            }
+/// What every step's entry needs from the whole runbook, computed once.
+struct Planner<'a> {
+    graph: &'a StepGraph,
+    /// Step ids by step index, shared by every list that names a step.
+    ids: Vec<SharedText>,
+    /// The working directory of steps without `cwd`.
+    directory: SharedText,
+    /// Steps with a compensation, in the order a rollback takes them (`ranked_compensations`).
+    ranked: Vec<usize>,
+    /// Steps without one (no `rollback`, or a pivot), in file order.
+    uncompensated: Vec<usize>,
+    /// Pivot steps, in file order.
+    pivots: Vec<usize>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(runbook: &'a Runbook, graph: &'a StepGraph) -> Planner<'a> {
+        let indexes = |keep: fn(&Step) -> bool| {
+            runbook
+                .steps
+                .iter()
+                .filter(|step| keep(step))
+                .map(|step| step.index)
+                .collect()
+        };
+        Planner {
+            graph,
+            ranked: ranked_compensations(runbook, graph),
+            uncompensated: indexes(|step| step.rollback.is_none() || step.pivot),
+            pivots: indexes(|step| step.pivot),
+            ids: runbook
+                .steps
+                .iter()
+                .map(|step| SharedText::from(step.id.as_str()))
+                .collect(),
+            directory: SharedText::from(runbook.directory.display().to_string()),
         }
-    });
-    let cwd = step.cwd.as_ref().map_or_else(
-        || runbook.directory.display().to_string(),
-        |template| renderer.render(template),
-    );
-    let rollback = step.rollback.as_ref().map(|compensation| PlanCompensation {
-        command: renderer.render(&compensation.run),
-        only_if_succeeded: compensation.only_if_succeeded,
-        timeout: compensation.timeout.map(duration),
-        retry: retry(&compensation.retry),
-        verify: renderer.probes(&compensation.verify),
-    });
-    PlanStep {
-        id: step.id.to_string(),
-        name: step.name.clone(),
-        description: step.description.clone(),
-        wave: graph.wave(step.index) + 1,
-        needs: step
-            .needs
+    }
+
+    fn id(&self, index: usize) -> SharedText {
+        self.ids[index].clone()
+    }
+
+    fn step(&self, renderer: &mut Renderer<'a>, step: &'a Step) -> PlanStep {
+        let (kind, command) = match &step.action {
+            Action::Run(template) => ("run", Some(renderer.render(template))),
+            Action::Approve(template) => ("approve", Some(renderer.render(template))),
+            Action::Check => ("check", None),
+        };
+        let condition = step.condition.as_ref().map(|template| {
+            if template.needs_run() {
+                PlanCondition {
+                    template: template.text.clone(),
+                    rendered: None,
+                    decision: "decided at run time",
+                }
+            } else {
+                let rendered = renderer.render(template);
+                let decision = if is_truthy(&rendered) {
+                    "runs"
+                } else {
+                    "skipped"
+                };
+                PlanCondition {
+                    template: template.text.clone(),
+                    rendered: Some(rendered),
+                    decision,
+                }
+            }
+        });
+        let cwd = match &step.cwd {
+            Some(template) => renderer.render_shared(template),
+            None => self.directory.clone(),
+        };
+        let rollback = step.rollback.as_ref().map(|compensation| PlanCompensation {
+            command: renderer.render(&compensation.run),
+            only_if_succeeded: compensation.only_if_succeeded,
+            timeout: compensation.timeout.map(duration),
+            retry: renderer.retry(&compensation.retry),
+            verify: renderer.probes(&compensation.verify),
+        });
+        let id = self.id(step.index);
+        PlanStep {
+            name: if step.name == step.id.as_str() {
+                id.clone()
+            } else {
+                SharedText::from(step.name.as_str())
+            },
+            id,
+            description: step.description.clone(),
+            wave: self.graph.wave(step.index) + 1,
+            needs: step.needs.iter().map(|&need| self.id(need)).collect(),
+            condition,
+            kind,
+            command,
+            shell: step
+                .shell
+                .iter()
+                .map(|word| renderer.render_shared(word))
+                .collect(),
+            cwd,
+            env: renderer.env(&step.env),
+            timeout: step.timeout.map(duration),
+            retry: renderer.retry(&step.retry),
+            grace: renderer.duration(step.grace),
+            allow_failure: step.allow_failure,
+            idempotent: step.idempotent,
+            pivot: step.pivot,
+            verify: renderer.probes(&step.verify),
+            rollback,
+            on_failure: self.failure_rollback(step),
+        }
+    }
+
+    /// What a failure of `step` compensates: itself (unless `only_if_succeeded`), then every
+    /// upstream step with a compensation, latest first, stopping at an upstream pivot.
+    fn failure_rollback(&self, step: &Step) -> PlanFailure {
+        if step.allow_failure {
+            return PlanFailure {
+                compensates_itself: false,
+                compensates: Vec::new(),
+                compensates_total: 0,
+                stopped_by_pivot: None,
+            };
+        }
+        let compensates_itself = step
+            .rollback
+            .as_ref()
+            .is_some_and(|compensation| !compensation.only_if_succeeded);
+        let graph = self.graph;
+        let pivot = self
+            .pivots
             .iter()
-            .map(|&need| runbook.steps[need].id.to_string())
-            .collect(),
-        condition,
-        kind,
-        command,
-        shell: step
-            .shell
-            .iter()
-            .map(|word| renderer.render(word))
-            .collect(),
-        cwd,
-        env: renderer.env(&step.env),
-        timeout: step.timeout.map(duration),
-        retry: retry(&step.retry),
-        grace: duration(step.grace),
-        allow_failure: step.allow_failure,
-        idempotent: step.idempotent,
-        pivot: step.pivot,
-        verify: renderer.probes(&step.verify),
-        rollback,
-        on_failure: failure_rollback(runbook, graph, ranked, step),
+            .copied()
+            .find(|&pivot| graph.is_upstream(pivot, step.index));
+        // Behind a pivot only what finished after it is compensated: its descendants.
+        let counted = |other: usize| {
+            graph.is_upstream(other, step.index)
+                && pivot.is_none_or(|pivot| graph.is_upstream(pivot, other))
+        };
+        // `ranked` is sorted latest wave first: upstream steps are all in earlier waves.
+        let wave = graph.wave(step.index);
+        let start = self
+            .ranked
+            .partition_point(|&other| graph.wave(other) >= wave);
+        let candidates = &self.ranked[start..];
+        // Counting over every earlier step would make the plan quadratic in steps; with no
+        // pivot, subtracting the upstream steps without a compensation from the upstream
+        // count is cheaper whenever those are the fewer.
+        let compensates_total = if pivot.is_none() && self.uncompensated.len() < candidates.len() {
+            let uncompensated = self
+                .uncompensated
+                .iter()
+                .filter(|&&other| graph.is_upstream(other, step.index))
+                .count();
+            graph.upstream_count(step.index) - uncompensated
+        } else {
+            candidates.iter().filter(|&&other| counted(other)).count()
+        };
+        let listed = compensates_total.min(COMPENSATES_LISTED);
+        let mut compensates = Vec::with_capacity(listed);
+        compensates.extend(
+            candidates
+                .iter()
+                .filter(|&&other| counted(other))
+                .take(listed)
+                .map(|&other| self.id(other)),
+        );
+        PlanFailure {
+            compensates_itself,
+            compensates,
+            compensates_total,
+            stopped_by_pivot: pivot.map(|pivot| self.id(pivot)),
+        }
     }
 }
 
@@ -429,55 +523,6 @@ fn rollback_order(runbook: &Runbook, graph: &StepGraph) -> Vec<Vec<usize>> {
         })
         .filter(|wave: &Vec<usize>| !wave.is_empty())
         .collect()
-}
-
-/// What a failure of `step` compensates: itself (unless `only_if_succeeded`), then every
-/// upstream step with a compensation, latest first, stopping at an upstream pivot.
-fn failure_rollback(
-    runbook: &Runbook,
-    graph: &StepGraph,
-    ranked: &[usize],
-    step: &Step,
-) -> PlanFailure {
-    let compensates_itself = step
-        .rollback
-        .as_ref()
-        .is_some_and(|compensation| !compensation.only_if_succeeded)
-        && !step.allow_failure;
-    if step.allow_failure {
-        return PlanFailure {
-            compensates_itself: false,
-            compensates: Vec::new(),
-            compensates_total: 0,
-            stopped_by_pivot: None,
-        };
-    }
-    let pivot = runbook
-        .steps
-        .iter()
-        .find(|other| other.pivot && graph.is_upstream(other.index, step.index))
-        .map(|other| other.index);
-    // `ranked` is sorted latest wave first: upstream steps are all in earlier waves.
-    let wave = graph.wave(step.index);
-    let start = ranked.partition_point(|&index| graph.wave(index) >= wave);
-    let mut compensates = Vec::new();
-    let mut compensates_total = 0;
-    for &index in &ranked[start..] {
-        // Behind a pivot only what finished after it is compensated: its descendants.
-        let after_pivot = pivot.is_none_or(|pivot| graph.is_upstream(pivot, index));
-        if graph.is_upstream(index, step.index) && after_pivot {
-            compensates_total += 1;
-            if compensates.len() < COMPENSATES_LISTED {
-                compensates.push(runbook.steps[index].id.to_string());
-            }
-        }
-    }
-    PlanFailure {
-        compensates_itself,
-        compensates,
-        compensates_total,
-        stopped_by_pivot: pivot.map(|index| runbook.steps[index].id.to_string()),
-    }
 }
 
 /// Steps with a compensation, latest wave first and later file position first: the order a

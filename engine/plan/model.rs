@@ -1,7 +1,68 @@
 //! The plan as data: what `plan --format json` prints (format version 1, documented in the
 //! README) and what the text and graph renderers read.
 
-use serde::Serialize;
+use std::borrow::Borrow;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+
+/// Text that many places of a plan repeat (step ids, the default shell, the working
+/// directory): cloning it shares one allocation, so a plan of thousands of steps does not
+/// hold thousands of copies. Serialized as a plain string.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedText(Arc<str>);
+
+impl SharedText {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for SharedText {
+    fn from(text: &str) -> Self {
+        SharedText(Arc::from(text))
+    }
+}
+
+impl From<String> for SharedText {
+    fn from(text: String) -> Self {
+        SharedText(Arc::from(text))
+    }
+}
+
+impl Deref for SharedText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for SharedText {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for SharedText {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl fmt::Display for SharedText {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl Serialize for SharedText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 /// The whole execution plan.
 #[derive(Debug, Clone, Serialize)]
@@ -13,7 +74,7 @@ pub struct Plan {
     pub concurrency: usize,
     pub timeout: Option<String>,
     /// Step ids by wave: a wave starts when the steps it needs have finished.
-    pub waves: Vec<Vec<String>>,
+    pub waves: Vec<Vec<SharedText>>,
     pub steps: Vec<PlanStep>,
     pub rollback: PlanRollback,
     pub hooks: PlanHooks,
@@ -44,23 +105,23 @@ pub struct PlanEnv {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanStep {
-    pub id: String,
-    pub name: String,
+    pub id: SharedText,
+    pub name: SharedText,
     pub description: Option<String>,
     /// 1-based wave number.
     pub wave: usize,
-    pub needs: Vec<String>,
+    pub needs: Vec<SharedText>,
     pub condition: Option<PlanCondition>,
     /// `run`, `approve` or `check`.
     pub kind: &'static str,
     /// The rendered script, or the approval question.
     pub command: Option<String>,
-    pub shell: Vec<String>,
-    pub cwd: String,
+    pub shell: Vec<SharedText>,
+    pub cwd: SharedText,
     pub env: Vec<PlanEnv>,
     pub timeout: Option<String>,
     pub retry: PlanRetry,
-    pub grace: String,
+    pub grace: SharedText,
     pub allow_failure: bool,
     pub idempotent: bool,
     pub pivot: bool,
@@ -81,7 +142,7 @@ pub struct PlanCondition {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanRetry {
     pub attempts: u32,
-    pub delay: String,
+    pub delay: SharedText,
     pub backoff: f64,
 }
 
@@ -119,20 +180,20 @@ pub struct PlanFailure {
     /// Upstream steps (certain to have finished) whose compensations run, in order, at most
     /// `COMPENSATES_LISTED` of them; steps that ran in parallel and had finished are
     /// compensated too, in `rollback.order`.
-    pub compensates: Vec<String>,
+    pub compensates: Vec<SharedText>,
     /// How many upstream compensations run in all (the list above may be cut short).
     pub compensates_total: usize,
     /// A `pivot` upstream that stops compensation, if any.
-    pub stopped_by_pivot: Option<String>,
+    pub stopped_by_pivot: Option<SharedText>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanRollback {
     /// Steps with a compensation, in the order a full rollback runs them, by wave (the reverse
     /// of the DAG); steps in one wave may be compensated in parallel.
-    pub order: Vec<Vec<String>>,
+    pub order: Vec<Vec<SharedText>>,
     /// Steps with a command but no compensation: a rollback passes over them.
-    pub without_rollback: Vec<String>,
+    pub without_rollback: Vec<SharedText>,
     pub verify: Vec<PlanProbe>,
 }
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::model::{Plan, PlanProbe, PlanStep};
+use super::model::{Plan, PlanProbe, PlanStep, SharedText};
 
 const LISTED_IN_TEXT: usize = 10;
 
@@ -137,11 +137,11 @@ pub fn to_text(plan: &Plan) -> String {
     out
 }
 
-fn list(items: &[String], total: usize) -> String {
+fn list(items: &[SharedText], total: usize) -> String {
     let shown: Vec<&str> = items
         .iter()
         .take(LISTED_IN_TEXT)
-        .map(String::as_str)
+        .map(SharedText::as_str)
         .collect();
     let more = total.saturating_sub(shown.len());
     if more > 0 {

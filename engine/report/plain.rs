@@ -101,7 +101,9 @@ fn describe(event: &Event) -> Option<String> {
             "rollback {}",
             if *complete { "complete" } else { "INCOMPLETE" }
         ),
-        Event::RunFinished { .. } | Event::ProcessStarted { .. } => return None,
+        Event::RunFinished { .. }
+        | Event::ProcessStarted { .. }
+        | Event::CompensationRecorded { .. } => return None,
     })
 }
 

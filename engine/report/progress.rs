@@ -115,7 +115,9 @@ impl Reporter for LiveProgress {
                 self.println(format!("  {step}: attempt {attempt} failed: {message}"));
             }
             // A failed probe's message is the step's failure message, shown when it finishes.
-            Event::ProbeFinished { .. } | Event::ProcessStarted { .. } => {}
+            Event::ProbeFinished { .. }
+            | Event::ProcessStarted { .. }
+            | Event::CompensationRecorded { .. } => {}
             Event::StepSkipped { step, reason } => {
                 self.overall.inc(1);
                 self.println(format!("- {step} skipped ({reason})"));

@@ -49,6 +49,8 @@ pub struct RecordedStep {
     pub outputs: Vec<(String, String)>,
     pub probes: Vec<RecordedProbe>,
     pub compensation: Option<RecordedPhase>,
+    /// The compensation as rendered when the step finished (masked).
+    pub compensation_command: Option<String>,
 }
 
 /// A process group that was running when the journal ended (its step had no end record).
@@ -136,6 +138,7 @@ impl RunRecord {
             outputs: Vec::new(),
             probes: Vec::new(),
             compensation: None,
+            compensation_command: None,
         });
         let last = self.steps.len() - 1;
         &mut self.steps[last]
@@ -286,6 +289,10 @@ impl RunRecord {
                     pid: u32::try_from(number(data, "pid")).unwrap_or_default(),
                     start_time: data.get("start_time").and_then(Value::as_u64),
                 });
+            }
+            "compensation_recorded" => {
+                let command = text(data, "command");
+                self.step_mut(&step_id).compensation_command = Some(command);
             }
             "stopping" => self.stopping = Some(text(data, "message")),
             "notice" => self.notices.push(text(data, "message")),

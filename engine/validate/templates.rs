@@ -5,7 +5,7 @@ use super::validator::Validator;
 use super::{Diagnostic, suggest};
 use crate::document::{Position, Spanned};
 use crate::model::Template;
-use crate::template::{ReferenceUsage, TemplateAnalysis, TemplateEngine, TemplateError};
+use crate::template::{ReferenceUsage, TemplateAnalysis, TemplateEngine, TemplateError, has_tag};
 
 /// Whose template it is, which decides the paths it may read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl Validator<'_> {
         if value.value.contains('\0') {
             let message = format!("`{}` contains a NUL byte", scope.place);
             self.push(Diagnostic::error("nul-byte", message, Some(value.position)));
-        } else if value.value.contains("{{") {
+        } else if has_tag(&value.value) {
             match self.engine.analyze(&value.value) {
                 Ok(analysis) => runtime_paths = self.check_analysis(value, scope, &analysis),
                 Err(error) => {
@@ -362,6 +362,9 @@ impl Validator<'_> {
     /// Whether a rollback script reads its own step's outputs other than through a helper
     /// such as `default` that tolerates a missing value.
     pub(super) fn reads_own_outputs_unguarded(&self, text: &str, step: usize) -> bool {
+        if !has_tag(text) {
+            return false;
+        }
         let Ok(analysis) = self.engine.analyze(text) else {
             return false;
         };
