@@ -16,6 +16,8 @@ pub struct LiveProgress {
     multi: MultiProgress,
     overall: ProgressBar,
     running: HashMap<(String, bool), ProgressBar>,
+    /// An approval prompt is on the terminal.
+    prompting: bool,
 }
 
 impl Default for LiveProgress {
@@ -43,6 +45,7 @@ impl LiveProgress {
             multi,
             overall,
             running: HashMap::new(),
+            prompting: false,
         }
     }
 
@@ -64,6 +67,15 @@ fn seconds(duration: Duration) -> String {
 
 impl Reporter for LiveProgress {
     fn handle(&mut self, event: &Event) {
+        if self.prompting
+            && !matches!(
+                event,
+                Event::StepOutput { .. } | Event::ApprovalRequested { .. }
+            )
+        {
+            self.prompting = false;
+            self.multi.set_draw_target(ProgressDrawTarget::stderr());
+        }
         match event {
             Event::RunStarted {
                 run_id,
@@ -155,9 +167,12 @@ impl Reporter for LiveProgress {
                     seconds(duration.0)
                 ));
             }
-            Event::ApprovalRequested { .. } => {
-                // The prompt is written to the terminal; keep the bars out of its way.
-                self.multi.suspend(|| {});
+            Event::ApprovalRequested { step, .. } => {
+                // The prompt is written to the terminal: stop drawing until it is answered,
+                // or the bars would overwrite the question.
+                self.finish_bar(step, false);
+                self.multi.set_draw_target(ProgressDrawTarget::hidden());
+                self.prompting = true;
             }
             Event::Stopping { message, .. } => self.println(format!("stopping: {message}")),
             Event::Notice { message } => self.println(format!("note: {message}")),
