@@ -379,7 +379,6 @@ steps:
 "#;
 
 #[test]
-#[ignore = "bug: a var default or choice written as a YAML number loses its text: `1.10` becomes `1.1`, `0755` becomes `755`, so `--var release=1.10` is refused"]
 fn numbers_in_var_values_keep_their_text() {
     let plan = Test::new()
         .runbook(NUMERIC_VERSION)
