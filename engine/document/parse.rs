@@ -1,6 +1,7 @@
 //! YAML text to `RawRunbook`, with the parser's budgets set against hostile input and its
 //! errors turned into messages that name a position.
 
+use serde::de::IgnoredAny;
 use serde_saphyr::{Budget, DuplicateKeyPolicy, Options};
 
 use super::{Position, RawRunbook};
@@ -10,6 +11,8 @@ use super::{Position, RawRunbook};
 pub struct ParseError {
     pub message: String,
     pub position: Option<Position>,
+    /// Characters to underline from `position`; 0 for the whole token there.
+    pub length: usize,
     pub help: Option<String>,
 }
 
@@ -24,6 +27,7 @@ pub fn parse(text: &str) -> Result<RawRunbook, ParseError> {
         return Err(ParseError {
             message: "the runbook is empty".into(),
             position: None,
+            length: 0,
             help: Some(
                 "a runbook needs at least `version: 1`, a `name` and `steps` (try `runbook init`)"
                     .into(),
@@ -39,9 +43,19 @@ pub fn parse(text: &str) -> Result<RawRunbook, ParseError> {
         return Err(ParseError {
             message: "the runbook contains a NUL byte".into(),
             position: Some(Position { line, column }),
+            length: 0,
             help: None,
         });
     }
+    let mut raw = serde_saphyr::from_str_with_options::<RawRunbook>(text, options())
+        .map_err(|error| convert_error(text, alias_limit_error(text).unwrap_or(error)))?;
+    restore_number_texts(&mut raw, text);
+    Ok(raw)
+}
+
+/// The parser's limits: generous for any real runbook, small enough that a hostile file is
+/// refused in milliseconds.
+fn options() -> Options {
     let mut budget = Budget::default();
     budget.max_depth = 64;
     budget.max_aliases = 1_000;
@@ -50,13 +64,40 @@ pub fn parse(text: &str) -> Result<RawRunbook, ParseError> {
     budget.max_nodes = 2_000_000;
     let mut options = Options::default();
     options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events = MAX_REPLAYED_EVENTS;
     options.duplicate_keys = DuplicateKeyPolicy::Error;
     options.with_snippet = false;
     options.strict_booleans = true;
-    let mut raw = serde_saphyr::from_str_with_options::<RawRunbook>(text, options)
-        .map_err(|error| convert_error(text, error))?;
-    restore_number_texts(&mut raw, text);
-    Ok(raw)
+    options
+}
+
+/// Events that aliases may add in all: an alias bomb of a few hundred bytes expands to
+/// hundreds of millions.
+const MAX_REPLAYED_EVENTS: usize = 100_000;
+
+/// The runbook types stop at the first value of the wrong type, which in an alias bomb comes
+/// before the nested aliases are expanded (`needs: [&a [*b, *b, ...]]` fails as "expected
+/// string scalar"). So a refused document with aliases is expanded once more in full, without
+/// types and under the same limits, to tell whether those limits are what it breaks.
+fn alias_limit_error(text: &str) -> Option<serde_saphyr::Error> {
+    if !text.contains('*') {
+        return None;
+    }
+    let error = serde_saphyr::from_str_with_options::<IgnoredAny>(text, options()).err()?;
+    let mut inner = &error;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = inner
+    {
+        inner = error;
+    }
+    let is_alias_limit = matches!(
+        inner,
+        serde_saphyr::Error::AliasReplayLimitExceeded { .. }
+            | serde_saphyr::Error::AliasExpansionLimitExceeded { .. }
+            | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. }
+            | serde_saphyr::Error::AliasReplayCounterOverflow { .. }
+    );
+    is_alias_limit.then_some(error)
 }
 
 /// Variables are text, so a number written in a var (`1.10`, `0755`, `0x1F`) keeps its
@@ -80,6 +121,18 @@ fn convert_error(text: &str, error: serde_saphyr::Error) -> ParseError {
     });
     let full = error.to_string();
     let message = strip_position_suffix(full.lines().next().unwrap_or_default()).to_string();
+    // A tab indenting the line after a plain value is reported where that value starts, one
+    // line too early; the tab itself is what the author has to find.
+    if message.starts_with("while scanning a plain scalar, found a tab")
+        && let Some(tab) = position.and_then(|position| indenting_tab(text, position.line))
+    {
+        return ParseError {
+            message: "a tab is used for indentation".into(),
+            position: Some(tab),
+            length: 1,
+            help: Some(TAB_HELP.into()),
+        };
+    }
     let (message, mut help) = explain(&message);
     let value_is_template = position.is_some_and(|position| {
         let line = text.lines().nth(position.line - 1).unwrap_or_default();
@@ -92,8 +145,26 @@ fn convert_error(text: &str, error: serde_saphyr::Error) -> ParseError {
     ParseError {
         message,
         position,
+        length: 0,
         help,
     }
+}
+
+const TAB_HELP: &str = "indent with spaces; YAML does not allow tabs for indentation";
+
+/// The first tab in the indentation of line `from` or a later line.
+fn indenting_tab(text: &str, from: usize) -> Option<Position> {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find_map(|(index, line)| {
+            let indentation = &line[..line.len() - line.trim_start_matches([' ', '\t']).len()];
+            let column = indentation.find('\t')? + 1;
+            Some(Position {
+                line: index + 1,
+                column,
+            })
+        })
 }
 
 /// The parser appends " at line L, column C"; we show positions in our own format.
@@ -154,7 +225,10 @@ fn explain(message: &str) -> (String, Option<String>) {
         );
     }
     if message.contains("alias") && (message.contains("limit") || message.contains("budget")) {
-        return ("alias expansion limit exceeded".into(), None);
+        return (
+            "alias expansion limit exceeded".into(),
+            Some("YAML aliases (`*name`) are bounded, so that a small file cannot expand into a huge one: write the values out".into()),
+        );
     }
     if message.contains("budget") {
         return (
@@ -163,10 +237,7 @@ fn explain(message: &str) -> (String, Option<String>) {
         );
     }
     if message.contains("tabs disallowed") {
-        return (
-            message.to_string(),
-            Some("indent with spaces; YAML does not allow tabs for indentation".into()),
-        );
+        return (message.to_string(), Some(TAB_HELP.into()));
     }
     (message.to_string(), None)
 }

@@ -62,8 +62,9 @@ pub fn validate(source: &Source) -> Validation {
                 ),
                 None => error.message,
             };
-            let diagnostic =
-                Diagnostic::error("yaml", message, error.position).with_optional_help(error.help);
+            let diagnostic = Diagnostic::error("yaml", message, error.position)
+                .with_length(error.length)
+                .with_optional_help(error.help);
             return Validation {
                 runbook: None,
                 diagnostics: vec![diagnostic],
