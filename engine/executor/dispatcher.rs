@@ -397,23 +397,15 @@ pub async fn dispatch(
     };
     run_hooks(&shared, hooks, moment, &context).await;
     run_hooks(&shared, &runbook.hooks.always, "always", &context).await;
-    let needs_a_person: Vec<String> = needs_a_person
-        .iter()
-        .map(|line| shared.emitter.mask(line))
-        .collect();
-    shared.emitter.emit(Event::RunFinished {
+    Ok(finish_run(
+        &shared,
         outcome,
         exit_code,
-        duration: DurationMs(started.elapsed()),
-        needs_a_person: needs_a_person.clone(),
-    });
-    Ok(RunResult {
-        outcome,
-        exit_code,
-        steps: summaries,
-        needs_a_person,
+        summaries,
+        &needs_a_person,
         stop_reason,
-    })
+        started,
+    ))
 }
 
 /// Compensates `set` in reverse DAG order, independent ones in parallel. Returns whether
@@ -553,6 +545,35 @@ async fn verify_rollback(
     }
 }
 
+/// Reports the end of the run (what needs a person masked) and builds its result.
+fn finish_run(
+    shared: &RunShared,
+    outcome: RunOutcome,
+    exit_code: i32,
+    steps: Vec<StepSummary>,
+    needs_a_person: &[String],
+    stop_reason: Option<CancelReason>,
+    started: Instant,
+) -> RunResult {
+    let needs_a_person: Vec<String> = needs_a_person
+        .iter()
+        .map(|line| shared.emitter.mask(line))
+        .collect();
+    shared.emitter.emit(Event::RunFinished {
+        outcome,
+        exit_code,
+        duration: DurationMs(started.elapsed()),
+        needs_a_person: needs_a_person.clone(),
+    });
+    RunResult {
+        outcome,
+        exit_code,
+        steps,
+        needs_a_person,
+        stop_reason,
+    }
+}
+
 /// Journals the compensation of a step that ran, rendered as it would run now (masked), so
 /// `show` and reports can say what a later rollback will do.
 fn record_compensation(shared: &RunShared, index: usize, context: &Context) {
@@ -626,21 +647,13 @@ async fn rollback_only(
     } else {
         (RunOutcome::RollbackIncomplete, EXIT_ROLLBACK_INCOMPLETE)
     };
-    let needs_a_person: Vec<String> = needs_a_person
-        .iter()
-        .map(|line| shared.emitter.mask(line))
-        .collect();
-    shared.emitter.emit(Event::RunFinished {
+    Ok(finish_run(
+        shared,
         outcome,
         exit_code,
-        duration: DurationMs(started.elapsed()),
-        needs_a_person: needs_a_person.clone(),
-    });
-    Ok(RunResult {
-        outcome,
-        exit_code,
-        steps: summaries,
-        needs_a_person,
-        stop_reason: None,
-    })
+        summaries,
+        &needs_a_person,
+        None,
+        started,
+    ))
 }

@@ -255,7 +255,7 @@ pub fn build_plan(
 fn all_runtime_paths(runbook: &Runbook) -> impl Iterator<Item = &Vec<String>> {
     let mut templates: Vec<&Template> = Vec::new();
     for step in &runbook.steps {
-        templates.extend(step_templates(step));
+        templates.extend(step.templates());
     }
     for hook in runbook
         .hooks
@@ -268,67 +268,10 @@ fn all_runtime_paths(runbook: &Runbook) -> impl Iterator<Item = &Vec<String>> {
         templates.push(&hook.run);
         templates.extend(hook.env.iter().map(|entry| &entry.value));
     }
-    templates.extend(runbook.rollback_verify.iter().flat_map(probe_templates));
+    templates.extend(runbook.rollback_verify.iter().flat_map(Probe::templates));
     templates
         .into_iter()
         .flat_map(|template| template.runtime_paths.iter())
-}
-
-fn step_templates(step: &Step) -> Vec<&Template> {
-    let mut templates: Vec<&Template> = Vec::new();
-    match &step.action {
-        Action::Run(template) | Action::Approve(template) => templates.push(template),
-        Action::Check => {}
-    }
-    templates.extend(step.condition.iter());
-    templates.extend(step.cwd.iter());
-    templates.extend(step.shell.iter());
-    templates.extend(step.env.iter().map(|entry| &entry.value));
-    templates.extend(step.verify.iter().flat_map(probe_templates));
-    if let Some(rollback) = &step.rollback {
-        templates.push(&rollback.run);
-        templates.extend(rollback.cwd.iter());
-        templates.extend(rollback.shell.iter());
-        templates.extend(rollback.env.iter().map(|entry| &entry.value));
-        templates.extend(rollback.verify.iter().flat_map(probe_templates));
-    }
-    templates
-}
-
-fn probe_templates(probe: &Probe) -> Vec<&Template> {
-    match &probe.kind {
-        ProbeKind::Command {
-            run,
-            shell,
-            env,
-            expect,
-            ..
-        } => {
-            let mut templates = vec![run];
-            templates.extend(shell.iter());
-            templates.extend(env.iter().map(|entry| &entry.value));
-            templates.extend(
-                expect
-                    .stdout_contains
-                    .iter()
-                    .chain(&expect.stdout_not_contains)
-                    .chain(&expect.stdout_matches),
-            );
-            templates
-        }
-        ProbeKind::Http(http) => {
-            let mut templates = vec![&http.url];
-            templates.extend(http.headers.iter().map(|entry| &entry.value));
-            templates.extend(
-                http.body
-                    .iter()
-                    .chain(&http.body_contains)
-                    .chain(&http.body_matches),
-            );
-            templates
-        }
-        ProbeKind::Tcp { address } => vec![address],
-    }
 }
 
 /// What every step's entry needs from the whole runbook, computed once.

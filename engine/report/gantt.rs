@@ -28,6 +28,30 @@ pub(crate) struct TimelineEntry {
 }
 
 impl TimelineEntry {
+    /// The start as an offset from the run's start (`+1.2s`), or `—` if it never started.
+    pub(crate) fn start_text(&self) -> String {
+        self.offset_ms
+            .map_or_else(|| "—".to_string(), |offset| format!("+{}", seconds(offset)))
+    }
+
+    /// The duration, `unfinished` when it has no end, `—` if it never started.
+    pub(crate) fn duration_text(&self) -> String {
+        match (self.offset_ms, self.duration_ms) {
+            (None, _) => "—".to_string(),
+            (Some(_), None) => "unfinished".to_string(),
+            (Some(_), Some(duration)) => seconds(duration),
+        }
+    }
+
+    /// Attempts, `—` when none.
+    pub(crate) fn attempts_text(&self) -> String {
+        if self.attempts == 0 {
+            "—".to_string()
+        } else {
+            self.attempts.to_string()
+        }
+    }
+
     /// Whether the phase ended badly (the chart outlines it in red).
     pub(crate) fn went_wrong(&self) -> bool {
         matches!(

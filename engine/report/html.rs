@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::gantt::{Timeline, gantt_svg, seconds};
+use super::gantt::{Timeline, gantt_svg};
 use super::markdown::{needs_a_person, outcome_text, rollback_text, status_text, variable_value};
 use crate::state::RunRecord;
 
@@ -137,19 +137,9 @@ pub(crate) fn html_report(record: &RunRecord, timeline: &Timeline) -> String {
             "<table class=\"timeline\">\n<tr><th>Step</th><th>Phase</th><th>Start</th><th>Duration</th><th>Status</th><th>Attempts</th><th>Message</th></tr>"
         );
         for entry in &timeline.entries {
-            let start = entry
-                .offset_ms
-                .map_or_else(|| "—".to_string(), |offset| format!("+{}", seconds(offset)));
-            let duration = match (entry.offset_ms, entry.duration_ms) {
-                (None, _) => "—".to_string(),
-                (Some(_), None) => "unfinished".to_string(),
-                (Some(_), Some(duration)) => seconds(duration),
-            };
-            let attempts = if entry.attempts == 0 {
-                "—".to_string()
-            } else {
-                entry.attempts.to_string()
-            };
+            let start = entry.start_text();
+            let duration = entry.duration_text();
+            let attempts = entry.attempts_text();
             let status_class = if entry.went_wrong() {
                 " class=\"status-wrong\""
             } else {

@@ -185,19 +185,9 @@ pub(crate) fn markdown_report(record: &RunRecord, timeline: &Timeline) -> String
             "| Step | Phase | Start | Duration | Status | Attempts | Message |\n|---|---|--:|--:|---|--:|---|"
         );
         for entry in &timeline.entries {
-            let start = entry
-                .offset_ms
-                .map_or_else(|| "—".to_string(), |offset| format!("+{}", seconds(offset)));
-            let duration = match (entry.offset_ms, entry.duration_ms) {
-                (None, _) => "—".to_string(),
-                (Some(_), None) => "unfinished".to_string(),
-                (Some(_), Some(duration)) => seconds(duration),
-            };
-            let attempts = if entry.attempts == 0 {
-                "—".to_string()
-            } else {
-                entry.attempts.to_string()
-            };
+            let start = entry.start_text();
+            let duration = entry.duration_text();
+            let attempts = entry.attempts_text();
             let _ = writeln!(
                 out,
                 "| {} | {} | {start} | {duration} | {} | {attempts} | {} |",
