@@ -441,3 +441,22 @@ steps:
         output.stderr
     );
 }
+
+#[test]
+fn a_number_in_a_vars_file_keeps_its_spelling() {
+    let runbook = r#"
+version: 1
+name: numbers
+vars:
+  release: { choices: ["1.9", "1.10"], default: "1.9" }
+steps:
+  - id: show
+    run: echo {{quote vars.release}}
+    readonly: true
+"#;
+    let test = Test::new()
+        .runbook(runbook)
+        .file("vars.yaml", "release: 1.10\n");
+    let plan = plan_json_with(test, &["--vars-file", "{dir}/vars.yaml"]);
+    assert_eq!(var(&plan, "release")["value"], "1.10");
+}

@@ -17,6 +17,18 @@ use super::Spanned;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scalar(pub Option<String>, pub(super) Option<Range<usize>>);
 
+impl Scalar {
+    /// The value as written in `text` (the document it was parsed from): a number keeps its
+    /// spelling (`1.10`, `0755`) instead of the parser's rendering of it.
+    pub fn written(&self, text: &str) -> Option<String> {
+        self.1
+            .clone()
+            .and_then(|range| text.get(range))
+            .map(str::to_owned)
+            .or_else(|| self.0.clone())
+    }
+}
+
 /// `vars.<name>`: either its default value written directly, or a full declaration.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RawVar {

@@ -93,7 +93,8 @@ fn read_vars_file(path: &Path) -> Result<Vec<(Spanned<String>, String)>, EngineE
     Ok(map
         .entries
         .into_iter()
-        .map(|(key, value)| (key, value.value.0.unwrap_or_default()))
+        // A number keeps its spelling (`1.10`, not `1.1`), as in the runbook itself.
+        .map(|(key, value)| (key, value.value.written(&text).unwrap_or_default()))
         .collect())
 }
 
