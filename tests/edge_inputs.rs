@@ -430,3 +430,39 @@ fn the_multi_document_message_speaks_to_runbook_authors() {
     assert!(message.contains("multiple YAML documents"), "{message}");
     assert!(!message.contains("from_str"), "{message}");
 }
+
+#[test]
+fn every_unknown_key_and_bad_boolean_is_reported_in_one_pass() {
+    let runbook = "version: 1\nname: typos\nsteps:\n  - id: a\n    rnu: echo\n    rollbak: echo undo\n  - id: b\n    run: echo b\n    allow_failure: yes\n    verify:\n      - name: x\n        run: \"true\"\n        expectt: {exit_code: 0}\n";
+    let output = Test::new()
+        .runbook(runbook)
+        .args(["validate", "--format", "json", "{file}"])
+        .run();
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).expect("json");
+    let diagnostics = report["files"][0]["diagnostics"]
+        .as_array()
+        .expect("diagnostics");
+    let found: Vec<(u64, String)> = diagnostics
+        .iter()
+        .map(|diagnostic| {
+            (
+                diagnostic["line"].as_u64().unwrap_or(0),
+                diagnostic["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let lines: Vec<u64> = found.iter().map(|(line, _)| *line).collect();
+    assert_eq!(lines, vec![5, 6, 9, 13], "{found:?}");
+    assert!(
+        found[0].1.contains("`rnu`")
+            && found[1].1.contains("`rollbak`")
+            && found[3].1.contains("`expectt`"),
+        "{found:?}"
+    );
+    let helps: Vec<&str> = diagnostics
+        .iter()
+        .filter_map(|diagnostic| diagnostic["help"].as_str())
+        .collect();
+    assert!(helps.contains(&"did you mean `run`?"), "{helps:?}");
+}

@@ -10,7 +10,7 @@ mod step;
 mod vars;
 
 pub use map::OrderedMap;
-pub use parse::{ParseError, parse};
+pub use parse::{ParseError, parse, parse_reporting_all};
 pub use probe::{RawExpect, RawHttp, RawProbe, StatusCodes};
 pub use runbook::{RawDefaults, RawHook, RawHooks, RawRunbook};
 pub use spanned::{Position, Spanned};

@@ -53,6 +53,78 @@ pub fn parse(text: &str) -> Result<RawRunbook, ParseError> {
     Ok(raw)
 }
 
+/// Parses like `parse`, but does not stop at the first unknown key or wrongly typed value:
+/// it blanks that entry (keeping every other line and column where it was) and parses
+/// again, so that one pass reports every such problem, each at its place. Other errors
+/// (syntax, a missing key) end the search.
+pub fn parse_reporting_all(text: &str) -> Result<RawRunbook, Vec<ParseError>> {
+    const MOST: usize = 50;
+    let mut current = text.to_string();
+    let mut errors: Vec<ParseError> = Vec::new();
+    loop {
+        let error = match parse(&current) {
+            Ok(raw) if errors.is_empty() => return Ok(raw),
+            Ok(_) => return Err(errors),
+            Err(error) => error,
+        };
+        // Once an entry was blanked, a missing required key is most likely that entry (a
+        // misspelt `steps:`): it adds nothing.
+        if !errors.is_empty() && error.message.starts_with("missing required key") {
+            return Err(errors);
+        }
+        let repeated = errors
+            .iter()
+            .any(|seen| seen.position == error.position && seen.message == error.message);
+        if repeated {
+            return Err(errors);
+        }
+        let recoverable = error.message.starts_with("unknown key `")
+            || error.message.starts_with("invalid type")
+            || error.message.starts_with("invalid value")
+            || error.message.starts_with("invalid boolean")
+            || error.message.starts_with("expected ");
+        let blanked = match (recoverable, error.position) {
+            (true, Some(position)) if errors.len() < MOST => blank_entry(&current, position),
+            _ => None,
+        };
+        errors.push(error);
+        match blanked {
+            Some(next) => current = next,
+            None => return Err(errors),
+        }
+    }
+}
+
+/// `text` with the block-style mapping entry on `position`'s line blanked out: its key, its
+/// value and every more indented line after it become spaces, newlines kept. `None` when the
+/// line is not a plain `key: value` entry (flow style, for instance).
+fn blank_entry(text: &str, position: Position) -> Option<String> {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let line = *lines.get(position.line.checked_sub(1)?)?;
+    let indent = line.len() - line.trim_start().len();
+    let after_dash = line[indent..]
+        .strip_prefix("- ")
+        .map_or(indent, |rest| line.len() - rest.trim_start().len());
+    let entry = &line[after_dash..];
+    let key_end = entry.find(':')?;
+    let key = &entry[..key_end];
+    if key.is_empty() || key.contains(['{', '[', ',', '"', '\'']) || key.trim() != key {
+        return None;
+    }
+    let blank = |text: &str| " ".repeat(text.chars().count());
+    let mut out: Vec<String> = lines.iter().map(|line| (*line).to_string()).collect();
+    let index = position.line - 1;
+    out[index] = format!("{}{}", &line[..after_dash], blank(entry));
+    for (offset, next) in lines.iter().enumerate().skip(index + 1) {
+        let next_indent = next.len() - next.trim_start().len();
+        if !next.trim().is_empty() && next_indent <= after_dash {
+            break;
+        }
+        out[offset] = blank(next);
+    }
+    Some(out.join("\n"))
+}
+
 /// The parser's limits: generous for any real runbook, small enough that a hostile file is
 /// refused in milliseconds.
 fn options() -> Options {
@@ -234,6 +306,12 @@ fn explain(message: &str) -> (String, Option<String>) {
         return (
             format!("the document is too large or complex: {message}"),
             None,
+        );
+    }
+    if message.starts_with("invalid boolean") {
+        return (
+            "invalid boolean: a boolean here is true/false".into(),
+            Some("YAML 1.1 words such as `yes`, `no`, `on` are not booleans here".into()),
         );
     }
     if message.contains("tabs disallowed") {

@@ -51,23 +51,28 @@ pub(super) struct Validator<'a> {
 
 /// Validates a runbook file's text.
 pub fn validate(source: &Source) -> Validation {
-    let raw = match document::parse(source.text()) {
+    let raw = match document::parse_reporting_all(source.text()) {
         Ok(raw) => raw,
-        Err(error) => {
-            // Also in the message itself, for logs that drop the snippet.
-            let message = match error.position {
-                Some(position) => format!(
-                    "{} at line {}, column {}",
-                    error.message, position.line, position.column
-                ),
-                None => error.message,
-            };
-            let diagnostic = Diagnostic::error("yaml", message, error.position)
-                .with_length(error.length)
-                .with_optional_help(error.help);
+        Err(errors) => {
+            let diagnostics = errors
+                .into_iter()
+                .map(|error| {
+                    // Also in the message itself, for logs that drop the snippet.
+                    let message = match error.position {
+                        Some(position) => format!(
+                            "{} at line {}, column {}",
+                            error.message, position.line, position.column
+                        ),
+                        None => error.message,
+                    };
+                    Diagnostic::error("yaml", message, error.position)
+                        .with_length(error.length)
+                        .with_optional_help(error.help)
+                })
+                .collect();
             return Validation {
                 runbook: None,
-                diagnostics: vec![diagnostic],
+                diagnostics,
             };
         }
     };
