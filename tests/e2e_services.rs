@@ -348,12 +348,12 @@ fn a_failure_after_the_migration_restores_database_code_and_env() {
     world.fault("unhealthy", "2.0.0", "");
     let before = world.snapshot();
 
-    let run = world.run("deploy", &[("health_attempts", "8")]);
+    let run = world.run("deploy", &[]);
     assert_exit(&run, 1);
     assert_eq!(failed_step(&run).0, "restart");
     let printed = printed(&run, "restart");
     assert!(
-        printed.contains("/health did not answer after 8 checks: "),
+        printed.contains("/health did not answer after 25 checks: "),
         "{printed}"
     );
     assert_compensation_order(&run.events, FROM_RESTART);
@@ -547,7 +547,7 @@ fn an_emergency_rollback_whose_stable_release_fails_brings_the_previous_one_back
     world.fault("unhealthy", "1.0.0", "");
     let before = world.snapshot();
 
-    let run = world.run("emergency-rollback", &[("health_attempts", "8")]);
+    let run = world.run("emergency-rollback", &[]);
     assert_exit(&run, 1);
     let (step, _) = failed_step(&run);
     assert_eq!(step, "restart");
