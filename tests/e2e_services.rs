@@ -658,8 +658,6 @@ steps:
 }
 
 #[test]
-#[ignore = "bug: `runbook resume RUN` that finishes an incomplete `runbook rollback RUN` exits 1 \
-            (failed and rolled back), where a complete `rollback RUN` exits 0"]
 fn resuming_a_requested_rollback_exits_0_when_it_completes() {
     let test = Test::new().runbook(
         r#"

@@ -26,14 +26,31 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// The values of secret vars, to mask wherever text is printed.
-    pub fn secret_values(&self) -> Vec<String> {
-        self.vars
+    /// The secret values to search for in printed plan text. Values shorter than
+    /// `MIN_SECRET_LEN` are left out, with a warning: the plan already shows the variable
+    /// itself as `••••••`, and masking a one-letter value everywhere would garble the output
+    /// (JSON keys included).
+    pub fn output_secrets(&self) -> Vec<String> {
+        let (long, short): (
+            Vec<&crate::plan::ResolvedVar>,
+            Vec<&crate::plan::ResolvedVar>,
+        ) = self
+            .vars
             .iter()
-            .filter(|var| var.secret)
-            .filter_map(|var| var.value.clone())
-            .filter(|value| !value.is_empty())
-            .collect()
+            .filter(|var| var.secret && var.value.as_ref().is_some_and(|value| !value.is_empty()))
+            .partition(|var| {
+                var.value
+                    .as_ref()
+                    .is_some_and(|value| value.len() >= crate::secrets::MIN_SECRET_LEN)
+            });
+        for var in short {
+            errln!(
+                "warning: secret `{}` is shorter than {} characters: the plan shows it as ••••••, but does not search other text for it",
+                var.name,
+                crate::secrets::MIN_SECRET_LEN
+            );
+        }
+        long.iter().filter_map(|var| var.value.clone()).collect()
     }
 }
 

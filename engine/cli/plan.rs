@@ -29,14 +29,14 @@ pub fn print_plan(
         PlanFormat::Mermaid => to_mermaid(&loaded.plan),
         PlanFormat::Dot => to_dot(&loaded.plan),
     };
-    out!("{}", mask(output, &loaded.secret_values()));
+    out!("{}", mask(output, &loaded.output_secrets()));
     EXIT_SUCCESS
 }
 
 /// Streams the JSON to stdout rather than building it: for a 10,000-step plan it is 15 MB.
 /// Write errors (a closed pipe) are ignored, as for every other output.
 fn print_json(loaded: &Loaded) -> i32 {
-    let masker = Masker::new(loaded.secret_values());
+    let masker = Masker::new(loaded.output_secrets());
     let masking = MaskingWriter {
         stream: (!masker.is_empty()).then(|| masker.stream()),
         inner: std::io::stdout().lock(),

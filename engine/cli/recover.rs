@@ -358,6 +358,7 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
     }
     if rolling_back {
         let set = compensation_set(&recovered, &recorded_now);
+        let requested = record.mode == "rollback";
         return runtime.block_on(drive(
             recovered,
             "resume",
@@ -366,7 +367,9 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
                 set,
                 statuses: recorded.statuses.clone(),
                 outcome_words: recorded.outcome_words.clone(),
-                requested: false,
+                // Finishing what `runbook rollback RUN` started succeeds like it (exit 0);
+                // finishing a failed run's rollback is a failed, rolled back run (exit 1).
+                requested,
             },
             global,
         ));

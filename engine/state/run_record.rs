@@ -90,6 +90,8 @@ pub struct RunRecord {
     pub rollback: Option<String>,
     pub notices: Vec<String>,
     pub end: Option<RecordedEnd>,
+    /// What last drove the run: `run`, `resume` or `rollback`.
+    pub mode: String,
     /// Process groups started and not recorded as finished.
     pub processes: Vec<RecordedProcess>,
     pub records: u64,
@@ -153,6 +155,7 @@ impl RunRecord {
             self.file = text(data, "file");
             self.digest = text(data, "digest");
             self.started_at = text(data, "started_at");
+            self.mode = "run".into();
             self.pid = number(data, "pid");
             self.host = text(data, "host");
             self.user = text(data, "user");
@@ -176,6 +179,7 @@ impl RunRecord {
         if data.get("record").and_then(Value::as_str) == Some("resumed") {
             // A later `resume` or `rollback` continues the run: its end is yet to come.
             self.end = None;
+            self.mode = text(data, "mode");
             return;
         }
         let time = text(data, "time");
