@@ -629,9 +629,6 @@ fn the_deploy_opens_with_the_same_safety_net_as_pre_deploy() {
 }
 
 #[test]
-#[ignore = "bug: durations (`hold`, `within`, `interval`) and `stdout_number` are not templated, \
-            though SPEC §6 makes every string in steps a template: a watch window's length \
-            cannot be a var"]
 fn a_watch_window_takes_its_length_and_limit_from_vars() {
     let output = Test::new()
         .runbook(

@@ -460,3 +460,54 @@ steps:
     let plan = plan_json_with(test, &["--vars-file", "{dir}/vars.yaml"]);
     assert_eq!(var(&plan, "release")["value"], "1.10");
 }
+
+#[test]
+fn templated_probe_timing_is_rendered_and_checked_before_anything_runs() {
+    let runbook = r#"
+version: 1
+name: watch
+vars:
+  window: { default: 5m }
+  limit: { default: "5" }
+steps:
+  - id: watch
+    verify:
+      - name: error rate
+        run: echo 0.4
+        expect: { stdout_number: "< {{vars.limit}}" }
+        hold: "{{vars.window}}"
+        interval: 1s
+"#;
+    let plan = plan_json_with(Test::new().runbook(runbook), &["--var", "window=2m"]);
+    let probe = &plan["steps"][0]["verify"][0];
+    assert_eq!(probe["timing"], "hold 2m every 1s");
+    assert!(
+        probe["expect"]
+            .as_array()
+            .expect("expect")
+            .iter()
+            .any(|item| item == "stdout number < 5"),
+        "{probe}"
+    );
+    let output = Test::new()
+        .runbook(runbook)
+        .args([
+            "run",
+            "{file}",
+            "--var",
+            "window=soon",
+            "--state-dir",
+            "{dir}/state",
+        ])
+        .run();
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    assert!(
+        output.stderr.contains("renders to `soon`, not a duration"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        !output.directory.join("state/runs").exists(),
+        "nothing may run"
+    );
+}

@@ -1,13 +1,15 @@
 //! Runs a list of probes for a step, a compensation or `rollback_verify`: renders each into
 //! a request, runs it, reports it; the first failing probe ends the list.
 
+use std::time::Duration;
+
 use tokio::sync::watch;
 
 use super::command::CancelLevel;
 use super::probe::{ProbeRequest, RenderedExpectation, RenderedHttp, RenderedProbeKind, run_probe};
 use super::shared::{Renderer, RunShared};
 use crate::events::{Event, Phase};
-use crate::model::{Probe, ProbeKind};
+use crate::model::{NumberCheck, Probe, ProbeKind, ProbeTiming, Template};
 
 /// Renders a probe's templates into a request the probe runner can execute.
 fn render_probe(
@@ -44,7 +46,18 @@ fn render_probe(
                     stdout_contains: optional(&expect.stdout_contains)?,
                     stdout_not_contains: optional(&expect.stdout_not_contains)?,
                     stdout_matches: optional(&expect.stdout_matches)?,
-                    stdout_number: expect.stdout_number,
+                    stdout_number: match &expect.stdout_number_template {
+                        Some(template) => {
+                            let text = renderer.render(template)?;
+                            Some(NumberCheck::parse(&text).ok_or_else(|| {
+                                format!(
+                                    "`{}` renders to `{text}`, not a comparison like `< 5`",
+                                    template.place
+                                )
+                            })?)
+                        }
+                        None => expect.stdout_number,
+                    },
                 },
             }
         }
@@ -74,8 +87,33 @@ fn render_probe(
     Ok(ProbeRequest {
         name: probe.name.clone(),
         kind,
-        timing: probe.timing.clone(),
+        timing: rendered_timing(probe, renderer)?,
     })
+}
+
+/// The probe's timing with its templated values rendered and parsed.
+fn rendered_timing(probe: &Probe, renderer: &Renderer<'_>) -> Result<ProbeTiming, String> {
+    let duration = |template: &Template| -> Result<Duration, String> {
+        let text = renderer.render(template)?;
+        humantime::parse_duration(text.trim()).map_err(|error| {
+            format!(
+                "`{}` renders to `{text}`, not a duration ({error})",
+                template.place
+            )
+        })
+    };
+    let mut timing = probe.timing.clone();
+    let templates = &probe.timing_templates;
+    if let Some(template) = &templates.within {
+        timing.within = Some(duration(template)?);
+    }
+    if let Some(template) = &templates.hold {
+        timing.hold = Some(duration(template)?);
+    }
+    if let Some(template) = &templates.interval {
+        timing.interval = duration(template)?.max(Duration::from_millis(1));
+    }
+    Ok(timing)
 }
 
 /// Runs `probes` in order; returns the failure message of the first that fails.

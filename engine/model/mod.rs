@@ -6,7 +6,9 @@ mod runbook;
 mod step;
 mod template;
 
-pub use probe::{Comparison, Expectation, HttpProbe, NumberCheck, Probe, ProbeKind, ProbeTiming};
+pub use probe::{
+    Comparison, Expectation, HttpProbe, NumberCheck, Probe, ProbeKind, ProbeTiming, TimingTemplates,
+};
 pub use runbook::{EnvEntry, Hook, Hooks, Runbook, VarDecl};
 pub use step::{Action, Compensation, RetryPolicy, Step, StepId};
 pub use template::Template;

@@ -10,6 +10,17 @@ pub struct Probe {
     pub name: String,
     pub kind: ProbeKind,
     pub timing: ProbeTiming,
+    /// Timing values written as templates (`hold: "{{vars.watch_window}}"`), rendered and
+    /// parsed when the probe runs; `timing` then holds placeholders for them.
+    pub timing_templates: TimingTemplates,
+}
+
+/// The timing keys of a probe that are templates.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TimingTemplates {
+    pub within: Option<Template>,
+    pub hold: Option<Template>,
+    pub interval: Option<Template>,
 }
 
 /// The three kinds of probe.
@@ -44,6 +55,8 @@ pub struct Expectation {
     pub stdout_not_contains: Option<Template>,
     pub stdout_matches: Option<Template>,
     pub stdout_number: Option<NumberCheck>,
+    /// `stdout_number` written as a template (`"< {{vars.max_errors}}"`), parsed at run time.
+    pub stdout_number_template: Option<Template>,
 }
 
 /// `stdout_number: "< 5"`.

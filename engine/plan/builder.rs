@@ -86,17 +86,63 @@ impl<'a> Renderer<'a> {
 
     fn probe(&mut self, probe: &Probe) -> PlanProbe {
         let timing = &probe.timing;
+        let templates = &probe.timing_templates;
+        // Values the plan can already render are checked now, so a bad `--var` is refused
+        // before anything runs rather than when the probe is reached.
+        for template in [&templates.within, &templates.hold, &templates.interval]
+            .into_iter()
+            .flatten()
+        {
+            if !template.needs_run() {
+                let text = self.render(template);
+                if humantime::parse_duration(text.trim()).is_err() {
+                    let message = format!(
+                        "`{}` renders to `{}`, not a duration such as `30s`",
+                        template.place,
+                        text.trim()
+                    );
+                    self.problems.push(Diagnostic::error(
+                        "render",
+                        message,
+                        Some(template.position),
+                    ));
+                }
+            }
+        }
+        if let ProbeKind::Command { expect, .. } = &probe.kind
+            && let Some(template) = expect
+                .stdout_number_template
+                .as_ref()
+                .filter(|template| !template.needs_run())
+        {
+            let text = self.render(template);
+            if crate::model::NumberCheck::parse(&text).is_none() {
+                let message = format!(
+                    "`{}` renders to `{}`, not a comparison like `< 5`",
+                    template.place,
+                    text.trim()
+                );
+                self.problems.push(Diagnostic::error(
+                    "render",
+                    message,
+                    Some(template.position),
+                ));
+            }
+        }
+        // A templated timing value shows as rendered (or as its placeholder).
+        let mut shown = |template: &Option<crate::model::Template>, value: std::time::Duration| {
+            template.as_ref().map_or_else(
+                || duration(value),
+                |template| self.render(template).trim().to_string(),
+            )
+        };
+        let interval = shown(&templates.interval, timing.interval);
         let timing_text = match (timing.within, timing.hold) {
             (Some(within), _) => format!(
-                "within {} every {}",
-                duration(within),
-                duration(timing.interval)
+                "within {} every {interval}",
+                shown(&templates.within, within)
             ),
-            (None, Some(hold)) => format!(
-                "hold {} every {}",
-                duration(hold),
-                duration(timing.interval)
-            ),
+            (None, Some(hold)) => format!("hold {} every {interval}", shown(&templates.hold, hold)),
             (None, None) => "once".to_string(),
         };
         let (kind, target, expect) = match &probe.kind {
@@ -117,6 +163,10 @@ impl<'a> Renderer<'a> {
                         check.comparison.symbol(),
                         check.value
                     ));
+                }
+                if let Some(template) = &expect.stdout_number_template {
+                    let text = self.render(template);
+                    expectations.push(format!("stdout number {}", text.trim()));
                 }
                 ("run", self.render(run), expectations)
             }

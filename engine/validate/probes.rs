@@ -6,7 +6,9 @@ use super::Diagnostic;
 use super::templates::{Scope, TemplateOwner};
 use super::validator::Validator;
 use crate::document::{RawExpect, RawHttp, RawProbe, Spanned};
-use crate::model::{Expectation, HttpProbe, NumberCheck, Probe, ProbeKind, ProbeTiming, Template};
+use crate::model::{
+    Expectation, HttpProbe, NumberCheck, Probe, ProbeKind, ProbeTiming, Template, TimingTemplates,
+};
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -69,7 +71,7 @@ impl Validator<'_> {
                 raw.expect.as_ref().map(|expect| expect.position),
             ));
         }
-        let timing = self.probe_timing(raw, &label);
+        let (timing, timing_templates) = self.probe_timing(raw, &label, place, owner);
         let kind = if let Some(run) = &raw.run {
             self.lint_script(run, place);
             let run_template =
@@ -114,6 +116,7 @@ impl Validator<'_> {
             name: label,
             kind,
             timing,
+            timing_templates,
         })
     }
 
@@ -157,10 +160,35 @@ impl Validator<'_> {
         }
     }
 
-    fn probe_timing(&mut self, raw: &RawProbe, label: &str) -> ProbeTiming {
-        let within = self.duration(raw.within.as_ref(), "within");
-        let hold = self.duration(raw.hold.as_ref(), "hold");
-        let interval = self.duration(raw.interval.as_ref(), "interval");
+    fn probe_timing(
+        &mut self,
+        raw: &RawProbe,
+        label: &str,
+        place: &str,
+        owner: TemplateOwner,
+    ) -> (ProbeTiming, TimingTemplates) {
+        // A templated value is checked as a template now and parsed when the probe runs;
+        // a zero placeholder keeps the probe's mode (wait-until or watch window).
+        let mut templates = TimingTemplates::default();
+        let mut timing_value = |value: Option<&Spanned<String>>,
+                                key: &str,
+                                slot: &mut Option<Template>|
+         -> Option<Duration> {
+            let value = value?;
+            if value.value.contains("{{") {
+                *slot = Some(self.template(value, &Scope::new(format!("{place}.{key}"), owner)));
+                return Some(Duration::ZERO);
+            }
+            self.duration(Some(value), key)
+        };
+        let within = timing_value(raw.within.as_ref(), "within", &mut templates.within);
+        let hold = timing_value(raw.hold.as_ref(), "hold", &mut templates.hold);
+        let interval = timing_value(raw.interval.as_ref(), "interval", &mut templates.interval);
+        let interval = if templates.interval.is_some() {
+            None
+        } else {
+            interval
+        };
         if let (Some(within_value), Some(_)) = (&raw.within, &raw.hold) {
             let message = format!(
                 "probe `{label}` has both `within` and `hold`: choose wait-until (`within`) or a watch window (`hold`)"
@@ -186,13 +214,14 @@ impl Validator<'_> {
                 raw.interval.as_ref().map(|interval| interval.position),
             ));
         }
-        ProbeTiming {
+        let timing = ProbeTiming {
             within,
             hold,
             interval: interval
                 .filter(|interval| !interval.is_zero())
                 .unwrap_or(DEFAULT_INTERVAL),
-        }
+        };
+        (timing, templates)
     }
 
     fn expectation(
@@ -208,6 +237,7 @@ impl Validator<'_> {
                 stdout_not_contains: None,
                 stdout_matches: None,
                 stdout_number: None,
+                stdout_number_template: None,
             };
         };
         let raw = &raw.value;
@@ -222,7 +252,21 @@ impl Validator<'_> {
         if let (Some(template), Some(value)) = (&stdout_matches, &raw.stdout_matches) {
             self.check_regex(template, value, "stdout_matches");
         }
-        let stdout_number = raw.stdout_number.as_ref().and_then(|value| {
+        let stdout_number_template = raw
+            .stdout_number
+            .as_ref()
+            .filter(|value| value.value.contains("{{"))
+            .map(|value| {
+                self.template(
+                    value,
+                    &Scope::new(format!("{place}.expect.stdout_number"), owner),
+                )
+            });
+        let literal_number = raw
+            .stdout_number
+            .as_ref()
+            .filter(|value| !value.value.contains("{{"));
+        let stdout_number = literal_number.and_then(|value| {
             let check = NumberCheck::parse(&value.value);
             if check.is_none() {
                 let message = format!(
@@ -242,6 +286,7 @@ impl Validator<'_> {
             stdout_not_contains,
             stdout_matches,
             stdout_number,
+            stdout_number_template,
         }
     }
 
