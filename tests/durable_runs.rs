@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Output, Test, group_members, lines};
+use common::{Output, Test, base64, group_members, lines};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -842,26 +842,6 @@ fn a_new_run_is_refused_over_a_run_with_a_damaged_journal() {
 // 8. What the journal holds, file modes, and no secret at rest.
 
 const SECRET: &str = "Zq9-sekrit-Value-4711";
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let word = chunk.iter().enumerate().fold(0u32, |word, (index, &byte)| {
-            word | (u32::from(byte) << (16 - 8 * index))
-        });
-        for index in 0..4 {
-            if index <= chunk.len() {
-                out.push(char::from(
-                    ALPHABET[(word >> (18 - 6 * index)) as usize & 63],
-                ));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
 
 const SECRETIVE: &str = r#"
 version: 1

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Output, Test, json_events};
+use common::{Output, Test, base64, json_events};
 
 /// Generous: a hang fails the test, nothing here is about speed.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -17,26 +17,6 @@ const LIMIT: Duration = Duration::from_secs(60);
 const SECRET: &str = "Tr0ub4dor&3-xyzzy";
 
 const MASK: &str = "••••••";
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let word = chunk.iter().enumerate().fold(0u32, |word, (index, &byte)| {
-            word | (u32::from(byte) << (16 - 8 * index))
-        });
-        for index in 0..4 {
-            if index <= chunk.len() {
-                out.push(char::from(
-                    ALPHABET[(word >> (18 - 6 * index)) as usize & 63],
-                ));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
 
 /// The secret and the encoded forms a step prints in these tests.
 fn leaked_forms() -> Vec<String> {
