@@ -19,5 +19,6 @@ pub mod rollback;
 pub mod secrets;
 pub mod source;
 pub mod state;
+pub mod suggest;
 pub mod template;
 pub mod validate;

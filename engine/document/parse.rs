@@ -258,7 +258,7 @@ fn explain(message: &str) -> (String, Option<String>) {
             .map(|name| name.trim_matches('`'))
             .filter(|name| !name.is_empty())
             .collect();
-        let help = crate::validate::suggest(field, known.iter().copied())
+        let help = crate::suggest::suggest(field, known.iter().copied())
             .map(|best| format!("did you mean `{best}`?"))
             .or_else(|| {
                 (!known.is_empty()).then(|| format!("known keys here: {}", known.join(", ")))

@@ -9,8 +9,9 @@ use super::Context;
 use crate::document::{OrderedMap, Scalar, Spanned};
 use crate::errors::EngineError;
 use crate::model::Runbook;
+use crate::suggest::suggest;
 use crate::template::TemplateEngine;
-use crate::validate::{Diagnostic, suggest};
+use crate::validate::Diagnostic;
 
 /// Values given on the command line.
 #[derive(Debug, Clone, Default)]
@@ -60,7 +61,7 @@ pub struct ResolvedVar {
 impl std::fmt::Debug for ResolvedVar {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let value = match &self.value {
-            Some(_) if self.secret => Some(super::MASK),
+            Some(_) if self.secret => Some(crate::secrets::MASK),
             value => value.as_deref(),
         };
         formatter
@@ -210,7 +211,7 @@ pub fn resolve_vars(
                 ));
             } else if !var.choices.is_empty() && !var.choices.contains(text) {
                 let shown = if var.secret {
-                    super::MASK.to_string()
+                    crate::secrets::MASK.to_string()
                 } else {
                     text.clone()
                 };

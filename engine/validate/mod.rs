@@ -6,7 +6,6 @@ mod graph;
 mod lint;
 mod probes;
 mod steps;
-mod suggest;
 mod templates;
 mod validator;
 mod values;
@@ -14,5 +13,4 @@ mod vars;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use graph::StepGraph;
-pub use suggest::suggest;
 pub use validator::{Validation, validate};

@@ -1,11 +1,40 @@
 //! Checks of every template: syntax, helpers, and each path it reads (declared var, step
-//! upstream, secret kept out of argv), plus the unquoted-in-shell warning.
+//! upstream, secret kept out of argv), plus the unquoted-in-shell warning. The checks see the
+//! runbook through `TemplateFacts`, which the validator lends them, not the validator itself.
 
-use super::validator::Validator;
-use super::{Diagnostic, suggest};
+use std::collections::HashMap;
+
+use super::Diagnostic;
 use crate::document::{Position, Spanned};
 use crate::model::Template;
+use crate::source::Source;
+use crate::suggest::suggest;
 use crate::template::{ReferenceUsage, TemplateAnalysis, TemplateEngine, TemplateError, has_tag};
+
+/// The facts about variables that template checks need.
+#[derive(Debug, Clone)]
+pub(super) struct VarFacts {
+    pub name: String,
+    pub secret: bool,
+    /// Every allowed value is safe to paste into a shell unquoted.
+    pub shell_safe: bool,
+}
+
+/// What the checks know of the runbook so far, borrowed from the validator.
+pub(super) struct TemplateFacts<'a> {
+    pub source: &'a Source,
+    pub engine: &'a TemplateEngine,
+    /// The variables checked so far, in declaration order.
+    pub vars: &'a [VarFacts],
+    /// Every declared var name, so a default reading a var declared below it is told so.
+    pub all_var_names: &'a [String],
+    pub step_ids: &'a HashMap<String, usize>,
+    pub step_names: &'a [String],
+    pub declared_outputs: &'a [Option<Vec<String>>],
+    /// Whether step `target` (first) runs before step `step` (second) on every path; true for
+    /// every pair while the graph is unknown (it has a cycle), so no second error is reported.
+    pub is_upstream: &'a dyn Fn(usize, usize) -> bool,
+}
 
 /// Whose template it is, which decides the paths it may read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,16 +90,24 @@ impl Scope {
 
 const ROOTS: [&str; 5] = ["vars", "env", "runbook", "run", "steps"];
 
-impl Validator<'_> {
-    /// Checks one template and returns it as a model value.
-    pub(super) fn template(&mut self, value: &Spanned<String>, scope: &Scope) -> Template {
+impl TemplateFacts<'_> {
+    /// Checks one template, adding its problems to `diagnostics`, and returns it as a model
+    /// value.
+    pub(super) fn template(
+        &self,
+        value: &Spanned<String>,
+        scope: &Scope,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> Template {
         let mut runtime_paths = Vec::new();
         if value.value.contains('\0') {
             let message = format!("`{}` contains a NUL byte", scope.place);
-            self.push(Diagnostic::error("nul-byte", message, Some(value.position)));
+            diagnostics.push(Diagnostic::error("nul-byte", message, Some(value.position)));
         } else if has_tag(&value.value) {
             match self.engine.analyze(&value.value) {
-                Ok(analysis) => runtime_paths = self.check_analysis(value, scope, &analysis),
+                Ok(analysis) => {
+                    runtime_paths = self.check_analysis(value, scope, &analysis, diagnostics);
+                }
                 Err(error) => {
                     let offset = match &error {
                         TemplateError::Syntax { offset, .. }
@@ -78,9 +115,9 @@ impl Validator<'_> {
                         | TemplateError::NulByte { offset } => *offset,
                     };
                     let position =
-                        offset.map_or(value.position, |offset| self.locate(value, offset));
+                        offset.map_or(value.position, |offset| locate(self.source, value, offset));
                     let message = format!("invalid template in `{}`: {error}", scope.place);
-                    self.push(Diagnostic::error(
+                    diagnostics.push(Diagnostic::error(
                         "template-syntax",
                         message,
                         Some(position),
@@ -98,10 +135,11 @@ impl Validator<'_> {
 
     /// Returns the paths the template reads that only a run knows.
     fn check_analysis(
-        &mut self,
+        &self,
         value: &Spanned<String>,
         scope: &Scope,
         analysis: &TemplateAnalysis,
+        diagnostics: &mut Vec<Diagnostic>,
     ) -> Vec<Vec<String>> {
         for helper in &analysis.helpers {
             if !TemplateEngine::helper_names().contains(&helper.name.as_str()) {
@@ -114,8 +152,8 @@ impl Validator<'_> {
                         || format!("helpers: {}", TemplateEngine::helper_names().join(", ")),
                         |best| format!("did you mean `{best}`?"),
                     );
-                let position = self.locate(value, helper.span.start);
-                self.push(
+                let position = locate(self.source, value, helper.span.start);
+                diagnostics.push(
                     Diagnostic::error("unknown-helper", message, Some(position))
                         .with_length(helper.name.chars().count())
                         .with_help(help),
@@ -130,12 +168,12 @@ impl Validator<'_> {
             }
             if let Some(diagnostic) = self.check_reference(&path, scope, reference.usage) {
                 // Locating scans the source, so it is done only for a reference with a problem.
-                let position = self.locate(value, reference.span.start);
+                let position = locate(self.source, value, reference.span.start);
                 let length = value
                     .value
                     .get(reference.span.clone())
                     .map_or(0, |text| text.chars().count());
-                self.push(Diagnostic {
+                diagnostics.push(Diagnostic {
                     position: Some(position),
                     length,
                     ..diagnostic
@@ -291,11 +329,7 @@ impl Validator<'_> {
         let visible = match scope.owner {
             TemplateOwner::Hook => true,
             TemplateOwner::Step { step, own } => {
-                (own && step == target)
-                    || self
-                        .graph
-                        .as_ref()
-                        .is_none_or(|graph| graph.is_upstream(target, step))
+                (own && step == target) || (self.is_upstream)(target, step)
             }
             TemplateOwner::Runbook | TemplateOwner::VarDefault { .. } => false,
         };
@@ -358,78 +392,76 @@ impl Validator<'_> {
             ),
         }
     }
+}
 
-    /// Whether a rollback script reads its own step's outputs other than through a helper
-    /// such as `default` that tolerates a missing value.
-    pub(super) fn reads_own_outputs_unguarded(&self, text: &str, step: usize) -> bool {
-        if !has_tag(text) {
-            return false;
-        }
-        let Ok(analysis) = self.engine.analyze(text) else {
-            return false;
-        };
-        let own = &self.step_names[step];
-        analysis.references.iter().any(|reference| {
-            reference.path.len() >= 3
-                && reference.path[0] == "steps"
-                && &reference.path[1] == own
-                && reference.path[2] == "outputs"
-                && reference.usage != ReferenceUsage::HelperArgument
-                // `quote (default steps.x.outputs.y "")`: quoted, but guarded by `default`.
-                && !text[..reference.span.start].trim_end().ends_with("default")
-        })
+/// Whether a rollback script reads the outputs of its own step (`own`) other than through a
+/// helper such as `default` that tolerates a missing value.
+pub(super) fn reads_own_outputs_unguarded(engine: &TemplateEngine, text: &str, own: &str) -> bool {
+    if !has_tag(text) {
+        return false;
     }
+    let Ok(analysis) = engine.analyze(text) else {
+        return false;
+    };
+    analysis.references.iter().any(|reference| {
+        reference.path.len() >= 3
+            && reference.path[0] == "steps"
+            && reference.path[1] == own
+            && reference.path[2] == "outputs"
+            && reference.usage != ReferenceUsage::HelperArgument
+            // `quote (default steps.x.outputs.y "")`: quoted, but guarded by `default`.
+            && !text[..reference.span.start].trim_end().ends_with("default")
+    })
+}
 
-    /// The position in the file of byte `offset` inside a template value.
-    pub(super) fn locate(&self, value: &Spanned<String>, offset: usize) -> Position {
-        let text = &value.value;
-        let offset = offset.min(text.len());
-        let line_index = text[..offset].matches('\n').count();
-        let line_start = text[..offset].rfind('\n').map_or(0, |index| index + 1);
-        let template_line = text[line_start..].split('\n').next().unwrap_or_default();
-        let column_in_line = text[line_start..offset].chars().count();
-        let source_lines: Vec<&str> = self
-            .source
-            .text()
-            .lines()
-            .skip(value.position.line.saturating_sub(1))
-            .take(line_index + 64)
-            .collect();
-        let start_line = value.position.line.max(1);
-        if line_index == 0 {
-            // A plain or quoted scalar on the key's line.
-            if let Some(line) = source_lines.first() {
-                let rest: String = line
-                    .chars()
-                    .skip(value.position.column.saturating_sub(1))
-                    .collect();
-                let quoted = rest.starts_with('"') || rest.starts_with('\'');
-                if rest.contains(template_line.trim())
-                    && !rest.starts_with('|')
-                    && !rest.starts_with('>')
-                {
-                    return Position {
-                        line: start_line,
-                        column: value.position.column + usize::from(quoted) + column_in_line,
-                    };
-                }
-            }
-        }
-        // A block scalar: find the line holding this template line's text.
-        let trimmed = template_line.trim_start();
-        let leading = template_line.len() - trimmed.len();
-        for (index, line) in source_lines.iter().enumerate() {
-            let line = line.trim_end();
-            if !trimmed.trim_end().is_empty() && line.ends_with(trimmed.trim_end()) {
-                let byte_start = line.len() - trimmed.trim_end().len();
-                let inside = text.get(line_start + leading..offset).unwrap_or_default();
-                let column = line[..byte_start].chars().count() + 1 + inside.chars().count();
+/// The position in `source` of byte `offset` inside a template value.
+pub(super) fn locate(source: &Source, value: &Spanned<String>, offset: usize) -> Position {
+    let text = &value.value;
+    let offset = offset.min(text.len());
+    let line_index = text[..offset].matches('\n').count();
+    let line_start = text[..offset].rfind('\n').map_or(0, |index| index + 1);
+    let template_line = text[line_start..].split('\n').next().unwrap_or_default();
+    let column_in_line = text[line_start..offset].chars().count();
+    let source_lines: Vec<&str> = source
+        .text()
+        .lines()
+        .skip(value.position.line.saturating_sub(1))
+        .take(line_index + 64)
+        .collect();
+    let start_line = value.position.line.max(1);
+    if line_index == 0 {
+        // A plain or quoted scalar on the key's line.
+        if let Some(line) = source_lines.first() {
+            let rest: String = line
+                .chars()
+                .skip(value.position.column.saturating_sub(1))
+                .collect();
+            let quoted = rest.starts_with('"') || rest.starts_with('\'');
+            if rest.contains(template_line.trim())
+                && !rest.starts_with('|')
+                && !rest.starts_with('>')
+            {
                 return Position {
-                    line: start_line + index,
-                    column,
+                    line: start_line,
+                    column: value.position.column + usize::from(quoted) + column_in_line,
                 };
             }
         }
-        value.position
     }
+    // A block scalar: find the line holding this template line's text.
+    let trimmed = template_line.trim_start();
+    let leading = template_line.len() - trimmed.len();
+    for (index, line) in source_lines.iter().enumerate() {
+        let line = line.trim_end();
+        if !trimmed.trim_end().is_empty() && line.ends_with(trimmed.trim_end()) {
+            let byte_start = line.len() - trimmed.trim_end().len();
+            let inside = text.get(line_start + leading..offset).unwrap_or_default();
+            let column = line[..byte_start].chars().count() + 1 + inside.chars().count();
+            return Position {
+                line: start_line + index,
+                column,
+            };
+        }
+    }
+    value.position
 }

@@ -4,13 +4,16 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::Diagnostic;
 use super::graph::{StepGraph, find_cycles};
-use super::templates::{Scope, TemplateOwner};
+use super::templates::{
+    Scope, TemplateFacts, TemplateOwner, VarFacts, locate, reads_own_outputs_unguarded,
+};
 use super::values::{is_env_name, is_identifier, parse_duration};
-use super::{Diagnostic, suggest};
 use crate::document::{self, OrderedMap, Position, RawHook, RawRunbook, Spanned};
-use crate::model::{EnvEntry, Hook, Hooks, Runbook};
+use crate::model::{EnvEntry, Hook, Hooks, Runbook, Template};
 use crate::source::Source;
+use crate::suggest::suggest;
 use crate::template::TemplateEngine;
 
 /// What validation found: the runbook when it is valid, and every diagnostic either way.
@@ -24,15 +27,6 @@ impl Validation {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
-}
-
-/// The facts about variables that template checks need.
-#[derive(Debug, Clone)]
-pub(super) struct VarFacts {
-    pub name: String,
-    pub secret: bool,
-    /// Every allowed value is safe to paste into a shell unquoted.
-    pub shell_safe: bool,
 }
 
 /// State shared by the checks of one runbook.
@@ -107,6 +101,33 @@ pub fn validate(source: &Source) -> Validation {
 impl Validator<'_> {
     pub fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
+    }
+
+    /// Checks one template in `scope` and returns it as a model value.
+    pub fn template(&mut self, value: &Spanned<String>, scope: &Scope) -> Template {
+        let graph = self.graph.as_ref();
+        let is_upstream = |target, step| graph.is_none_or(|graph| graph.is_upstream(target, step));
+        let facts = TemplateFacts {
+            source: self.source,
+            engine: &self.engine,
+            vars: &self.vars,
+            all_var_names: &self.all_var_names,
+            step_ids: &self.step_ids,
+            step_names: &self.step_names,
+            declared_outputs: &self.declared_outputs,
+            is_upstream: &is_upstream,
+        };
+        facts.template(value, scope, &mut self.diagnostics)
+    }
+
+    /// Whether the rollback script `text` of `step` reads its own outputs unguarded.
+    pub fn reads_own_outputs_unguarded(&self, text: &str, step: usize) -> bool {
+        reads_own_outputs_unguarded(&self.engine, text, &self.step_names[step])
+    }
+
+    /// The position in the file of byte `offset` inside a template value.
+    pub fn locate(&self, value: &Spanned<String>, offset: usize) -> Position {
+        locate(self.source, value, offset)
     }
 
     pub fn duration(&mut self, value: Option<&Spanned<String>>, key: &str) -> Option<Duration> {

@@ -2,8 +2,8 @@
 //! variables declared above them).
 
 use super::Diagnostic;
-use super::templates::{Scope, TemplateOwner};
-use super::validator::{Validator, VarFacts};
+use super::templates::{Scope, TemplateOwner, VarFacts};
+use super::validator::Validator;
 use super::values::is_var_name;
 use crate::document::{OrderedMap, RawVar, Spanned};
 use crate::model::VarDecl;
