@@ -11,6 +11,7 @@ pub mod document;
 pub mod errors;
 pub mod events;
 pub mod executor;
+pub mod format;
 pub mod model;
 pub mod plan;
 pub mod process;

@@ -2,14 +2,12 @@
 //! by step, as text or JSON.
 
 use std::fmt::Write;
+use std::time::Duration;
 
 use super::args::{GlobalArgs, HistoryArgs, RecordFormat, ShowArgs};
 use crate::errors::{EXIT_INVALID, EXIT_SUCCESS};
+use crate::format::tenths;
 use crate::state::{RunRecord, find_run, list_runs, state_directory};
-
-fn seconds(milliseconds: u64) -> String {
-    format!("{:.1}s", milliseconds as f64 / 1000.0)
-}
 
 pub fn history(args: &HistoryArgs, global: &GlobalArgs) -> i32 {
     let state = state_directory(global.state_dir.as_deref());
@@ -53,7 +51,7 @@ pub fn history(args: &HistoryArgs, global: &GlobalArgs) -> i32 {
                 let duration = record
                     .end
                     .as_ref()
-                    .map(|end| seconds(end.duration_ms))
+                    .map(|end| tenths(Duration::from_millis(end.duration_ms)))
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
@@ -137,7 +135,7 @@ pub fn show_text(record: &RunRecord) -> String {
             step.id,
             forward.status,
             forward.attempts,
-            seconds(forward.duration_ms)
+            tenths(Duration::from_millis(forward.duration_ms))
         );
         if let Some(message) = &forward.message {
             let _ = writeln!(out, "      {message}");
@@ -178,7 +176,7 @@ pub fn show_text(record: &RunRecord) -> String {
                 out,
                 "      rollback: {} {}{}",
                 compensation.status,
-                seconds(compensation.duration_ms),
+                tenths(Duration::from_millis(compensation.duration_ms)),
                 compensation
                     .message
                     .as_ref()
@@ -202,7 +200,7 @@ pub fn show_text(record: &RunRecord) -> String {
             "\n{} (exit {}) after {}",
             end.outcome,
             end.exit_code,
-            seconds(end.duration_ms)
+            tenths(Duration::from_millis(end.duration_ms))
         );
     } else {
         let _ = writeln!(

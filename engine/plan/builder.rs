@@ -10,6 +10,7 @@ use super::model::{
     PlanProbe, PlanRetry, PlanRollback, PlanRunbook, PlanStep, PlanVar, SharedText,
 };
 use super::variables::ResolvedVar;
+use crate::format::written;
 use crate::model::{Action, EnvEntry, Probe, ProbeKind, RetryPolicy, Runbook, Step, Template};
 use crate::template::{BorrowedContext, TemplateEngine, has_tag};
 use crate::validate::{Diagnostic, StepGraph};
@@ -58,7 +59,7 @@ impl<'a> Renderer<'a> {
     fn duration(&mut self, value: Duration) -> SharedText {
         self.durations
             .entry(value)
-            .or_insert_with(|| SharedText::from(duration(value)))
+            .or_insert_with(|| SharedText::from(written(value)))
             .clone()
     }
 
@@ -132,7 +133,7 @@ impl<'a> Renderer<'a> {
         // A templated timing value shows as rendered (or as its placeholder).
         let mut shown = |template: &Option<crate::model::Template>, value: std::time::Duration| {
             template.as_ref().map_or_else(
-                || duration(value),
+                || written(value),
                 |template| self.render(template).trim().to_string(),
             )
         };
@@ -180,7 +181,7 @@ impl<'a> Renderer<'a> {
                     expectations.push(format!("body matches {:?}", self.render(template)));
                 }
                 if let Some(latency) = http.max_latency {
-                    expectations.push(format!("latency under {}", duration(latency)));
+                    expectations.push(format!("latency under {}", written(latency)));
                 }
                 (
                     "http",
@@ -202,11 +203,6 @@ impl<'a> Renderer<'a> {
             timing: timing_text,
         }
     }
-}
-
-/// Human form of a duration, as written in runbooks (`30s`, `1h 30m`).
-pub(super) fn duration(value: Duration) -> String {
-    humantime::format_duration(value).to_string()
 }
 
 /// Truthiness of a rendered `if` (SPEC §6).
@@ -269,7 +265,7 @@ pub fn build_plan(
                 name: var.name.clone(),
                 value: var.value.as_ref().map(|value| {
                     if var.secret {
-                        super::MASK.to_string()
+                        crate::secrets::MASK.to_string()
                     } else {
                         value.clone()
                     }
@@ -283,7 +279,7 @@ pub fn build_plan(
             .collect(),
         env,
         concurrency: runbook.concurrency,
-        timeout: runbook.timeout.map(duration),
+        timeout: runbook.timeout.map(written),
         waves: graph.waves().iter().map(ids).collect(),
         steps,
         rollback: PlanRollback {
@@ -401,7 +397,7 @@ impl<'a> Planner<'a> {
         let rollback = step.rollback.as_ref().map(|compensation| PlanCompensation {
             command: renderer.render(&compensation.run),
             only_if_succeeded: compensation.only_if_succeeded,
-            timeout: compensation.timeout.map(duration),
+            timeout: compensation.timeout.map(written),
             retry: renderer.retry(&compensation.retry),
             verify: renderer.probes(&compensation.verify),
         });
@@ -426,7 +422,7 @@ impl<'a> Planner<'a> {
                 .collect(),
             cwd,
             env: renderer.env(&step.env),
-            timeout: step.timeout.map(duration),
+            timeout: step.timeout.map(written),
             retry: renderer.retry(&step.retry),
             grace: renderer.duration(step.grace),
             allow_failure: step.allow_failure,

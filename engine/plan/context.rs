@@ -4,9 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::model::Runbook;
-
-/// What a secret looks like wherever it would be shown.
-pub const MASK: &str = "••••••";
+use crate::secrets::MASK;
 
 /// A template context under construction.
 #[derive(Debug, Clone)]

@@ -1,183 +1,11 @@
-//! The run as a Gantt chart: when each step and each compensation ran, as offsets from the
-//! run's start, and that timeline drawn as a self-contained SVG for the HTML report. Times
-//! come from the journal's RFC 3339 stamps; a phase that never started has no bar.
+//! The run as a Gantt chart: the report view's timeline drawn as a self-contained SVG for the
+//! HTML report, one row per step with a bar for its forward run and one for its compensation.
+//! A phase that never started has no bar.
 
 use std::fmt::Write;
-use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
-
-use super::html::escape;
-use super::markdown::status_text;
-use crate::state::{RecordedPhase, RunRecord};
-
-/// One phase of one step on the timeline.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct TimelineEntry {
-    pub step: String,
-    pub name: String,
-    /// `forward` or `compensation`.
-    pub phase: &'static str,
-    pub status: String,
-    pub attempts: u64,
-    /// Milliseconds from the run's start; none when the phase never started.
-    pub offset_ms: Option<u64>,
-    /// None when the journal ends while the phase is still running.
-    pub duration_ms: Option<u64>,
-    pub message: Option<String>,
-}
-
-impl TimelineEntry {
-    /// The start as an offset from the run's start (`+1.2s`), or `—` if it never started.
-    pub(crate) fn start_text(&self) -> String {
-        self.offset_ms
-            .map_or_else(|| "—".to_string(), |offset| format!("+{}", seconds(offset)))
-    }
-
-    /// The duration, `unfinished` when it has no end, `—` if it never started.
-    pub(crate) fn duration_text(&self) -> String {
-        match (self.offset_ms, self.duration_ms) {
-            (None, _) => "—".to_string(),
-            (Some(_), None) => "unfinished".to_string(),
-            (Some(_), Some(duration)) => seconds(duration),
-        }
-    }
-
-    /// Attempts, `—` when none.
-    pub(crate) fn attempts_text(&self) -> String {
-        if self.attempts == 0 {
-            "—".to_string()
-        } else {
-            self.attempts.to_string()
-        }
-    }
-
-    /// Whether the phase ended badly (the chart outlines it in red).
-    pub(crate) fn went_wrong(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "failed" | "timed_out" | "cancelled" | "compensation_failed" | "blocked"
-        )
-    }
-}
-
-/// Every phase of a run placed on one time axis.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Timeline {
-    /// The run's start, RFC 3339 with milliseconds: the zero of every offset.
-    pub origin: Option<String>,
-    /// Milliseconds from the start to the last thing the journal saw end.
-    pub span_ms: u64,
-    /// The phases in the order they started, then those that never started.
-    pub entries: Vec<TimelineEntry>,
-}
-
-fn parse(stamp: Option<&str>) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(stamp?).ok()
-}
-
-fn since(origin: Option<SystemTime>, time: Option<SystemTime>) -> Option<u64> {
-    let elapsed = time?
-        .duration_since(origin?)
-        .unwrap_or(Duration::ZERO)
-        .as_millis();
-    Some(u64::try_from(elapsed).unwrap_or(u64::MAX))
-}
-
-impl Timeline {
-    /// Places every recorded phase of `record` on the run's time axis.
-    pub(crate) fn of(record: &RunRecord) -> Timeline {
-        let phases: Vec<(&str, &str, &'static str, &RecordedPhase)> = record
-            .steps
-            .iter()
-            .flat_map(|step| {
-                let forward = (
-                    step.id.as_str(),
-                    step.name.as_str(),
-                    "forward",
-                    &step.forward,
-                );
-                let compensation = step
-                    .compensation
-                    .as_ref()
-                    .map(|phase| (step.id.as_str(), step.name.as_str(), "compensation", phase));
-                std::iter::once(forward).chain(compensation)
-            })
-            .collect();
-        let earliest = phases
-            .iter()
-            .filter_map(|(_, _, _, phase)| parse(phase.started.as_deref()))
-            .min();
-        // `started_at` has whole seconds only; the end record gives the start to the
-        // millisecond (its time minus the run's duration).
-        let from_end = record.end.as_ref().and_then(|end| {
-            parse(Some(&end.time))?.checked_sub(Duration::from_millis(end.duration_ms))
-        });
-        let origin = match (from_end, earliest) {
-            (Some(from_end), Some(earliest)) => Some(from_end.min(earliest)),
-            (from_end, earliest) => from_end
-                .or(earliest)
-                .or_else(|| parse(Some(&record.started_at))),
-        };
-        let mut entries: Vec<TimelineEntry> = phases
-            .into_iter()
-            .map(|(step, name, kind, phase)| {
-                let started = parse(phase.started.as_deref());
-                let finished = phase.finished.is_some();
-                TimelineEntry {
-                    step: step.to_string(),
-                    name: name.to_string(),
-                    phase: kind,
-                    status: phase.status.clone(),
-                    attempts: phase.attempts,
-                    offset_ms: since(origin, started),
-                    duration_ms: (started.is_some() && finished).then_some(phase.duration_ms),
-                    message: phase.message.clone(),
-                }
-            })
-            .collect();
-        // Stable: phases that started together keep the record's order.
-        entries.sort_by_key(|entry| entry.offset_ms.unwrap_or(u64::MAX));
-        let last_end = entries
-            .iter()
-            .filter_map(|entry| Some(entry.offset_ms? + entry.duration_ms.unwrap_or(0)))
-            .max()
-            .unwrap_or(0);
-        let run_duration = record.end.as_ref().map_or(0, |end| end.duration_ms);
-        let mut span_ms = last_end.max(run_duration).max(1);
-        // A phase still running when the journal ends is drawn open to the chart's edge:
-        // leave it a tenth of the axis so it is seen.
-        if entries
-            .iter()
-            .any(|entry| entry.offset_ms.is_some() && entry.duration_ms.is_none())
-        {
-            span_ms += span_ms.div_ceil(10);
-        }
-        Timeline {
-            origin: origin.map(|time| humantime::format_rfc3339_millis(time).to_string()),
-            span_ms,
-            entries,
-        }
-    }
-
-    /// The entry of `step`'s `phase`, if it was recorded.
-    pub(crate) fn entry(&self, step: &str, phase: &str) -> Option<&TimelineEntry> {
-        self.entries
-            .iter()
-            .find(|entry| entry.step == step && entry.phase == phase)
-    }
-}
-
-/// Milliseconds as seconds for people: `0.004s`, `12.5s`, `2m 03s`, `1h 02m`.
-pub(crate) fn seconds(milliseconds: u64) -> String {
-    let total = milliseconds / 1000;
-    match total {
-        0..10 => format!("{:.3}s", milliseconds as f64 / 1000.0),
-        10..60 => format!("{:.1}s", milliseconds as f64 / 1000.0),
-        60..3600 => format!("{}m {:02}s", total / 60, total % 60),
-        _ => format!("{}h {:02}m", total / 3600, total % 3600 / 60),
-    }
-}
+use super::escape::escape_html;
+use super::view::ReportView;
 
 const LABEL_WIDTH: f64 = 210.0;
 const CHART_WIDTH: f64 = 720.0;
@@ -218,13 +46,13 @@ fn label(text: &str) -> String {
     }
 }
 
-/// The SVG Gantt chart of `record`: one row per step, a bar for its forward run and one in a
+/// The SVG Gantt chart of a run: one row per step, a bar for its forward run and one in a
 /// second colour for its compensation, seconds from the run start on the axis, and a legend.
-pub(crate) fn gantt_svg(record: &RunRecord, timeline: &Timeline) -> String {
-    let rows = record.steps.len().max(1);
+pub(super) fn gantt_svg(view: &ReportView) -> String {
+    let rows = view.chart.len().max(1);
     let chart_bottom = TOP + rows as f64 * ROW;
     let height = chart_bottom + LEGEND;
-    let span = timeline.span_ms as f64;
+    let span = view.span_ms as f64;
     let x_of = |milliseconds: u64| LABEL_WIDTH + milliseconds as f64 / span * CHART_WIDTH;
     let mut svg = String::new();
     let _ = writeln!(
@@ -234,7 +62,7 @@ pub(crate) fn gantt_svg(record: &RunRecord, timeline: &Timeline) -> String {
     let _ = writeln!(
         svg,
         "<title>timeline of run {}: forward steps and compensations</title>",
-        escape(&record.run_id)
+        escape_html(view.run_id)
     );
     for index in 0..rows {
         if index % 2 == 1 {
@@ -245,9 +73,9 @@ pub(crate) fn gantt_svg(record: &RunRecord, timeline: &Timeline) -> String {
             );
         }
     }
-    let interval = tick_interval(timeline.span_ms);
+    let interval = tick_interval(view.span_ms);
     let mut tick = 0;
-    while tick <= timeline.span_ms {
+    while tick <= view.span_ms {
         let x = x_of(tick);
         let _ = writeln!(
             svg,
@@ -258,80 +86,55 @@ pub(crate) fn gantt_svg(record: &RunRecord, timeline: &Timeline) -> String {
         );
         tick += interval;
     }
-    if record.steps.is_empty() {
+    if view.chart.is_empty() {
         let _ = writeln!(
             svg,
             r#"<text x="{LABEL_WIDTH}" y="{}">no step started</text>"#,
             TOP + ROW / 2.0 + 4.0
         );
     }
-    for (index, step) in record.steps.iter().enumerate() {
+    for (index, step) in view.chart.iter().enumerate() {
         let top = TOP + index as f64 * ROW;
-        let title = if step.name == step.id {
-            step.id.clone()
-        } else {
-            format!("{} ({})", step.id, step.name)
-        };
         let _ = writeln!(
             svg,
             r#"<text class="label" x="8" y="{:.1}">{}<title>{}</title></text>"#,
             top + ROW / 2.0 + 4.0,
-            escape(&label(&step.id)),
-            escape(&title)
+            escape_html(&label(step.id)),
+            escape_html(&step.title)
         );
-        let forward = timeline.entry(&step.id, "forward");
-        if let Some(entry) = forward.filter(|entry| entry.offset_ms.is_none()) {
+        if let Some(status) = &step.not_started {
             let _ = writeln!(
                 svg,
                 r#"<text class="tick" x="{:.1}" y="{:.1}">{}</text>"#,
                 LABEL_WIDTH + 6.0,
                 top + ROW / 2.0 + 4.0,
-                escape(&status_text(&entry.status))
+                escape_html(status)
             );
         }
-        for phase in ["forward", "compensation"] {
-            let Some(entry) = timeline.entry(&step.id, phase) else {
-                continue;
-            };
-            let Some(offset) = entry.offset_ms else {
-                continue;
-            };
-            let x = x_of(offset);
+        for bar in &step.bars {
+            let phase = bar.phase;
+            let x = x_of(bar.offset_ms);
             // A phase still running when the journal ends reaches the edge of the chart.
-            let end = entry
+            let end = bar
                 .duration_ms
                 .map_or(LABEL_WIDTH + CHART_WIDTH, |duration| {
-                    x_of(offset + duration)
+                    x_of(bar.offset_ms + duration)
                 });
             let mut classes = format!("bar {phase}");
-            if entry.went_wrong() {
+            if bar.went_wrong {
                 classes.push_str(" wrong");
             }
-            if entry.duration_ms.is_none() {
+            if bar.duration_ms.is_none() {
                 classes.push_str(" unfinished");
             }
-            let tooltip = format!(
-                "{} {phase}: {} at +{} for {}{}",
-                step.id,
-                status_text(&entry.status),
-                seconds(offset),
-                entry
-                    .duration_ms
-                    .map_or_else(|| "an unknown time".to_string(), seconds),
-                entry
-                    .message
-                    .as_ref()
-                    .map(|message| format!(" ({message})"))
-                    .unwrap_or_default()
-            );
             let _ = writeln!(
                 svg,
                 r#"<rect class="{classes}" data-step="{}" data-phase="{phase}" data-status="{}" x="{x:.1}" y="{:.1}" width="{:.1}" height="{BAR}" rx="3"><title>{}</title></rect>"#,
-                escape(&step.id),
-                escape(&entry.status),
+                escape_html(step.id),
+                escape_html(bar.status),
                 top + (ROW - BAR) / 2.0,
                 (end - x).max(2.0),
-                escape(&tooltip)
+                escape_html(&bar.tooltip)
             );
         }
     }

@@ -5,25 +5,8 @@
 
 use std::fmt::Write;
 
-use super::gantt::{Timeline, gantt_svg};
-use super::markdown::{needs_a_person, outcome_text, rollback_text, status_text, variable_value};
-use crate::state::RunRecord;
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for character in text.chars() {
-        match character {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
+use super::escape::escape_html;
+use super::view::ReportView;
 
 const STYLE: &str = "
 :root{color-scheme:light;--ink:#1d2330;--muted:#5b6475;--line:#d8dbe0}
@@ -56,17 +39,16 @@ ul.person li{color:#c81e1e;font-weight:600}
 ";
 
 fn cell(text: &str) -> String {
-    format!("<td>{}</td>", escape(text))
+    format!("<td>{}</td>", escape_html(text))
 }
 
 fn code(text: &str) -> String {
-    format!("<code>{}</code>", escape(text))
+    format!("<code>{}</code>", escape_html(text))
 }
 
-/// Renders the HTML report of `record`.
-pub(crate) fn html_report(record: &RunRecord, timeline: &Timeline) -> String {
+/// Renders the HTML report of `view`, with `chart` (an inline SVG) under "Timeline".
+pub(super) fn render(view: &ReportView, chart: &str) -> String {
     let mut out = String::new();
-    let outcome = record.outcome();
     let _ = writeln!(
         out,
         r#"<!DOCTYPE html>
@@ -81,37 +63,37 @@ pub(crate) fn html_report(record: &RunRecord, timeline: &Timeline) -> String {
 <body>
 <h1>Run report: {}</h1>
 <p><span class="outcome {}">{}</span></p>"#,
-        escape(&record.runbook),
-        escape(&record.run_id),
-        escape(&record.runbook),
-        escape(&outcome),
-        escape(&outcome_text(record))
+        escape_html(view.runbook),
+        escape_html(view.run_id),
+        escape_html(view.runbook),
+        escape_html(&view.outcome),
+        escape_html(&view.outcome_text)
     );
 
     let _ = writeln!(out, r#"<table class="facts">"#);
     let mut fact = |name: &str, value: String| {
         let _ = writeln!(out, "<tr><th>{name}</th><td>{value}</td></tr>");
     };
-    fact("Run", code(&record.run_id));
+    fact("Run", code(view.run_id));
     fact(
         "Runbook",
-        format!("{} ({})", code(&record.runbook), code(&record.file)),
+        format!("{} ({})", code(view.runbook), code(view.file)),
     );
-    fact("Digest", code(&record.digest));
-    fact("Started", escape(&record.started_at));
+    fact("Digest", code(view.digest));
+    fact("Started", escape_html(view.started_at));
     fact(
         "By",
         format!(
             "{} on {} (pid {})",
-            code(&record.user),
-            code(&record.host),
-            record.pid
+            code(view.user),
+            code(view.host),
+            view.pid
         ),
     );
-    if let Some(stopping) = &record.stopping {
-        fact("Stopped because", escape(stopping));
+    if let Some(stopping) = view.stopping {
+        fact("Stopped because", escape_html(stopping));
     }
-    if record.torn_tail {
+    if view.torn_tail {
         fact(
             "Note",
             "the journal's last record was torn (the engine died while writing it) and is ignored"
@@ -123,89 +105,83 @@ pub(crate) fn html_report(record: &RunRecord, timeline: &Timeline) -> String {
     let _ = writeln!(
         out,
         "<h2>Timeline</h2>\n<p>Seconds from the run's start{}.</p>\n<div class=\"chart\">",
-        timeline
-            .origin
-            .as_ref()
-            .map(|origin| format!(" ({})", escape(origin)))
+        view.origin
+            .map(|origin| format!(" ({})", escape_html(origin)))
             .unwrap_or_default()
     );
-    out.push_str(&gantt_svg(record, timeline));
+    out.push_str(chart);
     let _ = writeln!(out, "</div>");
-    if !timeline.entries.is_empty() {
+    if !view.phases.is_empty() {
         let _ = writeln!(
             out,
             "<table class=\"timeline\">\n<tr><th>Step</th><th>Phase</th><th>Start</th><th>Duration</th><th>Status</th><th>Attempts</th><th>Message</th></tr>"
         );
-        for entry in &timeline.entries {
-            let start = entry.start_text();
-            let duration = entry.duration_text();
-            let attempts = entry.attempts_text();
-            let status_class = if entry.went_wrong() {
+        for row in &view.phases {
+            let status_class = if row.went_wrong {
                 " class=\"status-wrong\""
             } else {
                 ""
             };
             let _ = writeln!(
                 out,
-                "<tr data-step=\"{}\" data-phase=\"{}\"><td>{}</td><td>{}</td><td class=\"number\">{start}</td><td class=\"number\">{duration}</td><td{status_class}>{}</td><td class=\"number\">{attempts}</td>{}</tr>",
-                escape(&entry.step),
-                entry.phase,
-                code(&entry.step),
-                entry.phase,
-                escape(&status_text(&entry.status)),
-                cell(entry.message.as_deref().unwrap_or_default())
+                "<tr data-step=\"{}\" data-phase=\"{}\"><td>{}</td><td>{}</td><td class=\"number\">{}</td><td class=\"number\">{}</td><td{status_class}>{}</td><td class=\"number\">{}</td>{}</tr>",
+                escape_html(row.step),
+                row.phase,
+                code(row.step),
+                row.phase,
+                row.start,
+                row.duration,
+                escape_html(&row.status),
+                row.attempts,
+                cell(row.message)
             );
         }
         let _ = writeln!(out, "</table>");
     }
 
     let _ = writeln!(out, "<h2>Variables</h2>");
-    if record.vars.is_empty() {
+    if view.variables.is_empty() {
         let _ = writeln!(out, "<p>None.</p>");
     } else {
         let _ = writeln!(
             out,
             "<table class=\"variables\">\n<tr><th>Name</th><th>Value</th><th>Source</th></tr>"
         );
-        for var in &record.vars {
+        for var in &view.variables {
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td>{}</tr>",
-                code(&var.name),
-                code(&variable_value(var)),
-                cell(&var.source)
+                code(var.name),
+                code(&var.value),
+                cell(var.source)
             );
         }
         let _ = writeln!(out, "</table>");
     }
 
     let _ = writeln!(out, "<h2>Probes</h2>");
-    let probes: Vec<_> = record
-        .steps
-        .iter()
-        .flat_map(|step| step.probes.iter().map(move |probe| (step, probe)))
-        .collect();
-    if probes.is_empty() {
+    if view.probes.is_empty() {
         let _ = writeln!(out, "<p>None ran.</p>");
     } else {
         let _ = writeln!(
             out,
             "<table class=\"probes\">\n<tr><th>Step</th><th>Phase</th><th>Probe</th><th>Result</th><th>Samples</th><th>Message</th></tr>"
         );
-        for (step, probe) in probes {
-            let result = if probe.passed {
-                "<td>passed</td>"
+        for probe in &view.probes {
+            let result_class = if probe.passed {
+                ""
             } else {
-                "<td class=\"status-wrong\">failed</td>"
+                " class=\"status-wrong\""
             };
+            let result = format!("<td{result_class}>{}</td>", probe.result());
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td>{}{}{result}<td class=\"number\">{}</td>{}</tr>",
-                code(&step.id),
-                cell(&probe.phase),
-                cell(&probe.name),
+                code(probe.step),
+                cell(probe.phase),
+                cell(probe.name),
                 probe.samples,
-                cell(&probe.message)
+                cell(probe.message)
             );
         }
         let _ = writeln!(out, "</table>");
@@ -214,23 +190,22 @@ pub(crate) fn html_report(record: &RunRecord, timeline: &Timeline) -> String {
     let _ = writeln!(
         out,
         "<h2>Rollback</h2>\n<p class=\"rollback\">{}</p>",
-        escape(&rollback_text(record))
+        escape_html(&view.rollback)
     );
     let _ = writeln!(out, "<h2>Needs a person</h2>");
-    let lines = needs_a_person(record);
-    if lines.is_empty() {
+    if view.needs_a_person.is_empty() {
         let _ = writeln!(out, "<p>Nothing.</p>");
     } else {
         let _ = writeln!(out, "<ul class=\"person\">");
-        for line in &lines {
-            let _ = writeln!(out, "<li>{}</li>", escape(line));
+        for line in &view.needs_a_person {
+            let _ = writeln!(out, "<li>{}</li>", escape_html(line));
         }
         let _ = writeln!(out, "</ul>");
     }
-    if !record.notices.is_empty() {
+    if !view.notices.is_empty() {
         let _ = writeln!(out, "<h2>Notices</h2>\n<ul>");
-        for notice in &record.notices {
-            let _ = writeln!(out, "<li>{}</li>", escape(notice));
+        for notice in view.notices {
+            let _ = writeln!(out, "<li>{}</li>", escape_html(notice));
         }
         let _ = writeln!(out, "</ul>");
     }

@@ -1,90 +1,11 @@
 //! The deployment summary of a recorded run as Markdown: who ran which runbook where, the
 //! variables (secrets masked), a timeline table of every step and compensation, probes, the
-//! rollback outcome and what needs a person. The words shared with the HTML report live here
-//! too, so both say the same thing.
+//! rollback outcome and what needs a person. It lays out the report view; the words come
+//! from there, so the HTML report says the same thing.
 
 use std::fmt::Write;
 
-use super::gantt::{Timeline, seconds};
-use crate::state::{RecordedVar, RunRecord};
-
-/// What a secret variable shows instead of its value.
-pub(crate) const MASK: &str = "••••••";
-
-/// A journal status for people: `failed_allowed` -> `failed (allowed)`, `pending` ->
-/// `not started`.
-pub(crate) fn status_text(status: &str) -> String {
-    match status {
-        "pending" => "not started".to_string(),
-        "failed_allowed" => "failed (allowed)".to_string(),
-        "" => "unknown".to_string(),
-        other => other.replace('_', " "),
-    }
-}
-
-/// `rolled back (exit 1) after 0.69s`, or why the run has no end.
-pub(crate) fn outcome_text(record: &RunRecord) -> String {
-    match &record.end {
-        Some(end) => format!(
-            "{} (exit {}) after {}",
-            status_text(&end.outcome),
-            end.exit_code,
-            seconds(end.duration_ms)
-        ),
-        None => "unfinished: the journal has no end record".to_string(),
-    }
-}
-
-/// A variable's value as the report shows it; a secret is always masked.
-pub(crate) fn variable_value(var: &RecordedVar) -> String {
-    if var.secret {
-        MASK.to_string()
-    } else {
-        var.value.clone().unwrap_or_else(|| "(unset)".to_string())
-    }
-}
-
-/// One sentence on the rollback: whether it ran and how it ended, with counts.
-pub(crate) fn rollback_text(record: &RunRecord) -> String {
-    let count = |status: &str| {
-        record
-            .steps
-            .iter()
-            .filter_map(|step| step.compensation.as_ref())
-            .filter(|phase| phase.status == status)
-            .count()
-    };
-    let counts = format!(
-        "{} compensated, {} failed, {} blocked",
-        count("compensated"),
-        count("compensation_failed"),
-        count("blocked")
-    );
-    match record.rollback.as_deref() {
-        Some("complete") => format!("complete: every compensation succeeded ({counts})"),
-        Some("incomplete") => format!("incomplete: a person must act ({counts})"),
-        Some(_) => format!("started, but the journal ends before it finished ({counts})"),
-        None => match record.end.as_ref().map(|end| end.outcome.as_str()) {
-            Some("succeeded") => "not needed: the run succeeded".to_string(),
-            Some("failed_after_pivot") => {
-                "stopped at the pivot: the steps before it were not compensated".to_string()
-            }
-            Some(_) => "not run".to_string(),
-            None => "none recorded".to_string(),
-        },
-    }
-}
-
-/// What a person must do; for a run without an end, how to finish it.
-pub(crate) fn needs_a_person(record: &RunRecord) -> Vec<String> {
-    match &record.end {
-        Some(end) => end.needs_a_person.clone(),
-        None => vec![format!(
-            "the engine stopped before the run finished: `runbook resume {}` or `runbook rollback {}`",
-            record.run_id, record.run_id
-        )],
-    }
-}
+use super::view::ReportView;
 
 /// Escapes text for Markdown: nothing in it may become markup, a link, raw HTML or a new
 /// table cell, and it stays on one line.
@@ -119,32 +40,32 @@ fn code(value: &str) -> String {
     }
 }
 
-/// Renders the Markdown report of `record`.
-pub(crate) fn markdown_report(record: &RunRecord, timeline: &Timeline) -> String {
+/// Renders the Markdown report of `view`.
+pub(super) fn render(view: &ReportView) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Run report: {}\n", text(&record.runbook));
-    let _ = writeln!(out, "**{}**\n", text(&outcome_text(record)));
+    let _ = writeln!(out, "# Run report: {}\n", text(view.runbook));
+    let _ = writeln!(out, "**{}**\n", text(&view.outcome_text));
     let _ = writeln!(out, "| | |\n|---|---|");
-    let _ = writeln!(out, "| Run | {} |", code(&record.run_id));
+    let _ = writeln!(out, "| Run | {} |", code(view.run_id));
     let _ = writeln!(
         out,
         "| Runbook | {} ({}) |",
-        code(&record.runbook),
-        code(&record.file)
+        code(view.runbook),
+        code(view.file)
     );
-    let _ = writeln!(out, "| Digest | {} |", code(&record.digest));
-    let _ = writeln!(out, "| Started | {} |", text(&record.started_at));
+    let _ = writeln!(out, "| Digest | {} |", code(view.digest));
+    let _ = writeln!(out, "| Started | {} |", text(view.started_at));
     let _ = writeln!(
         out,
         "| By | {} on {} (pid {}) |",
-        code(&record.user),
-        code(&record.host),
-        record.pid
+        code(view.user),
+        code(view.host),
+        view.pid
     );
-    if let Some(stopping) = &record.stopping {
+    if let Some(stopping) = view.stopping {
         let _ = writeln!(out, "| Stopped because | {} |", text(stopping));
     }
-    if record.torn_tail {
+    if view.torn_tail {
         let _ = writeln!(
             out,
             "| Note | the journal's last record was torn (the engine died while writing it) and is ignored |"
@@ -152,31 +73,29 @@ pub(crate) fn markdown_report(record: &RunRecord, timeline: &Timeline) -> String
     }
 
     let _ = writeln!(out, "\n## Variables\n");
-    if record.vars.is_empty() {
+    if view.variables.is_empty() {
         let _ = writeln!(out, "None.");
     } else {
         let _ = writeln!(out, "| Name | Value | Source |\n|---|---|---|");
-        for var in &record.vars {
+        for var in &view.variables {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} |",
-                code(&var.name),
-                code(&variable_value(var)),
-                text(&var.source)
+                code(var.name),
+                code(&var.value),
+                text(var.source)
             );
         }
     }
 
     let _ = writeln!(out, "\n## Timeline\n");
-    if timeline.entries.is_empty() {
+    if view.phases.is_empty() {
         let _ = writeln!(out, "No step started.");
     } else {
         let _ = writeln!(
             out,
             "Offsets are from the run's start{}.\n",
-            timeline
-                .origin
-                .as_ref()
+            view.origin
                 .map(|origin| format!(" ({origin})"))
                 .unwrap_or_default()
         );
@@ -184,61 +103,55 @@ pub(crate) fn markdown_report(record: &RunRecord, timeline: &Timeline) -> String
             out,
             "| Step | Phase | Start | Duration | Status | Attempts | Message |\n|---|---|--:|--:|---|--:|---|"
         );
-        for entry in &timeline.entries {
-            let start = entry.start_text();
-            let duration = entry.duration_text();
-            let attempts = entry.attempts_text();
+        for row in &view.phases {
             let _ = writeln!(
                 out,
-                "| {} | {} | {start} | {duration} | {} | {attempts} | {} |",
-                code(&entry.step),
-                entry.phase,
-                text(&status_text(&entry.status)),
-                text(entry.message.as_deref().unwrap_or_default())
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                code(row.step),
+                row.phase,
+                row.start,
+                row.duration,
+                text(&row.status),
+                row.attempts,
+                text(row.message)
             );
         }
     }
 
-    let probes: Vec<_> = record
-        .steps
-        .iter()
-        .flat_map(|step| step.probes.iter().map(move |probe| (step, probe)))
-        .collect();
     let _ = writeln!(out, "\n## Probes\n");
-    if probes.is_empty() {
+    if view.probes.is_empty() {
         let _ = writeln!(out, "None ran.");
     } else {
         let _ = writeln!(
             out,
             "| Step | Phase | Probe | Result | Samples | Message |\n|---|---|---|---|--:|---|"
         );
-        for (step, probe) in probes {
+        for probe in &view.probes {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} |",
-                code(&step.id),
-                text(&probe.phase),
-                text(&probe.name),
-                if probe.passed { "passed" } else { "failed" },
+                code(probe.step),
+                text(probe.phase),
+                text(probe.name),
+                probe.result(),
                 probe.samples,
-                text(&probe.message)
+                text(probe.message)
             );
         }
     }
 
-    let _ = writeln!(out, "\n## Rollback\n\n{}", text(&rollback_text(record)));
+    let _ = writeln!(out, "\n## Rollback\n\n{}", text(&view.rollback));
 
     let _ = writeln!(out, "\n## Needs a person\n");
-    let lines = needs_a_person(record);
-    if lines.is_empty() {
+    if view.needs_a_person.is_empty() {
         let _ = writeln!(out, "Nothing.");
     }
-    for line in lines {
-        let _ = writeln!(out, "- {}", text(&line));
+    for line in &view.needs_a_person {
+        let _ = writeln!(out, "- {}", text(line));
     }
-    if !record.notices.is_empty() {
+    if !view.notices.is_empty() {
         let _ = writeln!(out, "\n## Notices\n");
-        for notice in &record.notices {
+        for notice in view.notices {
             let _ = writeln!(out, "- {}", text(notice));
         }
     }

@@ -1,21 +1,24 @@
 //! Reporters: what a person or a machine sees of a run. They consume the executor's events;
 //! the CLI picks them.
 
+mod escape;
 mod gantt;
 mod html;
 mod json;
 mod markdown;
 mod plain;
 mod progress;
+mod run_report;
 mod summary;
+mod timeline;
+mod view;
 
-pub(crate) use gantt::Timeline;
-pub(crate) use html::html_report;
 pub use json::JsonLines;
-pub(crate) use markdown::markdown_report;
 pub use plain::PlainLines;
 pub use progress::LiveProgress;
+pub(crate) use run_report::{html_report, markdown_report};
 pub use summary::summary_text;
+pub(crate) use timeline::Timeline;
 
 /// Anything that shows events.
 pub trait Reporter: Send {

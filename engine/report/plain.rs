@@ -4,6 +4,7 @@ use std::io::Write;
 
 use super::{Reporter, clock};
 use crate::events::{Event, Phase, Stream};
+use crate::format::{written, written_to_millisecond};
 
 /// Writes one line per event to stdout; `quiet` keeps only the final outcome.
 #[derive(Debug, Default)]
@@ -48,7 +49,7 @@ fn describe(event: &Event) -> Option<String> {
             retry_in,
         } => {
             let retry = retry_in
-                .map(|delay| format!(", retrying in {}", humantime::format_duration(delay.0)))
+                .map(|delay| format!(", retrying in {}", written(delay.0)))
                 .unwrap_or_default();
             format!(
                 "{}{step}: attempt {attempt} failed: {message}{retry}",
@@ -82,7 +83,7 @@ fn describe(event: &Event) -> Option<String> {
                 "{}{step}: {} in {}{why}",
                 phase_word(*phase),
                 status.as_str(),
-                humantime::format_duration(round(duration.0))
+                written_to_millisecond(duration.0)
             )
         }
         Event::ApprovalRequested { step, question } => {
@@ -105,10 +106,6 @@ fn describe(event: &Event) -> Option<String> {
         | Event::ProcessStarted { .. }
         | Event::CompensationRecorded { .. } => return None,
     })
-}
-
-fn round(duration: std::time::Duration) -> std::time::Duration {
-    std::time::Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Reporter for PlainLines {

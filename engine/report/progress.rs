@@ -9,6 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Reporter;
 use crate::events::{Event, Phase, StepStatus};
+use crate::format::tenths;
 
 /// The terminal progress display.
 #[derive(Debug)]
@@ -59,10 +60,6 @@ impl LiveProgress {
             self.multi.remove(&bar);
         }
     }
-}
-
-fn seconds(duration: Duration) -> String {
-    format!("{:.1}s", duration.as_secs_f64())
 }
 
 impl Reporter for LiveProgress {
@@ -164,7 +161,7 @@ impl Reporter for LiveProgress {
                 self.println(format!(
                     "{mark} {name} {} in {}{why}",
                     status.as_str(),
-                    seconds(duration.0)
+                    tenths(duration.0)
                 ));
             }
             Event::ApprovalRequested { step, .. } => {

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use crate::events::StepStatus;
 use crate::executor::RunResult;
+use crate::format::tenths;
 
 /// Renders the summary of a finished run.
 pub fn summary_text(result: &RunResult, run_id: &str) -> String {
@@ -26,7 +27,7 @@ pub fn summary_text(result: &RunResult, run_id: &str) -> String {
         let duration = if step.attempts == 0 {
             String::new()
         } else {
-            format!("{:.1}s", step.duration.as_secs_f64())
+            tenths(step.duration)
         };
         let attempts = if step.attempts == 0 {
             String::new()

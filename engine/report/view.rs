@@ -1,0 +1,454 @@
+//! The sections of a run report as one view model, built once from the run record and its
+//! timeline: the facts, the words for the outcome and the rollback, the rows of every table,
+//! the chart's rows and what needs a person. The Markdown, HTML and Gantt renderers only lay
+//! it out, so they say the same thing; none of them computes a word of its own.
+
+use super::timeline::{Timeline, TimelineEntry};
+use crate::format::elapsed;
+use crate::secrets::MASK;
+use crate::state::{RecordedVar, RunRecord};
+
+/// A declared variable as the report shows it.
+#[derive(Debug)]
+pub(crate) struct VariableRow<'a> {
+    pub name: &'a str,
+    /// The value, or `MASK` for a secret, or `(unset)`.
+    pub value: String,
+    pub source: &'a str,
+}
+
+/// One phase of one step in the timeline table.
+#[derive(Debug)]
+pub(crate) struct PhaseRow<'a> {
+    pub step: &'a str,
+    /// `forward` or `compensation`.
+    pub phase: &'static str,
+    /// `+1.2s` from the run's start, `—` if it never started.
+    pub start: String,
+    /// `0.230s`, `unfinished` when it has no end, `—` if it never started.
+    pub duration: String,
+    pub status: String,
+    /// The count, `—` when none.
+    pub attempts: String,
+    pub message: &'a str,
+    pub went_wrong: bool,
+}
+
+/// One bar of the Gantt chart: a phase that started.
+#[derive(Debug)]
+pub(crate) struct ChartBar<'a> {
+    /// `forward` or `compensation`.
+    pub phase: &'static str,
+    /// The journal's status word, for the `data-status` attribute.
+    pub status: &'a str,
+    pub offset_ms: u64,
+    /// None when the journal ends while the phase is still running.
+    pub duration_ms: Option<u64>,
+    pub went_wrong: bool,
+    /// What the bar says on hover.
+    pub tooltip: String,
+}
+
+/// One row of the Gantt chart: a step with its bars.
+#[derive(Debug)]
+pub(crate) struct ChartStep<'a> {
+    pub id: &'a str,
+    /// The id, with the step's name when it has one of its own.
+    pub title: String,
+    /// The status of a forward phase that never started, written where its bar would be.
+    pub not_started: Option<String>,
+    pub bars: Vec<ChartBar<'a>>,
+}
+
+/// A probe's result in the probes table.
+#[derive(Debug)]
+pub(crate) struct ProbeRow<'a> {
+    pub step: &'a str,
+    pub phase: &'a str,
+    pub name: &'a str,
+    pub passed: bool,
+    pub samples: u64,
+    pub message: &'a str,
+}
+
+impl ProbeRow<'_> {
+    /// `passed` or `failed`.
+    pub(crate) fn result(&self) -> &'static str {
+        if self.passed { "passed" } else { "failed" }
+    }
+}
+
+/// Everything a run report shows, in the words it shows it.
+#[derive(Debug)]
+pub(crate) struct ReportView<'a> {
+    pub run_id: &'a str,
+    pub runbook: &'a str,
+    pub file: &'a str,
+    pub digest: &'a str,
+    pub started_at: &'a str,
+    pub user: &'a str,
+    pub host: &'a str,
+    pub pid: u64,
+    pub stopping: Option<&'a str>,
+    /// The journal's last record was torn and is ignored.
+    pub torn_tail: bool,
+    /// The outcome's word (`rolled_back`), or `unfinished`.
+    pub outcome: String,
+    /// `rolled back (exit 1) after 0.690s`, or why the run has no end.
+    pub outcome_text: String,
+    pub variables: Vec<VariableRow<'a>>,
+    /// The run's start, the zero of every offset, when the journal tells it.
+    pub origin: Option<&'a str>,
+    /// Milliseconds the chart's axis covers.
+    pub span_ms: u64,
+    /// The timeline table: phases in the order they started, then those that never did.
+    pub phases: Vec<PhaseRow<'a>>,
+    /// The chart: one row per step, in the record's order.
+    pub chart: Vec<ChartStep<'a>>,
+    pub probes: Vec<ProbeRow<'a>>,
+    /// One sentence on the rollback.
+    pub rollback: String,
+    pub needs_a_person: Vec<String>,
+    pub notices: &'a [String],
+}
+
+impl<'a> ReportView<'a> {
+    /// The view of `record`, whose phases `timeline` placed on one axis.
+    pub(crate) fn new(record: &'a RunRecord, timeline: &'a Timeline) -> ReportView<'a> {
+        ReportView {
+            run_id: &record.run_id,
+            runbook: &record.runbook,
+            file: &record.file,
+            digest: &record.digest,
+            started_at: &record.started_at,
+            user: &record.user,
+            host: &record.host,
+            pid: record.pid,
+            stopping: record.stopping.as_deref(),
+            torn_tail: record.torn_tail,
+            outcome: record.outcome(),
+            outcome_text: outcome_text(record),
+            variables: record
+                .vars
+                .iter()
+                .map(|var| VariableRow {
+                    name: &var.name,
+                    value: variable_value(var),
+                    source: &var.source,
+                })
+                .collect(),
+            origin: timeline.origin.as_deref(),
+            span_ms: timeline.span_ms,
+            phases: timeline.entries.iter().map(phase_row).collect(),
+            chart: record
+                .steps
+                .iter()
+                .map(|step| chart_step(&step.id, &step.name, timeline))
+                .collect(),
+            probes: record
+                .steps
+                .iter()
+                .flat_map(|step| {
+                    step.probes.iter().map(move |probe| ProbeRow {
+                        step: &step.id,
+                        phase: &probe.phase,
+                        name: &probe.name,
+                        passed: probe.passed,
+                        samples: probe.samples,
+                        message: &probe.message,
+                    })
+                })
+                .collect(),
+            rollback: rollback_text(record),
+            needs_a_person: needs_a_person(record),
+            notices: &record.notices,
+        }
+    }
+}
+
+fn phase_row(entry: &TimelineEntry) -> PhaseRow<'_> {
+    let start = entry
+        .offset_ms
+        .map_or_else(|| "—".to_string(), |offset| format!("+{}", elapsed(offset)));
+    let duration = match (entry.offset_ms, entry.duration_ms) {
+        (None, _) => "—".to_string(),
+        (Some(_), None) => "unfinished".to_string(),
+        (Some(_), Some(duration)) => elapsed(duration),
+    };
+    let attempts = if entry.attempts == 0 {
+        "—".to_string()
+    } else {
+        entry.attempts.to_string()
+    };
+    PhaseRow {
+        step: &entry.step,
+        phase: entry.phase,
+        start,
+        duration,
+        status: status_text(&entry.status),
+        attempts,
+        message: entry.message.as_deref().unwrap_or_default(),
+        went_wrong: entry.went_wrong(),
+    }
+}
+
+fn chart_step<'a>(id: &'a str, name: &str, timeline: &'a Timeline) -> ChartStep<'a> {
+    let title = if name == id {
+        id.to_string()
+    } else {
+        format!("{id} ({name})")
+    };
+    let not_started = timeline
+        .entry(id, "forward")
+        .filter(|entry| entry.offset_ms.is_none())
+        .map(|entry| status_text(&entry.status));
+    let bars = ["forward", "compensation"]
+        .into_iter()
+        .filter_map(|phase| {
+            let entry = timeline.entry(id, phase)?;
+            let offset_ms = entry.offset_ms?;
+            let tooltip = format!(
+                "{id} {}: {} at +{} for {}{}",
+                entry.phase,
+                status_text(&entry.status),
+                elapsed(offset_ms),
+                entry
+                    .duration_ms
+                    .map_or_else(|| "an unknown time".to_string(), elapsed),
+                entry
+                    .message
+                    .as_ref()
+                    .map(|message| format!(" ({message})"))
+                    .unwrap_or_default()
+            );
+            Some(ChartBar {
+                phase: entry.phase,
+                status: &entry.status,
+                offset_ms,
+                duration_ms: entry.duration_ms,
+                went_wrong: entry.went_wrong(),
+                tooltip,
+            })
+        })
+        .collect();
+    ChartStep {
+        id,
+        title,
+        not_started,
+        bars,
+    }
+}
+
+/// A journal status for people: `failed_allowed` -> `failed (allowed)`, `pending` ->
+/// `not started`.
+fn status_text(status: &str) -> String {
+    match status {
+        "pending" => "not started".to_string(),
+        "failed_allowed" => "failed (allowed)".to_string(),
+        "" => "unknown".to_string(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// `rolled back (exit 1) after 0.69s`, or why the run has no end.
+fn outcome_text(record: &RunRecord) -> String {
+    match &record.end {
+        Some(end) => format!(
+            "{} (exit {}) after {}",
+            status_text(&end.outcome),
+            end.exit_code,
+            elapsed(end.duration_ms)
+        ),
+        None => "unfinished: the journal has no end record".to_string(),
+    }
+}
+
+/// A variable's value as the report shows it; a secret is always masked.
+fn variable_value(var: &RecordedVar) -> String {
+    if var.secret {
+        MASK.to_string()
+    } else {
+        var.value.clone().unwrap_or_else(|| "(unset)".to_string())
+    }
+}
+
+/// One sentence on the rollback: whether it ran and how it ended, with counts.
+fn rollback_text(record: &RunRecord) -> String {
+    let count = |status: &str| {
+        record
+            .steps
+            .iter()
+            .filter_map(|step| step.compensation.as_ref())
+            .filter(|phase| phase.status == status)
+            .count()
+    };
+    let counts = format!(
+        "{} compensated, {} failed, {} blocked",
+        count("compensated"),
+        count("compensation_failed"),
+        count("blocked")
+    );
+    match record.rollback.as_deref() {
+        Some("complete") => format!("complete: every compensation succeeded ({counts})"),
+        Some("incomplete") => format!("incomplete: a person must act ({counts})"),
+        Some(_) => format!("started, but the journal ends before it finished ({counts})"),
+        None => match record.end.as_ref().map(|end| end.outcome.as_str()) {
+            Some("succeeded") => "not needed: the run succeeded".to_string(),
+            Some("failed_after_pivot") => {
+                "stopped at the pivot: the steps before it were not compensated".to_string()
+            }
+            Some(_) => "not run".to_string(),
+            None => "none recorded".to_string(),
+        },
+    }
+}
+
+/// What a person must do; for a run without an end, how to finish it.
+fn needs_a_person(record: &RunRecord) -> Vec<String> {
+    match &record.end {
+        Some(end) => end.needs_a_person.clone(),
+        None => vec![format!(
+            "the engine stopped before the run finished: `runbook resume {}` or `runbook rollback {}`",
+            record.run_id, record.run_id
+        )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{RecordedEnd, RecordedPhase, RecordedStep};
+
+    fn step(id: &str, status: &str, compensation: Option<&str>) -> RecordedStep {
+        let phase = |status: &str| RecordedPhase {
+            status: status.to_string(),
+            attempts: 1,
+            started: Some("2026-01-01T00:00:01.000Z".to_string()),
+            finished: Some("2026-01-01T00:00:01.250Z".to_string()),
+            duration_ms: 250,
+            message: None,
+        };
+        RecordedStep {
+            id: id.to_string(),
+            name: id.to_string(),
+            forward: phase(status),
+            outputs: Vec::new(),
+            probes: Vec::new(),
+            compensation: compensation.map(phase),
+            compensation_command: None,
+        }
+    }
+
+    fn record(steps: Vec<RecordedStep>, end: Option<(&str, i64)>) -> RunRecord {
+        RunRecord {
+            run_id: "20260101_000000-abcde".to_string(),
+            started_at: "2026-01-01T00:00:00Z".to_string(),
+            steps,
+            vars: vec![
+                RecordedVar {
+                    name: "token".to_string(),
+                    value: Some("hunter22".to_string()),
+                    secret: true,
+                    source: "env".to_string(),
+                },
+                RecordedVar {
+                    name: "region".to_string(),
+                    value: None,
+                    secret: false,
+                    source: "default".to_string(),
+                },
+            ],
+            end: end.map(|(outcome, exit_code)| RecordedEnd {
+                outcome: outcome.to_string(),
+                exit_code,
+                duration_ms: 2_500,
+                needs_a_person: Vec::new(),
+                time: "2026-01-01T00:00:02.500Z".to_string(),
+            }),
+            ..RunRecord::default()
+        }
+    }
+
+    #[test]
+    fn an_ended_run_reads_its_outcome_and_counts_its_rollback() {
+        let mut run = record(
+            vec![
+                step("backup", "succeeded", Some("compensated")),
+                step("deploy", "failed", Some("compensation_failed")),
+            ],
+            Some(("rollback_incomplete", 4)),
+        );
+        run.rollback = Some("incomplete".to_string());
+        let timeline = Timeline::of(&run);
+        let view = ReportView::new(&run, &timeline);
+        assert_eq!(
+            view.outcome_text,
+            "rollback incomplete (exit 4) after 2.500s"
+        );
+        assert_eq!(
+            view.rollback,
+            "incomplete: a person must act (1 compensated, 1 failed, 0 blocked)"
+        );
+        assert!(view.needs_a_person.is_empty());
+        let values: Vec<&str> = view
+            .variables
+            .iter()
+            .map(|var| var.value.as_str())
+            .collect();
+        assert_eq!(values, [MASK, "(unset)"]);
+        let wrong = |index: usize| -> Vec<bool> {
+            view.chart[index]
+                .bars
+                .iter()
+                .map(|bar| bar.went_wrong)
+                .collect()
+        };
+        assert_eq!(wrong(0), [false, false]);
+        assert_eq!(wrong(1), [true, true]);
+        let deploy = &view.chart[1];
+        assert!(
+            deploy.bars[0]
+                .tooltip
+                .starts_with("deploy forward: failed at +"),
+            "{}",
+            deploy.bars[0].tooltip
+        );
+    }
+
+    #[test]
+    fn a_run_without_an_end_says_how_to_finish_it() {
+        let mut pending = step("announce", "pending", None);
+        pending.forward.started = None;
+        pending.forward.finished = None;
+        pending.forward.attempts = 0;
+        let run = record(vec![step("backup", "succeeded", None), pending], None);
+        let timeline = Timeline::of(&run);
+        let view = ReportView::new(&run, &timeline);
+        assert_eq!(
+            view.outcome_text,
+            "unfinished: the journal has no end record"
+        );
+        assert_eq!(view.rollback, "none recorded");
+        assert_eq!(
+            view.needs_a_person,
+            [
+                "the engine stopped before the run finished: `runbook resume 20260101_000000-abcde` or `runbook rollback 20260101_000000-abcde`"
+            ]
+        );
+        let announce = view
+            .phases
+            .iter()
+            .find(|row| row.step == "announce")
+            .expect("a row for the step that never started");
+        assert_eq!(
+            (announce.start.as_str(), announce.duration.as_str()),
+            ("—", "—")
+        );
+        assert_eq!(
+            (announce.status.as_str(), announce.attempts.as_str()),
+            ("not started", "—")
+        );
+        assert_eq!(view.chart[1].not_started.as_deref(), Some("not started"));
+        assert!(view.chart[1].bars.is_empty());
+    }
+}
