@@ -77,14 +77,14 @@ impl Server {
     }
 }
 
-/// A CA and a certificate it signed for `127.0.0.1` and `localhost`.
+/// A CA and a certificate it signed for `names`.
 struct Certificates {
     ca_pem: String,
     chain: Vec<CertificateDer<'static>>,
     key: Vec<u8>,
 }
 
-fn certificates() -> Certificates {
+fn certificates(names: &[&str]) -> Certificates {
     let ca_key = KeyPair::generate().expect("a CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -98,8 +98,8 @@ fn certificates() -> Certificates {
     ];
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key).expect("a CA certificate");
     let server_key = KeyPair::generate().expect("a server key");
-    let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("server parameters");
+    let names: Vec<String> = names.iter().map(|name| (*name).to_string()).collect();
+    let params = CertificateParams::new(names).expect("server parameters");
     let server = params
         .signed_by(&server_key, &ca)
         .expect("a server certificate");
@@ -192,7 +192,7 @@ fn message(event: &Value) -> &str {
 }
 
 fn tls_server() -> (Certificates, u16) {
-    let certificates = certificates();
+    let certificates = certificates(&["127.0.0.1", "localhost"]);
     let port = start_tls(
         &certificates,
         Arc::new(|_: &str| response(200, "ok, over TLS")),
@@ -235,6 +235,24 @@ fn https_with_an_unknown_ca_fails_naming_the_cause() {
              certificate verify failed: unknown issuer\nhelp: give the CA's certificate in \
              `ca_file` (PEM), or set `insecure: true` to skip verification"
         )
+    );
+}
+
+#[test]
+fn https_to_a_name_the_certificate_does_not_cover_fails() {
+    let certificates = certificates(&["service.internal"]);
+    let port = start_tls(&certificates, Arc::new(|_: &str| response(200, "ok")));
+    let probe = format!("        http: {{ url: \"https://127.0.0.1:{port}/\", ca_file: ca.pem }}");
+    let test = Test::new().file("ca.pem", &certificates.ca_pem);
+    let (output, event) = run_probe_with(test, &probe);
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    assert!(
+        message(&event).starts_with(&format!(
+            "expected status 200, saw no response: TLS handshake with `127.0.0.1:{port}` failed: \
+             certificate verify failed: the certificate is not valid for `127.0.0.1`, only for \
+             `service.internal`"
+        )),
+        "{event}"
     );
 }
 

@@ -440,6 +440,25 @@ fn describe_tls(error: &rustls::Error) -> String {
                     "the certificate is not valid for this host name".to_string()
                 }
                 CertificateError::BadEncoding => "the certificate is malformed".to_string(),
+                CertificateError::NotValidForNameContext {
+                    expected,
+                    presented,
+                } => {
+                    // rustls lists the names as `DnsName("a.example")`: the name is what counts.
+                    let names: Vec<String> = presented
+                        .iter()
+                        .map(|name| format!("`{}`", name.split('"').nth(1).unwrap_or(name)))
+                        .collect();
+                    let expected = expected.to_str();
+                    if names.is_empty() {
+                        format!("the certificate is not valid for `{expected}`: it names no host")
+                    } else {
+                        format!(
+                            "the certificate is not valid for `{expected}`, only for {}",
+                            names.join(", ")
+                        )
+                    }
+                }
                 other => other.to_string(),
             };
             format!("certificate verify failed: {reason}")
