@@ -517,3 +517,52 @@ fn validate_refuses_an_empty_body_json_path() {
         output.snapshot()
     );
 }
+
+#[test]
+fn a_secret_header_is_sent_and_masked_in_the_message() {
+    // The server echoes the header it got, so the failure message quotes the secret.
+    let server = Server::start(|head| {
+        let authorization = head
+            .lines()
+            .find_map(|line| line.strip_prefix("authorization: "))
+            .unwrap_or("none")
+            .to_string();
+        response(401, &format!("refused {authorization}"))
+    });
+    let yaml = format!(
+        r#"
+version: 1
+name: http-secret
+vars:
+  token: {{ env: RB_TOKEN, secret: true }}
+steps:
+  - id: check
+    verify:
+      - name: health
+        http:
+          url: "http://127.0.0.1:{}/"
+          headers: {{ Authorization: "Bearer {{{{vars.token}}}}" }}
+"#,
+        server.port
+    );
+    let test = Test::new()
+        .runbook(&yaml)
+        .env("RB_TOKEN", "s3cr3t-t0ken-value")
+        .args(["run", "{file}", "--state-dir", "{dir}/state"]);
+    let (output, events) = run(test);
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    let requests = server.requests();
+    assert!(
+        requests[0].contains("\r\nauthorization: Bearer s3cr3t-t0ken-value\r\n"),
+        "{requests:?}"
+    );
+    let event = events
+        .iter()
+        .find(|event| event["event"] == "probe_finished")
+        .expect("a probe_finished event");
+    assert_eq!(
+        message(event),
+        "expected status 200, saw 401; body: \"refused Bearer ••••••\""
+    );
+    assert!(!output.stdout.contains("s3cr3t") && !output.stderr.contains("s3cr3t"));
+}

@@ -397,8 +397,13 @@ impl Validator<'_> {
             .map(|value| self.ca_file(value, &scope("ca_file")));
         let insecure = raw.insecure.as_ref().is_some_and(|insecure| insecure.value);
         if let Some(value) = raw.insecure.as_ref().filter(|insecure| insecure.value) {
+            let ignored = if raw.ca_file.is_some() {
+                " (its `ca_file` is not used)"
+            } else {
+                ""
+            };
             let message = format!(
-                "probe `{label}` has `insecure: true`: the server's certificate is not verified"
+                "probe `{label}` has `insecure: true`: the server's certificate is not verified{ignored}"
             );
             self.push(
                 Diagnostic::warning("probe-insecure", message, Some(value.position))
