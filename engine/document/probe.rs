@@ -8,7 +8,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::{OrderedMap, Script, Spanned};
+use super::{OrderedMap, Scalar, Script, Spanned};
 
 /// One entry of `verify` or `rollback_verify` (SPEC §5): a name and exactly one kind.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -58,7 +58,7 @@ pub struct RawExpect {
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
-    /// `http://host:port/path`.
+    /// `http://host:port/path` or `https://host:port/path`.
     pub url: Spanned<String>,
     /// Request method (default GET).
     pub method: Option<Spanned<String>>,
@@ -72,10 +72,20 @@ pub struct RawHttp {
     pub body_contains: Option<Spanned<String>>,
     /// The response body must match this regular expression.
     pub body_matches: Option<Spanned<String>>,
+    /// The JSON body must hold these values: a dotted path (`checks.db`) to the value it must
+    /// equal, compared as numbers when both read as numbers, else as text.
+    pub body_json: Option<Spanned<OrderedMap<Spanned<Scalar>>>>,
     /// The response must arrive within this time.
     pub max_latency: Option<Spanned<String>>,
     /// Limit for the whole request (default 10s).
     pub timeout: Option<Spanned<String>>,
+    /// A PEM file of CA certificates trusted on top of the system's roots, relative to the
+    /// runbook's directory.
+    pub ca_file: Option<Spanned<String>>,
+    /// Skip certificate verification (`validate` warns).
+    pub insecure: Option<Spanned<bool>>,
+    /// Follow redirects (default false: a 3xx is the status seen).
+    pub follow_redirects: Option<Spanned<bool>>,
 }
 
 /// `status: 200` or `status: [200, 204]`.

@@ -7,7 +7,9 @@ mod compensate;
 mod dispatcher;
 mod emitter;
 mod hooks;
-pub(crate) mod http;
+mod http_client;
+#[cfg(test)]
+mod http_test_server;
 mod options;
 mod outputs;
 pub mod probe;
@@ -18,5 +20,6 @@ mod verify;
 pub use command::CancelLevel;
 pub use dispatcher::{RunResult, Start, StepSummary, dispatch};
 pub use emitter::{Emitter, EventSink, RunRecorder};
+pub(crate) use http_client::read_ca_file;
 pub use options::RunOptions;
 pub use shared::RunShared;

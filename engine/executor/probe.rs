@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::http::{self, HttpError, HttpRequest};
+use super::http_client::{self, HttpRequest, MAX_BODY};
 use crate::model::{NumberCheck, ProbeTiming};
 use crate::process::{CommandSpec, ExitOutcome, OutputChunk, OutputStream, RunningProcess};
 
@@ -91,9 +91,18 @@ pub struct RenderedHttp {
     pub body_contains: Option<String>,
     /// A regex in multi-line mode, like `stdout_matches`.
     pub body_matches: Option<String>,
+    /// Dotted path into the JSON body and the value it must equal, compared as numbers when
+    /// both read as numbers, else as text.
+    pub body_json: Vec<(String, String)>,
     pub max_latency: Option<Duration>,
     /// Bounds one request: connecting, sending and reading the response.
     pub timeout: Duration,
+    /// Trusted on top of the system's roots; already resolved against the runbook directory.
+    pub ca_file: Option<PathBuf>,
+    /// Skip certificate verification.
+    pub insecure: bool,
+    /// Follow redirects; otherwise a 3xx is the status seen.
+    pub follow_redirects: bool,
 }
 
 /// How a probe ended.
@@ -541,23 +550,26 @@ async fn http_sample(probe: &RenderedHttp, timeout: Duration) -> Observation {
         headers: &probe.headers,
         body: probe.body.as_deref(),
         timeout,
+        ca_file: probe.ca_file.as_deref(),
+        insecure: probe.insecure,
+        follow_redirects: probe.follow_redirects,
     };
-    let response = match http::send(request).await {
+    let response = match http_client::send(request).await {
         Ok(response) => response,
-        Err(error @ HttpError::HttpsUnsupported { .. }) => {
-            let mut observation = Observation::fatal(error.to_string());
-            observation.details =
-                "\nhelp: check an https endpoint with a `run` probe and `curl -fsS`".to_string();
-            return observation;
-        }
-        Err(error @ (HttpError::InvalidUrl { .. } | HttpError::InvalidRequest { .. })) => {
-            return Observation::fatal(error.to_string());
-        }
         Err(error) => {
-            let timed_out = matches!(error, HttpError::TimedOut { .. });
+            let help = error
+                .help()
+                .map(|help| format!("\nhelp: {help}"))
+                .unwrap_or_default();
+            if error.is_fatal() {
+                let mut observation = Observation::fatal(error.to_string());
+                observation.details = help;
+                return observation;
+            }
+            let timed_out = matches!(error, http_client::HttpError::TimedOut { .. });
             let observation = Observation::failed(
                 format!("expected status {expected_status}, saw no response: {error}"),
-                cause_lines(&error),
+                help,
             );
             return if timed_out {
                 observation.timed_out()
@@ -569,8 +581,18 @@ async fn http_sample(probe: &RenderedHttp, timeout: Duration) -> Observation {
 
     let mut failures = Vec::new();
     if !probe.status.contains(&response.status) {
+        let redirect = if (300..400).contains(&response.status) {
+            response
+                .headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("location"))
+                .map(|(_, location)| format!(" (a redirect to `{location}`, not followed)"))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         failures.push(format!(
-            "expected status {expected_status}, saw {}",
+            "expected status {expected_status}, saw {}{redirect}",
             response.status
         ));
     }
@@ -592,6 +614,13 @@ async fn http_sample(probe: &RenderedHttp, timeout: Duration) -> Observation {
             }
         }
     }
+    if !probe.body_json.is_empty() {
+        failures.extend(json_failures(
+            &probe.body_json,
+            &response.body,
+            response.body_truncated,
+        ));
+    }
     if let Some(max_latency) = probe.max_latency
         && response.latency > max_latency
     {
@@ -601,19 +630,110 @@ async fn http_sample(probe: &RenderedHttp, timeout: Duration) -> Observation {
             human_duration(response.latency)
         ));
     }
+    let redirected = match &response.redirected_to {
+        Some(url) => format!(" from `{url}`"),
+        None => String::new(),
+    };
     if failures.is_empty() {
         return Observation::passed(format!(
-            "status {} in {}",
+            "status {}{redirected} in {}",
             response.status,
             human_duration(response.latency)
         ));
     }
+    let kept = if response.body_truncated {
+        format!(
+            " (the first {} MiB of a longer body)",
+            MAX_BODY / (1024 * 1024)
+        )
+    } else {
+        String::new()
+    };
     let details = if body.is_empty() {
         "; body: empty".to_string()
     } else {
-        format!("; body: {:?}", shorten(&body, BODY_SNIPPET_CHARS))
+        format!("; body{kept}: {:?}", shorten(&body, BODY_SNIPPET_CHARS))
     };
-    Observation::failed(failures.join("; "), details)
+    let mut summary = failures.join("; ");
+    summary.push_str(&redirected);
+    Observation::failed(summary, details)
+}
+
+/// One failure per `body_json` entry that does not hold, or one saying the body is not JSON.
+fn json_failures(expected: &[(String, String)], body: &[u8], truncated: bool) -> Vec<String> {
+    let describe = |(path, value): &(String, String)| format!("`{path}` = `{value}`");
+    let document: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(document) => document,
+        Err(error) => {
+            let entries: Vec<String> = expected.iter().map(describe).collect();
+            let reason = if truncated {
+                format!(
+                    "it is longer than the {} MiB the engine reads",
+                    MAX_BODY / (1024 * 1024)
+                )
+            } else {
+                error.to_string()
+            };
+            return vec![format!(
+                "expected a JSON body with {}, but the body is not JSON: {reason}",
+                entries.join(", ")
+            )];
+        }
+    };
+    expected
+        .iter()
+        .filter_map(|entry| {
+            let (path, value) = entry;
+            let seen = match json_at(&document, path) {
+                Some(seen) => seen,
+                None => {
+                    return Some(format!(
+                        "expected JSON {}, saw no `{path}` in the body",
+                        describe(entry)
+                    ));
+                }
+            };
+            (!json_equals(value, seen)).then(|| {
+                format!(
+                    "expected JSON {}, saw `{}`",
+                    describe(entry),
+                    shorten(&seen.to_string(), QUOTED_LINE_CHARS)
+                )
+            })
+        })
+        .collect()
+}
+
+/// The value at a dotted path: object keys, or indexes into arrays (`items.0.name`).
+fn json_at<'document>(
+    document: &'document serde_json::Value,
+    path: &str,
+) -> Option<&'document serde_json::Value> {
+    path.split('.')
+        .try_fold(document, |value, segment| match value {
+            serde_json::Value::Object(map) => map.get(segment),
+            serde_json::Value::Array(items) => items.get(segment.parse::<usize>().ok()?),
+            _ => None,
+        })
+}
+
+/// Numbers compare by value when both sides read as numbers (`1.0` equals `1`); anything else
+/// compares as text, a JSON string by its content; an object or array never equals a value.
+fn json_equals(expected: &str, seen: &serde_json::Value) -> bool {
+    let seen_text = match seen {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Number(number) => number.to_string(),
+        serde_json::Value::Bool(flag) => flag.to_string(),
+        serde_json::Value::Null => "null".to_string(),
+        serde_json::Value::Array(_) | serde_json::Value::Object(_) => return false,
+    };
+    match (
+        expected.trim().parse::<f64>(),
+        seen_text.trim().parse::<f64>(),
+    ) {
+        (Ok(left), Ok(right)) if left.is_finite() && right.is_finite() => left == right,
+        _ => expected == seen_text,
+    }
 }
 
 fn join_alternatives(codes: &[u16]) -> String {
@@ -626,7 +746,7 @@ fn join_alternatives(codes: &[u16]) -> String {
 }
 
 async fn tcp_sample(address: &str, timeout: Duration) -> Observation {
-    match http::split_host_port(address) {
+    match split_host_port(address) {
         Ok((_, Some(_))) => {}
         Ok((_, None)) => {
             return Observation::fatal(format!(
@@ -655,6 +775,46 @@ async fn tcp_sample(address: &str, timeout: Duration) -> Observation {
         )
         .timed_out(),
     }
+}
+
+/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`; the host comes back without brackets.
+fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let Some((host, after)) = bracketed.split_once(']') else {
+            return Err(format!("`{authority}` has no closing `]`"));
+        };
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("`{host}` is not an IPv6 address"));
+        }
+        match after {
+            "" => (host, None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return Err(format!("`{authority}` has text after the `]`")),
+            },
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, _)) if host.contains(':') => {
+                return Err(format!(
+                    "`{authority}` looks like an IPv6 address: write it in brackets, `[{authority}]`"
+                ));
+            }
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("`{authority}` has no host"));
+    }
+    let port = match port {
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) if port != 0 => Some(port),
+            _ => return Err(format!("`{port}` is not a port number")),
+        },
+        None => None,
+    };
+    Ok((host.to_string(), port))
 }
 
 /// Output is lines, so `^ok$` should find the line `ok` in `ok\n`; `\A` and `\z` still
@@ -722,7 +882,7 @@ pub(crate) fn human_duration(duration: Duration) -> String {
 mod tests {
     use tokio::net::TcpListener;
 
-    use super::super::http::test_server::{Reply, TestServer, refusing_port, response};
+    use super::super::http_test_server::{Reply, TestServer, refusing_port, response};
     use super::*;
     use crate::model::Comparison;
 
@@ -781,8 +941,12 @@ mod tests {
             status: vec![200],
             body_contains: None,
             body_matches: None,
+            body_json: Vec::new(),
             max_latency: None,
             timeout: Duration::from_secs(10),
+            ca_file: None,
+            insecure: false,
+            follow_redirects: false,
         }
     }
 
@@ -1135,19 +1299,143 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn https_is_refused_at_once() {
+    async fn an_unusable_ca_file_is_not_retried() {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let ca_file = directory.path().join("ca.pem");
+        std::fs::write(&ca_file, "not PEM\n").expect("write");
         let timing = within(Duration::from_secs(60), Duration::from_millis(1));
-        let probe = http_get("https://127.0.0.1:9/health".to_string());
+        let probe = RenderedHttp {
+            ca_file: Some(ca_file.clone()),
+            ..http_get("https://127.0.0.1:9/health".to_string())
+        };
         let outcome = run(RenderedProbeKind::Http(probe), timing).await;
         assert!(!outcome.passed);
         assert_eq!(outcome.samples, 1);
         assert!(
-            outcome
-                .message
-                .starts_with("https is not supported yet: `https://127.0.0.1:9/health`"),
+            outcome.message.starts_with(&format!(
+                "cannot use `ca_file` `{}`: it holds no PEM certificate",
+                ca_file.display()
+            )),
             "{}",
             outcome.message
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn http_body_json_compares_dotted_paths() {
+        let body = r#"{"status": "ready", "checks": {"db": "ok", "queue": "degraded"}, "replicas": 3.0, "items": [{"name": "a"}]}"#;
+        let server = TestServer::start(move |_, _| response(200, body)).await;
+        let expect = |pairs: &[(&str, &str)]| RenderedHttp {
+            body_json: pairs
+                .iter()
+                .map(|(path, value)| ((*path).to_string(), (*value).to_string()))
+                .collect(),
+            ..http_get(server.url("/"))
+        };
+        let passing = expect(&[
+            ("status", "ready"),
+            ("checks.db", "ok"),
+            ("replicas", "3"),
+            ("items.0.name", "a"),
+        ]);
+        let outcome = run(RenderedProbeKind::Http(passing), ONCE).await;
+        assert!(outcome.passed, "{}", outcome.message);
+
+        let failing = expect(&[
+            ("checks.queue", "ok"),
+            ("checks.cache", "ok"),
+            ("checks", "ok"),
+        ]);
+        let outcome = run(RenderedProbeKind::Http(failing), ONCE).await;
+        assert!(!outcome.passed);
+        let expected = "expected JSON `checks.queue` = `ok`, saw `\"degraded\"`; \
+             expected JSON `checks.cache` = `ok`, saw no `checks.cache` in the body; \
+             expected JSON `checks` = `ok`, saw `{\"db\":\"ok\",\"queue\":\"degraded\"}`; body: ";
+        assert!(outcome.message.starts_with(expected), "{}", outcome.message);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn http_body_json_says_when_the_body_is_not_json() {
+        let server = TestServer::start(|_, _| response(200, "<html>ready</html>")).await;
+        let probe = RenderedHttp {
+            body_json: vec![("status".to_string(), "ready".to_string())],
+            ..http_get(server.url("/"))
+        };
+        let outcome = run(RenderedProbeKind::Http(probe), ONCE).await;
+        assert_eq!(
+            outcome.message,
+            "expected a JSON body with `status` = `ready`, but the body is not JSON: \
+             expected value at line 1 column 1; body: \"<html>ready</html>\""
+        );
+    }
+
+    #[test]
+    fn json_values_compare_numbers_by_value_and_the_rest_as_text() {
+        use serde_json::json;
+        assert!(json_equals("1", &json!(1.0)));
+        assert!(json_equals("1.10", &json!(1.1)));
+        assert!(json_equals("3", &json!("3")));
+        assert!(json_equals("true", &json!(true)));
+        assert!(json_equals("null", &json!(null)));
+        assert!(!json_equals("ok", &json!("OK")));
+        assert!(!json_equals("1", &json!([1])));
+        assert!(!json_equals("2", &json!(1)));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn redirects_are_followed_only_when_asked() {
+        let server = TestServer::start(|_, request| {
+            if request.starts_with("GET /old ") {
+                Reply::Now(
+                    b"HTTP/1.1 301 Moved\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n".to_vec(),
+                )
+            } else {
+                response(200, "new home")
+            }
+        })
+        .await;
+        let outcome = run(RenderedProbeKind::Http(http_get(server.url("/old"))), ONCE).await;
+        assert_eq!(
+            outcome.message,
+            "expected status 200, saw 301 (a redirect to `/new`, not followed); body: empty"
+        );
+        let probe = RenderedHttp {
+            follow_redirects: true,
+            body_contains: Some("home".to_string()),
+            ..http_get(server.url("/old"))
+        };
+        let outcome = run(RenderedProbeKind::Http(probe), ONCE).await;
+        assert!(outcome.passed, "{}", outcome.message);
+        assert!(
+            outcome
+                .message
+                .starts_with(&format!("status 200 from `{}` in ", server.url("/new"))),
+            "{}",
+            outcome.message
+        );
+    }
+
+    #[test]
+    fn tcp_addresses_split_into_host_and_port() {
+        assert_eq!(
+            split_host_port("[::1]:9000"),
+            Ok(("::1".to_string(), Some(9000)))
+        );
+        assert_eq!(
+            split_host_port("db:5432"),
+            Ok(("db".to_string(), Some(5432)))
+        );
+        assert_eq!(split_host_port("db"), Ok(("db".to_string(), None)));
+        for (address, reason) in [
+            ("::1:80", "write it in brackets"),
+            ("[::1", "no closing `]`"),
+            (":80", "has no host"),
+            ("db:0", "`0` is not a port number"),
+            ("db:http", "`http` is not a port number"),
+        ] {
+            let error = split_host_port(address).expect_err("invalid");
+            assert!(error.contains(reason), "{address}: {error}");
+        }
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -76,8 +76,17 @@ fn render_probe(
                 status: http.status.clone(),
                 body_contains: optional(&http.body_contains)?,
                 body_matches: optional(&http.body_matches)?,
+                body_json: http
+                    .body_json
+                    .iter()
+                    .map(|(path, value)| Ok((path.clone(), renderer.render(value)?)))
+                    .collect::<Result<_, String>>()?,
                 max_latency: http.max_latency,
                 timeout: http.timeout,
+                ca_file: optional(&http.ca_file)?
+                    .map(|path| shared.runbook.directory.join(path.trim())),
+                insecure: http.insecure,
+                follow_redirects: http.follow_redirects,
             })
         }
         ProbeKind::Tcp { address } => RenderedProbeKind::Tcp {

@@ -133,8 +133,16 @@ pub struct HttpProbe {
     pub status: Vec<u16>,
     pub body_contains: Option<Template>,
     pub body_matches: Option<Template>,
+    /// Dotted path into the JSON body and the value it must equal (a `null` is `"null"`).
+    pub body_json: Vec<(String, Template)>,
     pub max_latency: Option<Duration>,
     pub timeout: Duration,
+    /// A PEM file trusted on top of the system's roots, relative to the runbook directory.
+    pub ca_file: Option<Template>,
+    /// Skip certificate verification (`validate` warns).
+    pub insecure: bool,
+    /// Follow redirects; otherwise a 3xx is the status seen.
+    pub follow_redirects: bool,
 }
 
 impl Probe {
@@ -167,8 +175,10 @@ impl Probe {
                     http.body
                         .iter()
                         .chain(&http.body_contains)
-                        .chain(&http.body_matches),
+                        .chain(&http.body_matches)
+                        .chain(&http.ca_file),
                 );
+                templates.extend(http.body_json.iter().map(|(_, value)| value));
                 templates
             }
             ProbeKind::Tcp { address } => vec![address],

@@ -180,6 +180,9 @@ impl<'a> Renderer<'a> {
                 if let Some(template) = &http.body_matches {
                     expectations.push(format!("body matches {:?}", self.render(template)));
                 }
+                for (path, value) in &http.body_json {
+                    expectations.push(format!("JSON {path} = {:?}", self.render(value)));
+                }
                 if let Some(latency) = http.max_latency {
                     expectations.push(format!("latency under {}", written(latency)));
                 }

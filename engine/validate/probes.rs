@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::Diagnostic;
 use super::templates::{Scope, TemplateOwner};
 use super::validator::Validator;
-use crate::document::{RawExpect, RawHttp, RawProbe, Spanned};
+use crate::document::{OrderedMap, RawExpect, RawHttp, RawProbe, Scalar, Spanned};
 use crate::model::{
     Expectation, HttpProbe, NumberCheck, Probe, ProbeKind, ProbeTiming, Template, TimingTemplates,
 };
@@ -95,7 +95,7 @@ impl Validator<'_> {
             }
         } else if let Some(http) = &raw.http {
             self.reject_run_options(raw, &label, "http");
-            ProbeKind::Http(self.http(&http.value, place, owner))
+            ProbeKind::Http(self.http(&http.value, &label, place, owner))
         } else {
             self.reject_run_options(raw, &label, "tcp");
             let tcp = raw.tcp.as_ref()?;
@@ -310,7 +310,7 @@ impl Validator<'_> {
         }
     }
 
-    fn http(&mut self, raw: &RawHttp, place: &str, owner: TemplateOwner) -> HttpProbe {
+    fn http(&mut self, raw: &RawHttp, label: &str, place: &str, owner: TemplateOwner) -> HttpProbe {
         let scope = |key: &str| Scope::new(format!("{place}.http.{key}"), owner);
         let url = self.template(&raw.url, &scope("url"));
         if url.is_literal()
@@ -386,6 +386,30 @@ impl Validator<'_> {
         if let (Some(template), Some(value)) = (&body_matches, &raw.body_matches) {
             self.check_regex(template, value, "body_matches");
         }
+        let body_json = raw
+            .body_json
+            .as_ref()
+            .map(|entries| self.body_json(&entries.value, place, owner))
+            .unwrap_or_default();
+        let ca_file = raw
+            .ca_file
+            .as_ref()
+            .map(|value| self.ca_file(value, &scope("ca_file")));
+        let insecure = raw.insecure.as_ref().is_some_and(|insecure| insecure.value);
+        if let Some(value) = raw.insecure.as_ref().filter(|insecure| insecure.value) {
+            let ignored = if raw.ca_file.is_some() {
+                " (its `ca_file` is not used)"
+            } else {
+                ""
+            };
+            let message = format!(
+                "probe `{label}` has `insecure: true`: the server's certificate is not verified{ignored}"
+            );
+            self.push(
+                Diagnostic::warning("probe-insecure", message, Some(value.position))
+                    .with_help("trust the server's CA with `ca_file` instead"),
+            );
+        }
         HttpProbe {
             url,
             method,
@@ -394,11 +418,81 @@ impl Validator<'_> {
             status,
             body_contains,
             body_matches,
+            body_json,
             max_latency: self.duration(raw.max_latency.as_ref(), "max_latency"),
             timeout: self
                 .duration(raw.timeout.as_ref(), "timeout")
                 .unwrap_or(DEFAULT_HTTP_TIMEOUT),
+            ca_file,
+            insecure,
+            follow_redirects: raw
+                .follow_redirects
+                .as_ref()
+                .is_some_and(|follow| follow.value),
         }
+    }
+
+    /// `body_json` entries: a dotted path with no empty segment, and the value as a template
+    /// (a number keeps its spelling, `null` is the text `null`).
+    fn body_json(
+        &mut self,
+        entries: &OrderedMap<Spanned<Scalar>>,
+        place: &str,
+        owner: TemplateOwner,
+    ) -> Vec<(String, Template)> {
+        let text = self.source.text();
+        let mut checks = Vec::new();
+        for (path, value) in entries.iter() {
+            if path.value.split('.').any(str::is_empty) {
+                let message = format!(
+                    "`body_json` path `{}` has an empty segment: write keys joined by dots, like `checks.db`",
+                    path.value
+                );
+                self.push(Diagnostic::error(
+                    "probe-body-json",
+                    message,
+                    Some(path.position),
+                ));
+                continue;
+            }
+            let expected = value
+                .value
+                .written(text)
+                .unwrap_or_else(|| "null".to_string());
+            let template = self.template(
+                &Spanned::new(expected, value.position),
+                &Scope::new(format!("{place}.http.body_json.{}", path.value), owner),
+            );
+            checks.push((path.value.clone(), template));
+        }
+        checks
+    }
+
+    /// The `ca_file` template; a literal path is read now, relative to the runbook directory,
+    /// so a file that is not PEM is an error before the run (a missing one only a warning: an
+    /// earlier step may write it).
+    fn ca_file(&mut self, value: &Spanned<String>, scope: &Scope) -> Template {
+        let template = self.template(value, scope);
+        if !template.is_literal() {
+            return template;
+        }
+        let path = self.source.directory().join(template.text.trim());
+        if !path.exists() {
+            let message = format!("`ca_file` `{}` does not exist", template.text);
+            self.push(
+                Diagnostic::warning("probe-ca-file", message, Some(value.position)).with_help(
+                    "the path is relative to the runbook's directory; the probe fails if no step creates the file",
+                ),
+            );
+        } else if let Err(reason) = crate::executor::read_ca_file(&path) {
+            let message = format!("cannot use `ca_file` `{}`: {reason}", template.text);
+            self.push(Diagnostic::error(
+                "probe-ca-file",
+                message,
+                Some(value.position),
+            ));
+        }
+        template
     }
 }
 
