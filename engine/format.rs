@@ -35,13 +35,6 @@ pub(crate) fn written_to_millisecond(duration: Duration) -> String {
 
 /// A duration as a person reads it in a message: `250ms`, `1.5s`, `2m 5s`. Below a minute
 /// the tenths are rounded up, so a limit is never shown shorter than it is.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the form of `executor::probe::human_duration`, which moves here once the probe rewrite lands"
-    )
-)]
 pub(crate) fn in_message(duration: Duration) -> String {
     if duration < Duration::from_secs(1) {
         format!("{}ms", duration.as_millis())

@@ -82,7 +82,7 @@ pub(crate) enum HttpError {
         /// The certificate is signed by a CA nobody told the probe to trust.
         unknown_issuer: bool,
     },
-    #[error("the request to `{url}` timed out after {}", crate::executor::probe::human_duration(*after))]
+    #[error("the request to `{url}` timed out after {}", crate::format::in_message(*after))]
     TimedOut { url: String, after: Duration },
     #[error("`{url}` redirects too often or in a loop (more than {MAX_REDIRECTS} redirects)")]
     Redirects { url: String },

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::http_client::{self, HttpRequest, MAX_BODY};
+use crate::format::in_message;
 use crate::model::{NumberCheck, ProbeTiming};
 use crate::process::{CommandSpec, ExitOutcome, OutputChunk, OutputStream, RunningProcess};
 
@@ -179,7 +180,7 @@ async fn within_loop(
         *samples += 1;
         let remaining = deadline.saturating_duration_since(sample_started);
         let observation = sample(kind, Some(remaining)).await;
-        let elapsed = human_duration(started.elapsed());
+        let elapsed = in_message(started.elapsed());
         let count = sample_count(*samples);
         if observation.passed {
             return (
@@ -219,7 +220,7 @@ async fn hold_loop(
     samples: &mut u32,
 ) -> (bool, String) {
     let end = started + hold;
-    let window = human_duration(hold);
+    let window = in_message(hold);
     let mut sample_started = started;
     loop {
         *samples += 1;
@@ -229,7 +230,7 @@ async fn hold_loop(
                 1 => format!("the first sample of the {window} `hold` window"),
                 number => format!(
                     "sample {number}, {} into the {window} `hold` window",
-                    human_duration(sample_started - started)
+                    in_message(sample_started - started)
                 ),
             };
             return (false, observation.message(&context));
@@ -442,7 +443,7 @@ async fn command_sample(
         )
     };
     let Some(exit) = exit else {
-        let summary = format!("timed out after {}", human_duration(timeout));
+        let summary = format!("timed out after {}", in_message(timeout));
         return Observation::failed(summary, format!("{stdout_quote}{}", stderr_quote()))
             .timed_out();
     };
@@ -626,8 +627,8 @@ async fn http_sample(probe: &RenderedHttp, timeout: Duration) -> Observation {
     {
         failures.push(format!(
             "expected a latency of at most {}, saw {}",
-            human_duration(max_latency),
-            human_duration(response.latency)
+            in_message(max_latency),
+            in_message(response.latency)
         ));
     }
     let redirected = match &response.redirected_to {
@@ -638,7 +639,7 @@ async fn http_sample(probe: &RenderedHttp, timeout: Duration) -> Observation {
         return Observation::passed(format!(
             "status {}{redirected} in {}",
             response.status,
-            human_duration(response.latency)
+            in_message(response.latency)
         ));
     }
     let kept = if response.body_truncated {
@@ -767,10 +768,7 @@ async fn tcp_sample(address: &str, timeout: Duration) -> Observation {
             String::new(),
         ),
         Err(_) => Observation::failed(
-            format!(
-                "{expected}, saw no answer within {}",
-                human_duration(timeout)
-            ),
+            format!("{expected}, saw no answer within {}", in_message(timeout)),
             String::new(),
         )
         .timed_out(),
@@ -860,21 +858,6 @@ fn shorten(text: &str, limit: usize) -> String {
     match text.char_indices().nth(limit) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_string(),
-    }
-}
-
-/// A duration as a person reads it in a message: `250ms`, `1.5s`, `2m 5s`.
-pub(crate) fn human_duration(duration: Duration) -> String {
-    if duration < Duration::from_secs(1) {
-        format!("{}ms", duration.as_millis())
-    } else if duration < Duration::from_secs(60) {
-        let tenths = duration.as_millis().div_ceil(100);
-        match tenths % 10 {
-            0 => format!("{}s", tenths / 10),
-            fraction => format!("{}.{fraction}s", tenths / 10),
-        }
-    } else {
-        humantime::format_duration(Duration::from_secs(duration.as_secs())).to_string()
     }
 }
 
@@ -1605,19 +1588,5 @@ mod tests {
         let outcome = run_probe(&request, &mut cancelled).await;
         assert_eq!((outcome.passed, outcome.samples), (false, 0));
         assert_eq!(outcome.message, "cancelled");
-    }
-
-    #[test]
-    fn durations_read_as_a_person_writes_them() {
-        let cases = [
-            (Duration::from_micros(400), "0ms"),
-            (Duration::from_millis(250), "250ms"),
-            (Duration::from_millis(1000), "1s"),
-            (Duration::from_millis(1520), "1.6s"),
-            (Duration::from_secs(125), "2m 5s"),
-        ];
-        for (duration, text) in cases {
-            assert_eq!(human_duration(duration), text);
-        }
     }
 }
