@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::html::escape;
 use super::markdown::status_text;
+use crate::events::StepStatus;
 use crate::state::{RecordedPhase, RunRecord};
 
 /// One phase of one step on the timeline.
@@ -18,7 +19,7 @@ pub(crate) struct TimelineEntry {
     pub name: String,
     /// `forward` or `compensation`.
     pub phase: &'static str,
-    pub status: String,
+    pub status: StepStatus,
     pub attempts: u64,
     /// Milliseconds from the run's start; none when the phase never started.
     pub offset_ms: Option<u64>,
@@ -55,8 +56,11 @@ impl TimelineEntry {
     /// Whether the phase ended badly (the chart outlines it in red).
     pub(crate) fn went_wrong(&self) -> bool {
         matches!(
-            self.status.as_str(),
-            "failed" | "timed_out" | "cancelled" | "compensation_failed" | "blocked"
+            self.status,
+            StepStatus::Failed
+                | StepStatus::Cancelled
+                | StepStatus::CompensationFailed
+                | StepStatus::Blocked
         )
     }
 }
@@ -128,8 +132,8 @@ impl Timeline {
                     step: step.to_string(),
                     name: name.to_string(),
                     phase: kind,
-                    status: phase.status.clone(),
-                    attempts: phase.attempts,
+                    status: phase.status,
+                    attempts: u64::from(phase.attempts),
                     offset_ms: since(origin, started),
                     duration_ms: (started.is_some() && finished).then_some(phase.duration_ms),
                     message: phase.message.clone(),
@@ -286,7 +290,7 @@ pub(crate) fn gantt_svg(record: &RunRecord, timeline: &Timeline) -> String {
                 r#"<text class="tick" x="{:.1}" y="{:.1}">{}</text>"#,
                 LABEL_WIDTH + 6.0,
                 top + ROW / 2.0 + 4.0,
-                escape(&status_text(&entry.status))
+                escape(&status_text(entry.status))
             );
         }
         for phase in ["forward", "compensation"] {
@@ -313,7 +317,7 @@ pub(crate) fn gantt_svg(record: &RunRecord, timeline: &Timeline) -> String {
             let tooltip = format!(
                 "{} {phase}: {} at +{} for {}{}",
                 step.id,
-                status_text(&entry.status),
+                status_text(entry.status),
                 seconds(offset),
                 entry
                     .duration_ms
@@ -328,7 +332,7 @@ pub(crate) fn gantt_svg(record: &RunRecord, timeline: &Timeline) -> String {
                 svg,
                 r#"<rect class="{classes}" data-step="{}" data-phase="{phase}" data-status="{}" x="{x:.1}" y="{:.1}" width="{:.1}" height="{BAR}" rx="3"><title>{}</title></rect>"#,
                 escape(&step.id),
-                escape(&entry.status),
+                escape(entry.status.name()),
                 top + (ROW - BAR) / 2.0,
                 (end - x).max(2.0),
                 escape(&tooltip)

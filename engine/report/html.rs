@@ -152,7 +152,7 @@ pub(crate) fn html_report(record: &RunRecord, timeline: &Timeline) -> String {
                 entry.phase,
                 code(&entry.step),
                 entry.phase,
-                escape(&status_text(&entry.status)),
+                escape(&status_text(entry.status)),
                 cell(entry.message.as_deref().unwrap_or_default())
             );
         }
@@ -202,7 +202,7 @@ pub(crate) fn html_report(record: &RunRecord, timeline: &Timeline) -> String {
                 out,
                 "<tr><td>{}</td>{}{}{result}<td class=\"number\">{}</td>{}</tr>",
                 code(&step.id),
-                cell(&probe.phase),
+                cell(probe.phase.name()),
                 cell(&probe.name),
                 probe.samples,
                 cell(&probe.message)

@@ -6,19 +6,17 @@
 use std::fmt::Write;
 
 use super::gantt::{Timeline, seconds};
-use crate::state::{RecordedVar, RunRecord};
+use crate::events::{RunOutcome, StepStatus};
+use crate::state::{RecordedVar, RollbackState, RunRecord};
 
 /// What a secret variable shows instead of its value.
 pub(crate) const MASK: &str = "••••••";
 
-/// A journal status for people: `failed_allowed` -> `failed (allowed)`, `pending` ->
-/// `not started`.
-pub(crate) fn status_text(status: &str) -> String {
+/// A status for people: the status's own words, `not started` for `pending`.
+pub(crate) fn status_text(status: StepStatus) -> String {
     match status {
-        "pending" => "not started".to_string(),
-        "failed_allowed" => "failed (allowed)".to_string(),
-        "" => "unknown".to_string(),
-        other => other.replace('_', " "),
+        StepStatus::Pending => "not started".to_string(),
+        other => other.as_str().to_string(),
     }
 }
 
@@ -27,7 +25,7 @@ pub(crate) fn outcome_text(record: &RunRecord) -> String {
     match &record.end {
         Some(end) => format!(
             "{} (exit {}) after {}",
-            status_text(&end.outcome),
+            end.outcome.as_str(),
             end.exit_code,
             seconds(end.duration_ms)
         ),
@@ -46,7 +44,7 @@ pub(crate) fn variable_value(var: &RecordedVar) -> String {
 
 /// One sentence on the rollback: whether it ran and how it ended, with counts.
 pub(crate) fn rollback_text(record: &RunRecord) -> String {
-    let count = |status: &str| {
+    let count = |status: StepStatus| {
         record
             .steps
             .iter()
@@ -56,17 +54,21 @@ pub(crate) fn rollback_text(record: &RunRecord) -> String {
     };
     let counts = format!(
         "{} compensated, {} failed, {} blocked",
-        count("compensated"),
-        count("compensation_failed"),
-        count("blocked")
+        count(StepStatus::Compensated),
+        count(StepStatus::CompensationFailed),
+        count(StepStatus::Blocked)
     );
-    match record.rollback.as_deref() {
-        Some("complete") => format!("complete: every compensation succeeded ({counts})"),
-        Some("incomplete") => format!("incomplete: a person must act ({counts})"),
-        Some(_) => format!("started, but the journal ends before it finished ({counts})"),
-        None => match record.end.as_ref().map(|end| end.outcome.as_str()) {
-            Some("succeeded") => "not needed: the run succeeded".to_string(),
-            Some("failed_after_pivot") => {
+    match record.rollback {
+        Some(RollbackState::Complete) => {
+            format!("complete: every compensation succeeded ({counts})")
+        }
+        Some(RollbackState::Incomplete) => format!("incomplete: a person must act ({counts})"),
+        Some(RollbackState::Started) => {
+            format!("started, but the journal ends before it finished ({counts})")
+        }
+        None => match record.end.as_ref().map(|end| end.outcome) {
+            Some(RunOutcome::Succeeded) => "not needed: the run succeeded".to_string(),
+            Some(RunOutcome::FailedAfterPivot) => {
                 "stopped at the pivot: the steps before it were not compensated".to_string()
             }
             Some(_) => "not run".to_string(),
@@ -193,7 +195,7 @@ pub(crate) fn markdown_report(record: &RunRecord, timeline: &Timeline) -> String
                 "| {} | {} | {start} | {duration} | {} | {attempts} | {} |",
                 code(&entry.step),
                 entry.phase,
-                text(&status_text(&entry.status)),
+                text(&status_text(entry.status)),
                 text(entry.message.as_deref().unwrap_or_default())
             );
         }
@@ -217,7 +219,7 @@ pub(crate) fn markdown_report(record: &RunRecord, timeline: &Timeline) -> String
                 out,
                 "| {} | {} | {} | {} | {} | {} |",
                 code(&step.id),
-                text(&probe.phase),
+                text(probe.phase.name()),
                 text(&probe.name),
                 if probe.passed { "passed" } else { "failed" },
                 probe.samples,
