@@ -57,7 +57,7 @@ pub enum JournalError {
         offset: u64,
         problem: String,
     },
-    #[error("the journal `{path}` has no header record: the run never started")]
+    #[error("the journal `{path}` has no header record (not one complete record)")]
     NoHeader { path: String },
 }
 
