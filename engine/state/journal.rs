@@ -9,7 +9,9 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::journal_record::{Entry, JournalHeader, Record, read_data, read_data_v1, write_data};
+use super::journal_record::{
+    Entry, JournalHeader, Record, RecordRef, read_data, read_data_v1, write_data,
+};
 use crate::events::Event;
 
 /// The journal format; the header of every journal names it. Format 2 puts the time in the
@@ -67,7 +69,7 @@ const BODY_START: usize = CRC_START.len() + 8 + 2;
 
 /// A format 2 line: `{"crc":"…","seq":N,"time":"…","data":{…}}`, where the CRC covers the
 /// bytes after the `crc` member (`"seq"` up to the end of `data`) exactly as written.
-fn encode(sequence: u64, time: &str, record: &Record) -> serde_json::Result<Vec<u8>> {
+fn encode(sequence: u64, time: &str, record: RecordRef<'_>) -> serde_json::Result<Vec<u8>> {
     let mut line = Vec::with_capacity(256);
     line.extend_from_slice(b"{\"crc\":\"00000000\",");
     write!(line, "\"seq\":{sequence},\"time\":").map_err(serde_json::Error::io)?;
@@ -82,11 +84,13 @@ fn encode(sequence: u64, time: &str, record: &Record) -> serde_json::Result<Vec<
 
 /// A format 1 line: `{"crc":"…","seq":N,"data":{…}}`, the time inside `data`, the CRC over
 /// the compact JSON of `data` with sorted keys.
-fn encode_v1(sequence: u64, time: &str, record: &Record) -> serde_json::Result<Vec<u8>> {
+fn encode_v1(sequence: u64, time: &str, record: RecordRef<'_>) -> serde_json::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     write_data(&mut bytes, record)?;
     let mut data: serde_json::Value = serde_json::from_slice(&bytes)?;
-    if let (Some(object), Record::Resumed(_) | Record::Event(_)) = (data.as_object_mut(), record) {
+    if let (Some(object), RecordRef::Resumed(_) | RecordRef::Event(_)) =
+        (data.as_object_mut(), record)
+    {
         object.insert("time".into(), serde_json::Value::String(time.to_string()));
     }
     let text = data.to_string();
@@ -160,12 +164,16 @@ impl JournalWriter {
 
     /// Appends one event without waiting for the disk (see `write`).
     pub fn write_event(&mut self, event: &Event) -> Result<(), JournalError> {
-        self.write(&Record::Event(event.clone()))
+        self.write_ref(RecordRef::Event(event))
     }
 
     /// Appends one record without waiting for the disk; `sync` makes it durable. The engine
     /// syncs before every action, so one fsync covers a step's end and its dependent's start.
     pub fn write(&mut self, record: &Record) -> Result<(), JournalError> {
+        self.write_ref(record.as_ref())
+    }
+
+    fn write_ref(&mut self, record: RecordRef<'_>) -> Result<(), JournalError> {
         let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         let sequence = self.sequence + 1;
         let encoded = if self.format == 1 {

@@ -81,6 +81,24 @@ pub enum Record {
     Event(Event),
 }
 
+/// A record borrowed to be written (events are journaled without a copy).
+#[derive(Debug, Clone, Copy)]
+pub enum RecordRef<'a> {
+    Header(&'a JournalHeader),
+    Resumed(&'a Resumed),
+    Event(&'a Event),
+}
+
+impl Record {
+    pub fn as_ref(&self) -> RecordRef<'_> {
+        match self {
+            Record::Header(header) => RecordRef::Header(header),
+            Record::Resumed(resumed) => RecordRef::Resumed(resumed),
+            Record::Event(event) => RecordRef::Event(event),
+        }
+    }
+}
+
 /// A record with its place in the journal: `seq` orders records (never their time stamps).
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -115,11 +133,11 @@ impl From<NoteIn> for Record {
 }
 
 /// Writes the record's JSON (the `data` of its line).
-pub(super) fn write_data(out: &mut Vec<u8>, record: &Record) -> serde_json::Result<()> {
+pub(super) fn write_data(out: &mut Vec<u8>, record: RecordRef<'_>) -> serde_json::Result<()> {
     match record {
-        Record::Header(header) => serde_json::to_writer(out, &NoteOut::RunStarted(header)),
-        Record::Resumed(resumed) => serde_json::to_writer(out, &NoteOut::Resumed(resumed)),
-        Record::Event(event) => serde_json::to_writer(out, event),
+        RecordRef::Header(header) => serde_json::to_writer(out, &NoteOut::RunStarted(header)),
+        RecordRef::Resumed(resumed) => serde_json::to_writer(out, &NoteOut::Resumed(resumed)),
+        RecordRef::Event(event) => serde_json::to_writer(out, event),
     }
 }
 
