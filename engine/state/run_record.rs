@@ -2,6 +2,7 @@
 //! compensation, and the outcome. A fold over the typed records, one at a time, so a long
 //! journal costs time, not memory.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -132,6 +133,9 @@ pub struct RunRecord {
     pub torn_tail: bool,
     #[serde(skip)]
     pub directory: PathBuf,
+    /// Where each step is in `steps`: a long journal names the same steps again and again.
+    #[serde(skip)]
+    step_index: HashMap<String, usize>,
 }
 
 impl RunRecord {
@@ -158,6 +162,7 @@ impl RunRecord {
             records: 0,
             torn_tail: false,
             directory: directory.to_path_buf(),
+            step_index: HashMap::new(),
         }
     }
 
@@ -172,9 +177,10 @@ impl RunRecord {
 
     /// The step `id`, added (not started) when the journal names it first.
     pub fn step_mut(&mut self, id: &str) -> &mut RecordedStep {
-        if let Some(index) = self.steps.iter().position(|step| step.id == id) {
+        if let Some(&index) = self.step_index.get(id) {
             return &mut self.steps[index];
         }
+        self.step_index.insert(id.to_string(), self.steps.len());
         self.steps.push(RecordedStep {
             id: id.to_string(),
             name: id.to_string(),
@@ -190,7 +196,7 @@ impl RunRecord {
 
     /// The step `id` as recorded, if the journal names it.
     pub fn step(&self, id: &str) -> Option<&RecordedStep> {
-        self.steps.iter().find(|step| step.id == id)
+        self.steps.get(*self.step_index.get(id)?)
     }
 
     /// The steps whose forward phase ended (finished or skipped), in the order the journal
