@@ -1,12 +1,13 @@
 //! The contract between the executor and the reporters: every event of a run, with stable
-//! names (they are printed as JSON lines by `--log-format json`). The executor never prints.
+//! names (they are printed as JSON lines by `--log-format json`, and journaled, then read back
+//! as the same types). The executor never prints.
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a step ended, in the words of SPEC §4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Pending,
@@ -40,6 +41,23 @@ impl StepStatus {
         }
     }
 
+    /// The status as named in JSON and the journal (`failed_allowed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::FailedAllowed => "failed_allowed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Cancelled => "cancelled",
+            StepStatus::Compensating => "compensating",
+            StepStatus::Compensated => "compensated",
+            StepStatus::CompensationFailed => "compensation_failed",
+            StepStatus::Blocked => "blocked",
+        }
+    }
+
     /// Whether dependents may start (SPEC §4).
     pub fn satisfies_needs(self) -> bool {
         matches!(
@@ -50,8 +68,8 @@ impl StepStatus {
 }
 
 /// Why a run stopped starting steps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
 pub enum CancelReason {
     StepFailed {
         step: String,
@@ -67,7 +85,7 @@ pub enum CancelReason {
 }
 
 /// How the whole run ended (SPEC §8 exit codes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
     Succeeded,
@@ -87,10 +105,44 @@ impl RunOutcome {
             RunOutcome::FailedNotRolledBack => "failed, not rolled back",
         }
     }
+
+    /// The outcome as named in JSON and the journal (`rolled_back`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::RolledBack => "rolled_back",
+            RunOutcome::RollbackIncomplete => "rollback_incomplete",
+            RunOutcome::FailedAfterPivot => "failed_after_pivot",
+            RunOutcome::FailedNotRolledBack => "failed_not_rolled_back",
+        }
+    }
+}
+
+/// How a step's forward run ended, as its compensation is told (`RUNBOOK_STEP_OUTCOME`): a
+/// timed-out step is a fact of its own, not a failure whose message says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+impl StepOutcome {
+    /// The word given to the compensation in `RUNBOOK_STEP_OUTCOME`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepOutcome::Succeeded => "succeeded",
+            StepOutcome::Failed => "failed",
+            StepOutcome::TimedOut => "timed_out",
+            StepOutcome::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// Which stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stream {
     Stdout,
@@ -98,7 +150,7 @@ pub enum Stream {
 }
 
 /// Forward step or its compensation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Forward,
@@ -106,9 +158,20 @@ pub enum Phase {
     Hook,
 }
 
+impl Phase {
+    /// The phase as named in JSON and the journal.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Forward => "forward",
+            Phase::Compensation => "compensation",
+            Phase::Hook => "hook",
+        }
+    }
+}
+
 /// One thing that happened. Every text in an event is already masked.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "snake_case", tag = "event")]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event", deny_unknown_fields)]
 pub enum Event {
     RunStarted {
         run_id: String,
@@ -169,6 +232,9 @@ pub enum Event {
         duration: DurationMs,
         message: Option<String>,
         outputs: Vec<(String, String)>,
+        /// How the forward run ended (none for a compensation); absent in format 1 journals.
+        #[serde(default)]
+        outcome: Option<StepOutcome>,
     },
     ApprovalRequested {
         step: String,
@@ -206,5 +272,12 @@ pub struct DurationMs(pub Duration);
 impl Serialize for DurationMs {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_u64(u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationMs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        u64::deserialize(deserializer)
+            .map(|milliseconds| DurationMs(Duration::from_millis(milliseconds)))
     }
 }

@@ -907,7 +907,7 @@ fn the_journal_header_records_format_digest_and_vars_without_secret_values() {
     let records = case.journal_records(&run);
     let header = &records[0];
     assert_eq!(header["record"], "run_started");
-    assert_eq!(header["format"], 1);
+    assert_eq!(header["format"], 2);
     assert_eq!(header["run_id"], run.as_str());
     let text = std::fs::read(case.file()).expect("runbook");
     let digest = {

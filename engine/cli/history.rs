@@ -6,31 +6,52 @@ use std::time::Duration;
 
 use super::args::{GlobalArgs, HistoryArgs, RecordFormat, ShowArgs};
 use crate::errors::{EXIT_INVALID, EXIT_SUCCESS};
+use crate::events::Phase;
 use crate::format::tenths;
 use crate::state::{RunRecord, find_run, list_runs, state_directory};
+
+/// A run directory whose journal could not be read: listed as damaged, never as an empty run.
+struct Damaged {
+    run_id: String,
+    problem: String,
+}
 
 pub fn history(args: &HistoryArgs, global: &GlobalArgs) -> i32 {
     let state = state_directory(global.state_dir.as_deref());
     let mut rows = Vec::new();
     for directory in list_runs(&state) {
-        match RunRecord::load(&directory) {
-            Ok(record) => rows.push(record),
-            Err(error) => errln!("warning: {error}"),
-        }
+        rows.push(RunRecord::load(&directory).map_err(|error| {
+            Damaged {
+                run_id: directory
+                    .file_name()
+                    .map(|name| name.to_string_lossy().to_string())
+                    .unwrap_or_default(),
+                problem: error.to_string(),
+            }
+        }));
     }
     match args.format {
         RecordFormat::Json => {
             let list: Vec<serde_json::Value> = rows
                 .iter()
-                .map(|record| {
-                    serde_json::json!({
+                .map(|row| match row {
+                    Ok(record) => serde_json::json!({
                         "run_id": record.run_id,
                         "runbook": record.runbook,
                         "started_at": record.started_at,
                         "duration_ms": record.end.as_ref().map(|end| end.duration_ms),
                         "outcome": record.outcome(),
                         "exit_code": record.end.as_ref().map(|end| end.exit_code),
-                    })
+                    }),
+                    Err(damaged) => serde_json::json!({
+                        "run_id": damaged.run_id,
+                        "runbook": null,
+                        "started_at": null,
+                        "duration_ms": null,
+                        "outcome": "damaged",
+                        "exit_code": null,
+                        "problem": damaged.problem,
+                    }),
                 })
                 .collect();
             outln!(
@@ -47,7 +68,18 @@ pub fn history(args: &HistoryArgs, global: &GlobalArgs) -> i32 {
                 "{:<24} {:<20} {:<20} {:>9}  outcome\n",
                 "run", "runbook", "started", "duration"
             );
-            for record in &rows {
+            for row in &rows {
+                let record = match row {
+                    Ok(record) => record,
+                    Err(damaged) => {
+                        let _ = writeln!(
+                            out,
+                            "{:<24} {:<20} {:<20} {:>9}  damaged: {}",
+                            damaged.run_id, "?", "?", "", damaged.problem
+                        );
+                        continue;
+                    }
+                };
                 let duration = record
                     .end
                     .as_ref()
@@ -81,7 +113,7 @@ pub fn show(args: &ShowArgs, global: &GlobalArgs) -> i32 {
     let record = match RunRecord::load(&directory) {
         Ok(record) => record,
         Err(error) => {
-            errln!("error: {error}");
+            errln!("error: cannot show run `{}`: {error}", args.run);
             return EXIT_INVALID;
         }
     };
@@ -133,7 +165,7 @@ pub fn show_text(record: &RunRecord) -> String {
             out,
             "  {:<20} {:<18} attempts {:<2} {}",
             step.id,
-            forward.status,
+            forward.status.name(),
             forward.attempts,
             tenths(Duration::from_millis(forward.duration_ms))
         );
@@ -150,7 +182,7 @@ pub fn show_text(record: &RunRecord) -> String {
                 .is_some_and(|message| message.contains(&probe.message))
         }) {
             let verdict = if probe.passed { "passed" } else { "failed" };
-            let phase = if probe.phase == "compensation" {
+            let phase = if probe.phase == Phase::Compensation {
                 "undo "
             } else {
                 ""
@@ -175,7 +207,7 @@ pub fn show_text(record: &RunRecord) -> String {
             let _ = writeln!(
                 out,
                 "      rollback: {} {}{}",
-                compensation.status,
+                compensation.status.name(),
                 tenths(Duration::from_millis(compensation.duration_ms)),
                 compensation
                     .message
@@ -198,7 +230,7 @@ pub fn show_text(record: &RunRecord) -> String {
         let _ = writeln!(
             out,
             "\n{} (exit {}) after {}",
-            end.outcome,
+            end.outcome.name(),
             end.exit_code,
             tenths(Duration::from_millis(end.duration_ms))
         );

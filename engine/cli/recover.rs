@@ -9,14 +9,15 @@ use super::args::{GlobalArgs, ResumeArgs, RollbackArgs};
 use super::run::digest;
 use super::session::{SessionInput, finish_session, lock_runbook, runtime, start_session};
 use crate::errors::{EXIT_INVALID, EXIT_NEEDS_DECISION, EXIT_SUCCESS};
-use crate::events::StepStatus;
+use crate::events::{RunOutcome, StepOutcome, StepStatus};
 use crate::executor::{RunOptions, RunRecorder, Start};
 use crate::model::Runbook;
 use crate::plan::{RunInfo, VarInputs};
 use crate::rollback::{RanStep, plan_rollback};
 use crate::source::Source;
 use crate::state::{
-    JOURNAL_FILE, JournalWriter, LogFiles, RunRecord, find_run, for_each_record, state_directory,
+    JOURNAL_FILE, JournalWriter, LogFiles, Record, RecordedPhase, Resumed, RunMode, RunRecord,
+    find_run, for_each_record, state_directory,
 };
 use crate::validate::{StepGraph, validate};
 
@@ -35,13 +36,8 @@ fn recover(run: &str, allow_changed: bool, global: &GlobalArgs) -> Result<Recove
         EXIT_INVALID
     };
     let directory = find_run(&state, run).map_err(fail)?;
-    let record =
-        RunRecord::load(&directory).map_err(|error| fail(format!("{error}: nothing was done")))?;
-    if record.run_id.is_empty() {
-        return Err(fail(format!(
-            "the journal of `{run}` has no header: nothing was done"
-        )));
-    }
+    let record = RunRecord::load(&directory)
+        .map_err(|error| fail(format!("run `{run}`: {error}: nothing was done")))?;
     let source = Source::read(std::path::Path::new(&record.file))
         .map_err(|error| fail(format!("{error} (the runbook of run {})", record.run_id)))?;
     let now = digest(source.text());
@@ -73,80 +69,53 @@ fn recover(run: &str, allow_changed: bool, global: &GlobalArgs) -> Result<Recove
     })
 }
 
-fn status_of(text: &str) -> StepStatus {
-    match text {
-        "succeeded" => StepStatus::Succeeded,
-        "failed" => StepStatus::Failed,
-        "failed_allowed" => StepStatus::FailedAllowed,
-        "skipped" => StepStatus::Skipped,
-        "cancelled" => StepStatus::Cancelled,
-        "running" => StepStatus::Running,
-        _ => StepStatus::Pending,
-    }
-}
-
 /// The recorded state of each step of the runbook, in its order.
 struct Recorded {
     statuses: Vec<StepStatus>,
+    /// 1 for the first step that finished, by the journal's `seq`; 0 for one that did not.
     finished_order: Vec<usize>,
-    outcome_words: Vec<&'static str>,
+    outcomes: Vec<StepOutcome>,
     compensated: Vec<bool>,
 }
 
 fn recorded(recovered: &Recovered) -> Recorded {
     let runbook = &recovered.runbook;
-    let find = |id: &str| recovered.record.steps.iter().find(|step| step.id == id);
+    let record = &recovered.record;
+    let forward = |id: &str| record.step(id).map(|recorded| &recorded.forward);
     let statuses: Vec<StepStatus> = runbook
         .steps
         .iter()
-        .map(|step| {
-            find(step.id.as_str()).map_or(StepStatus::Pending, |recorded| {
-                status_of(&recorded.forward.status)
-            })
-        })
+        .map(|step| forward(step.id.as_str()).map_or(StepStatus::Pending, |phase| phase.status))
         .collect();
-    let mut finish_times: Vec<(String, usize)> = runbook
-        .steps
-        .iter()
-        .filter_map(|step| {
-            find(step.id.as_str())
-                .and_then(|recorded| recorded.forward.finished.clone())
-                .map(|time| (time, step.index))
-        })
-        .collect();
-    finish_times.sort();
     let mut finished_order = vec![0; runbook.steps.len()];
-    for (order, (_, index)) in finish_times.iter().enumerate() {
-        finished_order[*index] = order + 1;
+    let finished = record
+        .finished_in_order()
+        .into_iter()
+        .filter_map(|recorded| runbook.step(&recorded.id));
+    for (order, step) in finished.enumerate() {
+        finished_order[step.index] = order + 1;
     }
-    let outcome_words = runbook
+    let outcomes = runbook
         .steps
         .iter()
         .map(|step| {
-            match (
-                statuses[step.index],
-                find(step.id.as_str()).and_then(|recorded| recorded.forward.message.clone()),
-            ) {
-                (StepStatus::Succeeded, _) => "succeeded",
-                (StepStatus::Cancelled | StepStatus::Running, _) => "cancelled",
-                (_, Some(message)) if message.contains("timed out") => "timed_out",
-                _ => "failed",
-            }
+            forward(step.id.as_str()).map_or(StepOutcome::Failed, RecordedPhase::forward_outcome)
         })
         .collect();
     let compensated = runbook
         .steps
         .iter()
         .map(|step| {
-            find(step.id.as_str())
+            record
+                .step(step.id.as_str())
                 .and_then(|recorded| recorded.compensation.as_ref())
-                .is_some_and(|phase| phase.status == "compensated")
+                .is_some_and(|phase| phase.status == StepStatus::Compensated)
         })
         .collect();
     Recorded {
         statuses,
         finished_order,
-        outcome_words,
+        outcomes,
         compensated,
     }
 }
@@ -189,12 +158,7 @@ fn reopen_recorder(directory: &std::path::Path) -> Result<RunRecorder, String> {
 
 fn run_info(recovered: &Recovered) -> RunInfo {
     let record = &recovered.record;
-    let timestamp = record
-        .options
-        .get("timestamp")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let timestamp = record.options.timestamp.clone();
     RunInfo {
         id: record.run_id.clone(),
         started_at: record.started_at.clone(),
@@ -227,7 +191,7 @@ fn stop_survivors(record: &RunRecord) {
                 "note: terminated the surviving process group {} of `{}` ({}), left running when the engine stopped",
                 process.pid,
                 process.step,
-                process.phase
+                process.phase.name()
             );
         }
     }
@@ -236,14 +200,14 @@ fn stop_survivors(record: &RunRecord) {
 /// Builds the session and dispatches `start`; `mode` names the action in the journal.
 async fn drive(
     recovered: Recovered,
-    mode: &'static str,
+    mode: RunMode,
     options: RunOptions,
     start: impl FnOnce(&Recorded) -> Start,
     global: &GlobalArgs,
 ) -> i32 {
     let state = state_directory(global.state_dir.as_deref());
     let info = run_info(&recovered);
-    let _lock = match lock_runbook(&state, &recovered.runbook.name, &info, mode) {
+    let _lock = match lock_runbook(&state, &recovered.runbook.name, &info, mode.as_str()) {
         Ok(lock) => lock,
         Err(code) => return code,
     };
@@ -268,11 +232,9 @@ async fn drive(
         options,
     };
     let session = start_session(input, global, |emitter, _| {
-        emitter.record(&serde_json::json!({
-            "record": "resumed",
-            "mode": mode,
-            "pid": std::process::id(),
-            "time": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        emitter.record(&Record::Resumed(Resumed {
+            mode,
+            pid: std::process::id(),
         }))
     });
     let mut session = match session {
@@ -283,7 +245,7 @@ async fn drive(
     for step in &recorded_steps {
         session
             .context
-            .set_step(&step.id, &step.forward.status, &step.outputs);
+            .set_step(&step.id, step.forward.status.name(), &step.outputs);
     }
     finish_session(session, start, global).await
 }
@@ -309,12 +271,12 @@ pub fn rollback(args: &RollbackArgs, global: &GlobalArgs) -> i32 {
     };
     runtime.block_on(drive(
         recovered,
-        "rollback",
+        RunMode::Rollback,
         options,
         |recorded| Start::Rollback {
             set,
             statuses: recorded.statuses.clone(),
-            outcome_words: recorded.outcome_words.clone(),
+            outcomes: recorded.outcomes.clone(),
             requested: true,
         },
         global,
@@ -343,7 +305,7 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
     let rolling_back = record
         .end
         .as_ref()
-        .is_some_and(|end| end.outcome == "rollback_incomplete")
+        .is_some_and(|end| end.outcome == RunOutcome::RollbackIncomplete)
         || (record.end.is_none() && (record.rollback.is_some() || record.stopping.is_some()));
     if let Some(end) = &record.end
         && !rolling_back
@@ -351,22 +313,22 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
         outln!(
             "run {} already finished: {} (exit {}); nothing to resume",
             record.run_id,
-            end.outcome,
+            end.outcome.name(),
             end.exit_code
         );
         return EXIT_SUCCESS;
     }
     if rolling_back {
         let set = compensation_set(&recovered, &recorded_now);
-        let requested = record.mode == "rollback";
+        let requested = record.mode == RunMode::Rollback;
         return runtime.block_on(drive(
             recovered,
-            "resume",
+            RunMode::Resume,
             options,
             |recorded| Start::Rollback {
                 set,
                 statuses: recorded.statuses.clone(),
-                outcome_words: recorded.outcome_words.clone(),
+                outcomes: recorded.outcomes.clone(),
                 // Finishing what `runbook rollback RUN` started succeeds like it (exit 0);
                 // finishing a failed run's rollback is a failed, rolled back run (exit 1).
                 requested,
@@ -412,12 +374,12 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
     }
     runtime.block_on(drive(
         recovered,
-        "resume",
+        RunMode::Resume,
         options,
         |recorded| Start::Resume {
             statuses,
             finished_order: recorded.finished_order.clone(),
-            outcome_words: recorded.outcome_words.clone(),
+            outcomes: recorded.outcomes.clone(),
             failed,
         },
         global,

@@ -9,7 +9,8 @@ use crate::errors::EXIT_INVALID;
 use crate::executor::{RunOptions, RunRecorder, Start};
 use crate::plan::{ResolvedVar, RunInfo};
 use crate::state::{
-    JournalWriter, LogFiles, RunDirectory, new_run_info, state_directory, unfinished_runs,
+    JournalHeader, JournalWriter, LogFiles, Record, RecordedOptions, RecordedVar, RunDirectory,
+    new_run_info, state_directory, unfinished_runs,
 };
 
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
@@ -127,33 +128,31 @@ fn journal_header(
     source: &crate::source::Source,
     vars: &[ResolvedVar],
     args: &RunArgs,
-) -> serde_json::Value {
+) -> Record {
     let file = std::fs::canonicalize(source.path()).unwrap_or_else(|_| source.path().to_path_buf());
-    let vars: Vec<serde_json::Value> = vars
+    let vars = vars
         .iter()
-        .map(|var| {
-            serde_json::json!({
-                "name": var.name,
-                "value": if var.secret { None } else { var.value.clone() },
-                "secret": var.secret,
-                "source": var.source.describe(),
-            })
+        .map(|var| RecordedVar {
+            name: var.name.clone(),
+            value: if var.secret { None } else { var.value.clone() },
+            secret: var.secret,
+            source: var.source.describe(),
         })
         .collect();
-    let options = serde_json::json!({
-        "jobs": args.jobs,
-        "yes": args.yes,
-        "approve": args.approve,
-        "no_rollback": args.no_rollback,
-        "timestamp": info.timestamp,
-    });
-    crate::state::header(
+    let options = RecordedOptions {
+        jobs: args.jobs,
+        yes: args.yes,
+        approve: args.approve.clone(),
+        no_rollback: args.no_rollback,
+        timestamp: info.timestamp.clone(),
+    };
+    Record::Header(Box::new(JournalHeader::new(
         &info.id,
         runbook,
         &file.display().to_string(),
         &digest(source.text()),
         &info.started_at,
-        serde_json::Value::Array(vars),
+        vars,
         options,
-    )
+    )))
 }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::command::{CancelLevel, OutputLabel, run_command};
 use super::shared::{Renderer, RunShared};
 use super::verify::verify;
-use crate::events::{DurationMs, Event, Phase, StepStatus};
+use crate::events::{DurationMs, Event, Phase, StepOutcome, StepStatus};
 use crate::plan::Context;
 use crate::process::CommandSpec;
 
@@ -27,12 +27,12 @@ pub(crate) struct CompensationReport {
     pub message: Option<String>,
 }
 
-/// Compensates step `index`, whose forward run ended as `outcome_word`.
+/// Compensates step `index`, whose forward run ended as `outcome`.
 pub(crate) async fn compensate(
     shared: Arc<RunShared>,
     index: usize,
     context: Context,
-    outcome_word: &'static str,
+    outcome: StepOutcome,
     mut cancel: watch::Receiver<CancelLevel>,
 ) -> CompensationReport {
     let started = Instant::now();
@@ -62,7 +62,7 @@ pub(crate) async fn compensate(
         env.extend(renderer.render_env(&step.env)?);
         env.extend(renderer.render_env(&compensation.env)?);
         env.push(("RUNBOOK_STEP_ID".into(), id.clone()));
-        env.push(("RUNBOOK_STEP_OUTCOME".into(), outcome_word.into()));
+        env.push(("RUNBOOK_STEP_OUTCOME".into(), outcome.as_str().into()));
         let cwd = renderer.working_directory(compensation.cwd.as_ref())?;
         Ok((renderer, argv, env, cwd))
     });
@@ -163,6 +163,7 @@ fn finished(
         duration: DurationMs(report.duration),
         message: report.message.clone(),
         outputs: Vec::new(),
+        outcome: None,
     });
     report
 }

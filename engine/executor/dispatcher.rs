@@ -19,7 +19,7 @@ use crate::errors::{
     EXIT_FAILED, EXIT_FAILED_NOT_ROLLED_BACK, EXIT_ROLLBACK_INCOMPLETE, EXIT_SIGINT, EXIT_SIGTERM,
     EXIT_SUCCESS,
 };
-use crate::events::{CancelReason, DurationMs, Event, Phase, RunOutcome, StepStatus};
+use crate::events::{CancelReason, DurationMs, Event, Phase, RunOutcome, StepOutcome, StepStatus};
 use crate::plan::Context;
 use crate::rollback::{RanStep, must_wait_for, plan_rollback};
 
@@ -82,7 +82,7 @@ pub enum Start {
     Resume {
         statuses: Vec<StepStatus>,
         finished_order: Vec<usize>,
-        outcome_words: Vec<&'static str>,
+        outcomes: Vec<StepOutcome>,
         failed: Option<usize>,
     },
     /// Compensate only `set`: no forward step, no hooks. `requested` is true for `runbook
@@ -91,7 +91,7 @@ pub enum Start {
     Rollback {
         set: Vec<usize>,
         statuses: Vec<StepStatus>,
-        outcome_words: Vec<&'static str>,
+        outcomes: Vec<StepOutcome>,
         requested: bool,
     },
 }
@@ -139,18 +139,18 @@ pub async fn dispatch(
     let mut statuses = vec![StepStatus::Pending; count];
     let mut reports: Vec<Option<StepReport>> = vec![None; count];
     let mut finished_order = vec![0usize; count];
-    let mut resumed_words: Vec<&'static str> = vec!["failed"; count];
+    let mut resumed_outcomes: Vec<StepOutcome> = vec![StepOutcome::Failed; count];
     let mut stop_reason: Option<CancelReason> = None;
     if let Start::Resume {
         statuses: done,
         finished_order: order,
-        outcome_words,
+        outcomes,
         failed,
     } = &start
     {
         statuses.clone_from(done);
         finished_order.clone_from(order);
-        resumed_words.clone_from(outcome_words);
+        resumed_outcomes.clone_from(outcomes);
         if let Some(index) = failed {
             let reason = CancelReason::StepFailed {
                 step: runbook.steps[*index].id.to_string(),
@@ -225,7 +225,7 @@ pub async fn dispatch(
                         // A panicking step task is an engine bug; still stop and roll back.
                         shared.emitter.emit(Event::Notice { message: format!("internal error in a step task: {error}") });
                         let Some(index) = statuses.iter().position(|status| *status == StepStatus::Running) else { continue };
-                        StepReport { index, status: StepStatus::Failed, attempts: 0, duration: Duration::ZERO, message: Some("internal error".into()), outputs: Vec::new(), tail: Vec::new(), outcome_word: "failed" }
+                        StepReport { index, status: StepStatus::Failed, attempts: 0, duration: Duration::ZERO, message: Some("internal error".into()), outputs: Vec::new(), tail: Vec::new(), outcome: StepOutcome::Failed }
                     }
                 };
                 let index = report.index;
@@ -247,6 +247,7 @@ pub async fn dispatch(
                         duration: DurationMs(report.duration),
                         message: report.message.clone(),
                         outputs: report.outputs.iter().map(|(key, value)| (key.clone(), shared.emitter.mask(value))).collect(),
+                        outcome: Some(report.outcome),
                     });
                 }
                 if status != StepStatus::Skipped && step.rollback.is_some() {
@@ -348,18 +349,18 @@ pub async fn dispatch(
             })
             .collect();
         let plan = plan_rollback(&runbook, &ran);
-        let outcome_words: Vec<&'static str> = (0..count)
+        let outcomes: Vec<StepOutcome> = (0..count)
             .map(|index| {
                 reports[index]
                     .as_ref()
-                    .map_or(resumed_words[index], |report| report.outcome_word)
+                    .map_or(resumed_outcomes[index], |report| report.outcome)
             })
             .collect();
         let complete = run_rollback(
             &shared,
             &plan.compensate,
             &context,
-            &outcome_words,
+            &outcomes,
             &mut summaries,
             &mut signals,
             &mut needs_a_person,
@@ -415,7 +416,7 @@ async fn run_rollback(
     shared: &Arc<RunShared>,
     set: &[usize],
     context: &Context,
-    outcome_words: &[&'static str],
+    outcomes: &[StepOutcome],
     summaries: &mut [StepSummary],
     signals: &mut Signals,
     needs_a_person: &mut Vec<String>,
@@ -476,7 +477,7 @@ async fn run_rollback(
                     shared.clone(),
                     index,
                     context.clone(),
-                    outcome_words[index],
+                    outcomes[index],
                     cancel.clone(),
                 ));
             }
@@ -605,7 +606,7 @@ async fn rollback_only(
     let Start::Rollback {
         set,
         statuses,
-        outcome_words,
+        outcomes,
         requested,
     } = start
     else {
@@ -632,7 +633,7 @@ async fn rollback_only(
         shared,
         set,
         context,
-        outcome_words,
+        outcomes,
         &mut summaries,
         signals,
         &mut needs_a_person,

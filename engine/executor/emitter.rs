@@ -5,11 +5,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
-
 use crate::events::{Event, Phase, Stream};
 use crate::secrets::Masker;
-use crate::state::{JournalWriter, LogFiles};
+use crate::state::{JournalError, JournalWriter, LogFiles, Record};
 
 /// A reporter callback shared by the dispatcher and its step tasks.
 pub type EventSink = Box<dyn FnMut(&Event) + Send>;
@@ -31,13 +29,15 @@ impl RunRecorder {
         }
     }
 
-    fn append(&mut self, data: &Value, durable: bool) {
+    fn append(
+        &mut self,
+        write: impl FnOnce(&mut JournalWriter) -> Result<(), JournalError>,
+        durable: bool,
+    ) {
         if self.failure.is_some() {
             return;
         }
-        let result = self
-            .journal
-            .write(data)
+        let result = write(&mut self.journal)
             .and_then(|()| if durable { self.journal.sync() } else { Ok(()) });
         if let Err(error) = result {
             let mut message = error.to_string();
@@ -116,14 +116,14 @@ impl Emitter {
     }
 
     /// Appends a record that is not an event (the journal's header) durably.
-    pub fn record(&self, data: &Value) -> Result<(), String> {
+    pub fn record(&self, record: &Record) -> Result<(), String> {
         let Some(recorder) = &self.recorder else {
             return Ok(());
         };
         let mut recorder = recorder
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        recorder.append(data, true);
+        recorder.append(|journal| journal.write(record), true);
         recorder.failure.clone().map_or(Ok(()), Err)
     }
 
@@ -165,17 +165,10 @@ impl Emitter {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             recorder.log(&event);
             // Output lines go to the logs only: the journal stays small whatever a step prints.
-            if !matches!(event, Event::StepOutput { .. })
-                && let Ok(mut data) = serde_json::to_value(&event)
-            {
-                if let Some(object) = data.as_object_mut() {
-                    let time =
-                        humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-                    object.insert("time".into(), Value::String(time));
-                }
+            if !matches!(event, Event::StepOutput { .. }) {
                 // The end of a run is synced at once; everything else at the next action.
                 let durable = matches!(event, Event::RunFinished { .. } | Event::RunStarted { .. });
-                recorder.append(&data, durable);
+                recorder.append(|journal| journal.write_event(&event), durable);
             }
         }
         let mut sink = self

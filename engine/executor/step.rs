@@ -11,7 +11,7 @@ use super::command::{CancelLevel, CommandEnd, OutputLabel, run_command};
 use super::outputs::parse_outputs;
 use super::shared::{Renderer, RunShared};
 use super::verify::verify;
-use crate::events::{DurationMs, Event, Phase, StepStatus};
+use crate::events::{DurationMs, Event, Phase, StepOutcome, StepStatus};
 use crate::model::Action;
 use crate::plan::Context;
 use crate::process::CommandSpec;
@@ -29,8 +29,8 @@ pub(crate) struct StepReport {
     pub outputs: Vec<(String, String)>,
     /// Its last output lines (masked).
     pub tail: Vec<String>,
-    /// `failed`, `timed_out` or `cancelled`, for `RUNBOOK_STEP_OUTCOME` of its compensation.
-    pub outcome_word: &'static str,
+    /// How it ended, for `RUNBOOK_STEP_OUTCOME` of its compensation.
+    pub outcome: StepOutcome,
 }
 
 /// Truthiness of a rendered `if` (SPEC §6).
@@ -56,7 +56,7 @@ pub(crate) async fn run_step(
         message: None,
         outputs: Vec::new(),
         tail: Vec::new(),
-        outcome_word: "failed",
+        outcome: StepOutcome::Failed,
     };
     let renderer = match Renderer::new(&shared, &context) {
         Ok(renderer) => renderer,
@@ -116,7 +116,7 @@ pub(crate) async fn run_step(
                 Ok(cwd) => cwd,
                 Err(message) => return finish(report, started, Some(message)),
             };
-            if let Err((message, word)) = attempts(
+            if let Err((message, outcome)) = attempts(
                 &shared,
                 index,
                 argv,
@@ -127,8 +127,8 @@ pub(crate) async fn run_step(
             )
             .await
             {
-                report.outcome_word = word;
-                if word == "cancelled" {
+                report.outcome = outcome;
+                if outcome == StepOutcome::Cancelled {
                     report.status = StepStatus::Cancelled;
                 }
                 return finish(report, started, Some(message));
@@ -156,13 +156,13 @@ pub(crate) async fn run_step(
         {
             if *cancel.borrow() != CancelLevel::None {
                 report.status = StepStatus::Cancelled;
-                report.outcome_word = "cancelled";
+                report.outcome = StepOutcome::Cancelled;
             }
             return finish(report, started, Some(message));
         }
     }
     report.status = StepStatus::Succeeded;
-    report.outcome_word = "succeeded";
+    report.outcome = StepOutcome::Succeeded;
     finish(report, started, None)
 }
 
@@ -175,7 +175,7 @@ async fn attempts(
     cwd: std::path::PathBuf,
     report: &mut StepReport,
     cancel: &mut watch::Receiver<CancelLevel>,
-) -> Result<(), (String, &'static str)> {
+) -> Result<(), (String, StepOutcome)> {
     let step = &shared.runbook.steps[index];
     let id = step.id.to_string();
     let label = OutputLabel {
@@ -198,7 +198,7 @@ async fn attempts(
         // outputs costs no file.
         let output_file = outputs_directory.join(format!("{id}.{attempt}"));
         if let Err(message) = shared.emitter.make_durable() {
-            return Err((format!("not started: {message}"), "failed"));
+            return Err((format!("not started: {message}"), StepOutcome::Failed));
         }
         let mut attempt_env = env.clone();
         attempt_env.push(("RUNBOOK_OUTPUT".into(), output_file.display().to_string()));
@@ -223,10 +223,10 @@ async fn attempts(
         // could keep a secret at rest.
         let _ = std::fs::remove_file(&output_file);
         report.outputs = parse_outputs(&written);
-        let word = match &result.end {
-            CommandEnd::Cancelled => return Err(("cancelled".into(), "cancelled")),
-            CommandEnd::TimedOut(_) => "timed_out",
-            _ => "failed",
+        let outcome = match &result.end {
+            CommandEnd::Cancelled => return Err(("cancelled".into(), StepOutcome::Cancelled)),
+            CommandEnd::TimedOut(_) => StepOutcome::TimedOut,
+            _ => StepOutcome::Failed,
         };
         if result.end.succeeded() {
             if let Some(promised) = &step.outputs {
@@ -241,7 +241,7 @@ async fn attempts(
                             "the step promised outputs it did not write: {}",
                             missing.join(", ")
                         ),
-                        "failed",
+                        StepOutcome::Failed,
                     ));
                 }
             }
@@ -254,7 +254,7 @@ async fn attempts(
             } else {
                 String::new()
             };
-            return Err((format!("{message}{tries}"), word));
+            return Err((format!("{message}{tries}"), outcome));
         }
         let delay = step.retry.delay_after(attempt);
         shared.emitter.emit(Event::AttemptFailed {
@@ -266,7 +266,7 @@ async fn attempts(
         });
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            _ = cancel.wait_for(|level| *level != CancelLevel::None) => return Err(("cancelled".into(), "cancelled")),
+            _ = cancel.wait_for(|level| *level != CancelLevel::None) => return Err(("cancelled".into(), StepOutcome::Cancelled)),
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::events::StepStatus;
 use crate::state::{RecordedPhase, RunRecord};
 
 /// One phase of one step on the timeline.
@@ -15,7 +16,7 @@ pub(crate) struct TimelineEntry {
     pub name: String,
     /// `forward` or `compensation`.
     pub phase: &'static str,
-    pub status: String,
+    pub status: StepStatus,
     pub attempts: u64,
     /// Milliseconds from the run's start; none when the phase never started.
     pub offset_ms: Option<u64>,
@@ -28,8 +29,11 @@ impl TimelineEntry {
     /// Whether the phase ended badly (the chart outlines it in red).
     pub(crate) fn went_wrong(&self) -> bool {
         matches!(
-            self.status.as_str(),
-            "failed" | "timed_out" | "cancelled" | "compensation_failed" | "blocked"
+            self.status,
+            StepStatus::Failed
+                | StepStatus::Cancelled
+                | StepStatus::CompensationFailed
+                | StepStatus::Blocked
         )
     }
 }
@@ -101,8 +105,8 @@ impl Timeline {
                     step: step.to_string(),
                     name: name.to_string(),
                     phase: kind,
-                    status: phase.status.clone(),
-                    attempts: phase.attempts,
+                    status: phase.status,
+                    attempts: u64::from(phase.attempts),
                     offset_ms: since(origin, started),
                     duration_ms: (started.is_some() && finished).then_some(phase.duration_ms),
                     message: phase.message.clone(),

@@ -4,9 +4,10 @@
 //! it out, so they say the same thing; none of them computes a word of its own.
 
 use super::timeline::{Timeline, TimelineEntry};
+use crate::events::{RunOutcome, StepStatus};
 use crate::format::elapsed;
 use crate::secrets::MASK;
-use crate::state::{RecordedVar, RunRecord};
+use crate::state::{RecordedVar, RollbackState, RunRecord};
 
 /// A declared variable as the report shows it.
 #[derive(Debug)]
@@ -36,11 +37,11 @@ pub(crate) struct PhaseRow<'a> {
 
 /// One bar of the Gantt chart: a phase that started.
 #[derive(Debug)]
-pub(crate) struct ChartBar<'a> {
+pub(crate) struct ChartBar {
     /// `forward` or `compensation`.
     pub phase: &'static str,
     /// The journal's status word, for the `data-status` attribute.
-    pub status: &'a str,
+    pub status: &'static str,
     pub offset_ms: u64,
     /// None when the journal ends while the phase is still running.
     pub duration_ms: Option<u64>,
@@ -57,7 +58,7 @@ pub(crate) struct ChartStep<'a> {
     pub title: String,
     /// The status of a forward phase that never started, written where its bar would be.
     pub not_started: Option<String>,
-    pub bars: Vec<ChartBar<'a>>,
+    pub bars: Vec<ChartBar>,
 }
 
 /// A probe's result in the probes table.
@@ -123,7 +124,7 @@ impl<'a> ReportView<'a> {
             started_at: &record.started_at,
             user: &record.user,
             host: &record.host,
-            pid: record.pid,
+            pid: u64::from(record.pid),
             stopping: record.stopping.as_deref(),
             torn_tail: record.torn_tail,
             outcome: record.outcome(),
@@ -151,10 +152,10 @@ impl<'a> ReportView<'a> {
                 .flat_map(|step| {
                     step.probes.iter().map(move |probe| ProbeRow {
                         step: &step.id,
-                        phase: &probe.phase,
+                        phase: probe.phase.name(),
                         name: &probe.name,
                         passed: probe.passed,
-                        samples: probe.samples,
+                        samples: u64::from(probe.samples),
                         message: &probe.message,
                     })
                 })
@@ -185,7 +186,7 @@ fn phase_row(entry: &TimelineEntry) -> PhaseRow<'_> {
         phase: entry.phase,
         start,
         duration,
-        status: status_text(&entry.status),
+        status: status_text(entry.status),
         attempts,
         message: entry.message.as_deref().unwrap_or_default(),
         went_wrong: entry.went_wrong(),
@@ -201,7 +202,7 @@ fn chart_step<'a>(id: &'a str, name: &str, timeline: &'a Timeline) -> ChartStep<
     let not_started = timeline
         .entry(id, "forward")
         .filter(|entry| entry.offset_ms.is_none())
-        .map(|entry| status_text(&entry.status));
+        .map(|entry| status_text(entry.status));
     let bars = ["forward", "compensation"]
         .into_iter()
         .filter_map(|phase| {
@@ -210,7 +211,7 @@ fn chart_step<'a>(id: &'a str, name: &str, timeline: &'a Timeline) -> ChartStep<
             let tooltip = format!(
                 "{id} {}: {} at +{} for {}{}",
                 entry.phase,
-                status_text(&entry.status),
+                status_text(entry.status),
                 elapsed(offset_ms),
                 entry
                     .duration_ms
@@ -223,7 +224,7 @@ fn chart_step<'a>(id: &'a str, name: &str, timeline: &'a Timeline) -> ChartStep<
             );
             Some(ChartBar {
                 phase: entry.phase,
-                status: &entry.status,
+                status: entry.status.name(),
                 offset_ms,
                 duration_ms: entry.duration_ms,
                 went_wrong: entry.went_wrong(),
@@ -239,14 +240,11 @@ fn chart_step<'a>(id: &'a str, name: &str, timeline: &'a Timeline) -> ChartStep<
     }
 }
 
-/// A journal status for people: `failed_allowed` -> `failed (allowed)`, `pending` ->
-/// `not started`.
-fn status_text(status: &str) -> String {
+/// A status for people: the status's own words, `not started` for `pending`.
+fn status_text(status: StepStatus) -> String {
     match status {
-        "pending" => "not started".to_string(),
-        "failed_allowed" => "failed (allowed)".to_string(),
-        "" => "unknown".to_string(),
-        other => other.replace('_', " "),
+        StepStatus::Pending => "not started".to_string(),
+        other => other.as_str().to_string(),
     }
 }
 
@@ -255,7 +253,7 @@ fn outcome_text(record: &RunRecord) -> String {
     match &record.end {
         Some(end) => format!(
             "{} (exit {}) after {}",
-            status_text(&end.outcome),
+            end.outcome.as_str(),
             end.exit_code,
             elapsed(end.duration_ms)
         ),
@@ -274,7 +272,7 @@ fn variable_value(var: &RecordedVar) -> String {
 
 /// One sentence on the rollback: whether it ran and how it ended, with counts.
 fn rollback_text(record: &RunRecord) -> String {
-    let count = |status: &str| {
+    let count = |status: StepStatus| {
         record
             .steps
             .iter()
@@ -284,17 +282,21 @@ fn rollback_text(record: &RunRecord) -> String {
     };
     let counts = format!(
         "{} compensated, {} failed, {} blocked",
-        count("compensated"),
-        count("compensation_failed"),
-        count("blocked")
+        count(StepStatus::Compensated),
+        count(StepStatus::CompensationFailed),
+        count(StepStatus::Blocked)
     );
-    match record.rollback.as_deref() {
-        Some("complete") => format!("complete: every compensation succeeded ({counts})"),
-        Some("incomplete") => format!("incomplete: a person must act ({counts})"),
-        Some(_) => format!("started, but the journal ends before it finished ({counts})"),
-        None => match record.end.as_ref().map(|end| end.outcome.as_str()) {
-            Some("succeeded") => "not needed: the run succeeded".to_string(),
-            Some("failed_after_pivot") => {
+    match record.rollback {
+        Some(RollbackState::Complete) => {
+            format!("complete: every compensation succeeded ({counts})")
+        }
+        Some(RollbackState::Incomplete) => format!("incomplete: a person must act ({counts})"),
+        Some(RollbackState::Started) => {
+            format!("started, but the journal ends before it finished ({counts})")
+        }
+        None => match record.end.as_ref().map(|end| end.outcome) {
+            Some(RunOutcome::Succeeded) => "not needed: the run succeeded".to_string(),
+            Some(RunOutcome::FailedAfterPivot) => {
                 "stopped at the pivot: the steps before it were not compensated".to_string()
             }
             Some(_) => "not run".to_string(),
@@ -317,16 +319,20 @@ fn needs_a_person(record: &RunRecord) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
     use crate::state::{RecordedEnd, RecordedPhase, RecordedStep};
 
-    fn step(id: &str, status: &str, compensation: Option<&str>) -> RecordedStep {
-        let phase = |status: &str| RecordedPhase {
-            status: status.to_string(),
+    fn step(id: &str, status: StepStatus, compensation: Option<StepStatus>) -> RecordedStep {
+        let phase = |status: StepStatus| RecordedPhase {
+            status,
             attempts: 1,
             started: Some("2026-01-01T00:00:01.000Z".to_string()),
             finished: Some("2026-01-01T00:00:01.250Z".to_string()),
             duration_ms: 250,
             message: None,
+            outcome: None,
+            finished_seq: None,
         };
         RecordedStep {
             id: id.to_string(),
@@ -339,46 +345,53 @@ mod tests {
         }
     }
 
-    fn record(steps: Vec<RecordedStep>, end: Option<(&str, i64)>) -> RunRecord {
-        RunRecord {
-            run_id: "20260101_000000-abcde".to_string(),
-            started_at: "2026-01-01T00:00:00Z".to_string(),
-            steps,
-            vars: vec![
-                RecordedVar {
-                    name: "token".to_string(),
-                    value: Some("hunter22".to_string()),
-                    secret: true,
-                    source: "env".to_string(),
-                },
-                RecordedVar {
-                    name: "region".to_string(),
-                    value: None,
-                    secret: false,
-                    source: "default".to_string(),
-                },
-            ],
-            end: end.map(|(outcome, exit_code)| RecordedEnd {
-                outcome: outcome.to_string(),
-                exit_code,
-                duration_ms: 2_500,
-                needs_a_person: Vec::new(),
-                time: "2026-01-01T00:00:02.500Z".to_string(),
-            }),
-            ..RunRecord::default()
-        }
+    fn record(steps: Vec<RecordedStep>, end: Option<(RunOutcome, i32)>) -> RunRecord {
+        let mut run = RunRecord::new(Path::new("run"));
+        run.run_id = "20260101_000000-abcde".to_string();
+        run.started_at = "2026-01-01T00:00:00Z".to_string();
+        run.steps = steps;
+        run.vars = vec![
+            RecordedVar {
+                name: "token".to_string(),
+                value: Some("hunter22".to_string()),
+                secret: true,
+                source: "env".to_string(),
+            },
+            RecordedVar {
+                name: "region".to_string(),
+                value: None,
+                secret: false,
+                source: "default".to_string(),
+            },
+        ];
+        run.end = end.map(|(outcome, exit_code)| RecordedEnd {
+            outcome,
+            exit_code,
+            duration_ms: 2_500,
+            needs_a_person: Vec::new(),
+            time: "2026-01-01T00:00:02.500Z".to_string(),
+        });
+        run
     }
 
     #[test]
     fn an_ended_run_reads_its_outcome_and_counts_its_rollback() {
         let mut run = record(
             vec![
-                step("backup", "succeeded", Some("compensated")),
-                step("deploy", "failed", Some("compensation_failed")),
+                step(
+                    "backup",
+                    StepStatus::Succeeded,
+                    Some(StepStatus::Compensated),
+                ),
+                step(
+                    "deploy",
+                    StepStatus::Failed,
+                    Some(StepStatus::CompensationFailed),
+                ),
             ],
-            Some(("rollback_incomplete", 4)),
+            Some((RunOutcome::RollbackIncomplete, 4)),
         );
-        run.rollback = Some("incomplete".to_string());
+        run.rollback = Some(RollbackState::Incomplete);
         let timeline = Timeline::of(&run);
         let view = ReportView::new(&run, &timeline);
         assert_eq!(
@@ -417,11 +430,14 @@ mod tests {
 
     #[test]
     fn a_run_without_an_end_says_how_to_finish_it() {
-        let mut pending = step("announce", "pending", None);
+        let mut pending = step("announce", StepStatus::Pending, None);
         pending.forward.started = None;
         pending.forward.finished = None;
         pending.forward.attempts = 0;
-        let run = record(vec![step("backup", "succeeded", None), pending], None);
+        let run = record(
+            vec![step("backup", StepStatus::Succeeded, None), pending],
+            None,
+        );
         let timeline = Timeline::of(&run);
         let view = ReportView::new(&run, &timeline);
         assert_eq!(

@@ -1,17 +1,23 @@
 //! The run journal, `journal.jsonl`: one JSON object a line, appended and fsynced before the
-//! action it announces. Each line carries a CRC-32 of its record, so damage is found: a torn
-//! last line (power loss mid-write) is ignored, damage anywhere else is refused with its line
-//! number.
+//! action it announces. Each line carries a CRC-32 of its own bytes and a sequence number, so
+//! damage is found: a torn last line (power loss mid-write) is ignored, damage anywhere else
+//! (a changed, missing, repeated or reordered record, a second header) is refused with its
+//! line number.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use super::journal_record::{
+    Entry, JournalHeader, Record, RecordRef, read_data, read_data_v1, write_data,
+};
+use crate::events::Event;
 
-/// The journal format; the first record of every journal names it.
-pub const JOURNAL_FORMAT: u32 = 1;
+/// The journal format; the header of every journal names it. Format 2 puts the time in the
+/// line and checks the line's own bytes; format 1 journals are still read (and continued in
+/// their format).
+pub const JOURNAL_FORMAT: u32 = 2;
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 
 /// Appends records durably.
@@ -20,6 +26,10 @@ pub struct JournalWriter {
     file: File,
     path: PathBuf,
     sequence: u64,
+    /// The format of the journal being written (1 when continuing an old journal).
+    format: u32,
+    /// The last record lacks its newline: the next line starts with one.
+    unterminated: bool,
     /// Benchmarks only: records are encoded but kept in memory, never written or synced,
     /// to measure what durability costs.
     in_memory: Option<Vec<u8>>,
@@ -49,29 +59,46 @@ pub enum JournalError {
         offset: u64,
         problem: String,
     },
+    #[error("the journal `{path}` has no header record (not one complete record)")]
+    NoHeader { path: String },
 }
 
-/// CRC-32 (IEEE), written here to keep dependencies lean.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
+/// `{"crc":"` then eight hex digits then `",`: the fixed start of every line.
+const CRC_START: &[u8] = b"{\"crc\":\"";
+const BODY_START: usize = CRC_START.len() + 8 + 2;
+
+/// A format 2 line: `{"crc":"…","seq":N,"time":"…","data":{…}}`, where the CRC covers the
+/// bytes after the `crc` member (`"seq"` up to the end of `data`) exactly as written.
+fn encode(sequence: u64, time: &str, record: RecordRef<'_>) -> serde_json::Result<Vec<u8>> {
+    let mut line = Vec::with_capacity(256);
+    line.extend_from_slice(b"{\"crc\":\"00000000\",");
+    write!(line, "\"seq\":{sequence},\"time\":").map_err(serde_json::Error::io)?;
+    serde_json::to_writer(&mut line, time)?;
+    line.extend_from_slice(b",\"data\":");
+    write_data(&mut line, record)?;
+    let crc = format!("{:08x}", crc32fast::hash(&line[BODY_START..]));
+    line[CRC_START.len()..CRC_START.len() + 8].copy_from_slice(crc.as_bytes());
+    line.extend_from_slice(b"}\n");
+    Ok(line)
+}
+
+/// A format 1 line: `{"crc":"…","seq":N,"data":{…}}`, the time inside `data`, the CRC over
+/// the compact JSON of `data` with sorted keys.
+fn encode_v1(sequence: u64, time: &str, record: RecordRef<'_>) -> serde_json::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    write_data(&mut bytes, record)?;
+    let mut data: serde_json::Value = serde_json::from_slice(&bytes)?;
+    if let (Some(object), RecordRef::Resumed(_) | RecordRef::Event(_)) =
+        (data.as_object_mut(), record)
+    {
+        object.insert("time".into(), serde_json::Value::String(time.to_string()));
     }
-    !crc
-}
-
-/// The line for a record: `{"crc":"…","seq":N,"data":{…}}`, where the CRC covers the
-/// compact JSON of `data` with sorted keys (what `serde_json::Value` prints).
-fn encode(sequence: u64, data: &Value) -> String {
     let text = data.to_string();
-    format!(
+    Ok(format!(
         "{{\"crc\":\"{:08x}\",\"seq\":{sequence},\"data\":{text}}}\n",
-        crc32(text.as_bytes())
+        crc32fast::hash(text.as_bytes())
     )
+    .into_bytes())
 }
 
 impl JournalWriter {
@@ -91,14 +118,16 @@ impl JournalWriter {
             file,
             path,
             sequence: 0,
+            format: JOURNAL_FORMAT,
+            unterminated: false,
             in_memory: None,
             dirty: false,
         })
     }
 
-    /// Opens an existing journal to continue it (resume, rollback later). A torn last line is
-    /// cut off first, so the next record starts on a line of its own.
-    pub fn reopen(path: &Path, records: &ReadJournal) -> Result<JournalWriter, JournalError> {
+    /// Opens an existing journal to continue it (resume, rollback later), in its format. A
+    /// torn last line is cut off first, so the next record starts on a line of its own.
+    pub fn reopen(path: &Path, read: &ReadJournal) -> Result<JournalWriter, JournalError> {
         let write_error = |cause| JournalError::Write {
             path: path.display().to_string(),
             cause,
@@ -108,11 +137,13 @@ impl JournalWriter {
             .write(true)
             .open(path)
             .map_err(write_error)?;
-        file.set_len(records.valid_length).map_err(write_error)?;
+        file.set_len(read.valid_length).map_err(write_error)?;
         let mut writer = JournalWriter {
             file,
             path: path.to_path_buf(),
-            sequence: records.last_sequence,
+            sequence: read.last_sequence,
+            format: read.format,
+            unterminated: read.unterminated,
             in_memory: None,
             dirty: false,
         };
@@ -126,28 +157,48 @@ impl JournalWriter {
     }
 
     /// Appends one record and makes it durable before returning.
-    pub fn append(&mut self, data: &Value) -> Result<(), JournalError> {
-        self.write(data)?;
+    pub fn append(&mut self, record: &Record) -> Result<(), JournalError> {
+        self.write(record)?;
         self.sync()
+    }
+
+    /// Appends one event without waiting for the disk (see `write`).
+    pub fn write_event(&mut self, event: &Event) -> Result<(), JournalError> {
+        self.write_ref(RecordRef::Event(event))
     }
 
     /// Appends one record without waiting for the disk; `sync` makes it durable. The engine
     /// syncs before every action, so one fsync covers a step's end and its dependent's start.
-    pub fn write(&mut self, data: &Value) -> Result<(), JournalError> {
-        self.sequence += 1;
-        let line = encode(self.sequence, data);
+    pub fn write(&mut self, record: &Record) -> Result<(), JournalError> {
+        self.write_ref(record.as_ref())
+    }
+
+    fn write_ref(&mut self, record: RecordRef<'_>) -> Result<(), JournalError> {
+        let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let sequence = self.sequence + 1;
+        let encoded = if self.format == 1 {
+            encode_v1(sequence, &time, record)
+        } else {
+            encode(sequence, &time, record)
+        };
+        let path = &self.path;
+        let write_error = |cause| JournalError::Write {
+            path: path.display().to_string(),
+            cause,
+        };
+        let mut line = encoded.map_err(|error| write_error(std::io::Error::other(error)))?;
+        if self.unterminated {
+            line.insert(0, b'\n');
+        }
+        self.sequence = sequence;
         if let Some(memory) = self.in_memory.as_mut() {
-            memory.extend_from_slice(line.as_bytes());
+            memory.extend_from_slice(&line);
             return Ok(());
         }
         self.dirty = true;
-        let path = &self.path;
-        self.file
-            .write_all(line.as_bytes())
-            .map_err(|cause| JournalError::Write {
-                path: path.display().to_string(),
-                cause,
-            })
+        self.file.write_all(&line).map_err(write_error)?;
+        self.unterminated = false;
+        Ok(())
     }
 
     /// Makes every record written so far durable (fdatasync), if any is not yet.
@@ -175,115 +226,230 @@ impl JournalWriter {
 /// A journal as read back.
 #[derive(Debug, Clone, Default)]
 pub struct ReadJournal {
-    pub records: Vec<Value>,
+    /// Every record, when asked for (`read_journal`); empty when streamed.
+    pub records: Vec<Entry>,
     /// A torn last line was ignored (its byte offset).
     pub torn_at: Option<u64>,
     /// Bytes up to the end of the last good record.
     pub valid_length: u64,
     pub last_sequence: u64,
+    /// The format its header names.
+    pub format: u32,
+    /// The last record is complete but lacks its newline.
+    pub unterminated: bool,
 }
 
 /// Reads a journal, checking every record, keeping them all (small journals, tests).
 pub fn read_journal(path: &Path) -> Result<ReadJournal, JournalError> {
     let mut records = Vec::new();
-    let mut journal = for_each_record(path, |record| records.push(record.clone()))?;
+    let mut journal = for_each_record(path, |entry| records.push(entry))?;
     journal.records = records;
     Ok(journal)
 }
 
 /// Streams a journal's records to `visit`, checking each; memory does not grow with the
-/// file. The returned `ReadJournal` has no `records`.
+/// file. The returned `ReadJournal` has no `records`. Refused: a journal that does not start
+/// with its header, a second header, a record whose `seq` does not follow the one before
+/// (removed, repeated or swapped records), a line whose CRC does not match its bytes.
 pub fn for_each_record(
     path: &Path,
-    mut visit: impl FnMut(&Value),
+    mut visit: impl FnMut(Entry),
 ) -> Result<ReadJournal, JournalError> {
     let name = path.display().to_string();
-    let file = File::open(path).map_err(|cause| JournalError::Read {
+    let read_error = |cause| JournalError::Read {
         path: name.clone(),
         cause,
-    })?;
-    let mut reader = BufReader::new(file);
+    };
+    let file = File::open(path).map_err(read_error)?;
+    let mut reader = BufReader::with_capacity(1 << 18, file);
     let mut journal = ReadJournal::default();
     let mut offset = 0u64;
     let mut line_number = 0usize;
     let mut line = Vec::new();
     loop {
         line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|cause| JournalError::Read {
-                path: name.clone(),
-                cause,
-            })?;
+        let read = reader.read_until(b'\n', &mut line).map_err(read_error)?;
         if read == 0 {
             break;
         }
         line_number += 1;
-        // Without a newline the line is the end of the file: a write cut short.
-        if line.last() != Some(&b'\n') {
+        let terminated = line.last() == Some(&b'\n');
+        let content = if terminated {
+            &line[..line.len() - 1]
+        } else {
+            &line[..]
+        };
+        // Without a newline the line is the end of the file: a write cut short, unless it is
+        // a whole record (only the newline was lost), which counts.
+        if !terminated && serde_json::from_slice::<serde::de::IgnoredAny>(content).is_err() {
             journal.torn_at = Some(offset);
             break;
         }
-        match decode(&line) {
-            Ok((sequence, data)) => {
-                visit(&data);
-                journal.last_sequence = sequence;
-                offset += read as u64;
-                journal.valid_length = offset;
-            }
-            Err(problem) => {
-                return Err(JournalError::Damaged {
-                    path: name,
-                    line: line_number,
-                    offset,
-                    problem,
-                });
-            }
+        let damaged = |problem: String| JournalError::Damaged {
+            path: name.clone(),
+            line: line_number,
+            offset,
+            problem,
+        };
+        let entry = decode(content, &journal, line_number).map_err(damaged)?;
+        if let Record::Header(header) = &entry.record {
+            journal.format = header.format;
         }
+        journal.last_sequence = entry.seq;
+        visit(entry);
+        offset += read as u64;
+        journal.valid_length = offset;
+        journal.unterminated = !terminated;
+    }
+    if line_number == 0 || (line_number == 1 && journal.torn_at.is_some()) {
+        return Err(JournalError::NoHeader { path: name });
     }
     Ok(journal)
 }
 
-fn decode(line: &[u8]) -> Result<(u64, Value), String> {
-    let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_string())?;
-    let value: Value =
-        serde_json::from_str(text.trim_end()).map_err(|error| format!("not JSON ({error})"))?;
-    let crc = value.get("crc").and_then(Value::as_str).ok_or("no `crc`")?;
-    let sequence = value.get("seq").and_then(Value::as_u64).ok_or("no `seq`")?;
-    let data = value.get("data").ok_or("no `data`")?;
-    let expected = format!("{:08x}", crc32(data.to_string().as_bytes()));
-    if expected != crc {
-        return Err(format!(
-            "checksum mismatch (record says {crc}, content gives {expected})"
-        ));
-    }
-    Ok((sequence, data.clone()))
+/// The parts of a line, found by its fixed layout (the CRC is checked against them).
+struct Layout<'a> {
+    crc: u32,
+    sequence: u64,
+    /// Format 2: the time stamp in the line; format 1 has none there.
+    time: Option<&'a str>,
+    data: &'a [u8],
+    /// The bytes the CRC covers in format 2.
+    body: &'a [u8],
 }
 
-/// The first record of a journal.
-pub fn header(
-    run_id: &str,
-    runbook: &str,
-    file: &str,
-    digest: &str,
-    started_at: &str,
-    vars: Value,
-    options: Value,
-) -> Value {
-    json!({
-        "record": "run_started",
-        "format": JOURNAL_FORMAT,
-        "run_id": run_id,
-        "runbook": runbook,
-        "file": file,
-        "digest": digest,
-        "started_at": started_at,
-        "pid": std::process::id(),
-        "host": hostname(),
-        "user": user(),
-        "vars": vars,
-        "options": options,
+fn layout(line: &[u8]) -> Option<Layout<'_>> {
+    let rest = line.strip_prefix(CRC_START)?;
+    let crc = u32::from_str_radix(std::str::from_utf8(rest.get(..8)?).ok()?, 16).ok()?;
+    let body = rest.get(8..)?.strip_prefix(b"\",")?.strip_suffix(b"}")?;
+    let rest = body.strip_prefix(b"\"seq\":")?;
+    let digits = rest.iter().take_while(|byte| byte.is_ascii_digit()).count();
+    let sequence = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let rest = &rest[digits..];
+    let (time, data) = match rest.strip_prefix(b",\"time\":\"") {
+        Some(rest) => {
+            let end = rest.iter().position(|&byte| byte == b'"')?;
+            let time = std::str::from_utf8(&rest[..end]).ok()?;
+            (Some(time), rest[end + 1..].strip_prefix(b",\"data\":")?)
+        }
+        None => (None, rest.strip_prefix(b",\"data\":")?),
+    };
+    Some(Layout {
+        crc,
+        sequence,
+        time,
+        data,
+        body,
     })
+}
+
+/// Decodes and checks line `line_number` against what came before it.
+fn decode(line: &[u8], journal: &ReadJournal, line_number: usize) -> Result<Entry, String> {
+    let layout = layout(line).ok_or_else(|| {
+        "not a journal record (expected `{\"crc\":\"…\",\"seq\":N,…,\"data\":{…}}`)".to_string()
+    })?;
+    // The header decides the format; the first line's own layout tells which to expect.
+    let format = match (line_number, layout.time) {
+        (1, Some(_)) => JOURNAL_FORMAT,
+        (1, None) => 1,
+        _ => journal.format,
+    };
+    let (record, time) = match (format, layout.time) {
+        (1, None) => {
+            if crc32fast::hash(layout.data) != layout.crc {
+                // Format 1 checks the data as re-printed with sorted keys: a journal written
+                // by this engine printed it so, anything else is checked the long way.
+                let value: serde_json::Value = serde_json::from_slice(layout.data)
+                    .map_err(|error| format!("not JSON ({error})"))?;
+                let expected = crc32fast::hash(value.to_string().as_bytes());
+                if expected != layout.crc {
+                    return Err(mismatch(layout.crc, expected));
+                }
+            }
+            let (record, time) = read_data_v1(layout.data)?;
+            (record, time)
+        }
+        (1, Some(_)) | (_, None) => {
+            return Err(format!(
+                "a record in another layout than the journal's format {format}"
+            ));
+        }
+        (_, Some(time)) => {
+            let expected = crc32fast::hash(layout.body);
+            if expected != layout.crc {
+                return Err(mismatch(layout.crc, expected));
+            }
+            (read_data(layout.data)?, Some(time.to_string()))
+        }
+    };
+    match (&record, line_number) {
+        (Record::Header(header), 1) if header.format != format => {
+            return Err(format!(
+                "the header says format {}, the line is written in format {format}",
+                header.format
+            ));
+        }
+        (Record::Header(_), 1) => {
+            if layout.sequence > 1 {
+                return Err(format!(
+                    "the first record has `seq` {}: the journal's beginning is missing",
+                    layout.sequence
+                ));
+            }
+        }
+        (_, 1) => return Err("the first record is not the journal's header".to_string()),
+        (Record::Header(header), _) => {
+            return Err(format!(
+                "a second header (run `{}`): another journal was appended to this one",
+                header.run_id
+            ));
+        }
+        _ => {
+            let expected = journal.last_sequence + 1;
+            if layout.sequence != expected {
+                return Err(format!(
+                    "`seq` {} where {expected} was expected: a record is missing, repeated or out of order",
+                    layout.sequence
+                ));
+            }
+        }
+    }
+    Ok(Entry {
+        seq: layout.sequence,
+        time,
+        record,
+    })
+}
+
+fn mismatch(recorded: u32, computed: u32) -> String {
+    format!("checksum mismatch (record says {recorded:08x}, content gives {computed:08x})")
+}
+
+impl JournalHeader {
+    /// The header of a new run, in the current format, naming this process, host and user.
+    pub fn new(
+        run_id: &str,
+        runbook: &str,
+        file: &str,
+        digest: &str,
+        started_at: &str,
+        vars: Vec<super::journal_record::RecordedVar>,
+        options: super::journal_record::RecordedOptions,
+    ) -> JournalHeader {
+        JournalHeader {
+            format: JOURNAL_FORMAT,
+            run_id: run_id.to_string(),
+            runbook: runbook.to_string(),
+            file: file.to_string(),
+            digest: digest.to_string(),
+            started_at: started_at.to_string(),
+            pid: std::process::id(),
+            host: hostname(),
+            user: user(),
+            vars,
+            options,
+        }
+    }
 }
 
 fn user() -> String {
@@ -308,58 +474,281 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::{DurationMs, Phase, StepOutcome, StepStatus};
+    use crate::state::journal_record::{RecordedOptions, Resumed, RunMode};
 
-    #[test]
-    fn crc32_matches_the_standard_check_value() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    fn header() -> Record {
+        Record::Header(Box::new(JournalHeader::new(
+            "run-1",
+            "deploy",
+            "/srv/deploy.yaml",
+            "sha256:0",
+            "2026-11-24T00:00:00Z",
+            Vec::new(),
+            RecordedOptions::default(),
+        )))
     }
 
-    fn journal_with(records: usize) -> (tempfile::TempDir, PathBuf) {
+    fn notice(index: usize) -> Record {
+        Record::Event(Event::Notice {
+            message: format!("notice {index}"),
+        })
+    }
+
+    /// A journal of its header and `notices` notices.
+    fn journal_with(notices: usize) -> (tempfile::TempDir, PathBuf) {
         let directory = tempfile::tempdir().expect("temp dir");
         let mut writer = JournalWriter::create(directory.path()).expect("create");
-        for index in 0..records {
-            writer
-                .append(&json!({"record": "step", "index": index}))
-                .expect("append");
+        writer.append(&header()).expect("header");
+        for index in 0..notices {
+            writer.append(&notice(index)).expect("append");
         }
         let path = writer.path().to_path_buf();
         (directory, path)
     }
 
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .expect("read")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn write_lines(path: &Path, lines: &[String]) {
+        std::fs::write(path, lines.join("\n") + "\n").expect("write");
+    }
+
+    fn damaged_line(path: &Path) -> (usize, String) {
+        match read_journal(path) {
+            Err(JournalError::Damaged { line, problem, .. }) => (line, problem),
+            other => panic!("expected damage, got {other:?}"),
+        }
+    }
+
+    fn notice_text(entry: &Entry) -> &str {
+        match &entry.record {
+            Record::Event(Event::Notice { message }) => message,
+            other => panic!("expected a notice, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn records_round_trip() {
-        let (_directory, path) = journal_with(3);
+    fn typed_records_round_trip() {
+        let (_directory, path) = journal_with(0);
+        let mut writer =
+            JournalWriter::reopen(&path, &read_journal(&path).expect("read")).expect("reopen");
+        let finished = Event::StepFinished {
+            step: "deploy".into(),
+            phase: Phase::Forward,
+            status: StepStatus::Failed,
+            attempts: 2,
+            duration: DurationMs(std::time::Duration::from_millis(1500)),
+            message: Some("exit code 3".into()),
+            outputs: vec![("url".into(), "http://x\n\"y\"".into())],
+            outcome: Some(StepOutcome::TimedOut),
+        };
+        writer.write_event(&finished).expect("event");
+        writer
+            .append(&Record::Resumed(Resumed {
+                mode: RunMode::Rollback,
+                pid: 7,
+            }))
+            .expect("resumed");
         let journal = read_journal(&path).expect("read");
+        assert_eq!(journal.format, JOURNAL_FORMAT);
         assert_eq!(journal.records.len(), 3);
-        assert_eq!(journal.records[2]["index"], 2);
-        assert_eq!(journal.torn_at, None);
+        let Record::Header(header) = &journal.records[0].record else {
+            panic!("no header first");
+        };
+        assert_eq!(header.run_id, "run-1");
+        assert_eq!(header.pid, std::process::id());
+        let Record::Event(read) = &journal.records[1].record else {
+            panic!("no event second");
+        };
+        assert_eq!(format!("{read:?}"), format!("{finished:?}"));
+        assert!(matches!(
+            journal.records[2].record,
+            Record::Resumed(Resumed {
+                mode: RunMode::Rollback,
+                pid: 7
+            })
+        ));
+        let seqs: Vec<u64> = journal.records.iter().map(|entry| entry.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert!(journal.records.iter().all(|entry| entry.time.is_some()));
+    }
+
+    #[test]
+    fn the_crc_covers_the_bytes_of_the_line_seq_and_time_included() {
+        let (_directory, path) = journal_with(3);
+        let mut text = lines(&path);
+        // Reformatting the data keeps its meaning, but not its bytes.
+        text[1] = text[1].replacen("\"message\":", "\"message\": ", 1);
+        write_lines(&path, &text);
+        assert_eq!(damaged_line(&path).0, 2);
+
+        let (_directory, path) = journal_with(3);
+        let mut text = lines(&path);
+        text[2] = text[2].replacen("\"time\":\"2", "\"time\":\"3", 1);
+        write_lines(&path, &text);
+        let (line, problem) = damaged_line(&path);
+        assert_eq!(line, 3);
+        assert!(problem.contains("checksum mismatch"), "{problem}");
     }
 
     #[test]
     fn a_torn_tail_is_ignored_and_the_next_record_starts_a_new_line() {
         let (_directory, path) = journal_with(2);
         let mut file = OpenOptions::new().append(true).open(&path).expect("open");
-        file.write_all(b"{\"crc\":\"00000000\",\"seq\":3,\"da")
+        file.write_all(b"{\"crc\":\"00000000\",\"seq\":4,\"da")
             .expect("tear");
         let journal = read_journal(&path).expect("read");
-        assert_eq!(journal.records.len(), 2);
+        assert_eq!(journal.records.len(), 3);
         assert!(journal.torn_at.is_some());
         let mut writer = JournalWriter::reopen(&path, &journal).expect("reopen");
-        writer.append(&json!({"record": "after"})).expect("append");
+        writer.append(&notice(9)).expect("append");
         let journal = read_journal(&path).expect("read again");
+        assert_eq!(journal.records.len(), 4);
+        assert_eq!(notice_text(&journal.records[3]), "notice 9");
+        assert_eq!(journal.torn_at, None);
+    }
+
+    #[test]
+    fn a_whole_last_record_without_its_newline_counts() {
+        let (_directory, path) = journal_with(2);
+        let text = std::fs::read_to_string(&path).expect("read");
+        std::fs::write(&path, text.trim_end_matches('\n')).expect("write");
+        let journal = read_journal(&path).expect("read");
         assert_eq!(journal.records.len(), 3);
-        assert_eq!(journal.records[2]["record"], "after");
+        assert_eq!(journal.torn_at, None);
+        assert!(journal.unterminated);
+        let mut writer = JournalWriter::reopen(&path, &journal).expect("reopen");
+        writer.append(&notice(5)).expect("append");
+        assert_eq!(
+            lines(&path).len(),
+            4,
+            "the next record is on a line of its own"
+        );
+        let journal = read_journal(&path).expect("read again");
+        assert_eq!(journal.records.len(), 4);
+        assert_eq!(notice_text(&journal.records[3]), "notice 5");
     }
 
     #[test]
     fn damage_in_the_middle_is_refused_with_its_line() {
         let (_directory, path) = journal_with(3);
         let text = std::fs::read_to_string(&path).expect("read");
-        let damaged = text.replacen("\"index\":1", "\"index\":7", 1);
-        std::fs::write(&path, damaged).expect("write");
-        match read_journal(&path) {
-            Err(JournalError::Damaged { line, .. }) => assert_eq!(line, 2),
-            other => panic!("expected damage at line 2, got {other:?}"),
-        }
+        std::fs::write(&path, text.replacen("notice 1", "notice 7", 1)).expect("write");
+        assert_eq!(damaged_line(&path).0, 3);
+    }
+
+    #[test]
+    fn removed_swapped_repeated_and_joined_records_are_refused_with_their_line() {
+        let (_directory, path) = journal_with(4);
+        let original = lines(&path);
+
+        let mut removed = original.clone();
+        removed.remove(2);
+        write_lines(&path, &removed);
+        let (line, problem) = damaged_line(&path);
+        assert_eq!(line, 3);
+        assert!(
+            problem.contains("`seq` 4 where 3 was expected"),
+            "{problem}"
+        );
+
+        let mut swapped = original.clone();
+        swapped.swap(2, 3);
+        write_lines(&path, &swapped);
+        assert_eq!(damaged_line(&path).0, 3);
+
+        let mut repeated = original.clone();
+        repeated.insert(3, original[2].clone());
+        write_lines(&path, &repeated);
+        assert_eq!(damaged_line(&path).0, 4);
+
+        let mut joined = original.clone();
+        joined.extend(original.iter().cloned());
+        write_lines(&path, &joined);
+        let (line, problem) = damaged_line(&path);
+        assert_eq!(line, original.len() + 1);
+        assert!(problem.contains("second header"), "{problem}");
+
+        write_lines(&path, &original[1..]);
+        let (line, problem) = damaged_line(&path);
+        assert_eq!(line, 1);
+        assert!(problem.contains("not the journal's header"), "{problem}");
+    }
+
+    #[test]
+    fn an_empty_journal_has_no_header() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let path = directory.path().join(JOURNAL_FILE);
+        std::fs::write(&path, "").expect("write");
+        assert!(matches!(
+            read_journal(&path),
+            Err(JournalError::NoHeader { .. })
+        ));
+        std::fs::write(&path, "{\"crc\":\"00").expect("write");
+        assert!(matches!(
+            read_journal(&path),
+            Err(JournalError::NoHeader { .. })
+        ));
+    }
+
+    fn format_1_fixture() -> (tempfile::TempDir, PathBuf) {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let path = directory.path().join(JOURNAL_FILE);
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/journals/format1/journal.jsonl"),
+            &path,
+        )
+        .expect("copy the fixture");
+        (directory, path)
+    }
+
+    #[test]
+    fn a_format_1_journal_is_read_and_continued_in_format_1() {
+        let (_directory, path) = format_1_fixture();
+        let journal = read_journal(&path).expect("read");
+        assert_eq!(journal.format, 1);
+        assert_eq!(journal.records.len(), 12);
+        // Format 1 knew a timeout only by its message: read as the typed fact.
+        let outcomes: Vec<Option<StepOutcome>> = journal
+            .records
+            .iter()
+            .filter_map(|entry| match &entry.record {
+                Record::Event(Event::StepFinished { outcome, .. }) => Some(*outcome),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [Some(StepOutcome::Succeeded), Some(StepOutcome::TimedOut)]
+        );
+        assert_eq!(
+            journal.records[1].time.as_deref(),
+            Some("2026-12-01T11:12:42.736Z")
+        );
+        let mut writer = JournalWriter::reopen(&path, &journal).expect("reopen");
+        writer.append(&notice(1)).expect("append");
+        let last = lines(&path).pop().expect("a line");
+        assert!(
+            last.starts_with("{\"crc\":\"") && last.contains(",\"seq\":13,\"data\":{"),
+            "{last}"
+        );
+        let journal = read_journal(&path).expect("read again");
+        assert_eq!(journal.records.len(), 13);
+        assert_eq!(notice_text(&journal.records[12]), "notice 1");
+    }
+
+    #[test]
+    fn a_format_1_record_changed_in_the_middle_is_refused() {
+        let (_directory, path) = format_1_fixture();
+        let text = std::fs::read_to_string(&path).expect("read");
+        std::fs::write(&path, text.replacen("\"attempts\":1", "\"attempts\":2", 1)).expect("write");
+        assert_eq!(damaged_line(&path).0, 5);
     }
 }

@@ -1,6 +1,7 @@
 //! What a run keeps on disk: the state directory and one directory per run.
 
 mod journal;
+mod journal_record;
 mod lock;
 mod log_files;
 mod run_directory;
@@ -8,12 +9,15 @@ mod run_record;
 
 pub use journal::{
     JOURNAL_FILE, JOURNAL_FORMAT, JournalError, JournalWriter, ReadJournal, for_each_record,
-    header, read_journal,
+    read_journal,
+};
+pub use journal_record::{
+    Entry, JournalHeader, Record, RecordedOptions, RecordedVar, Resumed, RunMode,
 };
 pub use lock::{LockError, RunLock};
 pub use log_files::LogFiles;
 pub use run_directory::{RunDirectory, find_run, list_runs, new_run_info, state_directory};
 pub use run_record::{
-    RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep, RecordedVar,
+    RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep, RollbackState,
     RunRecord, unfinished_runs,
 };

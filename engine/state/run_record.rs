@@ -1,43 +1,68 @@
 //! A run as its journal tells it: the header, each step's forward result, probes and
-//! compensation, and the outcome. Built by folding records one at a time, so a long journal
-//! costs time, not memory.
+//! compensation, and the outcome. A fold over the typed records, one at a time, so a long
+//! journal costs time, not memory.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::journal::{JOURNAL_FILE, JournalError, ReadJournal, for_each_record};
-
-/// A recorded variable (secrets only by where they came from).
-#[derive(Debug, Clone, Serialize)]
-pub struct RecordedVar {
-    pub name: String,
-    pub value: Option<String>,
-    pub secret: bool,
-    pub source: String,
-}
+pub use super::journal_record::RecordedVar;
+use super::journal_record::{Entry, Record, RecordedOptions, RunMode};
+use crate::events::{Event, Phase, RunOutcome, StepOutcome, StepStatus};
 
 /// A probe's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordedProbe {
     pub name: String,
-    /// `forward` or `compensation`.
-    pub phase: String,
+    pub phase: Phase,
     pub passed: bool,
-    pub samples: u64,
+    pub samples: u32,
     pub message: String,
 }
 
 /// One phase (forward or compensation) of a step.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RecordedPhase {
-    pub status: String,
-    pub attempts: u64,
+    pub status: StepStatus,
+    pub attempts: u32,
     pub started: Option<String>,
     pub finished: Option<String>,
     pub duration_ms: u64,
     pub message: Option<String>,
+    /// How the forward run ended (succeeded, failed, timed out, cancelled), once it did.
+    #[serde(skip)]
+    pub outcome: Option<StepOutcome>,
+    /// The `seq` of the record that ended it: the order phases finished in.
+    #[serde(skip)]
+    pub finished_seq: Option<u64>,
+}
+
+impl RecordedPhase {
+    fn new(status: StepStatus) -> RecordedPhase {
+        RecordedPhase {
+            status,
+            attempts: 0,
+            started: None,
+            finished: None,
+            duration_ms: 0,
+            message: None,
+            outcome: None,
+            finished_seq: None,
+        }
+    }
+
+    /// How a forward run ended, for its compensation (`RUNBOOK_STEP_OUTCOME`): a step still
+    /// running when the engine stopped counts as cancelled.
+    pub fn forward_outcome(&self) -> StepOutcome {
+        match (self.status, self.outcome) {
+            (StepStatus::Succeeded, _) => StepOutcome::Succeeded,
+            (StepStatus::Cancelled | StepStatus::Running, _) => StepOutcome::Cancelled,
+            (_, Some(outcome @ (StepOutcome::TimedOut | StepOutcome::Cancelled))) => outcome,
+            _ => StepOutcome::Failed,
+        }
+    }
 }
 
 /// A step as recorded.
@@ -57,7 +82,7 @@ pub struct RecordedStep {
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordedProcess {
     pub step: String,
-    pub phase: String,
+    pub phase: Phase,
     pub pid: u32,
     pub start_time: Option<u64>,
 }
@@ -65,33 +90,42 @@ pub struct RecordedProcess {
 /// The end of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordedEnd {
-    pub outcome: String,
-    pub exit_code: i64,
+    pub outcome: RunOutcome,
+    pub exit_code: i32,
     pub duration_ms: u64,
     pub needs_a_person: Vec<String>,
     pub time: String,
 }
 
+/// How far a rollback got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackState {
+    Started,
+    Complete,
+    Incomplete,
+}
+
 /// Everything the journal says about a run.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
     pub run_id: String,
     pub runbook: String,
     pub file: String,
     pub digest: String,
     pub started_at: String,
-    pub pid: u64,
+    pub pid: u32,
     pub host: String,
     pub user: String,
     pub vars: Vec<RecordedVar>,
-    pub options: Value,
+    pub options: RecordedOptions,
     pub steps: Vec<RecordedStep>,
     pub stopping: Option<String>,
-    pub rollback: Option<String>,
+    pub rollback: Option<RollbackState>,
     pub notices: Vec<String>,
     pub end: Option<RecordedEnd>,
-    /// What last drove the run: `run`, `resume` or `rollback`.
-    pub mode: String,
+    /// What last drove the run.
+    pub mode: RunMode,
     /// Process groups started and not recorded as finished.
     pub processes: Vec<RecordedProcess>,
     pub records: u64,
@@ -99,44 +133,58 @@ pub struct RunRecord {
     pub torn_tail: bool,
     #[serde(skip)]
     pub directory: PathBuf,
-}
-
-fn text(value: &Value, key: &str) -> String {
-    value
-        .get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn number(value: &Value, key: &str) -> u64 {
-    value.get(key).and_then(Value::as_u64).unwrap_or_default()
+    /// Where each step is in `steps`: a long journal names the same steps again and again.
+    #[serde(skip)]
+    step_index: HashMap<String, usize>,
 }
 
 impl RunRecord {
-    /// Reads the journal of the run in `directory`.
-    pub fn load(directory: &Path) -> Result<RunRecord, JournalError> {
-        let mut record = RunRecord {
+    /// An empty record of the run in `directory`, before any journal record is folded in.
+    pub fn new(directory: &Path) -> RunRecord {
+        RunRecord {
+            run_id: String::new(),
+            runbook: String::new(),
+            file: String::new(),
+            digest: String::new(),
+            started_at: String::new(),
+            pid: 0,
+            host: String::new(),
+            user: String::new(),
+            vars: Vec::new(),
+            options: RecordedOptions::default(),
+            steps: Vec::new(),
+            stopping: None,
+            rollback: None,
+            notices: Vec::new(),
+            end: None,
+            mode: RunMode::Run,
+            processes: Vec::new(),
+            records: 0,
+            torn_tail: false,
             directory: directory.to_path_buf(),
-            ..RunRecord::default()
-        };
+            step_index: HashMap::new(),
+        }
+    }
+
+    /// Reads the journal of the run in `directory`; a journal without its header is refused.
+    pub fn load(directory: &Path) -> Result<RunRecord, JournalError> {
+        let mut record = RunRecord::new(directory);
         let read: ReadJournal =
-            for_each_record(&directory.join(JOURNAL_FILE), |data| record.apply(data))?;
+            for_each_record(&directory.join(JOURNAL_FILE), |entry| record.apply(entry))?;
         record.torn_tail = read.torn_at.is_some();
         Ok(record)
     }
 
-    fn step_mut(&mut self, id: &str) -> &mut RecordedStep {
-        if let Some(index) = self.steps.iter().position(|step| step.id == id) {
+    /// The step `id`, added (not started) when the journal names it first.
+    pub fn step_mut(&mut self, id: &str) -> &mut RecordedStep {
+        if let Some(&index) = self.step_index.get(id) {
             return &mut self.steps[index];
         }
+        self.step_index.insert(id.to_string(), self.steps.len());
         self.steps.push(RecordedStep {
             id: id.to_string(),
             name: id.to_string(),
-            forward: RecordedPhase {
-                status: "pending".into(),
-                ..RecordedPhase::default()
-            },
+            forward: RecordedPhase::new(StepStatus::Pending),
             outputs: Vec::new(),
             probes: Vec::new(),
             compensation: None,
@@ -146,195 +194,189 @@ impl RunRecord {
         &mut self.steps[last]
     }
 
+    /// The step `id` as recorded, if the journal names it.
+    pub fn step(&self, id: &str) -> Option<&RecordedStep> {
+        self.steps.get(*self.step_index.get(id)?)
+    }
+
+    /// The steps whose forward phase ended (finished or skipped), in the order the journal
+    /// recorded their ends (`seq`).
+    pub fn finished_in_order(&self) -> Vec<&RecordedStep> {
+        let mut finished: Vec<(u64, &RecordedStep)> = self
+            .steps
+            .iter()
+            .filter_map(|step| Some((step.forward.finished_seq?, step)))
+            .collect();
+        finished.sort_unstable_by_key(|(seq, _)| *seq);
+        finished.into_iter().map(|(_, step)| step).collect()
+    }
+
     /// Folds one record into the run.
-    pub fn apply(&mut self, data: &Value) {
+    pub fn apply(&mut self, entry: Entry) {
         self.records += 1;
-        if data.get("record").and_then(Value::as_str) == Some("run_started") {
-            self.run_id = text(data, "run_id");
-            self.runbook = text(data, "runbook");
-            self.file = text(data, "file");
-            self.digest = text(data, "digest");
-            self.started_at = text(data, "started_at");
-            self.mode = "run".into();
-            self.pid = number(data, "pid");
-            self.host = text(data, "host");
-            self.user = text(data, "user");
-            self.options = data.get("options").cloned().unwrap_or_default();
-            self.vars = data
-                .get("vars")
-                .and_then(Value::as_array)
-                .map(|vars| {
-                    vars.iter()
-                        .map(|var| RecordedVar {
-                            name: text(var, "name"),
-                            value: var.get("value").and_then(Value::as_str).map(str::to_string),
-                            secret: var.get("secret").and_then(Value::as_bool).unwrap_or(false),
-                            source: text(var, "source"),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            return;
-        }
-        if data.get("record").and_then(Value::as_str) == Some("resumed") {
-            // A later `resume` or `rollback` continues the run: its end is yet to come.
-            self.end = None;
-            self.mode = text(data, "mode");
-            return;
-        }
-        let time = text(data, "time");
-        let step_id = text(data, "step");
-        let compensation = text(data, "phase") == "compensation";
-        match data
-            .get("event")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-        {
-            "step_started" if !step_id.is_empty() && text(data, "phase") != "hook" => {
-                let name = text(data, "name");
-                let attempt = number(data, "attempt");
-                let step = self.step_mut(&step_id);
+        let seq = entry.seq;
+        let time = entry.time.unwrap_or_default();
+        let event = match entry.record {
+            Record::Header(header) => {
+                let header = *header;
+                self.run_id = header.run_id;
+                self.runbook = header.runbook;
+                self.file = header.file;
+                self.digest = header.digest;
+                self.started_at = header.started_at;
+                self.mode = RunMode::Run;
+                self.pid = header.pid;
+                self.host = header.host;
+                self.user = header.user;
+                self.options = header.options;
+                self.vars = header.vars;
+                return;
+            }
+            Record::Resumed(resumed) => {
+                // A later `resume` or `rollback` continues the run: its end is yet to come.
+                self.end = None;
+                self.mode = resumed.mode;
+                return;
+            }
+            Record::Event(event) => event,
+        };
+        match event {
+            Event::StepStarted {
+                step,
+                name,
+                phase: phase @ (Phase::Forward | Phase::Compensation),
+                attempt,
+            } => {
+                let step = self.step_mut(&step);
                 if !name.is_empty() {
                     step.name = name;
                 }
-                let phase = if compensation {
-                    step.compensation.get_or_insert_with(RecordedPhase::default)
+                let (phase, status) = if phase == Phase::Compensation {
+                    let phase = step
+                        .compensation
+                        .get_or_insert_with(|| RecordedPhase::new(StepStatus::Compensating));
+                    (phase, StepStatus::Compensating)
                 } else {
-                    &mut step.forward
+                    (&mut step.forward, StepStatus::Running)
                 };
-                phase.status = if compensation {
-                    "compensating".into()
-                } else {
-                    "running".into()
-                };
+                phase.status = status;
                 phase.attempts = attempt.max(phase.attempts);
                 if phase.started.is_none() {
                     phase.started = Some(time);
                 }
             }
-            "step_skipped" => {
-                let reason = text(data, "reason");
-                let step = self.step_mut(&step_id);
-                step.forward.status = "skipped".into();
+            Event::StepSkipped { step, reason } => {
+                let step = self.step_mut(&step);
+                step.forward.status = StepStatus::Skipped;
                 step.forward.message = Some(reason);
                 step.forward.finished = Some(time);
+                step.forward.finished_seq = Some(seq);
             }
-            "probe_finished" => {
-                let probe = RecordedProbe {
-                    name: text(data, "probe"),
-                    phase: text(data, "phase"),
-                    passed: data.get("passed").and_then(Value::as_bool).unwrap_or(false),
-                    samples: number(data, "samples"),
-                    message: text(data, "message"),
-                };
-                if step_id != "rollback_verify" {
-                    self.step_mut(&step_id).probes.push(probe);
+            Event::ProbeFinished {
+                step,
+                phase,
+                probe,
+                passed,
+                samples,
+                message,
+            } => {
+                if step != "rollback_verify" {
+                    self.step_mut(&step).probes.push(RecordedProbe {
+                        name: probe,
+                        phase,
+                        passed,
+                        samples,
+                        message,
+                    });
                 }
             }
-            "step_finished" if text(data, "phase") != "hook" => {
-                let phase_name = text(data, "phase");
+            Event::StepFinished {
+                step,
+                phase: phase_name @ (Phase::Forward | Phase::Compensation),
+                status,
+                attempts,
+                duration,
+                message,
+                outputs,
+                outcome,
+            } => {
                 self.processes
-                    .retain(|process| !(process.step == step_id && process.phase == phase_name));
-                let step = self.step_mut(&step_id);
+                    .retain(|process| !(process.step == step && process.phase == phase_name));
+                let step = self.step_mut(&step);
+                let compensation = phase_name == Phase::Compensation;
                 let phase = if compensation {
-                    step.compensation.get_or_insert_with(RecordedPhase::default)
+                    step.compensation
+                        .get_or_insert_with(|| RecordedPhase::new(StepStatus::Compensating))
                 } else {
                     &mut step.forward
                 };
-                phase.status = text(data, "status");
-                phase.attempts = number(data, "attempts");
-                phase.duration_ms = number(data, "duration");
-                phase.message = data
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+                phase.status = status;
+                phase.attempts = attempts;
+                phase.duration_ms = u64::try_from(duration.0.as_millis()).unwrap_or(u64::MAX);
+                phase.message = message;
                 phase.finished = Some(time);
+                phase.finished_seq = Some(seq);
+                phase.outcome = outcome;
                 if !compensation {
-                    step.outputs = data
-                        .get("outputs")
-                        .and_then(Value::as_array)
-                        .map(|pairs| {
-                            pairs
-                                .iter()
-                                .filter_map(|pair| {
-                                    Some((
-                                        pair.get(0)?.as_str()?.to_string(),
-                                        pair.get(1)?.as_str()?.to_string(),
-                                    ))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    step.outputs = outputs;
                 }
             }
-            "compensation_blocked" => {
-                let step = self.step_mut(&step_id);
-                let phase = step.compensation.get_or_insert_with(RecordedPhase::default);
-                phase.status = "blocked".into();
-                let waiting: Vec<String> = data
-                    .get("waiting_on")
-                    .and_then(Value::as_array)
-                    .map(|ids| {
-                        ids.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                phase.message = Some(format!("waits for {}", waiting.join(", ")));
+            Event::CompensationBlocked { step, waiting_on } => {
+                let step = self.step_mut(&step);
+                let phase = step
+                    .compensation
+                    .get_or_insert_with(|| RecordedPhase::new(StepStatus::Blocked));
+                phase.status = StepStatus::Blocked;
+                phase.message = Some(format!("waits for {}", waiting_on.join(", ")));
             }
-            "process_started" => {
-                let phase = text(data, "phase");
+            Event::ProcessStarted {
+                step,
+                phase,
+                pid,
+                start_time,
+            } => {
                 self.processes
-                    .retain(|process| !(process.step == step_id && process.phase == phase));
+                    .retain(|process| !(process.step == step && process.phase == phase));
                 self.processes.push(RecordedProcess {
-                    step: step_id,
+                    step,
                     phase,
-                    pid: u32::try_from(number(data, "pid")).unwrap_or_default(),
-                    start_time: data.get("start_time").and_then(Value::as_u64),
+                    pid,
+                    start_time,
                 });
             }
-            "compensation_recorded" => {
-                let command = text(data, "command");
-                self.step_mut(&step_id).compensation_command = Some(command);
+            Event::CompensationRecorded { step, command } => {
+                self.step_mut(&step).compensation_command = Some(command);
             }
-            "stopping" => self.stopping = Some(text(data, "message")),
-            "notice" => self.notices.push(text(data, "message")),
-            "rollback_started" => self.rollback = Some("started".into()),
-            "rollback_finished" => {
-                let complete = data
-                    .get("complete")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
+            Event::Stopping { message, .. } => self.stopping = Some(message),
+            Event::Notice { message } => self.notices.push(message),
+            Event::RollbackStarted { .. } => self.rollback = Some(RollbackState::Started),
+            Event::RollbackFinished { complete } => {
                 self.rollback = Some(if complete {
-                    "complete".into()
+                    RollbackState::Complete
                 } else {
-                    "incomplete".into()
+                    RollbackState::Incomplete
                 });
             }
-            "run_finished" => {
+            Event::RunFinished {
+                outcome,
+                exit_code,
+                duration,
+                needs_a_person,
+            } => {
                 self.end = Some(RecordedEnd {
-                    outcome: text(data, "outcome"),
-                    exit_code: data
-                        .get("exit_code")
-                        .and_then(Value::as_i64)
-                        .unwrap_or_default(),
-                    duration_ms: number(data, "duration"),
-                    needs_a_person: data
-                        .get("needs_a_person")
-                        .and_then(Value::as_array)
-                        .map(|lines| {
-                            lines
-                                .iter()
-                                .filter_map(Value::as_str)
-                                .map(str::to_string)
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    outcome,
+                    exit_code,
+                    duration_ms: u64::try_from(duration.0.as_millis()).unwrap_or(u64::MAX),
+                    needs_a_person,
                     time,
                 });
             }
-            _ => {}
+            Event::RunStarted { .. }
+            | Event::StepStarted { .. }
+            | Event::StepFinished { .. }
+            | Event::StepOutput { .. }
+            | Event::AttemptFailed { .. }
+            | Event::ApprovalRequested { .. } => {}
         }
     }
 
@@ -342,7 +384,8 @@ impl RunRecord {
     pub fn outcome(&self) -> String {
         self.end
             .as_ref()
-            .map_or_else(|| "unfinished".to_string(), |end| end.outcome.clone())
+            .map_or("unfinished", |end| end.outcome.name())
+            .to_string()
     }
 }
 
@@ -358,8 +401,143 @@ pub fn unfinished_runs(state: &Path, runbook: &str) -> (Vec<String>, Vec<String>
                 unfinished.push(record.run_id)
             }
             Ok(_) => {}
+            // Nothing of a run without a header ran: its header is durable before any step.
+            Err(JournalError::NoHeader { .. }) => {}
             Err(error) => damaged.push(error.to_string()),
         }
     }
     (unfinished, damaged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::DurationMs;
+
+    fn entry(seq: u64, time: &str, event: Event) -> Entry {
+        Entry {
+            seq,
+            time: Some(time.to_string()),
+            record: Record::Event(event),
+        }
+    }
+
+    fn finished(step: &str, status: StepStatus, outcome: StepOutcome, message: &str) -> Event {
+        Event::StepFinished {
+            step: step.into(),
+            phase: Phase::Forward,
+            status,
+            attempts: 1,
+            duration: DurationMs(std::time::Duration::from_millis(10)),
+            message: Some(message.into()),
+            outputs: Vec::new(),
+            outcome: Some(outcome),
+        }
+    }
+
+    #[test]
+    fn a_timed_out_step_is_read_as_timed_out_whatever_its_message() {
+        let mut record = RunRecord::new(Path::new("run"));
+        record.apply(entry(
+            2,
+            "t",
+            finished("slow", StepStatus::Failed, StepOutcome::TimedOut, "gave up"),
+        ));
+        record.apply(entry(
+            3,
+            "t",
+            finished(
+                "broken",
+                StepStatus::Failed,
+                StepOutcome::Failed,
+                "printed: timed out after 1s",
+            ),
+        ));
+        let outcome = |id: &str| record.step(id).map(|step| step.forward.forward_outcome());
+        assert_eq!(outcome("slow"), Some(StepOutcome::TimedOut));
+        assert_eq!(outcome("broken"), Some(StepOutcome::Failed));
+        assert_eq!(
+            record.step("slow").map(|step| step.forward.status),
+            Some(StepStatus::Failed)
+        );
+    }
+
+    #[test]
+    fn a_step_started_and_not_finished_counts_as_cancelled() {
+        let mut record = RunRecord::new(Path::new("run"));
+        record.apply(entry(
+            2,
+            "t",
+            Event::StepStarted {
+                step: "a".into(),
+                name: "A".into(),
+                phase: Phase::Forward,
+                attempt: 1,
+            },
+        ));
+        let step = record.step("a").expect("recorded");
+        assert_eq!(step.forward.status, StepStatus::Running);
+        assert_eq!(step.forward.forward_outcome(), StepOutcome::Cancelled);
+    }
+
+    #[test]
+    fn steps_finish_in_the_order_of_their_seq_not_their_time_stamps() {
+        let mut record = RunRecord::new(Path::new("run"));
+        // The clock went back between the two ends (or the stamps tie): `seq` decides.
+        record.apply(entry(
+            7,
+            "2026-11-24T10:00:05.000Z",
+            finished("first", StepStatus::Succeeded, StepOutcome::Succeeded, ""),
+        ));
+        record.apply(entry(
+            8,
+            "2026-11-24T09:00:00.000Z",
+            Event::StepSkipped {
+                step: "second".into(),
+                reason: "`when` is false".into(),
+            },
+        ));
+        record.apply(entry(
+            9,
+            "2026-11-24T08:00:00.000Z",
+            finished(
+                "third",
+                StepStatus::Failed,
+                StepOutcome::Failed,
+                "exit code 1",
+            ),
+        ));
+        let order: Vec<&str> = record
+            .finished_in_order()
+            .into_iter()
+            .map(|step| step.id.as_str())
+            .collect();
+        assert_eq!(order, ["first", "second", "third"]);
+    }
+
+    #[test]
+    fn a_resumed_record_reopens_a_finished_run() {
+        let mut record = RunRecord::new(Path::new("run"));
+        record.apply(entry(
+            2,
+            "t",
+            Event::RunFinished {
+                outcome: RunOutcome::RollbackIncomplete,
+                exit_code: 3,
+                duration: DurationMs(std::time::Duration::from_secs(1)),
+                needs_a_person: Vec::new(),
+            },
+        ));
+        assert_eq!(record.outcome(), "rollback_incomplete");
+        record.apply(Entry {
+            seq: 3,
+            time: None,
+            record: Record::Resumed(super::super::journal_record::Resumed {
+                mode: RunMode::Resume,
+                pid: 1,
+            }),
+        });
+        assert_eq!(record.outcome(), "unfinished");
+        assert_eq!(record.mode, RunMode::Resume);
+    }
 }
