@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::args::{GlobalArgs, HistoryArgs, RecordFormat, ShowArgs};
 use crate::errors::{EXIT_INVALID, EXIT_SUCCESS};
-use crate::state::{RunRecord, find_run, list_runs, state_directory};
+use crate::state::{RunRecord, check_state_directory, find_run, list_runs, state_directory};
 
 fn seconds(milliseconds: u64) -> String {
     format!("{:.1}s", milliseconds as f64 / 1000.0)
@@ -13,6 +13,10 @@ fn seconds(milliseconds: u64) -> String {
 
 pub fn history(args: &HistoryArgs, global: &GlobalArgs) -> i32 {
     let state = state_directory(global.state_dir.as_deref());
+    if let Err(message) = check_state_directory(&state) {
+        errln!("error: {message}");
+        return EXIT_INVALID;
+    }
     let mut rows = Vec::new();
     for directory in list_runs(&state) {
         match RunRecord::load(&directory) {
