@@ -297,7 +297,9 @@ fn of_twenty_simultaneous_starts_exactly_one_runs() {
         let output = engine.finish(LIMIT);
         assert_eq!(output.code, 75, "{}", output.snapshot());
         assert!(
-            output.stderr.contains("another run of `locked`"),
+            output
+                .stderr
+                .contains("another run holds the lock `locked`: run "),
             "{}",
             output.snapshot()
         );

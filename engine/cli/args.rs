@@ -2,11 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-/// A declarative YAML runbook engine: steps as a DAG, verification probes, rollback.
-#[derive(Debug, Parser)]
-#[command(name = "runbook", version, about, propagate_version = true)]
+/// The parsed command line: global options and the subcommand.
+#[derive(Debug, Args)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -14,16 +13,57 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The subcommands that show a run as it happens, and so list the run-time output options
+/// (`--progress`, `--log-format`) in their help. The others accept them (SPEC §11: global)
+/// but ignore them, so their help does not mention them.
+const SHOWS_A_RUN: [&str; 3] = ["run", "resume", "rollback"];
+
+/// The options only `SHOWS_A_RUN` commands use.
+const RUN_OUTPUT_OPTIONS: [&str; 2] = ["progress", "log_format"];
+
+impl CommandFactory for Cli {
+    fn command() -> clap::Command {
+        let mut command = Cli::augment_args(clap::Command::new("runbook"))
+            .version(env!("CARGO_PKG_VERSION"))
+            .about(env!("CARGO_PKG_DESCRIPTION"))
+            .propagate_version(true);
+        // A subcommand that defines an option itself does not receive the global one: give
+        // each command that ignores the run-time output options a hidden copy of them, so
+        // they are still accepted there, but not shown.
+        let hidden: Vec<clap::Arg> = command
+            .get_arguments()
+            .filter(|arg| RUN_OUTPUT_OPTIONS.contains(&arg.get_id().as_str()))
+            .map(|arg| arg.clone().global(false).hide(true))
+            .collect();
+        let ignoring: Vec<String> = command
+            .get_subcommands()
+            .map(|subcommand| subcommand.get_name().to_string())
+            .filter(|name| !SHOWS_A_RUN.contains(&name.as_str()))
+            .collect();
+        for name in ignoring {
+            command = command.mut_subcommand(name, |subcommand| subcommand.args(hidden.clone()));
+        }
+        command
+    }
+
+    fn command_for_update() -> clap::Command {
+        Cli::command()
+    }
+}
+
+impl Parser for Cli {}
+
 /// Options every subcommand accepts, before or after it.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
-    /// Where runs are recorded [env: RUNBOOK_STATE_DIR] [default: .runbook]
+    /// Where runs are recorded [env: RUNBOOK_STATE_DIR] [default: $XDG_STATE_HOME/runbook or
+    /// ~/.local/state/runbook]
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Progress display
+    /// Progress display of `run`, `resume` and `rollback`
     #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
-    /// Log format of `run`
+    /// Log format of `run`, `resume` and `rollback`
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// No colours (also NO_COLOR)
@@ -249,4 +289,27 @@ pub struct InitArgs {
     /// Overwrite an existing file
     #[arg(long)]
     pub force: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_output_options_are_accepted_everywhere_and_reach_run() {
+        let cli = Cli::try_parse_from(["runbook", "validate", "--progress", "plain", "x.yaml"])
+            .expect("accepted by validate");
+        assert!(matches!(cli.command, Command::Validate(_)));
+        let cli = Cli::try_parse_from(["runbook", "--log-format", "json", "run", "x.yaml"])
+            .expect("before the subcommand");
+        assert_eq!(cli.global.log_format, LogFormat::Json);
+        let cli = Cli::try_parse_from(["runbook", "run", "x.yaml", "--progress", "none"])
+            .expect("after it");
+        assert_eq!(cli.global.progress, Progress::None);
+    }
 }

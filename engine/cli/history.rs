@@ -8,7 +8,7 @@ use super::args::{GlobalArgs, HistoryArgs, RecordFormat, ShowArgs};
 use crate::errors::{EXIT_INVALID, EXIT_SUCCESS};
 use crate::events::Phase;
 use crate::format::tenths;
-use crate::state::{RunRecord, find_run, list_runs, state_directory};
+use crate::state::{RunRecord, check_state_directory, find_run, list_runs, state_directory};
 
 /// A run directory whose journal could not be read: listed as damaged, never as an empty run.
 struct Damaged {
@@ -18,6 +18,10 @@ struct Damaged {
 
 pub fn history(args: &HistoryArgs, global: &GlobalArgs) -> i32 {
     let state = state_directory(global.state_dir.as_deref());
+    if let Err(message) = check_state_directory(&state) {
+        errln!("error: {message}");
+        return EXIT_INVALID;
+    }
     let mut rows = Vec::new();
     for directory in list_runs(&state) {
         rows.push(RunRecord::load(&directory).map_err(|error| {

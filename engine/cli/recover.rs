@@ -207,7 +207,7 @@ async fn drive(
 ) -> i32 {
     let state = state_directory(global.state_dir.as_deref());
     let info = run_info(&recovered);
-    let _lock = match lock_runbook(&state, &recovered.runbook.name, &info, mode.as_str()) {
+    let _lock = match lock_runbook(&state, &recovered.runbook, &info, mode.as_str()) {
         Ok(lock) => lock,
         Err(code) => return code,
     };

@@ -30,7 +30,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
 async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
     let state = state_directory(global.state_dir.as_deref());
     let mut info = new_run_info(&state);
-    let _lock = match lock_runbook(&state, &loaded.runbook.name, &info, "run") {
+    let _lock = match lock_runbook(&state, &loaded.runbook, &info, "run") {
         Ok(lock) => lock,
         Err(code) => return code,
     };

@@ -24,23 +24,29 @@ pub(super) struct Session {
     pub context: Context,
 }
 
-/// Takes the run lock of `runbook`, or prints who holds it and returns exit code 75.
+/// Takes the run lock of `runbook` (its `lock`, default its name), or prints who holds it and
+/// returns exit code 75.
 pub(super) fn lock_runbook(
     state: &std::path::Path,
-    runbook: &str,
+    runbook: &Runbook,
     info: &RunInfo,
     action: &str,
 ) -> Result<RunLock, i32> {
+    let what = if action == "run" {
+        format!("run {}", info.id)
+    } else {
+        format!("{action} of run {}", info.id)
+    };
     let holder = format!(
-        "{action} of run {} (pid {}, started {})",
-        info.id,
+        "{what} of `{}` (pid {}, started {})",
+        runbook.name,
         std::process::id(),
         humantime::format_rfc3339_seconds(std::time::SystemTime::now())
     );
-    match RunLock::acquire(state, runbook, &holder) {
+    match RunLock::acquire(state, &runbook.lock, &holder) {
         Ok(lock) => Ok(lock),
-        Err(LockError::Held { runbook, holder }) => {
-            errln!("error: another run of `{runbook}` is in progress: {holder}");
+        Err(error @ LockError::Held { .. }) => {
+            errln!("error: {error}");
             errln!("  help: wait for it to finish; nothing was done");
             Err(EXIT_LOCKED)
         }

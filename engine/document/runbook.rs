@@ -19,6 +19,9 @@ pub struct RawRunbook {
     pub name: Spanned<String>,
     /// Shown by `plan` and reports.
     pub description: Option<Spanned<String>>,
+    /// The run lock's name (default: `name`), `[a-z0-9][a-z0-9_-]*`: runbooks that change the
+    /// same system (deploy, emergency rollback) name one lock.
+    pub lock: Option<Spanned<String>>,
     /// Inputs (SPEC §3).
     pub vars: Option<Spanned<OrderedMap<Spanned<RawVar>>>>,
     /// Environment for every step, rendered once per run.

@@ -10,6 +10,8 @@ use crate::document::Position;
 #[derive(Debug, Clone)]
 pub struct Runbook {
     pub name: String,
+    /// The run lock's name: `lock`, default `name`.
+    pub lock: String,
     pub description: Option<String>,
     /// The file as the user named it.
     pub source_name: String,

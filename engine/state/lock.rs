@@ -1,5 +1,6 @@
-//! The run lock: an OS file lock (`flock`) per runbook name in the state directory, held for
-//! a whole run, resume or rollback. A dead holder frees it; a live one is named.
+//! The run lock: an OS file lock (`flock`) per lock name (the runbook's `lock`, default its
+//! `name`) in the state directory, held for a whole run, resume or rollback. A dead holder
+//! frees it; a live one is named. The lock file is never followed through a symbolic link.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -7,6 +8,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
+use nix::libc;
 
 /// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
@@ -17,8 +19,10 @@ pub struct RunLock {
 /// Why the lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another run of `{runbook}` holds the lock: {holder}")]
-    Held { runbook: String, holder: String },
+    #[error("another run holds the lock `{lock}`: {holder}")]
+    Held { lock: String, holder: String },
+    #[error("the lock file `{path}` is {what}: refusing to use it")]
+    Unsafe { path: String, what: &'static str },
     #[error("cannot use the lock file `{path}`")]
     Io {
         path: String,
@@ -28,13 +32,14 @@ pub enum LockError {
 }
 
 impl RunLock {
-    /// Takes the lock of `runbook` without waiting, recording `holder` (run id, pid, start
+    /// Takes the lock `lock` without waiting, recording `holder` (run id, runbook, pid, start
     /// time) in the lock file for whoever is refused.
-    pub fn acquire(state: &Path, runbook: &str, holder: &str) -> Result<RunLock, LockError> {
+    pub fn acquire(state: &Path, lock: &str, holder: &str) -> Result<RunLock, LockError> {
         let directory = state.join("locks");
-        let path = directory.join(format!("{runbook}.lock"));
+        let path = directory.join(format!("{lock}.lock"));
+        let display = path.display().to_string();
         let io = |cause| LockError::Io {
-            path: path.display().to_string(),
+            path: display.clone(),
             cause,
         };
         std::fs::DirBuilder::new()
@@ -42,15 +47,49 @@ impl RunLock {
             .mode(0o700)
             .create(&directory)
             .map_err(io)?;
+        match std::fs::symlink_metadata(&directory) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => {
+                return Err(LockError::Unsafe {
+                    path: display.clone(),
+                    what: "in a `locks` that is a symbolic link, not a directory",
+                });
+            }
+            Err(cause) => return Err(io(cause)),
+        }
         // The file is never deleted: a lock on a file someone removed would lock nothing.
-        let file = OpenOptions::new()
+        // O_NOFOLLOW: a symbolic link planted here must not make the holder line overwrite
+        // its target; O_NONBLOCK: a FIFO planted here must not hang the open.
+        let file = match OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
-            .map_err(io)?;
+        {
+            Ok(file) => file,
+            Err(cause) if cause.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(LockError::Unsafe {
+                    path: display.clone(),
+                    what: "a symbolic link",
+                });
+            }
+            Err(cause) if cause.raw_os_error() == Some(libc::EISDIR) => {
+                return Err(LockError::Unsafe {
+                    path: display.clone(),
+                    what: "not a regular file",
+                });
+            }
+            Err(cause) => return Err(io(cause)),
+        };
+        if !file.metadata().map_err(io)?.is_file() {
+            return Err(LockError::Unsafe {
+                path: display.clone(),
+                what: "not a regular file",
+            });
+        }
         let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => lock,
             Err((mut file, _)) => {
@@ -62,7 +101,7 @@ impl RunLock {
                     holder.trim().to_string()
                 };
                 return Err(LockError::Held {
-                    runbook: runbook.to_string(),
+                    lock: lock.to_string(),
                     holder,
                 });
             }
@@ -72,5 +111,45 @@ impl RunLock {
         lock.write_all(holder.as_bytes()).map_err(io)?;
         lock.sync_data().map_err(io)?;
         Ok(RunLock { _lock: lock })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symbolic_link_in_place_of_the_lock_file_is_refused_and_its_target_untouched() {
+        let state = tempfile::tempdir().expect("a temporary directory");
+        let target = state.path().join("precious");
+        std::fs::write(&target, "keep me").expect("write the target");
+        std::fs::create_dir(state.path().join("locks")).expect("create locks");
+        std::os::unix::fs::symlink(&target, state.path().join("locks/deploy.lock"))
+            .expect("plant the link");
+        let error = RunLock::acquire(state.path(), "deploy", "run x").expect_err("refused");
+        assert!(error.to_string().contains("is a symbolic link"), "{error}");
+        assert_eq!(
+            std::fs::read_to_string(&target).expect("read the target"),
+            "keep me"
+        );
+    }
+
+    #[test]
+    fn a_directory_in_place_of_the_lock_file_is_refused() {
+        let state = tempfile::tempdir().expect("a temporary directory");
+        std::fs::create_dir_all(state.path().join("locks/deploy.lock")).expect("create it");
+        let error = RunLock::acquire(state.path(), "deploy", "run x").expect_err("refused");
+        assert!(error.to_string().contains("not a regular file"), "{error}");
+    }
+
+    #[test]
+    fn a_second_holder_is_refused_naming_the_first() {
+        let state = tempfile::tempdir().expect("a temporary directory");
+        let _held = RunLock::acquire(state.path(), "deploy", "run a of `web`").expect("free");
+        let error = RunLock::acquire(state.path(), "deploy", "run b").expect_err("held");
+        assert_eq!(
+            error.to_string(),
+            "another run holds the lock `deploy`: run a of `web`"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! The state directory (`--state-dir`, `RUNBOOK_STATE_DIR`, default `.runbook`) and each
-//! run's directory under `runs/<run-id>/`, created private to the user (0700).
+//! The state directory (`--state-dir`, `RUNBOOK_STATE_DIR`, default `$XDG_STATE_HOME/runbook`,
+//! never the working directory) and each run's directory under `runs/<run-id>/`, created
+//! private to the user (0700).
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -7,15 +8,52 @@ use std::time::SystemTime;
 
 use crate::plan::RunInfo;
 
-/// The state directory to use.
+/// The state directory to use, absolute: `flag`, else `RUNBOOK_STATE_DIR`, else
+/// `$XDG_STATE_HOME/runbook` (when that is an absolute path), else
+/// `$HOME/.local/state/runbook` (SPEC §10).
 pub fn state_directory(flag: Option<&Path>) -> PathBuf {
-    flag.map(Path::to_path_buf)
+    let chosen = flag
+        .map(Path::to_path_buf)
         .or_else(|| {
             std::env::var_os("RUNBOOK_STATE_DIR")
                 .filter(|value| !value.is_empty())
                 .map(PathBuf::from)
         })
-        .unwrap_or_else(|| PathBuf::from(".runbook"))
+        .unwrap_or_else(default_state_directory);
+    std::path::absolute(&chosen).unwrap_or(chosen)
+}
+
+/// `$XDG_STATE_HOME/runbook`, or `$HOME/.local/state/runbook` when `XDG_STATE_HOME` is unset,
+/// empty or relative (as the XDG base directory specification says to ignore it then). With
+/// no home directory at all (no `HOME`, no passwd entry) the home is `/`, as `login` does.
+fn default_state_directory() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute())
+    {
+        return xdg.join("runbook");
+    }
+    std::env::home_dir()
+        .filter(|home| !home.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("/"))
+        .join(".local/state/runbook")
+}
+
+/// Refuses a state directory that exists but is not a directory (a regular file given to
+/// `--state-dir` by mistake); one that does not exist yet is fine: it holds no runs.
+pub fn check_state_directory(state: &Path) -> Result<(), String> {
+    match std::fs::metadata(state) {
+        Ok(metadata) if !metadata.is_dir() => Err(format!(
+            "the state directory `{}` is not a directory",
+            state.display()
+        )),
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(format!(
+            "cannot read the state directory `{}`: {error}",
+            state.display()
+        )),
+    }
 }
 
 /// A run's directory and its `outputs/` folder.
@@ -78,14 +116,25 @@ pub fn list_runs(state: &Path) -> Vec<PathBuf> {
     runs
 }
 
-/// The directory of run `name`: an exact id, a unique prefix of one, or `last`.
+/// The directory of run `name`: an exact id, a unique prefix of one, or `last`. An empty name
+/// and a prefix of several runs are refused (the latter listing them).
 pub fn find_run(state: &Path, name: &str) -> Result<PathBuf, String> {
+    if name.trim().is_empty() {
+        return Err(
+            "the run id is empty: name a run by its id, a unique prefix of one, or `last` (see `runbook history`)"
+                .to_string(),
+        );
+    }
+    check_state_directory(state)?;
     let runs = list_runs(state);
     if runs.is_empty() {
         return Err(format!("no runs are recorded in `{}`", state.display()));
     }
     if name == "last" {
-        return runs.last().cloned().ok_or_else(|| "no runs".to_string());
+        return runs
+            .last()
+            .cloned()
+            .ok_or_else(|| format!("no runs are recorded in `{}`", state.display()));
     }
     let id = |path: &PathBuf| {
         path.file_name()
@@ -106,12 +155,69 @@ pub fn find_run(state: &Path, name: &str) -> Result<PathBuf, String> {
             state.display()
         )),
         many => Err(format!(
-            "`{name}` matches {} runs: {}",
+            "`{name}` matches {} runs: {}; give more of the id",
             many.len(),
             many.iter()
                 .map(|path| format!("`{}`", id(path)))
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state directory holding runs with these ids.
+    fn state_with(ids: &[&str]) -> tempfile::TempDir {
+        let state = tempfile::tempdir().expect("a temporary directory");
+        for id in ids {
+            let run = state.path().join("runs").join(id);
+            std::fs::create_dir_all(&run).expect("create a run");
+            std::fs::write(run.join(crate::state::JOURNAL_FILE), "").expect("a journal");
+        }
+        state
+    }
+
+    #[test]
+    fn an_empty_id_matches_no_run() {
+        let state = state_with(&["20261201_100000-00001"]);
+        for empty in ["", "  "] {
+            let error = find_run(state.path(), empty).expect_err("refused");
+            assert!(error.contains("the run id is empty"), "{error}");
+        }
+    }
+
+    #[test]
+    fn an_ambiguous_prefix_lists_the_candidates_and_a_unique_one_finds_its_run() {
+        let state = state_with(&["20261201_100000-00001", "20261201_110000-00002"]);
+        let error = find_run(state.path(), "20261201_1").expect_err("ambiguous");
+        assert!(
+            error.contains("matches 2 runs: `20261201_100000-00001`, `20261201_110000-00002`"),
+            "{error}"
+        );
+        let found = find_run(state.path(), "20261201_11").expect("unique");
+        assert!(found.ends_with("20261201_110000-00002"));
+        let last = find_run(state.path(), "last").expect("last");
+        assert!(last.ends_with("20261201_110000-00002"));
+    }
+
+    #[test]
+    fn a_state_directory_that_is_a_file_is_refused_and_a_missing_one_is_empty() {
+        let state = tempfile::tempdir().expect("a temporary directory");
+        let file = state.path().join("file");
+        std::fs::write(&file, "").expect("a file");
+        let error = check_state_directory(&file).expect_err("a file");
+        assert!(error.ends_with("is not a directory"), "{error}");
+        assert!(find_run(&file, "last").is_err());
+        assert!(check_state_directory(&state.path().join("missing")).is_ok());
+    }
+
+    #[test]
+    fn the_state_directory_is_absolute() {
+        let state = state_directory(Some(Path::new("relative")));
+        assert!(state.is_absolute(), "{}", state.display());
+        assert!(state.ends_with("relative"));
     }
 }

@@ -159,6 +159,14 @@ impl Validator<'_> {
                 ),
             );
         }
+        if let Some(lock) = raw.lock.as_ref().filter(|lock| !is_identifier(&lock.value)) {
+            let message = format!("runbook `lock` `{}` is not a valid name", lock.value);
+            self.push(
+                Diagnostic::error("invalid-lock", message, Some(lock.position)).with_help(
+                    "use lowercase letters, digits, `_` and `-`, starting with a letter or digit",
+                ),
+            );
+        }
         let concurrency = match &raw.concurrency {
             Some(value) if value.value < 1 || value.value > 10_000 => {
                 let message = format!(
@@ -195,6 +203,10 @@ impl Validator<'_> {
         };
         Runbook {
             name: raw.name.value.clone(),
+            lock: raw
+                .lock
+                .as_ref()
+                .map_or_else(|| raw.name.value.clone(), |lock| lock.value.clone()),
             description: raw
                 .description
                 .as_ref()

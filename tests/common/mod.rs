@@ -1,5 +1,7 @@
 //! The test builder: writes a runbook into a temporary directory, runs the real binary on
-//! it, and returns exit code, stdout and stderr with paths redacted for snapshots.
+//! it, and returns exit code, stdout and stderr with paths redacted for snapshots. Its default
+//! state directory is `<dir>/xdg-state/runbook` (`XDG_STATE_HOME`), so no test writes into the
+//! real `~/.local/state`.
 
 #![allow(
     dead_code,
@@ -134,7 +136,8 @@ impl Test {
             .env("NO_COLOR", "1")
             .env("MARKER", directory.join("marker"))
             .env("BAD_INPUT_MARKER", directory.join("marker"))
-            .env_remove("RUNBOOK_STATE_DIR");
+            .env_remove("RUNBOOK_STATE_DIR")
+            .env("XDG_STATE_HOME", directory.join("xdg-state"));
         for (name, value) in &self.env {
             command.env(name, value);
         }
@@ -202,6 +205,7 @@ impl Test {
             .env("MARKER", directory.join("marker"))
             .env("BAD_INPUT_MARKER", directory.join("marker"))
             .env_remove("RUNBOOK_STATE_DIR")
+            .env("XDG_STATE_HOME", directory.join("xdg-state"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
