@@ -184,6 +184,9 @@ pub struct ValidateArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
+    /// Show every warning, not the first 10 of each kind
+    #[arg(long)]
+    pub all_warnings: bool,
     #[command(flatten)]
     pub vars: VarArgs,
 }
@@ -206,6 +209,9 @@ pub struct PlanArgs {
     pub format: PlanFormat,
     #[command(flatten)]
     pub vars: VarArgs,
+    /// Show every warning, not the first 10 of each kind
+    #[arg(long)]
+    pub all_warnings: bool,
 }
 
 #[derive(Debug, Args)]
@@ -239,6 +245,9 @@ pub struct RunArgs {
     /// Plan output format with --dry-run
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+    /// Show every warning, not the first 10 of each kind
+    #[arg(long)]
+    pub all_warnings: bool,
 }
 
 #[derive(Debug, Args)]
