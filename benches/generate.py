@@ -4,6 +4,8 @@
 layered LAYERS WIDTH: LAYERS x WIDTH steps, each needing 3 steps of the layer above, with a
 template in every `run` (a var, the run timestamp and an upstream step's output).
 typical: a 20-step runbook shaped like a real deploy (vars, env, probes, rollbacks).
+warnings STEPS [clean]: STEPS independent steps, each with two warnings (a var pasted into
+its script without `quote`, and no `rollback`); with `clean`, the same shape without them.
 """
 import sys
 
@@ -52,10 +54,24 @@ def typical() -> str:
     return "\n".join(out) + "\n"
 
 
+def warnings(steps: int, clean: bool) -> str:
+    out = ["version: 1", "name: warnings", "vars:", "  greeting: hello", "steps:"]
+    for index in range(steps):
+        out.append(f"  - id: step_{index}")
+        if clean:
+            out.append(f"    run: echo {{{{quote vars.greeting}}}} {index} > /dev/null")
+            out.append(f"    rollback: echo undo {index} > /dev/null")
+        else:
+            out.append(f"    run: echo {{{{vars.greeting}}}} {index} > /dev/null")
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
     kind = sys.argv[1]
     if kind == "layered":
         sys.stdout.write(layered(int(sys.argv[2]), int(sys.argv[3])))
+    elif kind == "warnings":
+        sys.stdout.write(warnings(int(sys.argv[2]), sys.argv[3:] == ["clean"]))
     elif kind == "typical":
         sys.stdout.write(typical())
     else:

@@ -127,6 +127,16 @@ impl Source {
         start + in_line.unwrap_or(line_length)
     }
 
+    /// The lines of the text from 1-based `line` on, as `str::lines` splits them: found
+    /// through the line index, so looking near the end of a big file does not walk it.
+    pub fn lines_from(&self, line: usize) -> std::str::Lines<'_> {
+        let start = self
+            .line_starts
+            .get(line.saturating_sub(1))
+            .map_or(self.text.len(), |&start| start);
+        self.text[start..].lines()
+    }
+
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_column(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
@@ -170,6 +180,18 @@ mod tests {
         assert_eq!(source.offset(2, 5), "a: é\nbé: ".len());
         assert_eq!(source.line_column("a: é\nbé: ".len()), (2, 5));
         assert_eq!(source.offset(9, 1), source.text().len());
+    }
+
+    #[test]
+    fn lines_from_a_line_agree_with_skipping_lines() {
+        for text in ["", "a", "a\n", "a\nb", "a\r\nb\r\n\nc", "\n\n"] {
+            let source = source(text);
+            for line in 0..6_usize {
+                let expected: Vec<&str> = text.lines().skip(line.saturating_sub(1)).collect();
+                let found: Vec<&str> = source.lines_from(line).collect();
+                assert_eq!(found, expected, "line {line} of {text:?}");
+            }
+        }
     }
 
     #[test]

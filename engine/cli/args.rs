@@ -224,6 +224,9 @@ pub struct ValidateArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
+    /// Show every warning, not the first 10 of each kind
+    #[arg(long)]
+    pub all_warnings: bool,
     #[command(flatten)]
     pub vars: VarArgs,
 }
@@ -246,6 +249,9 @@ pub struct PlanArgs {
     pub format: PlanFormat,
     #[command(flatten)]
     pub vars: VarArgs,
+    /// Show every warning, not the first 10 of each kind
+    #[arg(long)]
+    pub all_warnings: bool,
 }
 
 #[derive(Debug, Args)]
@@ -279,6 +285,9 @@ pub struct RunArgs {
     /// Plan output format with --dry-run
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+    /// Show every warning, not the first 10 of each kind
+    #[arg(long)]
+    pub all_warnings: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use super::args::{GlobalArgs, VarArgs};
-use super::diagnostics::{render_error, render_text, use_color};
+use super::diagnostics::{Warnings, render_error, render_text, use_color};
 use crate::errors::EXIT_INVALID;
 use crate::model::Runbook;
 use crate::plan::{
@@ -61,20 +61,32 @@ pub fn var_inputs(args: &VarArgs) -> VarInputs {
     }
 }
 
-fn print_diagnostics(source: &Source, diagnostics: &[Diagnostic], global: &GlobalArgs) {
+fn print_diagnostics(
+    source: &Source,
+    diagnostics: &[Diagnostic],
+    warnings: Warnings,
+    global: &GlobalArgs,
+) {
     let color = use_color(global.no_color, std::io::stderr().is_terminal());
-    err!("{}", render_text(source, diagnostics, color));
+    err!("{}", render_text(source, diagnostics, color, warnings));
 }
 
 /// Loads a runbook through to its plan, or prints why not and returns the exit code.
-pub fn load(file: &Path, vars: &VarArgs, global: &GlobalArgs) -> Result<Loaded, i32> {
+/// Warnings printed beside errors are capped per kind unless `all_warnings`.
+pub fn load(
+    file: &Path,
+    vars: &VarArgs,
+    all_warnings: bool,
+    global: &GlobalArgs,
+) -> Result<Loaded, i32> {
+    let warnings = Warnings::from_flag(all_warnings);
     let source = Source::read(file).map_err(|error| {
         err!("{}", render_error(&error));
         EXIT_INVALID
     })?;
     let validation = validate(&source);
     if validation.has_errors() {
-        print_diagnostics(&source, &validation.diagnostics, global);
+        print_diagnostics(&source, &validation.diagnostics, warnings, global);
         let errors = validation
             .diagnostics
             .iter()
@@ -101,7 +113,7 @@ pub fn load(file: &Path, vars: &VarArgs, global: &GlobalArgs) -> Result<Loaded, 
     let vars = match resolved {
         Ok(vars) => vars,
         Err(problems) => {
-            print_diagnostics(&source, &problems, global);
+            print_diagnostics(&source, &problems, warnings, global);
             errln!(
                 "error: variables of `{}` are not valid: nothing was run",
                 source.name()
@@ -111,7 +123,7 @@ pub fn load(file: &Path, vars: &VarArgs, global: &GlobalArgs) -> Result<Loaded, 
     };
     let graph = build_graph(&runbook);
     let plan = build_plan(&runbook, &graph, &vars, &mut context, &engine).map_err(|problems| {
-        print_diagnostics(&source, &problems, global);
+        print_diagnostics(&source, &problems, warnings, global);
         errln!(
             "error: `{}` cannot be planned: nothing was run",
             source.name()

@@ -9,7 +9,13 @@ use crate::plan::{to_dot, to_mermaid, to_text};
 use crate::secrets::{Masker, MaskingStream};
 
 pub fn plan(args: &PlanArgs, global: &GlobalArgs) -> i32 {
-    print_plan(&args.file, &args.vars, args.format, global)
+    print_plan(
+        &args.file,
+        &args.vars,
+        args.format,
+        args.all_warnings,
+        global,
+    )
 }
 
 /// Prints the plan of a runbook; shared with `run --dry-run`.
@@ -17,9 +23,10 @@ pub fn print_plan(
     file: &std::path::Path,
     vars: &VarArgs,
     format: PlanFormat,
+    all_warnings: bool,
     global: &GlobalArgs,
 ) -> i32 {
-    let loaded = match load(file, vars, global) {
+    let loaded = match load(file, vars, all_warnings, global) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

@@ -15,9 +15,15 @@ use crate::state::{
 
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
     if args.dry_run {
-        return print_plan(&args.file, &args.vars, args.format, global);
+        return print_plan(
+            &args.file,
+            &args.vars,
+            args.format,
+            args.all_warnings,
+            global,
+        );
     }
-    let loaded = match load(&args.file, &args.vars, global) {
+    let loaded = match load(&args.file, &args.vars, args.all_warnings, global) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

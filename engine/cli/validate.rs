@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use serde_json::json;
 
 use super::args::{DiagnosticFormat, GlobalArgs, ValidateArgs};
-use super::diagnostics::{diagnostic_json, render_error, render_text, use_color};
+use super::diagnostics::{Warnings, diagnostic_json, render_error, render_text, use_color};
 use super::load::var_inputs;
 use crate::errors::{EXIT_INVALID, EXIT_SUCCESS};
 use crate::plan::{Context, PlanPlaceholders, resolve_vars};
@@ -47,7 +47,8 @@ pub fn validate(args: &ValidateArgs, global: &GlobalArgs) -> i32 {
         any_failed |= errors > 0;
         match args.format {
             DiagnosticFormat::Text => {
-                err!("{}", render_text(&source, &diagnostics, color));
+                let shown = Warnings::from_flag(args.all_warnings);
+                err!("{}", render_text(&source, &diagnostics, color, shown));
                 let plural = |count: usize, word: &str| {
                     format!("{count} {word}{}", if count == 1 { "" } else { "s" })
                 };

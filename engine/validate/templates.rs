@@ -423,9 +423,7 @@ pub(super) fn locate(source: &Source, value: &Spanned<String>, offset: usize) ->
     let template_line = text[line_start..].split('\n').next().unwrap_or_default();
     let column_in_line = text[line_start..offset].chars().count();
     let source_lines: Vec<&str> = source
-        .text()
-        .lines()
-        .skip(value.position.line.saturating_sub(1))
+        .lines_from(value.position.line)
         .take(line_index + 64)
         .collect();
     let start_line = value.position.line.max(1);
