@@ -5,6 +5,7 @@ mod lock;
 mod log_files;
 mod run_directory;
 mod run_record;
+mod secret_outputs;
 
 pub use journal::{
     JOURNAL_FILE, JOURNAL_FORMAT, JournalError, JournalWriter, ReadJournal, for_each_record,
@@ -17,3 +18,4 @@ pub use run_record::{
     RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep, RecordedVar,
     RunRecord, unfinished_runs,
 };
+pub use secret_outputs::{restore_secret_outputs, save_secret_outputs};

@@ -338,6 +338,18 @@ impl Validator<'_> {
                         .with_help(help),
                     );
                 }
+                if !scope.secrets_allowed
+                    && self
+                        .secret_outputs
+                        .get(target)
+                        .is_some_and(|secret| secret.iter().any(|output| output == key))
+                {
+                    let env_name = key.to_ascii_uppercase();
+                    return Some(
+                        Diagnostic::error("secret-inlined", format!("secret output `{dotted}` is pasted into `{place}`, where it would reach argv, logs or the terminal"), None)
+                            .with_help(format!("pass it through `env:` (`{env_name}: \"{{{{{dotted}}}}}\"`) and use \"${env_name}\" in the script")),
+                    );
+                }
                 if scope.shell && usage == ReferenceUsage::Direct {
                     return Some(
                         Diagnostic::warning("unquoted-template", format!("`{{{{{dotted}}}}}` is pasted into a shell script without `quote` (`{place}`)"), None)

@@ -9,7 +9,7 @@ use super::templates::{Scope, TemplateOwner};
 use super::values::{is_env_name, is_identifier, parse_duration};
 use super::{Diagnostic, suggest};
 use crate::document::{self, OrderedMap, Position, RawHook, RawRunbook, Spanned};
-use crate::model::{EnvEntry, Hook, Hooks, Runbook};
+use crate::model::{DurationValue, EnvEntry, Hook, Hooks, Runbook};
 use crate::source::Source;
 use crate::template::TemplateEngine;
 
@@ -44,6 +44,8 @@ pub(super) struct Validator<'a> {
     pub step_ids: HashMap<String, usize>,
     pub step_names: Vec<String>,
     pub declared_outputs: Vec<Option<Vec<String>>>,
+    /// Per step, the outputs declared `secret: true`: allowed only where secrets are.
+    pub secret_outputs: Vec<Vec<String>>,
     pub graph: Option<StepGraph>,
     /// Every declared var name, so a default reading a var declared below it is told so.
     pub all_var_names: Vec<String>,
@@ -84,6 +86,7 @@ pub fn validate(source: &Source) -> Validation {
         step_ids: HashMap::new(),
         step_names: Vec::new(),
         declared_outputs: Vec::new(),
+        secret_outputs: Vec::new(),
         graph: None,
         all_var_names: Vec::new(),
     };
@@ -154,8 +157,12 @@ impl Validator<'_> {
             Some(value) => usize::try_from(value.value).unwrap_or(1),
             None => 4,
         };
-        let timeout = self.duration(raw.timeout.as_ref(), "timeout");
         let vars = self.vars(raw.vars.as_ref());
+        let timeout = self.duration_value(
+            raw.timeout.as_ref(),
+            "timeout",
+            &Scope::new("timeout", TemplateOwner::Runbook),
+        );
         let env = match &raw.env {
             Some(env) => self.env_entries(
                 &env.value,
@@ -267,8 +274,12 @@ impl Validator<'_> {
             None => Vec::new(),
         };
         let timeout = self
-            .duration(hook.timeout.as_ref(), "timeout")
-            .unwrap_or(Duration::from_secs(60));
+            .duration_value(
+                hook.timeout.as_ref(),
+                "timeout",
+                &Scope::new(format!("{place}.timeout"), TemplateOwner::Hook),
+            )
+            .unwrap_or(DurationValue::Fixed(Duration::from_secs(60)));
         let name = hook
             .name
             .as_ref()
