@@ -394,3 +394,55 @@ steps:
         output.stderr
     );
 }
+
+#[test]
+fn a_resumed_run_passes_a_kept_secret_output_to_the_steps_left() {
+    let runbook = r#"
+version: 1
+name: resume-token
+steps:
+  - id: issue
+    outputs: [{ name: token, secret: true }]
+    run: echo "token=tok-Zq81-secret-value" >> "$RUNBOOK_OUTPUT"
+  - id: use
+    needs: [issue]
+    env: { TOKEN: "{{steps.issue.outputs.token}}" }
+    run: |
+      echo $$ >> pids
+      touch started
+      while [ ! -f release ]; do sleep 0.05; done
+      printf '%s\n' "$TOKEN" > used
+      echo "used $TOKEN"
+"#;
+    let mut running = Test::new()
+        .runbook(runbook)
+        .args(["run", "{file}", "--state-dir", "{dir}/state"])
+        .spawn();
+    running.wait_for_file("started", LIMIT);
+    running.signal(nix::sys::signal::Signal::SIGKILL);
+    let crashed = running.finish(LIMIT);
+    let directory = crashed.directory.clone();
+    for pid in std::fs::read_to_string(directory.join("pids"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().parse::<i32>().ok())
+    {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(!directory.join("used").exists());
+    std::fs::write(directory.join("release"), "").expect("release");
+    let run = only_run(&directory.join("state"));
+    let resumed = engine(&directory, &["resume", &run]);
+    assert_eq!(resumed.code, 0, "{}", resumed.snapshot());
+    assert_no_token(&resumed.stdout, "resume stdout");
+    assert_no_token(&resumed.stderr, "resume stderr");
+    assert_eq!(
+        std::fs::read_to_string(directory.join("used")).expect("used"),
+        format!("{TOKEN}\n"),
+        "the step run again by resume gets the real value"
+    );
+    assert_state_keeps_token_only_aside(&directory.join("state"));
+}
