@@ -318,3 +318,46 @@ steps:
     let message = undo["message"].as_str().unwrap_or_default();
     assert!(message.contains("timed out after 100ms"), "{undo}");
 }
+
+#[test]
+fn a_default_duration_is_checked_once_for_all_steps() {
+    let runbook = r#"
+version: 1
+name: defaults
+vars:
+  t: { default: 5m }
+defaults:
+  timeout: "{{vars.t}}"
+  grace: "{{vars.missing}}"
+steps:
+  - id: a
+    run: "true"
+  - id: b
+    run: "true"
+"#;
+    let output = engine(runbook, &["validate", "{file}"]);
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    assert_eq!(
+        output
+            .stderr
+            .matches("`vars.missing` is not declared (used in `defaults.grace`)")
+            .count(),
+        1,
+        "{}",
+        output.stderr
+    );
+    let fixed = runbook.replace("{{vars.missing}}", "{{vars.t}}");
+    let plan = plan_json(&fixed, &["--var", "t=45s"]);
+    for step in plan["steps"].as_array().expect("steps") {
+        assert_eq!(step["timeout"], "45s", "{step}");
+        assert_eq!(step["grace"], "45s", "{step}");
+    }
+    let output = engine(&fixed, &["plan", "{file}", "--var", "t=later"]);
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    assert_eq!(
+        output.stderr.matches("renders to `later`").count(),
+        2,
+        "one error for each default that uses it:\n{}",
+        output.stderr
+    );
+}

@@ -278,8 +278,10 @@ fn check_durations(
     demand_required: bool,
 ) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
+    let mut checked = std::collections::HashSet::new();
     for template in runbook.duration_templates() {
-        if template.needs_run() {
+        // A default is shared by every step that does not set its own: checked once.
+        if template.needs_run() || !checked.insert(template.place.as_str()) {
             continue;
         }
         let message = match engine.render(&template.text, context.value()) {

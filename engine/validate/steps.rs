@@ -18,6 +18,13 @@ use crate::model::{
 const DEFAULT_SHELL: [&str; 6] = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"];
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
+/// The timing every step gets unless it says otherwise.
+struct TimingDefaults {
+    timeout: Option<DurationValue>,
+    grace: Option<DurationValue>,
+    retry: RetryPolicy,
+}
+
 impl Validator<'_> {
     pub(super) fn steps(&mut self, raw: &RawRunbook) -> Vec<Step> {
         if raw.steps.value.is_empty() {
@@ -59,12 +66,13 @@ impl Validator<'_> {
             .collect();
         self.build_graph(raw, needs.clone());
         let defaults = raw.defaults.as_ref().map(|defaults| &defaults.value);
+        let timing = self.timing_defaults(defaults);
         let steps: Vec<Step> = raw
             .steps
             .value
             .iter()
             .enumerate()
-            .map(|(index, step)| self.step(index, step, needs[index].clone(), defaults))
+            .map(|(index, step)| self.step(index, step, needs[index].clone(), defaults, &timing))
             .collect();
         self.check_pivots(raw);
         steps
@@ -107,6 +115,7 @@ impl Validator<'_> {
         raw: &RawStep,
         needs: Vec<usize>,
         defaults: Option<&RawDefaults>,
+        timing: &TimingDefaults,
     ) -> Step {
         let id = raw.id.value.clone();
         let place = format!("steps[{index}]");
@@ -144,21 +153,13 @@ impl Validator<'_> {
             .or(defaults.and_then(|defaults| defaults.cwd.as_ref()));
         let cwd =
             cwd_value.map(|cwd| self.template(cwd, &Scope::new(format!("{place}.cwd"), owner)));
-        // A default is written once for every step: its templates read what the runbook's
-        // `env` may read.
-        let runbook_scope =
-            |key: &str| Scope::new(format!("defaults.{key}"), TemplateOwner::Runbook);
         let timeout = match &raw.timeout {
             Some(timeout) => self.duration_value(
                 Some(timeout),
                 "timeout",
                 &Scope::new(format!("{place}.timeout"), owner),
             ),
-            None => self.duration_value(
-                defaults.and_then(|defaults| defaults.timeout.as_ref()),
-                "defaults.timeout",
-                &runbook_scope("timeout"),
-            ),
+            None => timing.timeout.clone(),
         };
         let grace = match &raw.grace {
             Some(grace) => self.duration_value(
@@ -166,21 +167,14 @@ impl Validator<'_> {
                 "grace",
                 &Scope::new(format!("{place}.grace"), owner),
             ),
-            None => self.duration_value(
-                defaults.and_then(|defaults| defaults.grace.as_ref()),
-                "defaults.grace",
-                &runbook_scope("grace"),
-            ),
+            None => timing.grace.clone(),
         };
         let retry = match &raw.retry {
             Some(retry) => self.retry(
                 Some(retry),
                 &Scope::new(format!("{place}.retry.delay"), owner),
             ),
-            None => self.retry(
-                defaults.and_then(|defaults| defaults.retry.as_ref()),
-                &runbook_scope("retry.delay"),
-            ),
+            None => timing.retry.clone(),
         };
         let verify = match &raw.verify {
             Some(probes) => self.probes(
@@ -243,6 +237,28 @@ impl Validator<'_> {
             pivot: raw.pivot.as_ref().is_some_and(|pivot| pivot.value),
             outputs,
             position: raw.id.position,
+        }
+    }
+
+    /// `defaults.timeout`, `grace` and `retry`, checked once: a default is written once for
+    /// every step, and its templates read what the runbook's `env` may read.
+    fn timing_defaults(&mut self, defaults: Option<&RawDefaults>) -> TimingDefaults {
+        let scope = |key: &str| Scope::new(format!("defaults.{key}"), TemplateOwner::Runbook);
+        let Some(defaults) = defaults else {
+            return TimingDefaults {
+                timeout: None,
+                grace: None,
+                retry: RetryPolicy::default(),
+            };
+        };
+        TimingDefaults {
+            timeout: self.duration_value(
+                defaults.timeout.as_ref(),
+                "defaults.timeout",
+                &scope("timeout"),
+            ),
+            grace: self.duration_value(defaults.grace.as_ref(), "defaults.grace", &scope("grace")),
+            retry: self.retry(defaults.retry.as_ref(), &scope("retry.delay")),
         }
     }
 
