@@ -446,3 +446,44 @@ steps:
     );
     assert_state_keeps_token_only_aside(&directory.join("state"));
 }
+
+#[test]
+fn the_example_issues_a_token_and_a_later_rollback_revokes_it() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join("secret-output.yaml");
+    let text = std::fs::read_to_string(example).expect("example");
+    let first = Test::new()
+        .runbook(&text)
+        .args(["run", "{file}", "--state-dir", "{dir}/state"])
+        .args(["--var", "work_dir={dir}/work"])
+        .run_within(LIMIT);
+    no_panic(&first);
+    assert_eq!(first.code, 0, "{}", first.snapshot());
+    let directory = first.directory.clone();
+    let run = only_run(&directory.join("state"));
+    let kept = directory
+        .join("state/runs")
+        .join(&run)
+        .join("secret-outputs/issue_token.json");
+    let kept: Vec<(String, String)> =
+        serde_json::from_str(&std::fs::read_to_string(kept).expect("kept")).expect("JSON");
+    let token = kept
+        .iter()
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value.clone())
+        .expect("the token is kept");
+    assert_eq!(token.len(), 32, "{token}");
+    assert!(
+        first.stdout.contains("calling the API with ••••••"),
+        "{}",
+        first.stdout
+    );
+    let rolled = engine(&directory, &["rollback", &run]);
+    assert_eq!(rolled.code, 0, "{}", rolled.snapshot());
+    for text in [&first.stdout, &first.stderr, &rolled.stdout, &rolled.stderr] {
+        assert!(!text.contains(&token), "the token leaked:\n{text}");
+    }
+    let revoked = std::fs::read_to_string(directory.join("work/revoked")).expect("revoked");
+    assert_eq!(revoked, format!("revoked deploy-{run}\n"));
+}

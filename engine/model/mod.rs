@@ -1,5 +1,6 @@
 //! The validated runbook: what the file means, with every reference resolved and every
-//! duration parsed. Only `validate` builds these types.
+//! literal duration parsed (a templated one is parsed when used). Only `validate` builds
+//! these types.
 
 mod duration;
 mod probe;
