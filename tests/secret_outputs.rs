@@ -487,3 +487,29 @@ fn the_example_issues_a_token_and_a_later_rollback_revokes_it() {
     let revoked = std::fs::read_to_string(directory.join("work/revoked")).expect("revoked");
     assert_eq!(revoked, format!("revoked deploy-{run}\n"));
 }
+
+#[test]
+fn a_later_rollback_without_the_kept_value_fails_naming_it_rather_than_passing_the_mask() {
+    let first = run_issue(&[]);
+    assert_eq!(first.code, 0, "{}", first.snapshot());
+    let directory = first.directory.clone();
+    let run = only_run(&directory.join("state"));
+    std::fs::remove_dir_all(
+        directory
+            .join("state/runs")
+            .join(&run)
+            .join("secret-outputs"),
+    )
+    .expect("remove the kept values");
+    let rolled = engine(&directory, &["rollback", &run]);
+    assert_eq!(rolled.code, 3, "{}", rolled.snapshot());
+    let all = format!("{}{}", rolled.stdout, rolled.stderr);
+    assert!(
+        all.contains("steps.issue.outputs.token"),
+        "the message names the missing output:\n{all}"
+    );
+    assert!(
+        !directory.join("revoked").exists(),
+        "the compensation must not run with the mask as the token"
+    );
+}
