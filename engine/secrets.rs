@@ -63,21 +63,34 @@ impl fmt::Display for Secret {
 pub struct Masker {
     automaton: Arc<Automaton>,
     too_short: Arc<[usize]>,
+    /// What the automaton was built from, so that `with` can add values.
+    patterns: Arc<[Vec<u8>]>,
+    values: usize,
 }
 
 impl Masker {
     pub fn new(values: impl IntoIterator<Item = String>) -> Masker {
-        let mut patterns = Vec::new();
-        let mut too_short = Vec::new();
-        for (index, value) in values.into_iter().enumerate() {
+        Masker::default().with(values)
+    }
+
+    /// A masker for these values and `values` too: secrets learned during a run (a step's
+    /// secret outputs) are masked from then on.
+    pub fn with(&self, values: impl IntoIterator<Item = String>) -> Masker {
+        let mut patterns = self.patterns.to_vec();
+        let mut too_short = self.too_short.to_vec();
+        let mut count = self.values;
+        for value in values {
             if value.len() < MIN_SECRET_LEN {
-                too_short.push(index);
+                too_short.push(count);
             }
+            count += 1;
             patterns.extend(derived_forms(&value));
         }
         Masker {
             automaton: Arc::new(Automaton::new(&patterns)),
             too_short: too_short.into(),
+            patterns: patterns.into(),
+            values: count,
         }
     }
 

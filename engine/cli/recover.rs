@@ -222,7 +222,11 @@ async fn drive(
     let recorded = recorded(&recovered);
     let start = start(&recorded);
     let inputs = recorded_inputs(&recovered.record);
-    let recorded_steps = recovered.record.steps.clone();
+    let (recorded_steps, secret_outputs) = crate::state::restore_secret_outputs(
+        &recovered.directory,
+        &recovered.runbook,
+        recovered.record.steps.clone(),
+    );
     let input = SessionInput {
         runbook: recovered.runbook,
         graph: recovered.graph,
@@ -241,6 +245,7 @@ async fn drive(
         Ok(session) => session,
         Err(code) => return code,
     };
+    session.shared.emitter.add_secrets(secret_outputs);
     // Compensations and later steps read the outputs the steps recorded then, not new ones.
     for step in &recorded_steps {
         session

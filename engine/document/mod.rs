@@ -14,5 +14,7 @@ pub use parse::{ParseError, parse, parse_reporting_all};
 pub use probe::{RawExpect, RawHttp, RawProbe, StatusCodes};
 pub use runbook::{RawDefaults, RawHook, RawHooks, RawRunbook};
 pub use spanned::{Position, Spanned};
-pub use step::{CompensationField, RawCompensation, RawRetry, RawStep, Script};
+pub use step::{
+    CompensationField, OutputField, RawCompensation, RawOutput, RawRetry, RawStep, Script,
+};
 pub use vars::{RawVar, RawVarSpec, Scalar};

@@ -55,8 +55,63 @@ pub struct RawStep {
     pub pivot: Option<Spanned<bool>>,
     /// The step changes nothing, so it needs no `rollback` (silences that warning).
     pub readonly: Option<Spanned<bool>>,
-    /// Output keys the step promises to write to `$RUNBOOK_OUTPUT`.
-    pub outputs: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Output keys the step promises to write to `$RUNBOOK_OUTPUT`: a key, or
+    /// `{name, secret: true}` for a value masked everywhere and usable only in `env`.
+    pub outputs: Option<Spanned<Vec<Spanned<OutputField>>>>,
+}
+
+/// `{name, secret}`: a promised output written as a map.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    /// The output key.
+    pub name: Spanned<String>,
+    /// Mask the value everywhere, allow it only in `env`, keep it outside the journal.
+    pub secret: Option<Spanned<bool>>,
+}
+
+/// An entry of `outputs`: a key, or `{name, secret}`. Written by hand for the same reason
+/// as `CompensationField`; a key written alone has no position of its own: the entry's is
+/// used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputField(pub RawOutput);
+
+impl<'de> Deserialize<'de> for OutputField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OutputVisitor;
+
+        impl<'de> Visitor<'de> for OutputVisitor {
+            type Value = OutputField;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("an output key or a map with `name` and `secret`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<OutputField, E> {
+                Ok(OutputField(RawOutput {
+                    name: Spanned::new(value.to_string(), Default::default()),
+                    secret: None,
+                }))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<OutputField, A::Error> {
+                RawOutput::deserialize(MapAccessDeserializer::new(access)).map(OutputField)
+            }
+        }
+
+        deserializer.deserialize_any(OutputVisitor)
+    }
+}
+
+impl JsonSchema for OutputField {
+    fn schema_name() -> Cow<'static, str> {
+        "Output".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let full = generator.subschema_for::<RawOutput>();
+        json_schema!({ "anyOf": [{ "type": "string" }, full] })
+    }
 }
 
 /// `retry: {attempts, delay, backoff}`.

@@ -27,6 +27,13 @@ pub(crate) struct CompensationReport {
     pub message: Option<String>,
 }
 
+/// A compensation's durations, rendered before it starts.
+struct Timing {
+    timeout: Duration,
+    grace: Duration,
+    delay: Duration,
+}
+
 /// Compensates step `index`, whose forward run ended as `outcome`.
 pub(crate) async fn compensate(
     shared: Arc<RunShared>,
@@ -64,9 +71,18 @@ pub(crate) async fn compensate(
         env.push(("RUNBOOK_STEP_ID".into(), id.clone()));
         env.push(("RUNBOOK_STEP_OUTCOME".into(), outcome.as_str().into()));
         let cwd = renderer.working_directory(compensation.cwd.as_ref())?;
-        Ok((renderer, argv, env, cwd))
+        let timeout = match &compensation.timeout {
+            Some(timeout) => renderer.duration(timeout)?,
+            None => DEFAULT_COMPENSATION_TIMEOUT,
+        };
+        let timing = Timing {
+            timeout,
+            grace: renderer.duration(&step.grace)?,
+            delay: renderer.duration(&compensation.retry.delay)?,
+        };
+        Ok((renderer, argv, env, cwd, timing))
     });
-    let (renderer, argv, env, cwd) = match prepared {
+    let (renderer, argv, env, cwd, timing) = match prepared {
         Ok(prepared) => prepared,
         Err(message) => return finished(&shared, report, started, Some(message)),
     };
@@ -75,7 +91,6 @@ pub(crate) async fn compensate(
         phase: Phase::Compensation,
         emit_lines: true,
     };
-    let timeout = compensation.timeout.unwrap_or(DEFAULT_COMPENSATION_TIMEOUT);
     let spec = CommandSpec {
         argv,
         env: env.clone(),
@@ -86,8 +101,8 @@ pub(crate) async fn compensate(
         let result = run_command(
             &spec,
             &label,
-            Some(timeout),
-            step.grace,
+            Some(timing.timeout),
+            timing.grace,
             &shared.emitter,
             &mut cancel,
             None,
@@ -115,7 +130,7 @@ pub(crate) async fn compensate(
                 Some(format!("{message}{tries}{tail}")),
             );
         }
-        let delay = compensation.retry.delay_after(attempt);
+        let delay = compensation.retry.delay_after(timing.delay, attempt);
         shared.emitter.emit(Event::AttemptFailed {
             step: id.clone(),
             phase: Phase::Compensation,

@@ -167,9 +167,8 @@ pub async fn dispatch(
     }
     let mut finished = finished_order.iter().copied().max().unwrap_or(0);
     let mut running: JoinSet<StepReport> = JoinSet::new();
-    let deadline = runbook
-        .timeout
-        .map(|limit| tokio::time::Instant::now() + limit);
+    let run_limit = shared.run_timeout(&context);
+    let deadline = run_limit.map(|limit| tokio::time::Instant::now() + limit);
     let run_deadline = async move {
         match deadline {
             Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -276,7 +275,7 @@ pub async fn dispatch(
             () = &mut run_deadline, if !deadline_passed => {
                 deadline_passed = true;
                 if stop_reason.is_none() {
-                    let limit = runbook.timeout.map(|limit| humantime::format_duration(limit).to_string()).unwrap_or_default();
+                    let limit = run_limit.map(|limit| humantime::format_duration(limit).to_string()).unwrap_or_default();
                     shared.emitter.emit(Event::Stopping { reason: CancelReason::RunTimeout, message: format!("the run reached its `timeout` of {limit}") });
                     stop_reason = Some(CancelReason::RunTimeout);
                     let _ = cancel_sender.send(CancelLevel::Graceful);

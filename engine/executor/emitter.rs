@@ -3,7 +3,7 @@
 //! reporters are told. A journal write that fails is remembered: the dispatcher then starts
 //! nothing more (fail closed).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::events::{Event, Phase, Stream};
 use crate::secrets::Masker;
@@ -82,7 +82,8 @@ impl RunRecorder {
 /// Emits events to the journal and the reporters, masking secrets.
 #[derive(Clone)]
 pub struct Emitter {
-    masker: Masker,
+    /// Grows during a run: a step's secret outputs join it as soon as they are read.
+    masker: Arc<RwLock<Masker>>,
     sink: Arc<Mutex<EventSink>>,
     recorder: Option<Arc<Mutex<RunRecorder>>>,
 }
@@ -96,22 +97,43 @@ impl std::fmt::Debug for Emitter {
 impl Emitter {
     pub fn new(masker: Masker, sink: EventSink, recorder: Option<RunRecorder>) -> Emitter {
         Emitter {
-            masker,
+            masker: Arc::new(RwLock::new(masker)),
             sink: Arc::new(Mutex::new(sink)),
             recorder: recorder.map(|recorder| Arc::new(Mutex::new(recorder))),
         }
     }
 
-    pub fn masker(&self) -> &Masker {
-        &self.masker
+    /// The masker as it is now (a cheap clone sharing its matcher).
+    pub fn masker(&self) -> Masker {
+        self.masker
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Masks `values` too from now on, in every event and output line.
+    pub fn add_secrets(&self, values: Vec<String>) {
+        let values: Vec<String> = values
+            .into_iter()
+            .filter(|value| !value.is_empty())
+            .collect();
+        if values.is_empty() {
+            return;
+        }
+        let mut masker = self
+            .masker
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *masker = masker.with(values);
     }
 
     /// Masks free text (messages, rendered commands) before it is put into an event.
     pub fn mask(&self, text: &str) -> String {
-        if self.masker.is_empty() {
+        let masker = self.masker();
+        if masker.is_empty() {
             text.to_string()
         } else {
-            self.masker.mask_str(text)
+            masker.mask_str(text)
         }
     }
 

@@ -26,9 +26,13 @@ pub(crate) async fn run_hooks(shared: &RunShared, hooks: &[Hook], moment: &str, 
         let prepared = Renderer::new(shared, context).and_then(|renderer| {
             let mut env = shared.base_env.clone();
             env.extend(renderer.render_env(&hook.env)?);
-            Ok((renderer.render(&hook.run)?, env))
+            Ok((
+                renderer.render(&hook.run)?,
+                env,
+                renderer.duration(&hook.timeout)?,
+            ))
         });
-        let (script, env) = match prepared {
+        let (script, env, timeout) = match prepared {
             Ok(prepared) => prepared,
             Err(message) => {
                 shared.emitter.emit(Event::Notice {
@@ -47,7 +51,7 @@ pub(crate) async fn run_hooks(shared: &RunShared, hooks: &[Hook], moment: &str, 
         let result = run_command(
             &spec,
             &label,
-            Some(hook.timeout),
+            Some(timeout),
             HOOK_GRACE,
             &shared.emitter,
             &mut cancel,

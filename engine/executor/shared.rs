@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::emitter::Emitter;
 use super::options::RunOptions;
-use crate::model::{EnvEntry, Runbook, Template};
+use crate::model::{DurationValue, EnvEntry, Runbook, Template};
 use crate::plan::{Context, RunInfo};
 use crate::template::{PreparedContext, TemplateEngine};
 use crate::validate::StepGraph;
@@ -24,6 +25,24 @@ pub struct RunShared {
     pub base_env: Vec<(String, String)>,
     /// One approval prompt at a time on the terminal.
     pub approval_lock: tokio::sync::Mutex<()>,
+}
+
+impl RunShared {
+    /// The run's `timeout`, rendered with the run's values. It was checked before anything
+    /// started, so a failure here is reported and leaves the run without a limit.
+    pub fn run_timeout(&self, context: &Context) -> Option<Duration> {
+        let limit = self.runbook.timeout.as_ref()?;
+        let renderer = Renderer::new(self, context).ok()?;
+        match renderer.duration(limit) {
+            Ok(limit) => Some(limit),
+            Err(message) => {
+                self.emitter.emit(crate::events::Event::Notice {
+                    message: format!("{message}: the run has no time limit"),
+                });
+                None
+            }
+        }
+    }
 }
 
 /// Renders templates against one snapshot of the context.
@@ -64,6 +83,13 @@ impl<'a> Renderer<'a> {
                     .emitter
                     .mask(&format!("cannot render `{}`: {error}", template.place))
             })
+    }
+
+    /// A duration, rendered and parsed when it is a template; the error names its place.
+    pub fn duration(&self, value: &DurationValue) -> Result<Duration, String> {
+        value
+            .resolve(|template| self.render(template))
+            .map_err(|message| self.shared.emitter.mask(&message))
     }
 
     pub fn render_env(&self, entries: &[EnvEntry]) -> Result<Vec<(String, String)>, String> {

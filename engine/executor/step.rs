@@ -12,9 +12,10 @@ use super::outputs::parse_outputs;
 use super::shared::{Renderer, RunShared};
 use super::verify::verify;
 use crate::events::{DurationMs, Event, Phase, StepOutcome, StepStatus};
-use crate::model::Action;
+use crate::model::{Action, Step};
 use crate::plan::Context;
 use crate::process::CommandSpec;
+use crate::state::save_secret_outputs;
 
 /// How a forward step ended.
 #[derive(Debug, Clone)]
@@ -116,16 +117,18 @@ pub(crate) async fn run_step(
                 Ok(cwd) => cwd,
                 Err(message) => return finish(report, started, Some(message)),
             };
-            if let Err((message, outcome)) = attempts(
-                &shared,
-                index,
+            let timing = match Timing::render(step, &renderer) {
+                Ok(timing) => timing,
+                Err(message) => return finish(report, started, Some(message)),
+            };
+            let command = AttemptCommand {
                 argv,
-                env.clone(),
+                env: env.clone(),
                 cwd,
-                &mut report,
-                &mut cancel,
-            )
-            .await
+                timing,
+            };
+            if let Err((message, outcome)) =
+                attempts(&shared, index, command, &mut report, &mut cancel).await
             {
                 report.outcome = outcome;
                 if outcome == StepOutcome::Cancelled {
@@ -166,16 +169,105 @@ pub(crate) async fn run_step(
     finish(report, started, None)
 }
 
+/// A step's durations, rendered when it starts (they may be templates).
+struct Timing {
+    timeout: Option<Duration>,
+    grace: Duration,
+    delay: Duration,
+}
+
+impl Timing {
+    fn render(step: &Step, renderer: &Renderer<'_>) -> Result<Timing, String> {
+        Ok(Timing {
+            timeout: step
+                .timeout
+                .as_ref()
+                .map(|timeout| renderer.duration(timeout))
+                .transpose()?,
+            grace: renderer.duration(&step.grace)?,
+            delay: renderer.duration(&step.retry.delay)?,
+        })
+    }
+}
+
+/// What every attempt of a `run` runs, and with which limits.
+struct AttemptCommand {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: std::path::PathBuf,
+    timing: Timing,
+}
+
+/// The outputs an attempt wrote: secret ones join the run's masker at once and are kept
+/// outside the journal for a later `rollback RUN`.
+fn read_outputs(
+    shared: &RunShared,
+    step: &Step,
+    output_file: &std::path::Path,
+) -> Result<Vec<(String, String)>, String> {
+    let written = std::fs::read_to_string(output_file).unwrap_or_default();
+    // The values now live in memory (and, masked, in the journal); a file left behind
+    // could keep a secret at rest.
+    let _ = std::fs::remove_file(output_file);
+    let outputs = parse_outputs(&written);
+    let secret: Vec<(String, String)> = outputs
+        .iter()
+        .filter(|(key, _)| step.is_secret_output(key))
+        .cloned()
+        .collect();
+    if !secret.is_empty() {
+        shared
+            .emitter
+            .add_secrets(secret.iter().map(|(_, value)| value.clone()).collect());
+        save_secret_outputs(&shared.info.directory, step.id.as_str(), &secret).map_err(
+            |error| {
+                format!(
+                    "cannot keep the secret outputs of step `{}` in the run directory: {error}",
+                    step.id
+                )
+            },
+        )?;
+    }
+    Ok(outputs)
+}
+
+/// The promised outputs an attempt did not write, as an error message.
+fn missing_outputs(step: &Step, outputs: &[(String, String)]) -> Option<String> {
+    let missing: Vec<String> = step
+        .outputs
+        .iter()
+        .flatten()
+        .filter(|promised| !outputs.iter().any(|(written, _)| *written == promised.name))
+        .map(|promised| format!("`{}`", promised.name))
+        .collect();
+    match missing.as_slice() {
+        [] => None,
+        [one] => Some(format!(
+            "step `{}` did not write promised output {one}",
+            step.id
+        )),
+        many => Some(format!(
+            "step `{}` did not write promised outputs {}",
+            step.id,
+            many.join(", ")
+        )),
+    }
+}
+
 /// The attempts of a `run`: retried on failure or timeout, never after a cancel.
 async fn attempts(
     shared: &RunShared,
     index: usize,
-    argv: Vec<String>,
-    env: Vec<(String, String)>,
-    cwd: std::path::PathBuf,
+    command: AttemptCommand,
     report: &mut StepReport,
     cancel: &mut watch::Receiver<CancelLevel>,
 ) -> Result<(), (String, StepOutcome)> {
+    let AttemptCommand {
+        argv,
+        env,
+        cwd,
+        timing,
+    } = command;
     let step = &shared.runbook.steps[index];
     let id = step.id.to_string();
     let label = OutputLabel {
@@ -210,42 +302,28 @@ async fn attempts(
         let result = run_command(
             &spec,
             &label,
-            step.timeout,
-            step.grace,
+            timing.timeout,
+            timing.grace,
             &shared.emitter,
             cancel,
             None,
         )
         .await;
         report.tail = result.tail;
-        let written = std::fs::read_to_string(&output_file).unwrap_or_default();
-        // The values now live in memory (and, masked, in the journal); a file left behind
-        // could keep a secret at rest.
-        let _ = std::fs::remove_file(&output_file);
-        report.outputs = parse_outputs(&written);
+        report.outputs = match read_outputs(shared, step, &output_file) {
+            Ok(outputs) => outputs,
+            Err(message) => return Err((message, StepOutcome::Failed)),
+        };
         let outcome = match &result.end {
             CommandEnd::Cancelled => return Err(("cancelled".into(), StepOutcome::Cancelled)),
             CommandEnd::TimedOut(_) => StepOutcome::TimedOut,
             _ => StepOutcome::Failed,
         };
         if result.end.succeeded() {
-            if let Some(promised) = &step.outputs {
-                let missing: Vec<&str> = promised
-                    .iter()
-                    .filter(|key| !report.outputs.iter().any(|(written, _)| written == *key))
-                    .map(String::as_str)
-                    .collect();
-                if !missing.is_empty() {
-                    return Err((
-                        format!(
-                            "the step promised outputs it did not write: {}",
-                            missing.join(", ")
-                        ),
-                        StepOutcome::Failed,
-                    ));
-                }
-            }
-            return Ok(());
+            return match missing_outputs(step, &report.outputs) {
+                Some(message) => Err((message, StepOutcome::Failed)),
+                None => Ok(()),
+            };
         }
         let message = result.end.describe();
         if attempt == step.retry.attempts {
@@ -256,7 +334,7 @@ async fn attempts(
             };
             return Err((format!("{message}{tries}"), outcome));
         }
-        let delay = step.retry.delay_after(attempt);
+        let delay = step.retry.delay_after(timing.delay, attempt);
         shared.emitter.emit(Event::AttemptFailed {
             step: id.clone(),
             phase: Phase::Forward,

@@ -103,13 +103,7 @@ fn render_probe(
 /// The probe's timing with its templated values rendered and parsed.
 fn rendered_timing(probe: &Probe, renderer: &Renderer<'_>) -> Result<ProbeTiming, String> {
     let duration = |template: &Template| -> Result<Duration, String> {
-        let text = renderer.render(template)?;
-        humantime::parse_duration(text.trim()).map_err(|error| {
-            format!(
-                "`{}` renders to `{text}`, not a duration ({error})",
-                template.place
-            )
-        })
+        crate::model::parse_rendered(template, &renderer.render(template)?)
     };
     let mut timing = probe.timing.clone();
     let templates = &probe.timing_templates;

@@ -1,14 +1,17 @@
 //! The validated runbook: what the file means, with every reference resolved and every
-//! duration parsed. Only `validate` builds these types.
+//! literal duration parsed (a templated one is parsed when used). Only `validate` builds
+//! these types.
 
+mod duration;
 mod probe;
 mod runbook;
 mod step;
 mod template;
 
+pub use duration::{DurationValue, MAX_DURATION, parse_rendered};
 pub use probe::{
     Comparison, Expectation, HttpProbe, NumberCheck, Probe, ProbeKind, ProbeTiming, TimingTemplates,
 };
 pub use runbook::{EnvEntry, Hook, Hooks, Runbook, VarDecl};
-pub use step::{Action, Compensation, RetryPolicy, Step, StepId};
+pub use step::{Action, Compensation, PromisedOutput, RetryPolicy, Step, StepId};
 pub use template::Template;

@@ -1,10 +1,8 @@
 //! The validated runbook: variables, environment, steps, hooks.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use super::{Probe, Step, Template};
+use super::{DurationValue, Probe, Step, Template};
 use crate::document::Position;
+use std::path::PathBuf;
 
 /// A runbook that passed validation. Built only by `validate`.
 #[derive(Debug, Clone)]
@@ -20,7 +18,7 @@ pub struct Runbook {
     pub vars: Vec<VarDecl>,
     pub env: Vec<EnvEntry>,
     pub concurrency: usize,
-    pub timeout: Option<Duration>,
+    pub timeout: Option<DurationValue>,
     /// In file order; `Step::needs` holds indices into this list.
     pub steps: Vec<Step>,
     pub hooks: Hooks,
@@ -35,6 +33,44 @@ impl Runbook {
     pub fn var(&self, name: &str) -> Option<&VarDecl> {
         self.vars.iter().find(|var| var.name == name)
     }
+
+    /// Every duration written as a template: the run's, the steps' and compensations', the
+    /// hooks' and the probes' timing. They are checked as soon as their values are known.
+    pub fn duration_templates(&self) -> Vec<&Template> {
+        let mut templates: Vec<&Template> = self
+            .timeout
+            .iter()
+            .filter_map(DurationValue::template)
+            .collect();
+        for step in &self.steps {
+            templates.extend(step.duration_templates());
+            let probes = step
+                .verify
+                .iter()
+                .chain(step.rollback.iter().flat_map(|rollback| &rollback.verify));
+            templates.extend(probes.flat_map(probe_timing_templates));
+        }
+        let hooks = &self.hooks;
+        for hook in hooks
+            .on_start
+            .iter()
+            .chain(&hooks.on_success)
+            .chain(&hooks.on_failure)
+            .chain(&hooks.always)
+        {
+            templates.extend(hook.timeout.template());
+        }
+        templates.extend(self.rollback_verify.iter().flat_map(probe_timing_templates));
+        templates
+    }
+}
+
+/// A probe's `within`, `hold` and `interval` written as templates.
+fn probe_timing_templates(probe: &Probe) -> impl Iterator<Item = &Template> {
+    let timing = &probe.timing_templates;
+    [&timing.within, &timing.hold, &timing.interval]
+        .into_iter()
+        .flatten()
 }
 
 /// A declared variable (SPEC §3).
@@ -64,7 +100,7 @@ pub struct Hook {
     pub name: String,
     pub run: Template,
     pub env: Vec<EnvEntry>,
-    pub timeout: Duration,
+    pub timeout: DurationValue,
 }
 
 /// The hooks, by the moment they run.

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{EnvEntry, Probe, Template};
+use super::{DurationValue, EnvEntry, Probe, Template};
 use crate::document::Position;
 
 /// A step's id, `[a-z0-9][a-z0-9_-]*`.
@@ -47,23 +47,32 @@ pub struct Step {
     pub shell: Vec<Template>,
     pub env: Vec<EnvEntry>,
     pub cwd: Option<Template>,
-    pub timeout: Option<Duration>,
+    pub timeout: Option<DurationValue>,
     pub retry: RetryPolicy,
     pub allow_failure: bool,
     pub verify: Vec<Probe>,
     pub rollback: Option<Compensation>,
-    pub grace: Duration,
+    pub grace: DurationValue,
     pub idempotent: bool,
     pub pivot: bool,
-    pub outputs: Option<Vec<String>>,
+    /// The output keys it promises, when it declares them.
+    pub outputs: Option<Vec<PromisedOutput>>,
     pub position: Position,
+}
+
+/// One entry of a step's `outputs`: a key it promises to write, and whether its value is a
+/// secret (masked everywhere, usable only in `env`, kept outside the journal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromisedOutput {
+    pub name: String,
+    pub secret: bool,
 }
 
 /// `retry`: attempts in all, and the delay between them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     pub attempts: u32,
-    pub delay: Duration,
+    pub delay: DurationValue,
     pub backoff: f64,
 }
 
@@ -71,20 +80,21 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             attempts: 1,
-            delay: Duration::from_secs(1),
+            delay: DurationValue::Fixed(Duration::from_secs(1)),
             backoff: 1.0,
         }
     }
 }
 
 impl RetryPolicy {
-    /// The wait before attempt `attempt + 1` (attempts count from 1), capped at a day so
-    /// that a large backoff cannot overflow.
-    pub fn delay_after(&self, attempt: u32) -> Duration {
+    /// The wait before attempt `attempt + 1` (attempts count from 1) when the first delay is
+    /// `delay` (the policy's, rendered), capped at a day so that a large backoff cannot
+    /// overflow.
+    pub fn delay_after(&self, delay: Duration, attempt: u32) -> Duration {
         let factor = self
             .backoff
             .powi(i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX));
-        let seconds = (self.delay.as_secs_f64() * factor).min(86_400.0);
+        let seconds = (delay.as_secs_f64() * factor).min(86_400.0);
         Duration::from_secs_f64(seconds.max(0.0))
     }
 }
@@ -96,15 +106,15 @@ pub struct Compensation {
     pub shell: Vec<Template>,
     pub env: Vec<EnvEntry>,
     pub cwd: Option<Template>,
-    pub timeout: Option<Duration>,
+    pub timeout: Option<DurationValue>,
     pub retry: RetryPolicy,
     pub verify: Vec<Probe>,
     pub only_if_succeeded: bool,
 }
 
 impl Step {
-    /// Every template of the step: its command, condition, shell, env, cwd, probes and
-    /// compensation.
+    /// Every template of the step: its command, condition, shell, env, cwd, probes,
+    /// compensation and durations.
     pub fn templates(&self) -> Vec<&Template> {
         let mut templates: Vec<&Template> = Vec::new();
         match &self.action {
@@ -123,7 +133,30 @@ impl Step {
             templates.extend(rollback.env.iter().map(|entry| &entry.value));
             templates.extend(rollback.verify.iter().flat_map(Probe::templates));
         }
+        templates.extend(self.duration_templates());
         templates
+    }
+
+    /// Whether output `key` is declared secret.
+    pub fn is_secret_output(&self, key: &str) -> bool {
+        self.outputs
+            .iter()
+            .flatten()
+            .any(|output| output.secret && output.name == key)
+    }
+
+    /// Every duration of the step and its compensation that is a template.
+    pub fn duration_templates(&self) -> Vec<&Template> {
+        let mut values = vec![&self.grace, &self.retry.delay];
+        values.extend(self.timeout.iter());
+        if let Some(rollback) = &self.rollback {
+            values.push(&rollback.retry.delay);
+            values.extend(rollback.timeout.iter());
+        }
+        values
+            .into_iter()
+            .filter_map(DurationValue::template)
+            .collect()
     }
 
     /// Ids of the steps whose status or outputs the step's templates read.

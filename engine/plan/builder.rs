@@ -11,7 +11,9 @@ use super::model::{
 };
 use super::variables::ResolvedVar;
 use crate::format::written;
-use crate::model::{Action, EnvEntry, Probe, ProbeKind, RetryPolicy, Runbook, Step, Template};
+use crate::model::{
+    Action, DurationValue, EnvEntry, Probe, ProbeKind, RetryPolicy, Runbook, Step, Template,
+};
 use crate::template::{BorrowedContext, TemplateEngine, has_tag};
 use crate::validate::{Diagnostic, StepGraph};
 
@@ -56,17 +58,21 @@ impl<'a> Renderer<'a> {
             .clone()
     }
 
-    fn duration(&mut self, value: Duration) -> SharedText {
-        self.durations
-            .entry(value)
-            .or_insert_with(|| SharedText::from(written(value)))
-            .clone()
+    fn duration(&mut self, value: &DurationValue) -> SharedText {
+        match value {
+            DurationValue::Fixed(value) => self
+                .durations
+                .entry(*value)
+                .or_insert_with(|| SharedText::from(written(*value)))
+                .clone(),
+            DurationValue::Template(template) => SharedText::from(self.render(template).trim()),
+        }
     }
 
     fn retry(&mut self, policy: &RetryPolicy) -> PlanRetry {
         PlanRetry {
             attempts: policy.attempts,
-            delay: self.duration(policy.delay),
+            delay: self.duration(&policy.delay),
             backoff: policy.backoff,
         }
     }
@@ -282,7 +288,10 @@ pub fn build_plan(
             .collect(),
         env,
         concurrency: runbook.concurrency,
-        timeout: runbook.timeout.map(written),
+        timeout: runbook
+            .timeout
+            .as_ref()
+            .map(|limit| renderer.duration(limit).to_string()),
         waves: graph.waves().iter().map(ids).collect(),
         steps,
         rollback: PlanRollback {
@@ -316,6 +325,7 @@ fn all_runtime_paths(runbook: &Runbook) -> impl Iterator<Item = &Vec<String>> {
     {
         templates.push(&hook.run);
         templates.extend(hook.env.iter().map(|entry| &entry.value));
+        templates.extend(hook.timeout.template());
     }
     templates.extend(runbook.rollback_verify.iter().flat_map(Probe::templates));
     templates
@@ -400,7 +410,10 @@ impl<'a> Planner<'a> {
         let rollback = step.rollback.as_ref().map(|compensation| PlanCompensation {
             command: renderer.render(&compensation.run),
             only_if_succeeded: compensation.only_if_succeeded,
-            timeout: compensation.timeout.map(written),
+            timeout: compensation
+                .timeout
+                .as_ref()
+                .map(|limit| renderer.duration(limit).to_string()),
             retry: renderer.retry(&compensation.retry),
             verify: renderer.probes(&compensation.verify),
         });
@@ -425,9 +438,12 @@ impl<'a> Planner<'a> {
                 .collect(),
             cwd,
             env: renderer.env(&step.env),
-            timeout: step.timeout.map(written),
+            timeout: step
+                .timeout
+                .as_ref()
+                .map(|limit| renderer.duration(limit).to_string()),
             retry: renderer.retry(&step.retry),
-            grace: renderer.duration(step.grace),
+            grace: renderer.duration(&step.grace),
             allow_failure: step.allow_failure,
             idempotent: step.idempotent,
             pivot: step.pivot,

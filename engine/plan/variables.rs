@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::Context;
 use crate::document::{OrderedMap, Scalar, Spanned};
 use crate::errors::EngineError;
-use crate::model::Runbook;
+use crate::model::{Runbook, parse_rendered};
 use crate::suggest::suggest;
 use crate::template::TemplateEngine;
 use crate::validate::Diagnostic;
@@ -260,10 +260,47 @@ pub fn resolve_vars(
         });
     }
     if problems.is_empty() {
+        problems.extend(check_durations(runbook, context, engine, demand_required));
+    }
+    if problems.is_empty() {
         Ok(Ok(resolved))
     } else {
         Ok(Err(problems))
     }
+}
+
+/// Checks every duration written as a template once the variables are known (SPEC §2), so a
+/// bad value (`--var timeout=banana`) is refused before anything runs, not when the step is
+/// reached. Templates that read what only a run knows (`steps.*`, `run.*`) wait for it.
+fn check_durations(
+    runbook: &Runbook,
+    context: &Context,
+    engine: &TemplateEngine,
+    demand_required: bool,
+) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    let mut checked = std::collections::HashSet::new();
+    for template in runbook.duration_templates() {
+        // A default is shared by every step that does not set its own: checked once.
+        if template.needs_run() || !checked.insert(template.place.as_str()) {
+            continue;
+        }
+        let message = match engine.render(&template.text, context.value()) {
+            Ok(text) => match parse_rendered(template, &text) {
+                Ok(_) => continue,
+                Err(message) => message,
+            },
+            // `validate` does not demand every value: a template reading an unset var is
+            // checked when it has one.
+            Err(_) if !demand_required => continue,
+            Err(error) => format!("cannot render `{}`: {error}", template.place),
+        };
+        problems.push(
+            Diagnostic::error("invalid-duration", message, Some(template.position))
+                .with_help("give a duration such as `500ms`, `30s`, `10m` or `1h30m`"),
+        );
+    }
+    problems
 }
 
 #[cfg(test)]

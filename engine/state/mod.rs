@@ -6,6 +6,7 @@ mod lock;
 mod log_files;
 mod run_directory;
 mod run_record;
+mod secret_outputs;
 
 pub use journal::{
     JOURNAL_FILE, JOURNAL_FORMAT, JournalError, JournalWriter, ReadJournal, for_each_record,
@@ -23,3 +24,4 @@ pub use run_record::{
     RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep, RollbackState,
     RunRecord, unfinished_runs,
 };
+pub use secret_outputs::{restore_secret_outputs, save_secret_outputs};

@@ -8,11 +8,22 @@ use super::Diagnostic;
 use super::templates::{Scope, TemplateOwner};
 use super::validator::Validator;
 use super::values::is_identifier;
-use crate::document::{RawCompensation, RawDefaults, RawRetry, RawRunbook, RawStep, Spanned};
-use crate::model::{Action, Compensation, RetryPolicy, Step, StepId, Template};
+use crate::document::{
+    OutputField, RawCompensation, RawDefaults, RawRetry, RawRunbook, RawStep, Spanned,
+};
+use crate::model::{
+    Action, Compensation, DurationValue, PromisedOutput, RetryPolicy, Step, StepId, Template,
+};
 
 const DEFAULT_SHELL: [&str; 6] = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"];
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// The timing every step gets unless it says otherwise.
+struct TimingDefaults {
+    timeout: Option<DurationValue>,
+    grace: Option<DurationValue>,
+    retry: RetryPolicy,
+}
 
 impl Validator<'_> {
     pub(super) fn steps(&mut self, raw: &RawRunbook) -> Vec<Step> {
@@ -30,19 +41,38 @@ impl Validator<'_> {
             .value
             .iter()
             .map(|step| {
+                step.outputs.as_ref().map(|outputs| {
+                    outputs
+                        .value
+                        .iter()
+                        .map(|output| output.value.0.name.value.clone())
+                        .collect()
+                })
+            })
+            .collect();
+        self.secret_outputs = raw
+            .steps
+            .value
+            .iter()
+            .map(|step| {
                 step.outputs
-                    .as_ref()
-                    .map(|outputs| outputs.value.iter().map(|key| key.value.clone()).collect())
+                    .iter()
+                    .flat_map(|outputs| &outputs.value)
+                    .map(|output| &output.value.0)
+                    .filter(|output| output.secret.as_ref().is_some_and(|secret| secret.value))
+                    .map(|output| output.name.value.clone())
+                    .collect()
             })
             .collect();
         self.build_graph(raw, needs.clone());
         let defaults = raw.defaults.as_ref().map(|defaults| &defaults.value);
+        let timing = self.timing_defaults(defaults);
         let steps: Vec<Step> = raw
             .steps
             .value
             .iter()
             .enumerate()
-            .map(|(index, step)| self.step(index, step, needs[index].clone(), defaults))
+            .map(|(index, step)| self.step(index, step, needs[index].clone(), defaults, &timing))
             .collect();
         self.check_pivots(raw);
         steps
@@ -85,6 +115,7 @@ impl Validator<'_> {
         raw: &RawStep,
         needs: Vec<usize>,
         defaults: Option<&RawDefaults>,
+        timing: &TimingDefaults,
     ) -> Step {
         let id = raw.id.value.clone();
         let place = format!("steps[{index}]");
@@ -123,24 +154,28 @@ impl Validator<'_> {
         let cwd =
             cwd_value.map(|cwd| self.template(cwd, &Scope::new(format!("{place}.cwd"), owner)));
         let timeout = match &raw.timeout {
-            Some(timeout) => self.duration(Some(timeout), "timeout"),
-            None => self.duration(
-                defaults.and_then(|defaults| defaults.timeout.as_ref()),
-                "defaults.timeout",
+            Some(timeout) => self.duration_value(
+                Some(timeout),
+                "timeout",
+                &Scope::new(format!("{place}.timeout"), owner),
             ),
+            None => timing.timeout.clone(),
         };
         let grace = match &raw.grace {
-            Some(grace) => self.duration(Some(grace), "grace"),
-            None => self.duration(
-                defaults.and_then(|defaults| defaults.grace.as_ref()),
-                "defaults.grace",
+            Some(grace) => self.duration_value(
+                Some(grace),
+                "grace",
+                &Scope::new(format!("{place}.grace"), owner),
             ),
+            None => timing.grace.clone(),
         };
-        let retry_value = raw
-            .retry
-            .as_ref()
-            .or(defaults.and_then(|defaults| defaults.retry.as_ref()));
-        let retry = self.retry(retry_value);
+        let retry = match &raw.retry {
+            Some(retry) => self.retry(
+                Some(retry),
+                &Scope::new(format!("{place}.retry.delay"), owner),
+            ),
+            None => timing.retry.clone(),
+        };
         let verify = match &raw.verify {
             Some(probes) => self.probes(
                 &probes.value,
@@ -158,26 +193,10 @@ impl Validator<'_> {
                 raw,
             )
         });
-        let outputs = raw.outputs.as_ref().map(|outputs| {
-            outputs
-                .value
-                .iter()
-                .map(|key| {
-                    if !super::values::is_var_name(&key.value) {
-                        let message = format!(
-                            "output key `{}` of step `{id}` is not a valid name",
-                            key.value
-                        );
-                        self.push(Diagnostic::error(
-                            "invalid-output-key",
-                            message,
-                            Some(key.position),
-                        ));
-                    }
-                    key.value.clone()
-                })
-                .collect()
-        });
+        let outputs = raw
+            .outputs
+            .as_ref()
+            .map(|outputs| self.promised_outputs(&outputs.value, &id));
         if raw.pivot.as_ref().is_some_and(|pivot| pivot.value)
             && raw.allow_failure.as_ref().is_some_and(|allow| allow.value)
         {
@@ -210,7 +229,7 @@ impl Validator<'_> {
             allow_failure: raw.allow_failure.as_ref().is_some_and(|allow| allow.value),
             verify,
             rollback,
-            grace: grace.unwrap_or(DEFAULT_GRACE),
+            grace: grace.unwrap_or(DurationValue::Fixed(DEFAULT_GRACE)),
             idempotent: raw
                 .idempotent
                 .as_ref()
@@ -219,6 +238,63 @@ impl Validator<'_> {
             outputs,
             position: raw.id.position,
         }
+    }
+
+    /// `defaults.timeout`, `grace` and `retry`, checked once: a default is written once for
+    /// every step, and its templates read what the runbook's `env` may read.
+    fn timing_defaults(&mut self, defaults: Option<&RawDefaults>) -> TimingDefaults {
+        let scope = |key: &str| Scope::new(format!("defaults.{key}"), TemplateOwner::Runbook);
+        let Some(defaults) = defaults else {
+            return TimingDefaults {
+                timeout: None,
+                grace: None,
+                retry: RetryPolicy::default(),
+            };
+        };
+        TimingDefaults {
+            timeout: self.duration_value(
+                defaults.timeout.as_ref(),
+                "defaults.timeout",
+                &scope("timeout"),
+            ),
+            grace: self.duration_value(defaults.grace.as_ref(), "defaults.grace", &scope("grace")),
+            retry: self.retry(defaults.retry.as_ref(), &scope("retry.delay")),
+        }
+    }
+
+    /// A step's `outputs`: valid, distinct keys.
+    fn promised_outputs(
+        &mut self,
+        outputs: &[Spanned<OutputField>],
+        id: &str,
+    ) -> Vec<PromisedOutput> {
+        let mut promised: Vec<PromisedOutput> = Vec::new();
+        for entry in outputs {
+            let output = &entry.value.0;
+            let key = &output.name.value;
+            let position = self.position_or(output.name.position, entry.position);
+            if !super::values::is_var_name(key) {
+                let message = format!("output key `{key}` of step `{id}` is not a valid name");
+                self.push(
+                    Diagnostic::error("invalid-output-key", message, Some(position))
+                        .with_help("use letters, digits and `_`, not starting with a digit"),
+                );
+            }
+            if promised.iter().any(|existing| existing.name == *key) {
+                let message = format!("step `{id}` declares output `{key}` twice");
+                self.push(Diagnostic::error(
+                    "duplicate-output",
+                    message,
+                    Some(position),
+                ));
+                continue;
+            }
+            promised.push(PromisedOutput {
+                name: key.clone(),
+                secret: output.secret.as_ref().is_some_and(|secret| secret.value),
+            });
+        }
+        promised
     }
 
     fn action(&mut self, raw: &RawStep, place: &str, index: usize) -> Action {
@@ -302,7 +378,12 @@ impl Validator<'_> {
             .collect()
     }
 
-    pub(super) fn retry(&mut self, retry: Option<&Spanned<RawRetry>>) -> RetryPolicy {
+    /// A retry policy; `delay_scope` is where a templated `delay` is checked.
+    pub(super) fn retry(
+        &mut self,
+        retry: Option<&Spanned<RawRetry>>,
+        delay_scope: &Scope,
+    ) -> RetryPolicy {
         let Some(retry) = retry else {
             return RetryPolicy::default();
         };
@@ -320,7 +401,9 @@ impl Validator<'_> {
         } else {
             policy.attempts = attempts.value;
         }
-        if let Some(delay) = self.duration(retry.value.delay.as_ref(), "retry.delay") {
+        if let Some(delay) =
+            self.duration_value(retry.value.delay.as_ref(), "retry.delay", delay_scope)
+        {
             policy.delay = delay;
         }
         if let Some(backoff) = &retry.value.backoff {
@@ -392,8 +475,15 @@ impl Validator<'_> {
             shell: self.shell(shell_source, &place, own),
             env,
             cwd,
-            timeout: self.duration(raw.value.timeout.as_ref(), "rollback.timeout"),
-            retry: self.retry(raw.value.retry.as_ref()),
+            timeout: self.duration_value(
+                raw.value.timeout.as_ref(),
+                "rollback.timeout",
+                &Scope::new(format!("{place}.timeout"), own),
+            ),
+            retry: self.retry(
+                raw.value.retry.as_ref(),
+                &Scope::new(format!("{place}.retry.delay"), own),
+            ),
             verify: match &raw.value.verify {
                 Some(probes) => {
                     self.probes(&probes.value, &format!("{place}.verify"), own, shell_source)

@@ -31,6 +31,8 @@ pub(super) struct TemplateFacts<'a> {
     pub step_ids: &'a HashMap<String, usize>,
     pub step_names: &'a [String],
     pub declared_outputs: &'a [Option<Vec<String>>],
+    /// Per step, the outputs declared `secret: true`: allowed only where secrets are.
+    pub secret_outputs: &'a [Vec<String>],
     /// Whether step `target` (first) runs before step `step` (second) on every path; true for
     /// every pair while the graph is unknown (it has a cycle), so no second error is reported.
     pub is_upstream: &'a dyn Fn(usize, usize) -> bool,
@@ -370,6 +372,18 @@ impl TemplateFacts<'_> {
                             None,
                         )
                         .with_help(help),
+                    );
+                }
+                if !scope.secrets_allowed
+                    && self
+                        .secret_outputs
+                        .get(target)
+                        .is_some_and(|secret| secret.iter().any(|output| output == key))
+                {
+                    let env_name = key.to_ascii_uppercase();
+                    return Some(
+                        Diagnostic::error("secret-inlined", format!("secret output `{dotted}` is pasted into `{place}`, where it would reach argv, logs or the terminal"), None)
+                            .with_help(format!("pass it through `env:` (`{env_name}: \"{{{{{dotted}}}}}\"`) and use \"${env_name}\" in the script")),
                     );
                 }
                 if scope.shell && usage == ReferenceUsage::Direct {

@@ -11,7 +11,7 @@ use super::templates::{
 };
 use super::values::{is_env_name, is_identifier, parse_duration};
 use crate::document::{self, OrderedMap, Position, RawHook, RawRunbook, Spanned};
-use crate::model::{EnvEntry, Hook, Hooks, Runbook, Template};
+use crate::model::{DurationValue, EnvEntry, Hook, Hooks, Runbook, Template};
 use crate::source::Source;
 use crate::suggest::suggest;
 use crate::template::TemplateEngine;
@@ -38,6 +38,8 @@ pub(super) struct Validator<'a> {
     pub step_ids: HashMap<String, usize>,
     pub step_names: Vec<String>,
     pub declared_outputs: Vec<Option<Vec<String>>>,
+    /// Per step, the outputs declared `secret: true`: allowed only where secrets are.
+    pub secret_outputs: Vec<Vec<String>>,
     pub graph: Option<StepGraph>,
     /// Every declared var name, so a default reading a var declared below it is told so.
     pub all_var_names: Vec<String>,
@@ -78,6 +80,7 @@ pub fn validate(source: &Source) -> Validation {
         step_ids: HashMap::new(),
         step_names: Vec::new(),
         declared_outputs: Vec::new(),
+        secret_outputs: Vec::new(),
         graph: None,
         all_var_names: Vec::new(),
     };
@@ -115,6 +118,7 @@ impl Validator<'_> {
             step_ids: &self.step_ids,
             step_names: &self.step_names,
             declared_outputs: &self.declared_outputs,
+            secret_outputs: &self.secret_outputs,
             is_upstream: &is_upstream,
         };
         facts.template(value, scope, &mut self.diagnostics)
@@ -183,8 +187,12 @@ impl Validator<'_> {
             Some(value) => usize::try_from(value.value).unwrap_or(1),
             None => 4,
         };
-        let timeout = self.duration(raw.timeout.as_ref(), "timeout");
         let vars = self.vars(raw.vars.as_ref());
+        let timeout = self.duration_value(
+            raw.timeout.as_ref(),
+            "timeout",
+            &Scope::new("timeout", TemplateOwner::Runbook),
+        );
         let env = match &raw.env {
             Some(env) => self.env_entries(
                 &env.value,
@@ -300,8 +308,12 @@ impl Validator<'_> {
             None => Vec::new(),
         };
         let timeout = self
-            .duration(hook.timeout.as_ref(), "timeout")
-            .unwrap_or(Duration::from_secs(60));
+            .duration_value(
+                hook.timeout.as_ref(),
+                "timeout",
+                &Scope::new(format!("{place}.timeout"), TemplateOwner::Hook),
+            )
+            .unwrap_or(DurationValue::Fixed(Duration::from_secs(60)));
         let name = hook
             .name
             .as_ref()
