@@ -18,14 +18,13 @@ use crate::source::Source;
 use crate::state::{
     JOURNAL_FILE, JournalWriter, LogFiles, RunRecord, find_run, for_each_record, state_directory,
 };
-use crate::validate::{StepGraph, validate};
+use crate::validate::validate;
 
 /// A recorded run with its runbook loaded again.
 struct Recovered {
     record: RunRecord,
     directory: PathBuf,
     runbook: Runbook,
-    graph: StepGraph,
 }
 
 fn recover(run: &str, allow_changed: bool, global: &GlobalArgs) -> Result<Recovered, i32> {
@@ -58,18 +57,10 @@ fn recover(run: &str, allow_changed: bool, global: &GlobalArgs) -> Result<Recove
             record.file, record.file
         )));
     };
-    let graph = StepGraph::new(
-        runbook
-            .steps
-            .iter()
-            .map(|step| step.needs.clone())
-            .collect(),
-    );
     Ok(Recovered {
         record,
         directory,
         runbook,
-        graph,
     })
 }
 
@@ -261,7 +252,6 @@ async fn drive(
     let recorded_steps = recovered.record.steps.clone();
     let input = SessionInput {
         runbook: recovered.runbook,
-        graph: recovered.graph,
         info,
         inputs: &inputs,
         recorder,

@@ -9,9 +9,12 @@ mod emitter;
 mod hooks;
 pub(crate) mod http;
 mod options;
+mod outcome;
 mod outputs;
 pub mod probe;
+mod rollback_phase;
 mod shared;
+mod signals;
 mod step;
 mod verify;
 

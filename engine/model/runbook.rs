@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Probe, Step, Template};
+use super::{Probe, Step, StepGraph, Template};
 use crate::document::Position;
 
 /// A runbook that passed validation. Built only by `validate`.
@@ -21,6 +21,8 @@ pub struct Runbook {
     pub timeout: Option<Duration>,
     /// In file order; `Step::needs` holds indices into this list.
     pub steps: Vec<Step>,
+    /// The steps' `needs` as a graph, built once by `validate`.
+    pub graph: StepGraph,
     pub hooks: Hooks,
     pub rollback_verify: Vec<Probe>,
 }

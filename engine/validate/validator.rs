@@ -4,12 +4,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::graph::{StepGraph, find_cycles};
 use super::templates::{Scope, TemplateOwner};
 use super::values::{is_env_name, is_identifier, parse_duration};
 use super::{Diagnostic, suggest};
 use crate::document::{self, OrderedMap, Position, RawHook, RawRunbook, Spanned};
-use crate::model::{EnvEntry, Hook, Hooks, Runbook};
+use crate::model::{EnvEntry, Hook, Hooks, Runbook, StepGraph, find_cycles};
 use crate::source::Source;
 use crate::template::TemplateEngine;
 
@@ -172,6 +171,11 @@ impl Validator<'_> {
             }
             None => Vec::new(),
         };
+        // Only a runbook with errors (a cycle) has no graph, and it is never handed out.
+        let graph = self
+            .graph
+            .take()
+            .unwrap_or_else(|| StepGraph::new(vec![Vec::new(); steps.len()]));
         Runbook {
             name: raw.name.value.clone(),
             description: raw
@@ -185,6 +189,7 @@ impl Validator<'_> {
             concurrency,
             timeout,
             steps,
+            graph,
             hooks,
             rollback_verify,
         }
