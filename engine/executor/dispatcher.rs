@@ -581,3 +581,193 @@ fn record_compensation(shared: &RunShared, index: usize, context: &Context) {
         command,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::executor::{Emitter, RunOptions};
+    use crate::plan::RunInfo;
+    use crate::secrets::Masker;
+    use crate::source::Source;
+    use crate::template::TemplateEngine;
+
+    /// `a`, `b` needing `a`, `c` independent, `d` allowed to fail; concurrency 2.
+    const RUNBOOK: &str = "version: 1\nname: t\nconcurrency: 2\nsteps:\n  - id: a\n    run: \"true\"\n    rollback: \"true\"\n  - id: b\n    needs: [a]\n    run: \"true\"\n  - id: c\n    run: \"true\"\n  - id: d\n    run: \"true\"\n    allow_failure: true\n";
+
+    /// A dispatcher over `RUNBOOK` whose events land in the returned list, by name.
+    fn dispatcher() -> (Dispatcher, Arc<Mutex<Vec<String>>>) {
+        let source = Source::new("t.yaml".into(), "t.yaml".into(), RUNBOOK.into());
+        let runbook = crate::validate::validate(&source)
+            .runbook
+            .expect("a valid runbook");
+        let info = RunInfo {
+            id: "run".into(),
+            started_at: String::new(),
+            timestamp: String::new(),
+            directory: std::env::temp_dir(),
+        };
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        let sink = Box::new(move |event: &Event| {
+            let value = serde_json::to_value(event).expect("an event serializes");
+            let name = value["event"].as_str().unwrap_or_default().to_string();
+            seen.lock().expect("not poisoned").push(name);
+        });
+        let context = Context::for_run(&runbook, &info);
+        let shared = Arc::new(RunShared {
+            runbook: Arc::new(runbook),
+            engine: TemplateEngine::new(),
+            emitter: Emitter::new(Masker::new(Vec::new()), sink, None),
+            info,
+            options: RunOptions::default(),
+            base_env: Vec::new(),
+            approval_lock: tokio::sync::Mutex::new(()),
+        });
+        (Dispatcher::new(shared, context), events)
+    }
+
+    fn report(index: usize, status: StepStatus) -> StepReport {
+        StepReport {
+            index,
+            status,
+            attempts: 1,
+            duration: Duration::ZERO,
+            message: None,
+            outputs: Vec::new(),
+            tail: Vec::new(),
+            outcome_word: "failed",
+        }
+    }
+
+    fn count(events: &Mutex<Vec<String>>, name: &str) -> usize {
+        events
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|event| *event == name)
+            .count()
+    }
+
+    #[test]
+    fn ready_steps_follow_needs_file_order_and_room() {
+        let (mut dispatcher, _) = dispatcher();
+        assert_eq!(dispatcher.ready(1), vec![0]);
+        assert_eq!(dispatcher.ready(10), vec![0, 2, 3]);
+        dispatcher.statuses[0] = StepStatus::Running;
+        assert_eq!(dispatcher.ready(10), vec![2, 3]);
+        dispatcher.finish_step(report(0, StepStatus::Succeeded));
+        assert_eq!(dispatcher.ready(10), vec![1, 2, 3]);
+        assert_eq!(dispatcher.finished_order[0], 1);
+    }
+
+    #[test]
+    fn a_failed_step_stops_the_run_once_and_cancels_the_others() {
+        let (mut dispatcher, events) = dispatcher();
+        dispatcher.statuses = vec![StepStatus::Running; 4];
+        dispatcher.finish_step(report(0, StepStatus::Failed));
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::StepFailed { step: "a".into() })
+        );
+        assert_eq!(*dispatcher.cancel.borrow(), CancelLevel::Graceful);
+        assert!(
+            dispatcher.ready(10).is_empty(),
+            "nothing starts once stopping"
+        );
+        // The steps cancelled by the stop do not replace its reason.
+        dispatcher.finish_step(report(2, StepStatus::Cancelled));
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::StepFailed { step: "a".into() })
+        );
+        assert_eq!(count(&events, "stopping"), 1);
+        assert_eq!(count(&events, "step_finished"), 2);
+    }
+
+    #[test]
+    fn a_step_allowed_to_fail_does_not_stop_the_run() {
+        let (mut dispatcher, events) = dispatcher();
+        dispatcher.statuses[3] = StepStatus::Running;
+        dispatcher.finish_step(report(3, StepStatus::Failed));
+        assert_eq!(dispatcher.statuses[3], StepStatus::FailedAllowed);
+        assert_eq!(dispatcher.stop_reason, None);
+        assert_eq!(*dispatcher.cancel.borrow(), CancelLevel::None);
+        assert_eq!(count(&events, "stopping"), 0);
+    }
+
+    #[test]
+    fn a_second_signal_kills_running_steps_at_once() {
+        let (mut dispatcher, events) = dispatcher();
+        dispatcher.finish_step(report(0, StepStatus::Failed));
+        // A signal after a failure still decides the exit code (130 for SIGINT).
+        dispatcher.handle_signal("SIGINT");
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::Signal {
+                signal: "SIGINT".into()
+            })
+        );
+        assert_eq!(*dispatcher.cancel.borrow(), CancelLevel::Graceful);
+        dispatcher.handle_signal("SIGTERM");
+        assert_eq!(*dispatcher.cancel.borrow(), CancelLevel::Immediate);
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::Signal {
+                signal: "SIGINT".into()
+            })
+        );
+        assert_eq!(count(&events, "stopping"), 2);
+        assert_eq!(count(&events, "notice"), 1);
+    }
+
+    #[test]
+    fn the_deadline_stops_a_run_that_is_not_already_stopping() {
+        let (mut running, _) = dispatcher();
+        running.handle_deadline();
+        assert_eq!(running.stop_reason, Some(CancelReason::RunTimeout));
+        let (mut dispatcher, events) = dispatcher();
+        dispatcher.finish_step(report(0, StepStatus::Failed));
+        dispatcher.handle_deadline();
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::StepFailed { step: "a".into() })
+        );
+        assert_eq!(count(&events, "stopping"), 1);
+    }
+
+    #[test]
+    fn a_journal_failure_stops_the_run_before_anything_else_starts() {
+        let (mut dispatcher, _) = dispatcher();
+        dispatcher.handle_journal_failure("disk full".into());
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::JournalFailed {
+                message: "disk full".into()
+            })
+        );
+        assert!(dispatcher.ready(10).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_task_fails_its_own_step_not_the_first_running_one() {
+        let (mut dispatcher, events) = dispatcher();
+        dispatcher.statuses[0] = StepStatus::Running;
+        dispatcher.statuses[2] = StepStatus::Running;
+        let mut tasks: JoinSet<StepReport> = JoinSet::new();
+        let task = tasks.spawn(async { panic!("a bug in the step task") });
+        dispatcher.tasks.insert(task.id(), 2);
+        let joined = tasks.join_next_with_id().await.expect("one task");
+        assert!(joined.is_err());
+        dispatcher.handle_step(joined);
+        assert_eq!(dispatcher.statuses[2], StepStatus::Failed);
+        assert_eq!(dispatcher.statuses[0], StepStatus::Running);
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::StepFailed { step: "c".into() })
+        );
+        assert!(dispatcher.tasks.is_empty());
+        assert_eq!(count(&events, "notice"), 1);
+    }
+}

@@ -465,20 +465,14 @@ impl<'a> Planner<'a> {
         }
         let compensates_itself = verdict(step, StepStatus::Failed, false) == Verdict::Compensate;
         let graph = self.graph;
-        let pivots: Vec<usize> = self
+        // A runbook has at most one pivot; upstream, it has succeeded.
+        let pivot = self
             .pivots
             .iter()
             .copied()
-            .filter(|&pivot| graph.is_upstream(pivot, step.index))
-            .collect();
-        // The pivot passed last: one no other upstream pivot comes after.
-        let pivot = pivots
-            .iter()
-            .copied()
-            .filter(|&pivot| !pivots.iter().any(|&other| graph.is_upstream(pivot, other)))
-            .max_by_key(|&pivot| (graph.wave(pivot), pivot));
+            .find(|&pivot| graph.is_upstream(pivot, step.index));
         let counted = |other: usize| {
-            let before_pivot = !pivots.iter().all(|&pivot| graph.is_upstream(pivot, other));
+            let before_pivot = pivot.is_some_and(|pivot| !graph.is_upstream(pivot, other));
             graph.is_upstream(other, step.index)
                 && verdict(&self.steps[other], StepStatus::Succeeded, before_pivot)
                     == Verdict::Compensate
