@@ -14,6 +14,8 @@ pub const EXIT_FAILED_NOT_ROLLED_BACK: i32 = 4;
 pub const EXIT_NEEDS_DECISION: i32 = 5;
 /// Another run holds the lock.
 pub const EXIT_LOCKED: i32 = 75;
+/// Interrupted by SIGHUP, after its rollback.
+pub const EXIT_SIGHUP: i32 = 129;
 /// Interrupted by SIGINT, after its rollback.
 pub const EXIT_SIGINT: i32 = 130;
 /// Interrupted by SIGTERM, after its rollback.

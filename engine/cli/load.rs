@@ -13,14 +13,13 @@ use crate::plan::{
 };
 use crate::source::Source;
 use crate::template::TemplateEngine;
-use crate::validate::{Diagnostic, StepGraph, validate};
+use crate::validate::{Diagnostic, validate};
 
 /// A runbook ready to be shown or run.
 #[derive(Debug)]
 pub struct Loaded {
     pub source: Source,
     pub runbook: Runbook,
-    pub graph: StepGraph,
     pub vars: Vec<ResolvedVar>,
     pub plan: Plan,
 }
@@ -121,8 +120,7 @@ pub fn load(
             return Err(EXIT_INVALID);
         }
     };
-    let graph = build_graph(&runbook);
-    let plan = build_plan(&runbook, &graph, &vars, &mut context, &engine).map_err(|problems| {
+    let plan = build_plan(&runbook, &vars, &mut context, &engine).map_err(|problems| {
         print_diagnostics(&source, &problems, warnings, global);
         errln!(
             "error: `{}` cannot be planned: nothing was run",
@@ -133,20 +131,9 @@ pub fn load(
     Ok(Loaded {
         source,
         runbook,
-        graph,
         vars,
         plan,
     })
-}
-
-fn build_graph(runbook: &Runbook) -> StepGraph {
-    StepGraph::new(
-        runbook
-            .steps
-            .iter()
-            .map(|step| step.needs.clone())
-            .collect(),
-    )
 }
 
 /// Masks every secret value in `text`, and its common encodings (plan output can reach a

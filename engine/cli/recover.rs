@@ -19,14 +19,13 @@ use crate::state::{
     JOURNAL_FILE, JournalWriter, LogFiles, Record, RecordedPhase, Resumed, RunMode, RunRecord,
     find_run, for_each_record, state_directory,
 };
-use crate::validate::{StepGraph, validate};
+use crate::validate::validate;
 
 /// A recorded run with its runbook loaded again.
 struct Recovered {
     record: RunRecord,
     directory: PathBuf,
     runbook: Runbook,
-    graph: StepGraph,
 }
 
 fn recover(run: &str, allow_changed: bool, global: &GlobalArgs) -> Result<Recovered, i32> {
@@ -54,18 +53,10 @@ fn recover(run: &str, allow_changed: bool, global: &GlobalArgs) -> Result<Recove
             record.file, record.file
         )));
     };
-    let graph = StepGraph::new(
-        runbook
-            .steps
-            .iter()
-            .map(|step| step.needs.clone())
-            .collect(),
-    );
     Ok(Recovered {
         record,
         directory,
         runbook,
-        graph,
     })
 }
 
@@ -229,7 +220,6 @@ async fn drive(
     );
     let input = SessionInput {
         runbook: recovered.runbook,
-        graph: recovered.graph,
         info,
         inputs: &inputs,
         recorder,

@@ -86,7 +86,6 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
     let runbook_name = loaded.runbook.name.clone();
     let input = SessionInput {
         runbook: loaded.runbook,
-        graph: loaded.graph,
         info,
         inputs: &var_inputs(&args.vars),
         recorder,

@@ -15,7 +15,6 @@ use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, summary_text}
 use crate::secrets::Masker;
 use crate::state::{LockError, RunLock};
 use crate::template::{PreparedContext, TemplateEngine};
-use crate::validate::StepGraph;
 
 /// A run ready to dispatch.
 #[derive(Debug)]
@@ -60,7 +59,6 @@ pub(super) fn lock_runbook(
 /// Everything a session needs to be built.
 pub(super) struct SessionInput<'a> {
     pub runbook: Runbook,
-    pub graph: StepGraph,
     pub info: RunInfo,
     pub inputs: &'a VarInputs,
     pub recorder: RunRecorder,
@@ -76,7 +74,6 @@ pub(super) fn start_session(
 ) -> Result<Session, i32> {
     let SessionInput {
         runbook,
-        graph,
         info,
         inputs,
         recorder,
@@ -141,7 +138,6 @@ pub(super) fn start_session(
     ));
     let shared = Arc::new(RunShared {
         runbook,
-        graph,
         engine,
         emitter,
         info,

@@ -1,27 +1,28 @@
-//! The dispatcher: the one loop that owns a run's state. It starts ready steps up to the
-//! concurrency limit, reacts to step completions, signals and the run deadline, and on
-//! failure stops starting steps, cancels running ones and compensates in reverse DAG order.
+//! The dispatcher: the one owner of a run's state. Its loop waits on step completions,
+//! signals and the run deadline and hands each to one `handle_*` method, which decides what
+//! happens next; it starts ready steps up to the concurrency limit and, once something
+//! stops the run, cancels running steps and compensates in reverse DAG order.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
 use super::command::CancelLevel;
-use super::compensate::{CompensationReport, compensate};
 use super::hooks::run_hooks;
-use super::shared::{Renderer, RunShared};
-use super::step::{StepReport, run_step};
-use super::verify::verify;
-use crate::errors::{
-    EXIT_FAILED, EXIT_FAILED_NOT_ROLLED_BACK, EXIT_ROLLBACK_INCOMPLETE, EXIT_SIGINT, EXIT_SIGTERM,
-    EXIT_SUCCESS,
+use super::outcome::{
+    AfterForward, Decision, RollbackResult, StepFacts, after_forward, after_rollback,
+    after_rollback_only,
 };
+use super::rollback_phase::{run_rollback, verify_rollback};
+use super::shared::{Renderer, RunShared};
+use super::signals::Signals;
+use super::step::{StepReport, run_step};
 use crate::events::{CancelReason, DurationMs, Event, Phase, RunOutcome, StepOutcome, StepStatus};
 use crate::plan::Context;
-use crate::rollback::{RanStep, must_wait_for, plan_rollback};
+use crate::rollback::{RanStep, plan_rollback};
 
 /// One step's final state, for the summary.
 #[derive(Debug, Clone)]
@@ -45,31 +46,6 @@ pub struct RunResult {
     pub steps: Vec<StepSummary>,
     pub needs_a_person: Vec<String>,
     pub stop_reason: Option<CancelReason>,
-}
-
-/// Signals that cancel a run, as one stream.
-struct Signals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-    hangup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> std::io::Result<Signals> {
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-            hangup: signal(SignalKind::hangup())?,
-        })
-    }
-
-    async fn next(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
-            _ = self.hangup.recv() => "SIGHUP",
-        }
-    }
 }
 
 /// Where a dispatch begins.
@@ -99,13 +75,11 @@ pub enum Start {
 /// Runs the whole runbook: forward phase, rollback if needed, hooks.
 pub async fn dispatch(
     shared: Arc<RunShared>,
-    mut context: Context,
+    context: Context,
     start: Start,
 ) -> std::io::Result<RunResult> {
     let started = Instant::now();
     let mut signals = Signals::install()?;
-    let runbook = shared.runbook.clone();
-    let count = runbook.steps.len();
     let mode = match &start {
         Start::Fresh => "run",
         Start::Resume { .. } => "resume",
@@ -113,461 +87,477 @@ pub async fn dispatch(
     };
     shared.emitter.emit(Event::RunStarted {
         run_id: shared.info.id.clone(),
-        runbook: runbook.name.clone(),
-        steps: count,
+        runbook: shared.runbook.name.clone(),
+        steps: shared.runbook.steps.len(),
         directory: shared.info.directory.display().to_string(),
         mode: mode.to_string(),
     });
-    if matches!(start, Start::Rollback { .. }) {
-        return rollback_only(&shared, &context, &start, &mut signals, started).await;
+    let mut dispatcher = Dispatcher::new(shared, context);
+    match start {
+        Start::Fresh => {
+            let shared = &dispatcher.shared;
+            run_hooks(
+                shared,
+                &shared.runbook.hooks.on_start,
+                "on_start",
+                &dispatcher.context,
+            )
+            .await;
+        }
+        Start::Resume {
+            statuses,
+            finished_order,
+            outcomes,
+            failed,
+        } => dispatcher.resume(statuses, finished_order, outcomes, failed),
+        Start::Rollback {
+            set,
+            statuses,
+            outcomes,
+            requested,
+        } => {
+            dispatcher.statuses = statuses;
+            dispatcher.resumed_outcomes = outcomes;
+            return Ok(dispatcher
+                .rollback_only(&set, requested, &mut signals, started)
+                .await);
+        }
     }
-    if matches!(start, Start::Fresh) {
-        run_hooks(&shared, &runbook.hooks.on_start, "on_start", &context).await;
+    dispatcher.forward(&mut signals).await;
+    Ok(dispatcher.finish(&mut signals, started).await)
+}
+
+/// The state of one run, owned by the dispatch loop.
+#[derive(Debug)]
+pub(crate) struct Dispatcher {
+    shared: Arc<RunShared>,
+    /// Outputs and statuses of the steps that finished, for templates.
+    context: Context,
+    concurrency: usize,
+    /// The steps each step's templates read, so each task gets only those in its context.
+    reads: Vec<Vec<String>>,
+    statuses: Vec<StepStatus>,
+    reports: Vec<Option<StepReport>>,
+    /// Order in which steps finished (1 = first), 0 while not finished.
+    finished_order: Vec<usize>,
+    finished: usize,
+    /// `RUNBOOK_STEP_OUTCOME` of steps that finished before a resume.
+    resumed_outcomes: Vec<StepOutcome>,
+    stop_reason: Option<CancelReason>,
+    cancel: watch::Sender<CancelLevel>,
+    /// The step each running task runs, so a task that panics is blamed on its own step.
+    tasks: HashMap<tokio::task::Id, usize>,
+    /// The run's `timeout`, rendered when the forward phase starts.
+    run_limit: Option<Duration>,
+}
+
+impl Dispatcher {
+    pub fn new(shared: Arc<RunShared>, context: Context) -> Dispatcher {
+        let runbook = &shared.runbook;
+        let count = runbook.steps.len();
+        let concurrency = shared
+            .options
+            .concurrency
+            .unwrap_or(runbook.concurrency)
+            .max(1);
+        let reads = runbook
+            .steps
+            .iter()
+            .map(crate::model::Step::reads_steps)
+            .collect();
+        let (cancel, _) = watch::channel(CancelLevel::None);
+        Dispatcher {
+            concurrency,
+            reads,
+            statuses: vec![StepStatus::Pending; count],
+            reports: vec![None; count],
+            finished_order: vec![0; count],
+            finished: 0,
+            resumed_outcomes: vec![StepOutcome::Failed; count],
+            stop_reason: None,
+            cancel,
+            tasks: HashMap::new(),
+            run_limit: None,
+            shared,
+            context,
+        }
     }
 
-    let concurrency = shared
-        .options
-        .concurrency
-        .unwrap_or(runbook.concurrency)
-        .max(1);
-    let (cancel_sender, cancel) = watch::channel(CancelLevel::None);
-    let reads: Vec<Vec<String>> = runbook
-        .steps
-        .iter()
-        .map(crate::model::Step::reads_steps)
-        .collect();
-    let mut statuses = vec![StepStatus::Pending; count];
-    let mut reports: Vec<Option<StepReport>> = vec![None; count];
-    let mut finished_order = vec![0usize; count];
-    let mut resumed_outcomes: Vec<StepOutcome> = vec![StepOutcome::Failed; count];
-    let mut stop_reason: Option<CancelReason> = None;
-    if let Start::Resume {
-        statuses: done,
-        finished_order: order,
-        outcomes,
-        failed,
-    } = &start
-    {
-        statuses.clone_from(done);
-        finished_order.clone_from(order);
-        resumed_outcomes.clone_from(outcomes);
+    /// Takes over the state of a run whose engine died; `failed` is a step the operator said
+    /// failed, which stops the run before anything starts.
+    fn resume(
+        &mut self,
+        statuses: Vec<StepStatus>,
+        finished_order: Vec<usize>,
+        outcomes: Vec<StepOutcome>,
+        failed: Option<usize>,
+    ) {
+        self.statuses = statuses;
+        self.finished = finished_order.iter().copied().max().unwrap_or(0);
+        self.finished_order = finished_order;
+        self.resumed_outcomes = outcomes;
         if let Some(index) = failed {
-            let reason = CancelReason::StepFailed {
-                step: runbook.steps[*index].id.to_string(),
-            };
-            shared.emitter.emit(Event::Stopping {
-                reason: reason.clone(),
-                message: format!(
-                    "step `{}` failed (as the operator said)",
-                    runbook.steps[*index].id
-                ),
-            });
-            stop_reason = Some(reason);
+            let id = self.shared.runbook.steps[index].id.to_string();
+            let message = format!("step `{id}` failed (as the operator said)");
+            self.stop(CancelReason::StepFailed { step: id }, message);
         }
     }
-    let mut finished = finished_order.iter().copied().max().unwrap_or(0);
-    let mut running: JoinSet<StepReport> = JoinSet::new();
-    let run_limit = shared.run_timeout(&context);
-    let deadline = run_limit.map(|limit| tokio::time::Instant::now() + limit);
-    let run_deadline = async move {
-        match deadline {
-            Some(deadline) => tokio::time::sleep_until(deadline).await,
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::pin!(run_deadline);
-    let mut deadline_passed = false;
 
-    loop {
-        if let (None, Some(message)) = (&stop_reason, shared.emitter.journal_failure()) {
-            // Fail closed: what is not recorded must not happen.
-            let reason = CancelReason::JournalFailed {
-                message: message.clone(),
-            };
-            shared.emitter.emit(Event::Stopping {
-                reason: reason.clone(),
-                message: format!("{message}: no further step starts"),
-            });
-            stop_reason = Some(reason);
-            let _ = cancel_sender.send(CancelLevel::Graceful);
-        }
-        if stop_reason.is_none() {
-            for index in 0..count {
-                if running.len() >= concurrency {
-                    break;
+    /// The forward phase: starts ready steps and handles every input until no step runs.
+    async fn forward(&mut self, signals: &mut Signals) {
+        let mut running: JoinSet<StepReport> = JoinSet::new();
+        self.run_limit = self.shared.run_timeout(&self.context);
+        let deadline = self
+            .run_limit
+            .map(|limit| tokio::time::Instant::now() + limit);
+        let run_deadline = async move {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::pin!(run_deadline);
+        let mut deadline_passed = false;
+        loop {
+            if self.stop_reason.is_none()
+                && let Some(message) = self.shared.emitter.journal_failure()
+            {
+                self.handle_journal_failure(message);
+            }
+            self.start_ready(&mut running);
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(joined) = running.join_next_with_id() => self.handle_step(joined),
+                name = signals.next() => self.handle_signal(name),
+                () = &mut run_deadline, if !deadline_passed => {
+                    deadline_passed = true;
+                    self.handle_deadline();
                 }
-                let ready = statuses[index] == StepStatus::Pending
-                    && runbook.steps[index]
+            }
+        }
+    }
+
+    /// Steps that may start now, in file order, at most `room` of them: pending, with every
+    /// need succeeded (or failed, allowed); none once the run is stopping.
+    fn ready(&self, room: usize) -> Vec<usize> {
+        if self.stop_reason.is_some() {
+            return Vec::new();
+        }
+        let steps = &self.shared.runbook.steps;
+        (0..steps.len())
+            .filter(|&index| {
+                self.statuses[index] == StepStatus::Pending
+                    && steps[index]
                         .needs
                         .iter()
-                        .all(|&need| statuses[need].satisfies_needs());
-                if ready {
-                    statuses[index] = StepStatus::Running;
-                    running.spawn(run_step(
-                        shared.clone(),
-                        index,
-                        context.with_steps(&reads[index]),
-                        cancel.clone(),
-                    ));
-                }
-            }
+                        .all(|&need| self.statuses[need].satisfies_needs())
+            })
+            .take(room)
+            .collect()
+    }
+
+    fn start_ready(&mut self, running: &mut JoinSet<StepReport>) {
+        let room = self.concurrency.saturating_sub(running.len());
+        if room == 0 {
+            return;
         }
-        if running.is_empty() {
-            break;
-        }
-        tokio::select! {
-            joined = running.join_next() => {
-                let Some(joined) = joined else { continue };
-                let report = match joined {
-                    Ok(report) => report,
-                    Err(error) => {
-                        // A panicking step task is an engine bug; still stop and roll back.
-                        shared.emitter.emit(Event::Notice { message: format!("internal error in a step task: {error}") });
-                        let Some(index) = statuses.iter().position(|status| *status == StepStatus::Running) else { continue };
-                        StepReport { index, status: StepStatus::Failed, attempts: 0, duration: Duration::ZERO, message: Some("internal error".into()), outputs: Vec::new(), tail: Vec::new(), outcome: StepOutcome::Failed }
-                    }
-                };
-                let index = report.index;
-                let step = &runbook.steps[index];
-                let mut status = report.status;
-                if status == StepStatus::Failed && step.allow_failure {
-                    status = StepStatus::FailedAllowed;
-                }
-                finished += 1;
-                finished_order[index] = finished;
-                statuses[index] = status;
-                context.set_step(step.id.as_str(), status.as_str(), &report.outputs);
-                if status != StepStatus::Skipped {
-                    shared.emitter.emit(Event::StepFinished {
-                        step: step.id.to_string(),
-                        phase: Phase::Forward,
-                        status,
-                        attempts: report.attempts,
-                        duration: DurationMs(report.duration),
-                        message: report.message.clone(),
-                        outputs: report.outputs.iter().map(|(key, value)| (key.clone(), shared.emitter.mask(value))).collect(),
-                        outcome: Some(report.outcome),
-                    });
-                }
-                if status != StepStatus::Skipped && step.rollback.is_some() {
-                    record_compensation(&shared, index, &context.with_steps(&reads[index]));
-                }
-                if matches!(status, StepStatus::Failed | StepStatus::Cancelled) && stop_reason.is_none() {
-                    let reason = CancelReason::StepFailed { step: step.id.to_string() };
-                    let message = format!("step `{}` {}", step.id, status.as_str());
-                    shared.emitter.emit(Event::Stopping { reason: reason.clone(), message });
-                    stop_reason = Some(reason);
-                    let _ = cancel_sender.send(CancelLevel::Graceful);
-                }
-                reports[index] = Some(report);
-            }
-            name = signals.next() => {
-                if matches!(stop_reason, Some(CancelReason::Signal { .. })) {
-                    shared.emitter.emit(Event::Notice { message: format!("{name} again: killing running steps now; their compensation still runs") });
-                    let _ = cancel_sender.send(CancelLevel::Immediate);
-                } else {
-                    let reason = CancelReason::Signal { signal: name.to_string() };
-                    shared.emitter.emit(Event::Stopping { reason: reason.clone(), message: format!("{name} received: stopping, then rolling back") });
-                    stop_reason = Some(reason);
-                    let _ = cancel_sender.send(CancelLevel::Graceful);
-                }
-            }
-            () = &mut run_deadline, if !deadline_passed => {
-                deadline_passed = true;
-                if stop_reason.is_none() {
-                    let limit = run_limit.map(|limit| humantime::format_duration(limit).to_string()).unwrap_or_default();
-                    shared.emitter.emit(Event::Stopping { reason: CancelReason::RunTimeout, message: format!("the run reached its `timeout` of {limit}") });
-                    stop_reason = Some(CancelReason::RunTimeout);
-                    let _ = cancel_sender.send(CancelLevel::Graceful);
-                }
-            }
+        for index in self.ready(room) {
+            self.statuses[index] = StepStatus::Running;
+            let task = running.spawn(run_step(
+                self.shared.clone(),
+                index,
+                self.context.with_steps(&self.reads[index]),
+                self.cancel.subscribe(),
+            ));
+            self.tasks.insert(task.id(), index);
         }
     }
 
-    let mut summaries: Vec<StepSummary> = runbook
-        .steps
-        .iter()
-        .map(|step| {
-            let report = reports[step.index].as_ref();
-            StepSummary {
-                id: step.id.to_string(),
-                status: statuses[step.index],
-                attempts: report.map_or(0, |report| report.attempts),
-                duration: report.map_or(Duration::ZERO, |report| report.duration),
-                message: report.and_then(|report| report.message.clone()),
-                tail: report.map(|report| report.tail.clone()).unwrap_or_default(),
-                compensation: None,
-                compensation_message: None,
-            }
-        })
-        .collect();
+    /// Stops the run for `reason`: no step starts any more, running ones are cancelled.
+    fn stop(&mut self, reason: CancelReason, message: String) {
+        self.shared.emitter.emit(Event::Stopping {
+            reason: reason.clone(),
+            message,
+        });
+        self.stop_reason = Some(reason);
+        self.cancel.send_replace(CancelLevel::Graceful);
+    }
 
-    let signal_exit = match &stop_reason {
-        Some(CancelReason::Signal { signal }) if signal == "SIGINT" => Some(EXIT_SIGINT),
-        Some(CancelReason::Signal { signal }) if signal == "SIGTERM" => Some(EXIT_SIGTERM),
-        Some(CancelReason::Signal { .. }) => Some(129),
-        _ => None,
-    };
-    let mut needs_a_person = Vec::new();
-    let (outcome, exit_code) = if stop_reason.is_none() {
-        (RunOutcome::Succeeded, EXIT_SUCCESS)
-    } else if let Some(CancelReason::JournalFailed { message }) = &stop_reason {
-        needs_a_person.push(format!("the journal could not be written ({message}); nothing was compensated: fix the disk, then undo by hand what ran"));
-        for step in runbook
+    /// A step task ended: with its report, or by panicking (an engine bug, which fails the
+    /// step it ran and still rolls back).
+    fn handle_step(&mut self, joined: Result<(tokio::task::Id, StepReport), JoinError>) {
+        let report = match joined {
+            Ok((task, report)) => {
+                self.tasks.remove(&task);
+                report
+            }
+            Err(error) => {
+                let Some(index) = self.tasks.remove(&error.id()) else {
+                    return;
+                };
+                self.shared.emitter.emit(Event::Notice {
+                    message: format!(
+                        "internal error in the task of step `{}`: {error}",
+                        self.shared.runbook.steps[index].id
+                    ),
+                });
+                StepReport {
+                    index,
+                    status: StepStatus::Failed,
+                    attempts: 0,
+                    duration: Duration::ZERO,
+                    message: Some("internal error".into()),
+                    outputs: Vec::new(),
+                    tail: Vec::new(),
+                    outcome: StepOutcome::Failed,
+                }
+            }
+        };
+        self.finish_step(report);
+    }
+
+    /// Records how a step ended, and stops the run if it failed or was cancelled.
+    fn finish_step(&mut self, report: StepReport) {
+        let shared = &self.shared;
+        let index = report.index;
+        let step = &shared.runbook.steps[index];
+        let mut status = report.status;
+        if status == StepStatus::Failed && step.allow_failure {
+            status = StepStatus::FailedAllowed;
+        }
+        self.finished += 1;
+        self.finished_order[index] = self.finished;
+        self.statuses[index] = status;
+        self.context
+            .set_step(step.id.as_str(), status.as_str(), &report.outputs);
+        if status != StepStatus::Skipped {
+            shared.emitter.emit(Event::StepFinished {
+                step: step.id.to_string(),
+                phase: Phase::Forward,
+                status,
+                attempts: report.attempts,
+                duration: DurationMs(report.duration),
+                message: report.message.clone(),
+                outputs: report
+                    .outputs
+                    .iter()
+                    .map(|(key, value)| (key.clone(), shared.emitter.mask(value)))
+                    .collect(),
+                outcome: Some(report.outcome),
+            });
+            if step.rollback.is_some() {
+                record_compensation(shared, index, &self.context.with_steps(&self.reads[index]));
+            }
+        }
+        if matches!(status, StepStatus::Failed | StepStatus::Cancelled)
+            && self.stop_reason.is_none()
+        {
+            let id = step.id.to_string();
+            let message = format!("step `{id}` {}", status.as_str());
+            self.stop(CancelReason::StepFailed { step: id }, message);
+        }
+        self.reports[index] = Some(report);
+    }
+
+    /// SIGINT, SIGTERM or SIGHUP: stop and roll back; a second one kills running steps at
+    /// once, and their compensation still runs.
+    fn handle_signal(&mut self, name: &'static str) {
+        if matches!(self.stop_reason, Some(CancelReason::Signal { .. })) {
+            self.shared.emitter.emit(Event::Notice {
+                message: format!(
+                    "{name} again: killing running steps now; their compensation still runs"
+                ),
+            });
+            self.cancel.send_replace(CancelLevel::Immediate);
+        } else {
+            let reason = CancelReason::Signal {
+                signal: name.to_string(),
+            };
+            self.stop(
+                reason,
+                format!("{name} received: stopping, then rolling back"),
+            );
+        }
+    }
+
+    /// The run reached its `timeout`.
+    fn handle_deadline(&mut self) {
+        if self.stop_reason.is_some() {
+            return;
+        }
+        let limit = self
+            .run_limit
+            .map(|limit| humantime::format_duration(limit).to_string())
+            .unwrap_or_default();
+        self.stop(
+            CancelReason::RunTimeout,
+            format!("the run reached its `timeout` of {limit}"),
+        );
+    }
+
+    /// The journal cannot be written: fail closed, since what is not recorded must not happen.
+    fn handle_journal_failure(&mut self, message: String) {
+        let text = format!("{message}: no further step starts");
+        self.stop(CancelReason::JournalFailed { message }, text);
+    }
+
+    fn summaries(&self) -> Vec<StepSummary> {
+        self.shared
+            .runbook
             .steps
             .iter()
-            .filter(|step| statuses[step.index] != StepStatus::Pending)
-        {
-            needs_a_person.push(format!(
-                "`{}` ran ({})",
-                step.id,
-                statuses[step.index].as_str()
-            ));
-        }
-        (RunOutcome::FailedNotRolledBack, EXIT_FAILED_NOT_ROLLED_BACK)
-    } else if shared.options.no_rollback {
-        for step in runbook
-            .steps
-            .iter()
-            .filter(|step| step.rollback.is_some() && statuses[step.index] != StepStatus::Pending)
-        {
-            needs_a_person.push(format!(
-                "`{}` ran and was not compensated (`--no-rollback`)",
-                step.id
-            ));
-        }
-        (
-            RunOutcome::FailedNotRolledBack,
-            signal_exit.unwrap_or(EXIT_FAILED_NOT_ROLLED_BACK),
-        )
-    } else {
-        let ran: Vec<RanStep> = (0..count)
-            .map(|index| RanStep {
-                status: statuses[index],
-                finished_order: finished_order[index],
+            .map(|step| {
+                let report = self.reports[step.index].as_ref();
+                StepSummary {
+                    id: step.id.to_string(),
+                    status: self.statuses[step.index],
+                    attempts: report.map_or(0, |report| report.attempts),
+                    duration: report.map_or(Duration::ZERO, |report| report.duration),
+                    message: report.and_then(|report| report.message.clone()),
+                    tail: report.map(|report| report.tail.clone()).unwrap_or_default(),
+                    compensation: None,
+                    compensation_message: None,
+                }
             })
-            .collect();
-        let plan = plan_rollback(&runbook, &ran);
-        let outcomes: Vec<StepOutcome> = (0..count)
-            .map(|index| {
-                reports[index]
+            .collect()
+    }
+
+    /// `RUNBOOK_STEP_OUTCOME` of each step's compensation.
+    fn outcomes(&self) -> Vec<StepOutcome> {
+        self.reports
+            .iter()
+            .zip(&self.resumed_outcomes)
+            .map(|(report, &resumed)| {
+                report
                     .as_ref()
-                    .map_or(resumed_outcomes[index], |report| report.outcome)
+                    .map_or(resumed, |report| report.outcome)
+            })
+            .collect()
+    }
+
+    /// After the forward phase: rolls back if the run stopped, decides the outcome, runs the
+    /// hooks and reports the end.
+    async fn finish(mut self, signals: &mut Signals, started: Instant) -> RunResult {
+        let shared = self.shared.clone();
+        let runbook = &shared.runbook;
+        let mut summaries = self.summaries();
+        let facts: Vec<StepFacts<'_>> = runbook
+            .steps
+            .iter()
+            .map(|step| StepFacts {
+                id: step.id.as_str(),
+                status: self.statuses[step.index],
+                has_rollback: step.rollback.is_some(),
             })
             .collect();
-        let complete = run_rollback(
+        let stop_reason = self.stop_reason.as_ref();
+        let mut needs_a_person = Vec::new();
+        let decision = match after_forward(stop_reason, shared.options.no_rollback, &facts) {
+            AfterForward::Finish(decision) => decision,
+            AfterForward::RollBack => {
+                let ran: Vec<RanStep> = self
+                    .statuses
+                    .iter()
+                    .zip(&self.finished_order)
+                    .map(|(&status, &finished_order)| RanStep {
+                        status,
+                        finished_order,
+                    })
+                    .collect();
+                let plan = plan_rollback(runbook, &ran);
+                let complete = run_rollback(
+                    &shared,
+                    &plan.compensate,
+                    &self.context,
+                    &self.outcomes(),
+                    &mut summaries,
+                    signals,
+                    &mut needs_a_person,
+                )
+                .await;
+                let verified =
+                    complete && verify_rollback(&shared, &self.context, &mut needs_a_person).await;
+                let result = RollbackResult {
+                    plan: &plan,
+                    complete,
+                    verified,
+                };
+                after_rollback(stop_reason, result, &facts)
+            }
+        };
+        self.context.set_run_status(decision.outcome.as_str());
+        let (hooks, moment) = if decision.outcome == RunOutcome::Succeeded {
+            (&runbook.hooks.on_success, "on_success")
+        } else {
+            (&runbook.hooks.on_failure, "on_failure")
+        };
+        run_hooks(&shared, hooks, moment, &self.context).await;
+        run_hooks(&shared, &runbook.hooks.always, "always", &self.context).await;
+        finish_run(
             &shared,
-            &plan.compensate,
-            &context,
-            &outcomes,
+            decision,
+            needs_a_person,
+            summaries,
+            self.stop_reason,
+            started,
+        )
+    }
+
+    /// `runbook rollback RUN`, or `resume` finishing a rollback: compensates `set`, in
+    /// reverse DAG order, then `rollback_verify`. No forward step runs and no hook.
+    async fn rollback_only(
+        self,
+        set: &[usize],
+        requested: bool,
+        signals: &mut Signals,
+        started: Instant,
+    ) -> RunResult {
+        let shared = &self.shared;
+        let mut summaries = self.summaries();
+        let mut needs_a_person = Vec::new();
+        let complete = run_rollback(
+            shared,
+            set,
+            &self.context,
+            &self.resumed_outcomes,
             &mut summaries,
-            &mut signals,
+            signals,
             &mut needs_a_person,
         )
         .await;
-        let verified = complete && verify_rollback(&shared, &context, &mut needs_a_person).await;
-        if let Some(pivot) = plan.pivot {
-            for &index in &plan.behind_pivot {
-                needs_a_person.push(format!(
-                    "`{}` finished before pivot `{}` and was not compensated",
-                    runbook.steps[index].id, runbook.steps[pivot].id
-                ));
-            }
-            for summary in summaries.iter().filter(|summary| {
-                matches!(summary.status, StepStatus::Failed | StepStatus::Cancelled)
-            }) {
-                needs_a_person.push(format!(
-                    "finish or repair `{}` by hand: it failed after pivot `{}`",
-                    summary.id, runbook.steps[pivot].id
-                ));
-            }
-            (RunOutcome::FailedAfterPivot, EXIT_FAILED_NOT_ROLLED_BACK)
-        } else if !(complete && verified) {
-            (RunOutcome::RollbackIncomplete, EXIT_ROLLBACK_INCOMPLETE)
-        } else {
-            (RunOutcome::RolledBack, signal_exit.unwrap_or(EXIT_FAILED))
-        }
-    };
-
-    context.set_run_status(outcome.as_str());
-    let (hooks, moment) = if outcome == RunOutcome::Succeeded {
-        (&runbook.hooks.on_success, "on_success")
-    } else {
-        (&runbook.hooks.on_failure, "on_failure")
-    };
-    run_hooks(&shared, hooks, moment, &context).await;
-    run_hooks(&shared, &runbook.hooks.always, "always", &context).await;
-    Ok(finish_run(
-        &shared,
-        outcome,
-        exit_code,
-        summaries,
-        &needs_a_person,
-        stop_reason,
-        started,
-    ))
-}
-
-/// Compensates `set` in reverse DAG order, independent ones in parallel. Returns whether
-/// every compensation succeeded. Signals during the rollback are reported and ignored: a
-/// rollback is never skipped silently.
-async fn run_rollback(
-    shared: &Arc<RunShared>,
-    set: &[usize],
-    context: &Context,
-    outcomes: &[StepOutcome],
-    summaries: &mut [StepSummary],
-    signals: &mut Signals,
-    needs_a_person: &mut Vec<String>,
-) -> bool {
-    let runbook = &shared.runbook;
-    shared.emitter.emit(Event::RollbackStarted {
-        steps: set
-            .iter()
-            .map(|&index| runbook.steps[index].id.to_string())
-            .collect(),
-    });
-    let concurrency = shared
-        .options
-        .concurrency
-        .unwrap_or(runbook.concurrency)
-        .max(1);
-    // Compensations have their own cancellation, which nothing triggers.
-    let (_never, cancel) = watch::channel(CancelLevel::None);
-    #[derive(Clone, Copy, PartialEq)]
-    enum State {
-        Waiting,
-        Running,
-        Done,
-        Failed,
-        Blocked,
-    }
-    let mut states: Vec<State> = vec![State::Waiting; runbook.steps.len()];
-    let mut running: JoinSet<CompensationReport> = JoinSet::new();
-    loop {
-        for &index in set {
-            if states[index] != State::Waiting {
-                continue;
-            }
-            let waits = must_wait_for(&shared.graph, set, index);
-            if waits
-                .iter()
-                .any(|&other| matches!(states[other], State::Failed | State::Blocked))
-            {
-                states[index] = State::Blocked;
-                let on: Vec<String> = waits
-                    .iter()
-                    .filter(|&&other| matches!(states[other], State::Failed | State::Blocked))
-                    .map(|&other| runbook.steps[other].id.to_string())
-                    .collect();
-                shared.emitter.emit(Event::CompensationBlocked {
-                    step: runbook.steps[index].id.to_string(),
-                    waiting_on: on.clone(),
-                });
-                summaries[index].compensation = Some(StepStatus::Blocked);
-                needs_a_person.push(format!("compensation of `{}` was not run: it must come after `{}`, whose compensation failed", runbook.steps[index].id, on.join("`, `")));
-                continue;
-            }
-            if running.len() < concurrency
-                && waits.iter().all(|&other| states[other] == State::Done)
-            {
-                states[index] = State::Running;
-                running.spawn(compensate(
-                    shared.clone(),
-                    index,
-                    context.clone(),
-                    outcomes[index],
-                    cancel.clone(),
-                ));
-            }
-        }
-        if running.is_empty() {
-            break;
-        }
-        tokio::select! {
-            joined = running.join_next() => {
-                let Some(Ok(report)) = joined else { continue };
-                let index = report.index;
-                if report.succeeded {
-                    states[index] = State::Done;
-                    summaries[index].compensation = Some(StepStatus::Compensated);
-                } else {
-                    states[index] = State::Failed;
-                    summaries[index].compensation = Some(StepStatus::CompensationFailed);
-                    summaries[index].compensation_message = report.message.clone();
-                    needs_a_person.push(format!("compensation of `{}` failed: {}; undo it by hand", runbook.steps[index].id, report.message.unwrap_or_default()));
-                }
-            }
-            name = signals.next() => {
-                shared.emitter.emit(Event::Notice { message: format!("{name} received during rollback: compensations keep running so nothing is left half undone") });
-            }
-        }
-    }
-    let complete = set.iter().all(|&index| states[index] == State::Done);
-    shared.emitter.emit(Event::RollbackFinished { complete });
-    complete
-}
-
-/// Runs `rollback_verify` once every compensation succeeded.
-async fn verify_rollback(
-    shared: &Arc<RunShared>,
-    context: &Context,
-    needs_a_person: &mut Vec<String>,
-) -> bool {
-    let probes = &shared.runbook.rollback_verify;
-    if probes.is_empty() {
-        return true;
-    }
-    let (_never, mut cancel) = watch::channel(CancelLevel::None);
-    let result = match Renderer::new(shared, context) {
-        Ok(renderer) => {
-            verify(
-                probes,
-                "rollback_verify",
-                Phase::Compensation,
-                &renderer,
-                &shared.base_env,
-                shared,
-                &mut cancel,
-            )
-            .await
-        }
-        Err(message) => Err(message),
-    };
-    match result {
-        Ok(()) => true,
-        Err(message) => {
-            needs_a_person.push(format!(
-                "the rollback did not bring the system back: {message}"
-            ));
-            false
-        }
+        let verified =
+            complete && verify_rollback(shared, &self.context, &mut needs_a_person).await;
+        let decision = after_rollback_only(requested, complete, verified);
+        finish_run(shared, decision, needs_a_person, summaries, None, started)
     }
 }
 
-/// Reports the end of the run (what needs a person masked) and builds its result.
+/// Reports the end of the run (what needs a person masked) and builds its result: the lines
+/// the rollback reported, then those of the decision.
 fn finish_run(
     shared: &RunShared,
-    outcome: RunOutcome,
-    exit_code: i32,
+    decision: Decision,
+    mut needs_a_person: Vec<String>,
     steps: Vec<StepSummary>,
-    needs_a_person: &[String],
     stop_reason: Option<CancelReason>,
     started: Instant,
 ) -> RunResult {
+    needs_a_person.extend(decision.needs_a_person);
     let needs_a_person: Vec<String> = needs_a_person
         .iter()
         .map(|line| shared.emitter.mask(line))
         .collect();
     shared.emitter.emit(Event::RunFinished {
-        outcome,
-        exit_code,
+        outcome: decision.outcome,
+        exit_code: decision.exit_code,
         duration: DurationMs(started.elapsed()),
         needs_a_person: needs_a_person.clone(),
     });
     RunResult {
-        outcome,
-        exit_code,
+        outcome: decision.outcome,
+        exit_code: decision.exit_code,
         steps,
         needs_a_person,
         stop_reason,
@@ -593,67 +583,192 @@ fn record_compensation(shared: &RunShared, index: usize, context: &Context) {
     });
 }
 
-/// `runbook rollback RUN`: compensates `set` of a finished run, in reverse DAG order, then
-/// `rollback_verify`. No forward step runs and no hook.
-async fn rollback_only(
-    shared: &Arc<RunShared>,
-    context: &Context,
-    start: &Start,
-    signals: &mut Signals,
-    started: Instant,
-) -> std::io::Result<RunResult> {
-    let Start::Rollback {
-        set,
-        statuses,
-        outcomes,
-        requested,
-    } = start
-    else {
-        return Err(std::io::Error::other("rollback_only needs Start::Rollback"));
-    };
-    let requested = *requested;
-    let runbook = &shared.runbook;
-    let mut summaries: Vec<StepSummary> = runbook
-        .steps
-        .iter()
-        .map(|step| StepSummary {
-            id: step.id.to_string(),
-            status: statuses[step.index],
-            attempts: 0,
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::executor::{Emitter, RunOptions};
+    use crate::plan::RunInfo;
+    use crate::secrets::Masker;
+    use crate::source::Source;
+    use crate::template::TemplateEngine;
+
+    /// `a`, `b` needing `a`, `c` independent, `d` allowed to fail; concurrency 2.
+    const RUNBOOK: &str = "version: 1\nname: t\nconcurrency: 2\nsteps:\n  - id: a\n    run: \"true\"\n    rollback: \"true\"\n  - id: b\n    needs: [a]\n    run: \"true\"\n  - id: c\n    run: \"true\"\n  - id: d\n    run: \"true\"\n    allow_failure: true\n";
+
+    /// A dispatcher over `RUNBOOK` whose events land in the returned list, by name.
+    fn dispatcher() -> (Dispatcher, Arc<Mutex<Vec<String>>>) {
+        let source = Source::new("t.yaml".into(), "t.yaml".into(), RUNBOOK.into());
+        let runbook = crate::validate::validate(&source)
+            .runbook
+            .expect("a valid runbook");
+        let info = RunInfo {
+            id: "run".into(),
+            started_at: String::new(),
+            timestamp: String::new(),
+            directory: std::env::temp_dir(),
+        };
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        let sink = Box::new(move |event: &Event| {
+            let value = serde_json::to_value(event).expect("an event serializes");
+            let name = value["event"].as_str().unwrap_or_default().to_string();
+            seen.lock().expect("not poisoned").push(name);
+        });
+        let context = Context::for_run(&runbook, &info);
+        let shared = Arc::new(RunShared {
+            runbook: Arc::new(runbook),
+            engine: TemplateEngine::new(),
+            emitter: Emitter::new(Masker::new(Vec::new()), sink, None),
+            info,
+            options: RunOptions::default(),
+            base_env: Vec::new(),
+            approval_lock: tokio::sync::Mutex::new(()),
+        });
+        (Dispatcher::new(shared, context), events)
+    }
+
+    fn report(index: usize, status: StepStatus) -> StepReport {
+        StepReport {
+            index,
+            status,
+            attempts: 1,
             duration: Duration::ZERO,
             message: None,
+            outputs: Vec::new(),
             tail: Vec::new(),
-            compensation: None,
-            compensation_message: None,
-        })
-        .collect();
-    let mut needs_a_person = Vec::new();
-    let complete = run_rollback(
-        shared,
-        set,
-        context,
-        outcomes,
-        &mut summaries,
-        signals,
-        &mut needs_a_person,
-    )
-    .await;
-    let verified = complete && verify_rollback(shared, context, &mut needs_a_person).await;
-    let (outcome, exit_code) = if complete && verified {
-        (
-            RunOutcome::RolledBack,
-            if requested { EXIT_SUCCESS } else { EXIT_FAILED },
-        )
-    } else {
-        (RunOutcome::RollbackIncomplete, EXIT_ROLLBACK_INCOMPLETE)
-    };
-    Ok(finish_run(
-        shared,
-        outcome,
-        exit_code,
-        summaries,
-        &needs_a_person,
-        None,
-        started,
-    ))
+            outcome: StepOutcome::Failed,
+        }
+    }
+
+    fn count(events: &Mutex<Vec<String>>, name: &str) -> usize {
+        events
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|event| *event == name)
+            .count()
+    }
+
+    #[test]
+    fn ready_steps_follow_needs_file_order_and_room() {
+        let (mut dispatcher, _) = dispatcher();
+        assert_eq!(dispatcher.ready(1), vec![0]);
+        assert_eq!(dispatcher.ready(10), vec![0, 2, 3]);
+        dispatcher.statuses[0] = StepStatus::Running;
+        assert_eq!(dispatcher.ready(10), vec![2, 3]);
+        dispatcher.finish_step(report(0, StepStatus::Succeeded));
+        assert_eq!(dispatcher.ready(10), vec![1, 2, 3]);
+        assert_eq!(dispatcher.finished_order[0], 1);
+    }
+
+    #[test]
+    fn a_failed_step_stops_the_run_once_and_cancels_the_others() {
+        let (mut dispatcher, events) = dispatcher();
+        dispatcher.statuses = vec![StepStatus::Running; 4];
+        dispatcher.finish_step(report(0, StepStatus::Failed));
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::StepFailed { step: "a".into() })
+        );
+        assert_eq!(*dispatcher.cancel.borrow(), CancelLevel::Graceful);
+        assert!(
+            dispatcher.ready(10).is_empty(),
+            "nothing starts once stopping"
+        );
+        // The steps cancelled by the stop do not replace its reason.
+        dispatcher.finish_step(report(2, StepStatus::Cancelled));
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::StepFailed { step: "a".into() })
+        );
+        assert_eq!(count(&events, "stopping"), 1);
+        assert_eq!(count(&events, "step_finished"), 2);
+    }
+
+    #[test]
+    fn a_step_allowed_to_fail_does_not_stop_the_run() {
+        let (mut dispatcher, events) = dispatcher();
+        dispatcher.statuses[3] = StepStatus::Running;
+        dispatcher.finish_step(report(3, StepStatus::Failed));
+        assert_eq!(dispatcher.statuses[3], StepStatus::FailedAllowed);
+        assert_eq!(dispatcher.stop_reason, None);
+        assert_eq!(*dispatcher.cancel.borrow(), CancelLevel::None);
+        assert_eq!(count(&events, "stopping"), 0);
+    }
+
+    #[test]
+    fn a_second_signal_kills_running_steps_at_once() {
+        let (mut dispatcher, events) = dispatcher();
+        dispatcher.finish_step(report(0, StepStatus::Failed));
+        // A signal after a failure still decides the exit code (130 for SIGINT).
+        dispatcher.handle_signal("SIGINT");
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::Signal {
+                signal: "SIGINT".into()
+            })
+        );
+        assert_eq!(*dispatcher.cancel.borrow(), CancelLevel::Graceful);
+        dispatcher.handle_signal("SIGTERM");
+        assert_eq!(*dispatcher.cancel.borrow(), CancelLevel::Immediate);
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::Signal {
+                signal: "SIGINT".into()
+            })
+        );
+        assert_eq!(count(&events, "stopping"), 2);
+        assert_eq!(count(&events, "notice"), 1);
+    }
+
+    #[test]
+    fn the_deadline_stops_a_run_that_is_not_already_stopping() {
+        let (mut running, _) = dispatcher();
+        running.handle_deadline();
+        assert_eq!(running.stop_reason, Some(CancelReason::RunTimeout));
+        let (mut dispatcher, events) = dispatcher();
+        dispatcher.finish_step(report(0, StepStatus::Failed));
+        dispatcher.handle_deadline();
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::StepFailed { step: "a".into() })
+        );
+        assert_eq!(count(&events, "stopping"), 1);
+    }
+
+    #[test]
+    fn a_journal_failure_stops_the_run_before_anything_else_starts() {
+        let (mut dispatcher, _) = dispatcher();
+        dispatcher.handle_journal_failure("disk full".into());
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::JournalFailed {
+                message: "disk full".into()
+            })
+        );
+        assert!(dispatcher.ready(10).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_task_fails_its_own_step_not_the_first_running_one() {
+        let (mut dispatcher, events) = dispatcher();
+        dispatcher.statuses[0] = StepStatus::Running;
+        dispatcher.statuses[2] = StepStatus::Running;
+        let mut tasks: JoinSet<StepReport> = JoinSet::new();
+        let task = tasks.spawn(async { panic!("a bug in the step task") });
+        dispatcher.tasks.insert(task.id(), 2);
+        let joined = tasks.join_next_with_id().await.expect("one task");
+        assert!(joined.is_err());
+        dispatcher.handle_step(joined);
+        assert_eq!(dispatcher.statuses[2], StepStatus::Failed);
+        assert_eq!(dispatcher.statuses[0], StepStatus::Running);
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::StepFailed { step: "c".into() })
+        );
+        assert!(dispatcher.tasks.is_empty());
+        assert_eq!(count(&events, "notice"), 1);
+    }
 }

@@ -11,9 +11,12 @@ mod http_client;
 #[cfg(test)]
 mod http_test_server;
 mod options;
+mod outcome;
 mod outputs;
 pub mod probe;
+mod rollback_phase;
 mod shared;
+mod signals;
 mod step;
 mod verify;
 

@@ -1,4 +1,4 @@
-//! What every task of a run shares: the runbook, its graph, the template engine, the event
+//! What every task of a run shares: the runbook (with its graph), the template engine, the event
 //! emitter, the run's identity and the environment every process gets.
 
 use std::path::{Path, PathBuf};
@@ -10,13 +10,11 @@ use super::options::RunOptions;
 use crate::model::{DurationValue, EnvEntry, Runbook, Template};
 use crate::plan::{Context, RunInfo};
 use crate::template::{PreparedContext, TemplateEngine};
-use crate::validate::StepGraph;
 
 /// Shared, read-only state of one run.
 #[derive(Debug)]
 pub struct RunShared {
     pub runbook: Arc<Runbook>,
-    pub graph: StepGraph,
     pub engine: TemplateEngine,
     pub emitter: Emitter,
     pub info: RunInfo,

@@ -3,12 +3,14 @@
 //! these types.
 
 mod duration;
+mod graph;
 mod probe;
 mod runbook;
 mod step;
 mod template;
 
 pub use duration::{DurationValue, MAX_DURATION, parse_rendered};
+pub use graph::{StepGraph, find_cycles};
 pub use probe::{
     Comparison, Expectation, HttpProbe, NumberCheck, Probe, ProbeKind, ProbeTiming, TimingTemplates,
 };

@@ -1,6 +1,6 @@
 //! The validated runbook: variables, environment, steps, hooks.
 
-use super::{DurationValue, Probe, Step, Template};
+use super::{DurationValue, Probe, Step, StepGraph, Template};
 use crate::document::Position;
 use std::path::PathBuf;
 
@@ -21,6 +21,8 @@ pub struct Runbook {
     pub timeout: Option<DurationValue>,
     /// In file order; `Step::needs` holds indices into this list.
     pub steps: Vec<Step>,
+    /// The steps' `needs` as a graph, built once by `validate`.
+    pub graph: StepGraph,
     pub hooks: Hooks,
     pub rollback_verify: Vec<Probe>,
 }

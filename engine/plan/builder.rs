@@ -10,12 +10,15 @@ use super::model::{
     PlanProbe, PlanRetry, PlanRollback, PlanRunbook, PlanStep, PlanVar, SharedText,
 };
 use super::variables::ResolvedVar;
+use crate::events::StepStatus;
 use crate::format::written;
 use crate::model::{
-    Action, DurationValue, EnvEntry, Probe, ProbeKind, RetryPolicy, Runbook, Step, Template,
+    Action, DurationValue, EnvEntry, Probe, ProbeKind, RetryPolicy, Runbook, Step, StepGraph,
+    Template,
 };
+use crate::rollback::{Verdict, in_rollback_order, verdict};
 use crate::template::{BorrowedContext, TemplateEngine, has_tag};
-use crate::validate::{Diagnostic, StepGraph};
+use crate::validate::Diagnostic;
 
 /// Renders templates for the plan, collecting render errors instead of stopping at the first.
 struct Renderer<'a> {
@@ -222,7 +225,6 @@ pub fn is_truthy(rendered: &str) -> bool {
 /// Builds the plan of a valid runbook whose variables are resolved in `context`.
 pub fn build_plan(
     runbook: &Runbook,
-    graph: &StepGraph,
     vars: &[ResolvedVar],
     context: &mut Context,
     engine: &TemplateEngine,
@@ -237,6 +239,7 @@ pub fn build_plan(
         literals: HashMap::new(),
         durations: HashMap::new(),
     };
+    let graph = &runbook.graph;
     let planner = Planner::new(runbook, graph);
     let env = renderer.env(&runbook.env);
     let steps: Vec<PlanStep> = graph
@@ -295,7 +298,7 @@ pub fn build_plan(
         waves: graph.waves().iter().map(ids).collect(),
         steps,
         rollback: PlanRollback {
-            order: rollback_order(runbook, graph).iter().map(ids).collect(),
+            order: rollback_order(runbook).iter().map(ids).collect(),
             without_rollback: runbook
                 .steps
                 .iter()
@@ -336,13 +339,14 @@ fn all_runtime_paths(runbook: &Runbook) -> impl Iterator<Item = &Vec<String>> {
 /// What every step's entry needs from the whole runbook, computed once.
 struct Planner<'a> {
     graph: &'a StepGraph,
+    steps: &'a [Step],
     /// Step ids by step index, shared by every list that names a step.
     ids: Vec<SharedText>,
     /// The working directory of steps without `cwd`.
     directory: SharedText,
-    /// Steps with a compensation, in the order a rollback takes them (`ranked_compensations`).
+    /// Steps a rollback compensates when they succeeded, in rollback order.
     ranked: Vec<usize>,
-    /// Steps without one (no `rollback`, or a pivot), in file order.
+    /// The other steps (no `rollback`, or a pivot), in file order.
     uncompensated: Vec<usize>,
     /// Pivot steps, in file order.
     pivots: Vec<usize>,
@@ -360,8 +364,16 @@ impl<'a> Planner<'a> {
         };
         Planner {
             graph,
-            ranked: ranked_compensations(runbook, graph),
-            uncompensated: indexes(|step| step.rollback.is_none() || step.pivot),
+            steps: &runbook.steps,
+            ranked: in_rollback_order(
+                graph,
+                runbook
+                    .steps
+                    .iter()
+                    .filter(|step| compensated_when_succeeded(step))
+                    .map(|step| step.index),
+            ),
+            uncompensated: indexes(|step| !compensated_when_succeeded(step)),
             pivots: indexes(|step| step.pivot),
             ids: runbook
                 .steps
@@ -453,8 +465,10 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// What a failure of `step` compensates: itself (unless `only_if_succeeded`), then every
-    /// upstream step with a compensation, latest first, stopping at an upstream pivot.
+    /// What a failure of `step` compensates, by the rule the run uses (`rollback::verdict`):
+    /// itself (unless `only_if_succeeded`), then every upstream step with a compensation,
+    /// latest first; behind an upstream pivot (which succeeded, or `step` would not have
+    /// started) only what is certain to finish after it: its descendants.
     fn failure_rollback(&self, step: &Step) -> PlanFailure {
         if step.allow_failure {
             return PlanFailure {
@@ -464,20 +478,19 @@ impl<'a> Planner<'a> {
                 stopped_by_pivot: None,
             };
         }
-        let compensates_itself = step
-            .rollback
-            .as_ref()
-            .is_some_and(|compensation| !compensation.only_if_succeeded);
+        let compensates_itself = verdict(step, StepStatus::Failed, false) == Verdict::Compensate;
         let graph = self.graph;
+        // A runbook has at most one pivot; upstream, it has succeeded.
         let pivot = self
             .pivots
             .iter()
             .copied()
             .find(|&pivot| graph.is_upstream(pivot, step.index));
-        // Behind a pivot only what finished after it is compensated: its descendants.
         let counted = |other: usize| {
+            let before_pivot = pivot.is_some_and(|pivot| !graph.is_upstream(pivot, other));
             graph.is_upstream(other, step.index)
-                && pivot.is_none_or(|pivot| graph.is_upstream(pivot, other))
+                && verdict(&self.steps[other], StepStatus::Succeeded, before_pivot)
+                    == Verdict::Compensate
         };
         // `ranked` is sorted latest wave first: upstream steps are all in earlier waves.
         let wave = graph.wave(step.index);
@@ -516,37 +529,23 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// Steps with a compensation grouped for a full rollback: latest wave first.
-fn rollback_order(runbook: &Runbook, graph: &StepGraph) -> Vec<Vec<usize>> {
+/// Whether a step that succeeded is compensated by a rollback no pivot stopped.
+fn compensated_when_succeeded(step: &Step) -> bool {
+    verdict(step, StepStatus::Succeeded, false) == Verdict::Compensate
+}
+
+/// Steps a full rollback compensates, grouped by wave, latest wave first.
+fn rollback_order(runbook: &Runbook) -> Vec<Vec<usize>> {
+    let graph = &runbook.graph;
     graph
         .waves()
         .into_iter()
         .rev()
         .map(|wave| {
             wave.into_iter()
-                .filter(|&index| {
-                    runbook.steps[index].rollback.is_some() && !runbook.steps[index].pivot
-                })
+                .filter(|&index| compensated_when_succeeded(&runbook.steps[index]))
                 .collect::<Vec<_>>()
         })
         .filter(|wave: &Vec<usize>| !wave.is_empty())
         .collect()
-}
-
-/// Steps with a compensation, latest wave first and later file position first: the order a
-/// rollback takes.
-fn ranked_compensations(runbook: &Runbook, graph: &StepGraph) -> Vec<usize> {
-    let mut ranked: Vec<usize> = runbook
-        .steps
-        .iter()
-        .filter(|step| step.rollback.is_some() && !step.pivot)
-        .map(|step| step.index)
-        .collect();
-    ranked.sort_by_key(|&index| {
-        (
-            std::cmp::Reverse(graph.wave(index)),
-            std::cmp::Reverse(index),
-        )
-    });
-    ranked
 }

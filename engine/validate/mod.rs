@@ -2,7 +2,6 @@
 //! its position so that one pass reports all of them.
 
 mod diagnostic;
-mod graph;
 mod lint;
 mod probes;
 mod steps;
@@ -12,5 +11,4 @@ mod values;
 mod vars;
 
 pub use diagnostic::{Diagnostic, Severity};
-pub use graph::StepGraph;
 pub use validator::{Validation, validate};

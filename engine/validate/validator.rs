@@ -5,13 +5,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::Diagnostic;
-use super::graph::{StepGraph, find_cycles};
 use super::templates::{
     Scope, TemplateFacts, TemplateOwner, VarFacts, locate, reads_own_outputs_unguarded,
 };
 use super::values::{is_env_name, is_identifier, parse_duration};
 use crate::document::{self, OrderedMap, Position, RawHook, RawRunbook, Spanned};
-use crate::model::{DurationValue, EnvEntry, Hook, Hooks, Runbook, Template};
+use crate::model::{DurationValue, EnvEntry, Hook, Hooks, Runbook, StepGraph, Template, find_cycles};
 use crate::source::Source;
 use crate::suggest::suggest;
 use crate::template::TemplateEngine;
@@ -209,6 +208,11 @@ impl Validator<'_> {
             }
             None => Vec::new(),
         };
+        // Only a runbook with errors (a cycle) has no graph, and it is never handed out.
+        let graph = self
+            .graph
+            .take()
+            .unwrap_or_else(|| StepGraph::new(vec![Vec::new(); steps.len()]));
         Runbook {
             name: raw.name.value.clone(),
             lock: raw
@@ -226,6 +230,7 @@ impl Validator<'_> {
             concurrency,
             timeout,
             steps,
+            graph,
             hooks,
             rollback_verify,
         }
