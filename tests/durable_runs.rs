@@ -201,6 +201,17 @@ fn crashed(yaml: &str, wait_for: &str) -> Case {
         .args(["run", "{file}", "--state-dir", "{dir}/state"])
         .spawn();
     running.wait_for_file(wait_for, LIMIT);
+    // `>>` creates the file before the line is written, and the watchdog stops the step soon
+    // after the engine dies: kill it once the line is there.
+    let marker = running.path().join(wait_for);
+    let deadline = std::time::Instant::now() + LIMIT;
+    while std::fs::metadata(&marker).map_or(0, |metadata| metadata.len()) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{wait_for}` stays empty"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     running.signal(Signal::SIGKILL);
     let anchor = running.finish(LIMIT);
     kill_step_processes(&anchor.directory);

@@ -14,6 +14,8 @@ use tokio::time::Instant;
 
 use super::command::{CommandSpec, SpawnError};
 use super::output::{OutputChunk, OutputStream, pump};
+use super::registry;
+use super::tree::StepTree;
 use super::unix;
 
 /// How long output is still read after the main process exited. Output already in the pipes
@@ -75,6 +77,8 @@ pub struct RunningProcess {
     output_leaked: bool,
     terminate_deadline: Option<Instant>,
     killed: bool,
+    /// What had left the group with `setpgid` when termination began; stopped with it.
+    escaped: Option<StepTree>,
 }
 
 impl RunningProcess {
@@ -115,6 +119,8 @@ impl RunningProcess {
                 source: io::Error::other("the process has no id"),
             });
         };
+        // Before anything can fail: from now on the group is stopped should the engine die.
+        registry::register(pid);
 
         let (stop_readers, stop) = watch::channel(false);
         let mut readers = Vec::with_capacity(2);
@@ -142,6 +148,7 @@ impl RunningProcess {
             output_leaked: false,
             terminate_deadline: None,
             killed: false,
+            escaped: None,
         })
     }
 
@@ -172,6 +179,7 @@ impl RunningProcess {
             self.kill_group_leftovers();
         }
         let outcome = self.reap().unwrap_or(ExitOutcome::Exited(-1));
+        registry::unregister(self.pid);
         self.exit = Some((
             outcome,
             self.exited_unreaped_at.unwrap_or_else(Instant::now),
@@ -196,8 +204,16 @@ impl RunningProcess {
             let deadline = match self.terminate_deadline {
                 Some(deadline) => deadline,
                 None => {
+                    // Found before the signal: once their parent exits, they are orphans that
+                    // no search can tell from any other process.
+                    let escaped = unix::start_time(self.pid)
+                        .map(|start_time| StepTree::of_groups([(self.pid, start_time)]));
                     // Should SIGTERM fail, the SIGKILL after the grace still ends the group.
                     let _ = self.signal_group(Signal::SIGTERM);
+                    if let Some(escaped) = &escaped {
+                        escaped.signal_escaped(Signal::SIGTERM);
+                    }
+                    self.escaped = escaped;
                     let now = Instant::now();
                     let deadline = now.checked_add(grace).unwrap_or_else(|| far_future(now));
                     self.terminate_deadline = Some(deadline);
@@ -209,6 +225,9 @@ impl RunningProcess {
                 .is_err()
             {
                 self.killed = true;
+                if let Some(escaped) = &mut self.escaped {
+                    escaped.refresh();
+                }
                 let _ = self.signal_group(Signal::SIGKILL);
             }
         }
@@ -249,6 +268,7 @@ impl RunningProcess {
                     // needs no kill.
                     if let Some(outcome) = self.reap() {
                         self.kill_group_leftovers();
+                        registry::unregister(self.pid);
                         let now = Instant::now();
                         self.exit = Some((outcome, now));
                         return now;
@@ -275,6 +295,9 @@ impl RunningProcess {
     fn kill_group_leftovers(&self) {
         // Failing here means a member we may not signal (a setuid program): nothing more to do.
         let _ = unix::signal_group(self.group, Signal::SIGKILL);
+        if let Some(escaped) = &self.escaped {
+            escaped.signal_escaped(Signal::SIGKILL);
+        }
     }
 
     async fn drain_output(&mut self, deadline: Instant) {
@@ -296,7 +319,8 @@ impl Drop for RunningProcess {
     fn drop(&mut self) {
         if self.exit.is_none() {
             // Not reaped yet, so the id still names this group; tokio reaps the zombie later.
-            let _ = unix::signal_group(self.group, Signal::SIGKILL);
+            self.kill_group_leftovers();
+            registry::unregister(self.pid);
         }
     }
 }

@@ -127,7 +127,7 @@ fn processes() -> Vec<(u32, u32, u64)> {
         .collect()
 }
 
-fn start_time_of_live(pid: u32) -> Option<u64> {
+pub(super) fn start_time_of_live(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
     // A zombie is dead already.
