@@ -1,6 +1,7 @@
-//! The one Handlebars registry of the engine: strict mode, no HTML escaping, and the `quote`,
-//! `default`, `lower`, `upper` and `json` helpers. It also analyses a template without rendering
-//! it, so validation can check every referenced path and helper and point at its exact bytes.
+//! The one Handlebars registry of the engine: strict mode, no HTML escaping, the `quote`,
+//! `default`, `lower`, `upper` and `json` helpers, and its own conditions and comparisons
+//! (`conditions`). It also analyses a template without rendering it, so validation can check
+//! every referenced path and helper and point at its exact bytes.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -11,6 +12,12 @@ use handlebars::{
     Renderable, ScopedJson,
 };
 use serde_json::Value;
+
+mod conditions;
+
+pub use conditions::Decision;
+use conditions::{Comparison, ConditionBlock, Logic};
+pub(crate) use conditions::{PLAN_RUN_ID, as_number, is_truthy, undecided};
 
 /// Context roots; a path under one of them is checkable even inside `each`/`with` blocks.
 const ROOTS: [&str; 5] = ["vars", "env", "runbook", "run", "steps"];
@@ -152,6 +159,23 @@ impl TemplateEngine {
         for (name, function) in helpers {
             registry.register_helper(name, Box::new(ValueHelper(function)));
         }
+        // Ours replace handlebars' built-ins: numbers compare as numbers, and every condition
+        // uses one truthiness (SPEC §6).
+        for (name, comparison) in [
+            ("eq", Comparison::Equal),
+            ("ne", Comparison::NotEqual),
+            ("gt", Comparison::Greater),
+            ("gte", Comparison::GreaterOrEqual),
+            ("lt", Comparison::Less),
+            ("lte", Comparison::LessOrEqual),
+        ] {
+            registry.register_helper(name, Box::new(comparison));
+        }
+        for (name, logic) in [("not", Logic::Not), ("and", Logic::And), ("or", Logic::Or)] {
+            registry.register_helper(name, Box::new(logic));
+        }
+        registry.register_helper("if", Box::new(ConditionBlock { negated: false }));
+        registry.register_helper("unless", Box::new(ConditionBlock { negated: true }));
         Self {
             registry,
             compiled: Mutex::new(HashMap::new()),
@@ -208,6 +232,19 @@ impl TemplateEngine {
             Some(text) => Ok(text),
             None => self.render_prepared(template, context.prepared()?),
         }
+    }
+
+    /// Renders for a plan: a `{{#if}}` on what only a run knows shows both branches, each
+    /// such block also returned as a `Decision`, outermost first.
+    pub fn render_for_plan(
+        &self,
+        template: &str,
+        context: &BorrowedContext<'_>,
+    ) -> Result<(String, Vec<Decision>), TemplateError> {
+        conditions::start_collecting();
+        let rendered = self.render_borrowed(template, context);
+        let decisions = conditions::take_collected();
+        rendered.map(|text| (text, decisions))
     }
 
     /// The compiled form of `template`, compiled on first use; `None` when it does not compile.

@@ -1,6 +1,7 @@
 //! The YAML document as written: serde types that mirror the file one to one, each value
 //! carrying its position. This is the only module that parses YAML.
 
+mod extensions;
 mod map;
 mod parse;
 mod probe;

@@ -4,6 +4,7 @@
 use serde::de::IgnoredAny;
 use serde_saphyr::{Budget, DuplicateKeyPolicy, Options};
 
+use super::extensions::WithExtensions;
 use super::{Position, RawRunbook};
 
 /// Why the text is not a runbook document.
@@ -47,8 +48,9 @@ pub fn parse(text: &str) -> Result<RawRunbook, ParseError> {
             help: None,
         });
     }
-    let mut raw = serde_saphyr::from_str_with_options::<RawRunbook>(text, options())
-        .map_err(|error| convert_error(text, alias_limit_error(text).unwrap_or(error)))?;
+    let mut raw = serde_saphyr::from_str_with_options::<WithExtensions>(text, options())
+        .map_err(|error| convert_error(text, alias_limit_error(text).unwrap_or(error)))?
+        .0;
     restore_number_texts(&mut raw, text);
     Ok(raw)
 }

@@ -10,7 +10,9 @@ use super::{OrderedMap, RawProbe, RawRetry, RawStep, RawVar, Script, Spanned};
 #[serde(deny_unknown_fields)]
 #[schemars(
     title = "runbook",
-    description = "A declarative runbook: steps as a DAG, verification probes and compensations"
+    description = "A declarative runbook: steps as a DAG, verification probes and compensations",
+    // `x-` keys are ignored (document/extensions.rs): a place for YAML anchors.
+    extend("patternProperties" = { "^x-": {} })
 )]
 pub struct RawRunbook {
     /// Format version; only 1 exists.

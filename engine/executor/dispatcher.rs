@@ -429,11 +429,7 @@ impl Dispatcher {
         self.reports
             .iter()
             .zip(&self.resumed_outcomes)
-            .map(|(report, &resumed)| {
-                report
-                    .as_ref()
-                    .map_or(resumed, |report| report.outcome)
-            })
+            .map(|(report, &resumed)| report.as_ref().map_or(resumed, |report| report.outcome))
             .collect()
     }
 

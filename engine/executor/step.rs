@@ -36,7 +36,7 @@ pub(crate) struct StepReport {
 
 /// Truthiness of a rendered `if` (SPEC §6).
 fn is_truthy(rendered: &str) -> bool {
-    !matches!(rendered.trim(), "" | "false" | "0" | "no")
+    crate::template::is_truthy(rendered)
 }
 
 /// Runs step `index` with `context` holding the outputs of every step that finished.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::context::Context;
 use super::model::{
-    COMPENSATES_LISTED, Plan, PlanCompensation, PlanCondition, PlanEnv, PlanFailure, PlanHooks,
-    PlanProbe, PlanRetry, PlanRollback, PlanRunbook, PlanStep, PlanVar, SharedText,
+    COMPENSATES_LISTED, Plan, PlanCompensation, PlanCondition, PlanDecision, PlanEnv, PlanFailure,
+    PlanHooks, PlanProbe, PlanRetry, PlanRollback, PlanRunbook, PlanStep, PlanVar, SharedText,
 };
 use super::variables::ResolvedVar;
 use crate::events::StepStatus;
@@ -17,7 +17,7 @@ use crate::model::{
     Template,
 };
 use crate::rollback::{Verdict, in_rollback_order, verdict};
-use crate::template::{BorrowedContext, TemplateEngine, has_tag};
+use crate::template::{BorrowedContext, TemplateEngine, has_tag, undecided};
 use crate::validate::Diagnostic;
 
 /// Renders templates for the plan, collecting render errors instead of stopping at the first.
@@ -29,6 +29,8 @@ struct Renderer<'a> {
     literals: HashMap<&'a str, SharedText>,
     /// Durations as text, likewise: most steps have the same retry delay and grace.
     durations: HashMap<Duration, SharedText>,
+    /// Blocks only a run can decide, rendered since the current step's entry began.
+    decisions: Vec<PlanDecision>,
 }
 
 impl<'a> Renderer<'a> {
@@ -36,8 +38,17 @@ impl<'a> Renderer<'a> {
         if !has_tag(&template.text) {
             return template.text.clone();
         }
-        match self.engine.render_borrowed(&template.text, &self.context) {
-            Ok(text) => text,
+        match self.engine.render_for_plan(&template.text, &self.context) {
+            Ok((text, decisions)) => {
+                self.decisions
+                    .extend(decisions.into_iter().map(|decision| PlanDecision {
+                        place: template.place.clone(),
+                        condition: decision.condition,
+                        then: decision.then,
+                        otherwise: decision.otherwise,
+                    }));
+                text
+            }
             Err(error) => {
                 let message = format!("cannot render `{}`: {error}", template.place);
                 self.problems.push(Diagnostic::error(
@@ -219,7 +230,7 @@ impl<'a> Renderer<'a> {
 
 /// Truthiness of a rendered `if` (SPEC §6).
 pub fn is_truthy(rendered: &str) -> bool {
-    !matches!(rendered.trim(), "" | "false" | "0" | "no")
+    crate::template::is_truthy(rendered)
 }
 
 /// Builds the plan of a valid runbook whose variables are resolved in `context`.
@@ -238,6 +249,7 @@ pub fn build_plan(
         problems: Vec::new(),
         literals: HashMap::new(),
         durations: HashMap::new(),
+        decisions: Vec::new(),
     };
     let graph = &runbook.graph;
     let planner = Planner::new(runbook, graph);
@@ -389,6 +401,7 @@ impl<'a> Planner<'a> {
     }
 
     fn step(&self, renderer: &mut Renderer<'a>, step: &'a Step) -> PlanStep {
+        renderer.decisions.clear();
         let (kind, command) = match &step.action {
             Action::Run(template) => ("run", Some(renderer.render(template))),
             Action::Approve(template) => ("approve", Some(renderer.render(template))),
@@ -400,10 +413,17 @@ impl<'a> Planner<'a> {
                     template: template.text.clone(),
                     rendered: None,
                     decision: "decided at run time",
+                    decided_at_run_time: true,
                 }
             } else {
+                let before = renderer.decisions.len();
                 let rendered = renderer.render(template);
-                let decision = if is_truthy(&rendered) {
+                // A `run.*` placeholder (or a comparison on one) is known only to the run.
+                let decided_at_run_time = undecided(rendered.trim()).is_some()
+                    || !renderer.decisions.split_off(before).is_empty();
+                let decision = if decided_at_run_time {
+                    "decided at run time"
+                } else if is_truthy(&rendered) {
                     "runs"
                 } else {
                     "skipped"
@@ -412,6 +432,7 @@ impl<'a> Planner<'a> {
                     template: template.text.clone(),
                     rendered: Some(rendered),
                     decision,
+                    decided_at_run_time,
                 }
             }
         });
@@ -462,6 +483,7 @@ impl<'a> Planner<'a> {
             verify: renderer.probes(&step.verify),
             rollback,
             on_failure: self.failure_rollback(step),
+            decisions: std::mem::take(&mut renderer.decisions),
         }
     }
 

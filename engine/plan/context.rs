@@ -32,7 +32,7 @@ impl Context {
     /// A plan context: run values are `<run.id>`-style placeholders and secrets are masked.
     pub fn for_plan(runbook: &Runbook, _: PlanPlaceholders) -> Context {
         let run = json!({
-            "id": "<run.id>",
+            "id": crate::template::PLAN_RUN_ID,
             "started_at": "<run.started_at>",
             "timestamp": "<run.timestamp>",
             "dir": "<run.dir>",

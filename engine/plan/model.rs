@@ -128,6 +128,24 @@ pub struct PlanStep {
     pub verify: Vec<PlanProbe>,
     pub rollback: Option<PlanCompensation>,
     pub on_failure: PlanFailure,
+    /// `{{#if}}`/`{{#unless}}` blocks in this step's templates that only a run can decide,
+    /// outermost first; omitted when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<PlanDecision>,
+}
+
+/// A block whose condition depends on what only a run knows: both branches, rendered.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanDecision {
+    /// Where the block is written (`steps[2].run`).
+    pub place: String,
+    /// The condition as written (`gt steps.probe.outputs.rate 5`); `not (...)` for `unless`.
+    pub condition: String,
+    /// What the template renders when the condition holds.
+    pub then: String,
+    /// What it renders otherwise; null when the block has no branch for that case.
+    #[serde(rename = "else")]
+    pub otherwise: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -137,6 +155,9 @@ pub struct PlanCondition {
     pub rendered: Option<String>,
     /// `runs`, `skipped` or `decided at run time`.
     pub decision: &'static str,
+    /// True when the condition depends on what only a run knows (a step's outputs): the plan
+    /// shows the step, and the run decides.
+    pub decided_at_run_time: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

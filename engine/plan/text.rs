@@ -187,7 +187,13 @@ fn write_step(out: &mut String, step: &PlanStep) {
         format!("  [{}]", flags.join(", "))
     };
     let _ = writeln!(out, "  {}{name}{needs}{flags}", step.id);
-    if let Some(condition) = &step.condition {
+    if let Some(condition) = step
+        .condition
+        .as_ref()
+        .filter(|condition| condition.decided_at_run_time)
+    {
+        let _ = writeln!(out, "    if decided at run time: {}", condition.template);
+    } else if let Some(condition) = &step.condition {
         let rendered = condition
             .rendered
             .as_ref()

@@ -9,7 +9,9 @@ use crate::document::{Position, Spanned};
 use crate::model::Template;
 use crate::source::Source;
 use crate::suggest::suggest;
-use crate::template::{ReferenceUsage, TemplateAnalysis, TemplateEngine, TemplateError, has_tag};
+use crate::template::{
+    HelperUse, ReferenceUsage, TemplateAnalysis, TemplateEngine, TemplateError, as_number, has_tag,
+};
 
 /// The facts about variables that template checks need.
 #[derive(Debug, Clone)]
@@ -160,6 +162,16 @@ impl TemplateFacts<'_> {
                         .with_length(helper.name.chars().count())
                         .with_help(help),
                 );
+            }
+        }
+        for helper in &analysis.helpers {
+            if let Some(diagnostic) = literal_comparison(&value.value, helper, &scope.place) {
+                let position = locate(self.source, value, helper.span.start);
+                diagnostics.push(Diagnostic {
+                    position: Some(position),
+                    length: helper.name.chars().count(),
+                    ..diagnostic
+                });
             }
         }
         let mut runtime_paths = Vec::new();
@@ -429,6 +441,66 @@ pub(super) fn reads_own_outputs_unguarded(engine: &TemplateEngine, text: &str, o
 }
 
 /// The position in `source` of byte `offset` inside a template value.
+/// A `gt`/`gte`/`lt`/`lte` whose two sides are literals that can only compare as text (a
+/// warning: `"abc" < "abd"` is text order), or a number against a text (an error: it always
+/// fails to render).
+fn literal_comparison(text: &str, helper: &HelperUse, place: &str) -> Option<Diagnostic> {
+    if !matches!(helper.name.as_str(), "gt" | "gte" | "lt" | "lte") {
+        return None;
+    }
+    let mut rest = text.get(helper.span.end..)?;
+    let mut sides = Vec::with_capacity(2);
+    for _ in 0..2 {
+        let (literal, after) = literal_argument(rest)?;
+        sides.push(literal);
+        rest = after;
+    }
+    let (left, right) = (&sides[0], &sides[1]);
+    let name = &helper.name;
+    match (as_number(left).is_some(), as_number(right).is_some()) {
+        (false, false) => Some(
+            Diagnostic::warning(
+                "text-comparison",
+                format!("`{name}` compares `{left}` with `{right}` as text, not as numbers (`{place}`)"),
+                None,
+            )
+            .with_help("both sides are literal texts, so the answer never changes: compare a value, or write numbers"),
+        ),
+        (true, true) => None,
+        _ => Some(Diagnostic::error(
+            "number-with-text",
+            format!("cannot compare `{left}` with `{right}`: one is a number and the other is not (`{place}`)"),
+            None,
+        )),
+    }
+}
+
+/// The literal argument at the start of `text` (after blanks) and the text after it: a
+/// quoted string, or a bare number or `true`/`false`/`null`. `None` for a path or a
+/// subexpression, whose value only rendering knows.
+fn literal_argument(text: &str) -> Option<(String, &str)> {
+    let text = text.trim_start();
+    let quote = text.chars().next()?;
+    if matches!(quote, '"' | '\'') {
+        let mut characters = text.char_indices().skip(1);
+        let mut literal = String::new();
+        while let Some((index, character)) = characters.next() {
+            match character {
+                '\\' => literal.extend(characters.next().map(|(_, escaped)| escaped)),
+                _ if character == quote => return Some((literal, &text[index + 1..])),
+                _ => literal.push(character),
+            }
+        }
+        return None;
+    }
+    let end = text
+        .find(|character: char| character.is_whitespace() || matches!(character, ')' | '}' | '~'))
+        .unwrap_or(text.len());
+    let word = &text[..end];
+    let literal = as_number(word).is_some() || matches!(word, "true" | "false" | "null");
+    literal.then(|| (word.to_owned(), &text[end..]))
+}
+
 pub(super) fn locate(source: &Source, value: &Spanned<String>, offset: usize) -> Position {
     let text = &value.value;
     let offset = offset.min(text.len());

@@ -10,7 +10,9 @@ use super::templates::{
 };
 use super::values::{is_env_name, is_identifier, parse_duration};
 use crate::document::{self, OrderedMap, Position, RawHook, RawRunbook, Spanned};
-use crate::model::{DurationValue, EnvEntry, Hook, Hooks, Runbook, StepGraph, Template, find_cycles};
+use crate::model::{
+    DurationValue, EnvEntry, Hook, Hooks, Runbook, StepGraph, Template, find_cycles,
+};
 use crate::source::Source;
 use crate::suggest::suggest;
 use crate::template::TemplateEngine;
