@@ -12,9 +12,10 @@ use crate::errors::{EXIT_INVALID, EXIT_NEEDS_DECISION, EXIT_SUCCESS};
 use crate::events::{RunOutcome, StepOutcome, StepStatus};
 use crate::executor::{RunOptions, RunRecorder, Start};
 use crate::model::Runbook;
-use crate::plan::{RunInfo, VarInputs};
+use crate::plan::VarInputs;
 use crate::rollback::{RanStep, plan_rollback};
 use crate::source::Source;
+use crate::state::RunInfo;
 use crate::state::{
     JOURNAL_FILE, JournalWriter, LogFiles, Record, RecordedPhase, Resumed, RunMode, RunRecord,
     find_run, for_each_record, state_directory,

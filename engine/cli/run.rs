@@ -7,7 +7,8 @@ use super::plan::print_plan;
 use super::session::{SessionInput, finish_session, lock_runbook, runtime, start_session};
 use crate::errors::EXIT_INVALID;
 use crate::executor::{RunOptions, RunRecorder, Start};
-use crate::plan::{ResolvedVar, RunInfo};
+use crate::plan::ResolvedVar;
+use crate::state::RunInfo;
 use crate::state::{
     JournalHeader, JournalWriter, LogFiles, Record, RecordedOptions, RecordedVar, RunDirectory,
     new_run_info, state_directory, unfinished_runs,

@@ -10,9 +10,10 @@ use super::diagnostics::render_error;
 use crate::errors::{EXIT_INVALID, EXIT_LOCKED};
 use crate::executor::{Emitter, EventSink, RunOptions, RunRecorder, RunShared, Start, dispatch};
 use crate::model::Runbook;
-use crate::plan::{Context, ResolvedVar, RunInfo, VarInputs, resolve_vars};
+use crate::plan::{Context, ResolvedVar, VarInputs, resolve_vars};
 use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, summary_text};
 use crate::secrets::Masker;
+use crate::state::RunInfo;
 use crate::state::{LockError, RunLock};
 use crate::template::{PreparedContext, TemplateEngine};
 

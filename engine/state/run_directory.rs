@@ -6,7 +6,16 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::plan::RunInfo;
+/// What identifies one run: its id, when it started, and its directory.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// `%Y%m%d_%H%M%S`, UTC: fixed for the whole run.
+    pub timestamp: String,
+    pub directory: std::path::PathBuf,
+}
 
 /// The state directory to use, absolute: `flag`, else `RUNBOOK_STATE_DIR`, else
 /// `$XDG_STATE_HOME/runbook` (when that is an absolute path), else
