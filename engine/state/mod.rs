@@ -6,7 +6,9 @@ mod lock;
 mod log_files;
 mod run_directory;
 mod run_record;
+mod run_summary;
 mod secret_outputs;
+mod unfinished_index;
 
 pub use journal::{
     JOURNAL_FILE, JOURNAL_FORMAT, JournalError, JournalWriter, ReadJournal, for_each_record,
@@ -18,11 +20,13 @@ pub use journal_record::{
 pub use lock::{LockError, RunLock};
 pub use log_files::LogFiles;
 pub use run_directory::{
-    RunDirectory, RunInfo, check_state_directory, find_run, list_runs, new_run_info,
+    RunDirectory, RunInfo, check_state_directory, find_run, latest_runs, list_runs, new_run_info,
     state_directory,
 };
 pub use run_record::{
     RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep, RollbackState,
-    RunRecord, unfinished_runs,
+    RunRecord,
 };
+pub use run_summary::{RunSummary, SUMMARY_FILE};
 pub use secret_outputs::{restore_secret_outputs, save_secret_outputs};
+pub use unfinished_index::UnfinishedIndex;
