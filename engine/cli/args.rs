@@ -273,6 +273,9 @@ pub struct RunArgs {
     /// On failure, do not compensate
     #[arg(long)]
     pub no_rollback: bool,
+    /// Rehearse a failure: STEP runs, then is failed, so its rollback path runs for real
+    #[arg(long, value_name = "STEP[@HOST]")]
+    pub fail_at: Option<String>,
     /// Print the plan instead of running (same as `runbook plan`)
     #[arg(long)]
     pub dry_run: bool,

@@ -290,6 +290,13 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
         approve_all: args.yes,
         approve: args.approve.clone(),
         no_rollback: false,
+        // A rehearsal resumed still fails where it was asked to.
+        fail_at: record
+            .options
+            .fail_at
+            .as_deref()
+            .and_then(|id| recovered.runbook.step(id))
+            .map(|step| step.index),
     };
     let runtime = match runtime() {
         Ok(runtime) => runtime,

@@ -8,6 +8,7 @@ use super::session::{SessionInput, finish_session, lock_runbook, runtime, start_
 use crate::errors::EXIT_INVALID;
 use crate::executor::{RunOptions, RunRecorder, Start};
 use crate::plan::{ResolvedVar, RunInfo};
+use crate::suggest::suggest;
 use crate::state::{
     JournalHeader, JournalWriter, LogFiles, Record, RecordedOptions, RecordedVar, RunDirectory,
     new_run_info, state_directory, unfinished_runs,
@@ -27,13 +28,54 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    let fail_at = match args.fail_at.as_deref().map(|step| fail_at(&loaded, step)) {
+        None => None,
+        Some(Ok(index)) => Some(index),
+        Some(Err(code)) => return code,
+    };
     match runtime() {
-        Ok(runtime) => runtime.block_on(execute(loaded, args, global)),
+        Ok(runtime) => runtime.block_on(execute(loaded, args, fail_at, global)),
         Err(code) => code,
     }
 }
 
-async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
+/// The step `--fail-at` names, or exit 2 saying why not (nothing has run yet).
+fn fail_at(loaded: &Loaded, named: &str) -> Result<usize, i32> {
+    if let Some((step, host)) = named.split_once('@') {
+        errln!(
+            "error: `--fail-at {named}`: step `{step}` on host `{host}`: hosts are not available yet; nothing was run"
+        );
+        errln!("  help: name the step alone: `--fail-at {step}`");
+        return Err(EXIT_INVALID);
+    }
+    let steps = &loaded.runbook.steps;
+    if let Some(step) = loaded.runbook.step(named) {
+        return Ok(step.index);
+    }
+    errln!(
+        "error: `--fail-at {named}`: `{}` has no step `{named}`; nothing was run",
+        loaded.source.name()
+    );
+    match suggest(named, steps.iter().map(|step| step.id.as_str())) {
+        Some(close) => errln!("  help: did you mean `{close}`?"),
+        None => errln!(
+            "  help: the steps are {}",
+            steps
+                .iter()
+                .map(|step| format!("`{}`", step.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+    Err(EXIT_INVALID)
+}
+
+async fn execute(
+    loaded: Loaded,
+    args: &RunArgs,
+    fail_at: Option<usize>,
+    global: &GlobalArgs,
+) -> i32 {
     let state = state_directory(global.state_dir.as_deref());
     let mut info = new_run_info(&state);
     let _lock = match lock_runbook(&state, &loaded.runbook, &info, "run") {
@@ -80,6 +122,7 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
         approve_all: args.yes,
         approve: args.approve.clone(),
         no_rollback: args.no_rollback,
+        fail_at,
     };
     let header_info = info.clone();
     let source = loaded.source;
@@ -150,6 +193,7 @@ fn journal_header(
         approve: args.approve.clone(),
         no_rollback: args.no_rollback,
         timestamp: info.timestamp.clone(),
+        fail_at: args.fail_at.clone(),
     };
     Record::Header(Box::new(JournalHeader::new(
         &info.id,

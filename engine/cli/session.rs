@@ -159,7 +159,7 @@ pub(super) async fn finish_session(session: Session, start: Start, global: &Glob
             } else if global.log_format == LogFormat::Text {
                 outln!(
                     "run {run_id}: {} (exit {})",
-                    result.outcome.as_str(),
+                    result.outcome.words(result.exit_code),
                     result.exit_code
                 );
             }

@@ -24,6 +24,10 @@ use crate::events::{CancelReason, DurationMs, Event, Phase, RunOutcome, StepOutc
 use crate::plan::Context;
 use crate::rollback::{RanStep, plan_rollback};
 
+/// The message of the step a rehearsal (`--fail-at`) failed.
+pub const REHEARSED_FAILURE: &str =
+    "failed on purpose after it succeeded: a rehearsal (`--fail-at`)";
+
 /// One step's final state, for the summary.
 #[derive(Debug, Clone)]
 pub struct StepSummary {
@@ -319,9 +323,15 @@ impl Dispatcher {
     }
 
     /// Records how a step ended, and stops the run if it failed or was cancelled.
-    fn finish_step(&mut self, report: StepReport) {
+    fn finish_step(&mut self, mut report: StepReport) {
         let shared = &self.shared;
         let index = report.index;
+        if shared.options.fail_at == Some(index) && report.status == StepStatus::Succeeded {
+            // A rehearsal: what the step did stays done, and the run goes on as if it failed.
+            report.status = StepStatus::Failed;
+            report.outcome = StepOutcome::Failed;
+            report.message = Some(REHEARSED_FAILURE.to_string());
+        }
         let step = &shared.runbook.steps[index];
         let mut status = report.status;
         if status == StepStatus::Failed && step.allow_failure {
@@ -438,6 +448,23 @@ impl Dispatcher {
     async fn finish(mut self, signals: &mut Signals, started: Instant) -> RunResult {
         let shared = self.shared.clone();
         let runbook = &shared.runbook;
+        if let Some(index) = shared.options.fail_at
+            && !matches!(
+                self.statuses[index],
+                StepStatus::Failed | StepStatus::FailedAllowed
+            )
+        {
+            let how = match self.statuses[index] {
+                StepStatus::Pending => "did not start".to_string(),
+                status => format!("ended {}", status.as_str()),
+            };
+            shared.emitter.emit(Event::Notice {
+                message: format!(
+                    "`--fail-at {}`: the step {how}, so the rehearsed failure did not happen",
+                    runbook.steps[index].id
+                ),
+            });
+        }
         let mut summaries = self.summaries();
         let facts: Vec<StepFacts<'_>> = runbook
             .steps

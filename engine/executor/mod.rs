@@ -21,7 +21,7 @@ mod step;
 mod verify;
 
 pub use command::CancelLevel;
-pub use dispatcher::{RunResult, Start, StepSummary, dispatch};
+pub use dispatcher::{REHEARSED_FAILURE, RunResult, Start, StepSummary, dispatch};
 pub use emitter::{Emitter, EventSink, RunRecorder};
 pub(crate) use http_client::read_ca_file;
 pub use options::RunOptions;

@@ -73,7 +73,7 @@ pub fn summary_text(result: &RunResult, run_id: &str) -> String {
     let _ = writeln!(
         out,
         "\nrun {run_id}: {} (exit {})",
-        result.outcome.as_str(),
+        result.outcome.words(result.exit_code),
         result.exit_code
     );
     out

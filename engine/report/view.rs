@@ -253,7 +253,7 @@ fn outcome_text(record: &RunRecord) -> String {
     match &record.end {
         Some(end) => format!(
             "{} (exit {}) after {}",
-            end.outcome.as_str(),
+            end.outcome.words(end.exit_code),
             end.exit_code,
             elapsed(end.duration_ms)
         ),
