@@ -8,11 +8,11 @@ use super::session::{SessionInput, finish_session, lock_runbook, runtime, start_
 use crate::errors::EXIT_INVALID;
 use crate::executor::{RunOptions, RunRecorder, Start};
 use crate::plan::{ResolvedVar, RunInfo};
-use crate::suggest::suggest;
 use crate::state::{
     JournalHeader, JournalWriter, LogFiles, Record, RecordedOptions, RecordedVar, RunDirectory,
     new_run_info, state_directory, unfinished_runs,
 };
+use crate::suggest::suggest;
 
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
     if args.dry_run {
@@ -101,7 +101,16 @@ async fn execute(
         return EXIT_INVALID;
     }
     match RunDirectory::create(&state, &info.id) {
-        Ok(directory) => info.directory = directory.path,
+        Ok(directory) => {
+            if let Err(error) = directory.keep_runbook(&loaded.source.bytes()) {
+                errln!(
+                    "error: cannot keep a copy of the runbook in `{}`: {error}: nothing was run",
+                    directory.path.display()
+                );
+                return EXIT_INVALID;
+            }
+            info.directory = directory.path;
+        }
         Err(error) => {
             errln!(
                 "error: cannot create the run directory `{}`: {error}",
@@ -131,7 +140,7 @@ async fn execute(
         runbook: loaded.runbook,
         info,
         inputs: &var_inputs(&args.vars),
-        recorder,
+        recorder: Some(recorder),
         options,
     };
     let session = start_session(input, global, |emitter, resolved| {

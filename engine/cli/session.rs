@@ -61,7 +61,8 @@ pub(super) struct SessionInput<'a> {
     pub runbook: Runbook,
     pub info: RunInfo,
     pub inputs: &'a VarInputs,
-    pub recorder: RunRecorder,
+    /// None for a preview (`rollback --dry-run`), which records nothing.
+    pub recorder: Option<RunRecorder>,
     pub options: RunOptions,
 }
 
@@ -108,7 +109,7 @@ pub(super) fn start_session(
             "warning: a secret value is shorter than 4 characters: it is masked, but so is any text that happens to contain it"
         );
     }
-    let emitter = Emitter::new(masker, reporter(global), Some(recorder));
+    let emitter = Emitter::new(masker, reporter(global), recorder);
     if let Err(message) = first_record(&emitter, &resolved) {
         errln!("error: {message}: nothing was done");
         return Err(EXIT_INVALID);

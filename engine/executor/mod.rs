@@ -21,6 +21,7 @@ mod step;
 mod verify;
 
 pub use command::CancelLevel;
+pub use compensate::{CompensationPreview, preview_compensation};
 pub use dispatcher::{REHEARSED_FAILURE, RunResult, Start, StepSummary, dispatch};
 pub use emitter::{Emitter, EventSink, RunRecorder};
 pub(crate) use http_client::read_ca_file;

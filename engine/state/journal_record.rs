@@ -75,6 +75,11 @@ impl RunMode {
 pub struct Resumed {
     pub mode: RunMode,
     pub pid: u32,
+    /// Who continued it, where (absent in the journals of older engines).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
 }
 
 /// One journal record.

@@ -18,7 +18,8 @@ pub use journal_record::{
 pub use lock::{LockError, RunLock};
 pub use log_files::LogFiles;
 pub use run_directory::{
-    RunDirectory, check_state_directory, find_run, list_runs, new_run_info, state_directory,
+    RUNBOOK_COPY, RunDirectory, check_state_directory, find_run, list_runs, new_run_info,
+    state_directory,
 };
 pub use run_record::{
     RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep, RollbackState,

@@ -535,6 +535,8 @@ mod tests {
             record: Record::Resumed(super::super::journal_record::Resumed {
                 mode: RunMode::Resume,
                 pid: 1,
+                user: "ops".into(),
+                host: "box".into(),
             }),
         });
         assert_eq!(record.outcome(), "unfinished");
