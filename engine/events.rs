@@ -278,6 +278,9 @@ pub enum Event {
         exit_code: i32,
         duration: DurationMs,
         needs_a_person: Vec<String>,
+        /// The runbook's `summary`, rendered at the end (masked); absent when it has none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        summary: Option<String>,
     },
 }
 

@@ -11,7 +11,7 @@ use crate::errors::{EXIT_INVALID, EXIT_LOCKED};
 use crate::executor::{Emitter, EventSink, RunOptions, RunRecorder, RunShared, Start, dispatch};
 use crate::model::Runbook;
 use crate::plan::{Context, ResolvedVar, RunInfo, VarInputs, resolve_vars};
-use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, summary_text};
+use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, final_line, summary_text};
 use crate::secrets::Masker;
 use crate::state::{LockError, RunLock};
 use crate::template::{PreparedContext, TemplateEngine};
@@ -153,16 +153,17 @@ pub(super) fn start_session(
 pub(super) async fn finish_session(session: Session, start: Start, global: &GlobalArgs) -> i32 {
     let run_id = session.shared.info.id.clone();
     let name = session.shared.runbook.source_name.clone();
+    let rehearsal = session
+        .shared
+        .options
+        .fail_at
+        .map(|index| session.shared.runbook.steps[index].id.to_string());
     match dispatch(session.shared, session.context, start).await {
         Ok(result) => {
             if global.log_format == LogFormat::Text && global.progress != Progress::None {
-                out!("{}", summary_text(&result, &run_id));
+                out!("{}", summary_text(&result, &run_id, rehearsal.as_deref()));
             } else if global.log_format == LogFormat::Text {
-                outln!(
-                    "run {run_id}: {} (exit {})",
-                    result.outcome.words(result.exit_code),
-                    result.exit_code
-                );
+                outln!("{}", final_line(&result, &run_id, rehearsal.as_deref()));
             }
             result.exit_code
         }

@@ -142,6 +142,9 @@ pub(crate) async fn compensate(
     finished(&shared, report, started, None)
 }
 
+/// A compensation rendered: argv, environment, working directory, timing.
+type Prepared = (Vec<String>, Vec<(String, String)>, PathBuf, Timing);
+
 /// What a compensation runs, rendered: argv, environment (the run's, then the step's, the
 /// compensation's and `RUNBOOK_*`), working directory and timing. One function for the
 /// rollback and its preview, so `rollback --dry-run` shows what would run.
@@ -150,7 +153,7 @@ fn prepare(
     shared: &RunShared,
     index: usize,
     outcome: StepOutcome,
-) -> Result<(Vec<String>, Vec<(String, String)>, PathBuf, Timing), String> {
+) -> Result<Prepared, String> {
     let step = &shared.runbook.steps[index];
     let Some(compensation) = &step.rollback else {
         return Err(format!("step `{}` has no rollback", step.id));

@@ -50,6 +50,8 @@ pub struct RunResult {
     pub steps: Vec<StepSummary>,
     pub needs_a_person: Vec<String>,
     pub stop_reason: Option<CancelReason>,
+    /// The runbook's `summary`, rendered at the end (masked).
+    pub summary: Option<String>,
 }
 
 /// Where a dispatch begins.
@@ -518,12 +520,14 @@ impl Dispatcher {
         };
         run_hooks(&shared, hooks, moment, &self.context).await;
         run_hooks(&shared, &runbook.hooks.always, "always", &self.context).await;
+        let summary = render_summary(&shared, &self.context);
         finish_run(
             &shared,
             decision,
             needs_a_person,
             summaries,
             self.stop_reason,
+            summary,
             started,
         )
     }
@@ -553,7 +557,15 @@ impl Dispatcher {
         let verified =
             complete && verify_rollback(shared, &self.context, &mut needs_a_person).await;
         let decision = after_rollback_only(requested, complete, verified);
-        finish_run(shared, decision, needs_a_person, summaries, None, started)
+        finish_run(
+            shared,
+            decision,
+            needs_a_person,
+            summaries,
+            None,
+            None,
+            started,
+        )
     }
 }
 
@@ -565,6 +577,7 @@ fn finish_run(
     mut needs_a_person: Vec<String>,
     steps: Vec<StepSummary>,
     stop_reason: Option<CancelReason>,
+    summary: Option<String>,
     started: Instant,
 ) -> RunResult {
     needs_a_person.extend(decision.needs_a_person);
@@ -577,6 +590,7 @@ fn finish_run(
         exit_code: decision.exit_code,
         duration: DurationMs(started.elapsed()),
         needs_a_person: needs_a_person.clone(),
+        summary: summary.clone(),
     });
     RunResult {
         outcome: decision.outcome,
@@ -584,6 +598,26 @@ fn finish_run(
         steps,
         needs_a_person,
         stop_reason,
+        summary,
+    }
+}
+
+/// The runbook's `summary`, rendered with everything the run knows (masked); a template that
+/// cannot be rendered (it reads an output a skipped step never wrote) is reported, and the
+/// run has no summary.
+fn render_summary(shared: &RunShared, context: &Context) -> Option<String> {
+    let template = shared.runbook.summary.as_ref()?;
+    let rendered = Renderer::new(shared, context).and_then(|renderer| renderer.render(template));
+    match rendered {
+        Ok(text) => Some(shared.emitter.mask(text.trim_end())),
+        Err(message) => {
+            shared.emitter.emit(Event::Notice {
+                message: format!(
+                    "{message}: the run has no summary\n  help: `default` gives a value to what may be missing: {{{{default steps.x.outputs.y \"none\"}}}}"
+                ),
+            });
+            None
+        }
     }
 }
 

@@ -22,7 +22,7 @@ pub use run_directory::{
     state_directory,
 };
 pub use run_record::{
-    RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep, RollbackState,
-    RunRecord, unfinished_runs,
+    RecordedAction, RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep,
+    RollbackState, RunRecord, unfinished_runs,
 };
 pub use secret_outputs::{restore_secret_outputs, save_secret_outputs};
