@@ -656,6 +656,11 @@ mod tests {
 
     /// A dispatcher over `RUNBOOK` whose events land in the returned list, by name.
     fn dispatcher() -> (Dispatcher, Arc<Mutex<Vec<String>>>) {
+        dispatcher_with(RunOptions::default())
+    }
+
+    /// The same, with these run options.
+    fn dispatcher_with(options: RunOptions) -> (Dispatcher, Arc<Mutex<Vec<String>>>) {
         let source = Source::new("t.yaml".into(), "t.yaml".into(), RUNBOOK.into());
         let runbook = crate::validate::validate(&source)
             .runbook
@@ -679,7 +684,7 @@ mod tests {
             engine: TemplateEngine::new(),
             emitter: Emitter::new(Masker::new(Vec::new()), sink, None),
             info,
-            options: RunOptions::default(),
+            options,
             base_env: Vec::new(),
             approval_lock: tokio::sync::Mutex::new(()),
         });
@@ -742,6 +747,29 @@ mod tests {
         );
         assert_eq!(count(&events, "stopping"), 1);
         assert_eq!(count(&events, "step_finished"), 2);
+    }
+
+    #[test]
+    fn a_rehearsal_fails_its_step_after_it_succeeded_and_only_that_step() {
+        let (mut dispatcher, events) = dispatcher_with(RunOptions {
+            fail_at: Some(2),
+            ..RunOptions::default()
+        });
+        dispatcher.finish_step(report(0, StepStatus::Succeeded));
+        assert_eq!(dispatcher.statuses[0], StepStatus::Succeeded);
+        assert_eq!(dispatcher.stop_reason, None);
+        let mut succeeded = report(2, StepStatus::Succeeded);
+        succeeded.outcome = StepOutcome::Succeeded;
+        dispatcher.finish_step(succeeded);
+        assert_eq!(dispatcher.statuses[2], StepStatus::Failed);
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::StepFailed { step: "c".into() })
+        );
+        let report = dispatcher.reports[2].as_ref().expect("a report");
+        assert_eq!(report.outcome, StepOutcome::Failed);
+        assert_eq!(report.message.as_deref(), Some(REHEARSED_FAILURE));
+        assert_eq!(count(&events, "stopping"), 1);
     }
 
     #[test]

@@ -628,6 +628,57 @@ mod tests {
         assert_eq!(order, ["first", "second", "third"]);
     }
 
+    fn run_finished(outcome: RunOutcome, exit_code: i32, milliseconds: u64) -> Event {
+        Event::RunFinished {
+            outcome,
+            exit_code,
+            duration: DurationMs(std::time::Duration::from_millis(milliseconds)),
+            needs_a_person: Vec::new(),
+            summary: None,
+        }
+    }
+
+    #[test]
+    fn a_later_rollback_keeps_the_runs_own_outcome_and_says_who_and_when() {
+        let mut record = RunRecord::new(Path::new("run"));
+        record.actions.push(RecordedAction {
+            mode: RunMode::Run,
+            started: "2026-12-01T10:00:00Z".into(),
+            user: "ops".into(),
+            host: "web1".into(),
+            end: None,
+        });
+        record.apply(entry(
+            5,
+            "2026-12-01T10:00:11Z",
+            run_finished(RunOutcome::Succeeded, 0, 11_300),
+        ));
+        // A `rollback RUN` by an older engine: its note names no one.
+        let note = br#"{"record":"resumed","mode":"rollback","pid":7}"#;
+        let Ok(Record::Resumed(resumed)) = super::super::journal_record::read_data(note) else {
+            panic!("an older note is still read");
+        };
+        record.apply(Entry {
+            seq: 6,
+            time: Some("2026-12-01T11:02:00Z".into()),
+            record: Record::Resumed(resumed),
+        });
+        record.apply(entry(
+            9,
+            "2026-12-01T11:02:03Z",
+            run_finished(RunOutcome::RolledBack, 0, 3_000),
+        ));
+        assert_eq!(record.outcome(), "rolled_back");
+        assert_eq!(
+            record.own_end().map(|end| end.outcome),
+            Some(RunOutcome::Succeeded)
+        );
+        assert_eq!(
+            record.story(),
+            "succeeded (exit 0) in 11.3s; rolled back later at 2026-12-01T11:02:00Z: rolled back (exit 0) in 3.0s"
+        );
+    }
+
     #[test]
     fn a_resumed_record_reopens_a_finished_run() {
         let mut record = RunRecord::new(Path::new("run"));
