@@ -97,7 +97,7 @@ fn a_later_rollback_keeps_the_runs_own_outcome_in_view() {
         row.contains("succeeded (exit 0) in ")
             && row.contains("; rolled back later by ")
             && row.contains(" at 20")
-            && row.ends_with(": rolled back (exit 0) in 0.0s"),
+            && row.contains(": rolled back (exit 0) in "),
         "{}",
         history.snapshot()
     );
@@ -130,13 +130,11 @@ fn a_later_rollback_keeps_the_runs_own_outcome_in_view() {
         "{}",
         show.snapshot()
     );
-    // rollback_verify, its two-line message indented under its row.
+    // rollback_verify, its message indented under its row.
     assert!(
         show.stdout.contains(
             "\nrollback_verify\n  probe `the old version serves` passed\n    exit code 0\n"
-        ) || show
-            .stdout
-            .contains("\nrollback_verify\n  probe `the old version serves` passed\n"),
+        ),
         "{}",
         show.snapshot()
     );
@@ -317,4 +315,59 @@ steps:
         .run();
     assert_eq!(output.code, 2, "{}", output.snapshot());
     assert!(output.stderr.contains("summary"), "{}", output.snapshot());
+}
+
+#[test]
+fn a_multi_line_probe_message_stays_under_its_row_in_show_and_the_reports() {
+    let runbook = r#"
+version: 1
+name: probes
+steps:
+  - id: check
+    verify:
+      - name: two lines
+        run: |
+          echo "first of two"
+          echo "second of two"
+          exit 1
+"#;
+    let first = first_run(runbook, &["--progress", "none"]);
+    assert_eq!(first.code, 1, "{}", first.snapshot());
+    let dir = &first.directory;
+    let show = engine(dir, &["show", "last"]);
+    // Every line of the message is indented under the step's row: none is flush left or
+    // at the step's own indentation.
+    let steps = show
+        .stdout
+        .split("\nsteps\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a steps section:\n{}", show.stdout));
+    let section: Vec<&str> = steps.lines().take_while(|line| !line.is_empty()).collect();
+    assert!(section[0].starts_with("  check "), "{}", show.stdout);
+    assert!(
+        section[1..].iter().all(|line| line.starts_with("      ")),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        section.iter().any(|line| line.trim() == "second of two"),
+        "{}",
+        show.stdout
+    );
+    let markdown = engine(dir, &["report", "last"]);
+    let row = markdown
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("| `check` | forward | +"))
+        .unwrap_or_else(|| panic!("a timeline row:\n{}", markdown.stdout));
+    assert!(
+        row.contains("first of two<br>") && row.contains("second of two") && row.ends_with(" |"),
+        "{row}"
+    );
+    let html = engine(dir, &["report", "last", "--format", "html"]);
+    assert!(
+        html.stdout.contains("first of two\n") && html.stdout.contains("<td class=\"message\">"),
+        "{}",
+        html.stdout
+    );
 }
