@@ -196,6 +196,9 @@ pub enum Event {
         directory: String,
         /// `run`, `resume` or `rollback`.
         mode: String,
+        /// The step `--fail-at` fails on purpose: the run is a rehearsal. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rehearsal: Option<String>,
     },
     StepStarted {
         step: String,

@@ -99,6 +99,9 @@ fn each_rehearsed_failure_runs_the_rollback_the_plan_promised() {
             .map(|event| event["step"].as_str().expect("step").to_string())
             .collect();
         assert_eq!(&compensated, expected, "`{step}`\n{}", output.snapshot());
+        let events = json_events(&output.stdout);
+        assert_eq!(events[0]["event"], "run_started");
+        assert_eq!(events[0]["rehearsal"], step.as_str(), "{:#}", events[0]);
         assert_eq!(&lines(&output.directory, "undo"), expected, "`{step}`");
     }
     // The rows differ, so the comparison above proves something for each step.

@@ -97,6 +97,10 @@ pub async fn dispatch(
         steps: shared.runbook.steps.len(),
         directory: shared.info.directory.display().to_string(),
         mode: mode.to_string(),
+        rehearsal: shared
+            .options
+            .fail_at
+            .map(|index| shared.runbook.steps[index].id.to_string()),
     });
     let mut dispatcher = Dispatcher::new(shared, context);
     match start {
