@@ -3,7 +3,9 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{OrderedMap, RawProbe, RawRetry, RawStep, RawVar, Script, Spanned};
+use super::{
+    OrderedMap, RawHosts, RawProbe, RawRetry, RawRollout, RawSsh, RawStep, RawVar, Script, Spanned,
+};
 
 /// A runbook file as written.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -40,6 +42,14 @@ pub struct RawRunbook {
     pub hooks: Option<Spanned<RawHooks>>,
     /// Probes run after a rollback compensated everything, proving the system is back.
     pub rollback_verify: Option<Spanned<Vec<RawProbe>>>,
+    /// Remote hosts, name -> host, in rollout order (SPEC §12).
+    pub hosts: Option<Spanned<RawHosts>>,
+    /// A file with more hosts (the same map), relative to the runbook.
+    pub inventory: Option<Spanned<String>>,
+    /// Connection defaults for every host.
+    pub ssh: Option<Spanned<RawSsh>>,
+    /// Rolling rollouts: group -> how its hosts go through its steps in batches.
+    pub rollout: Option<Spanned<OrderedMap<Spanned<RawRollout>>>>,
 }
 
 /// `defaults`: values every step gets unless it says otherwise.

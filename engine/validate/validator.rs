@@ -2,6 +2,7 @@
 //! every step, collecting diagnostics; a `Runbook` comes out only when none is an error.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Diagnostic;
@@ -11,7 +12,7 @@ use super::templates::{
 use super::values::{is_env_name, is_identifier, parse_duration};
 use crate::document::{self, OrderedMap, Position, RawHook, RawRunbook, Spanned};
 use crate::model::{
-    DurationValue, EnvEntry, Hook, Hooks, Runbook, StepGraph, Template, find_cycles,
+    DurationValue, EnvEntry, Hook, Hooks, Inventory, Runbook, StepGraph, Template, find_cycles,
 };
 use crate::source::Source;
 use crate::suggest::suggest;
@@ -44,10 +45,28 @@ pub(super) struct Validator<'a> {
     pub graph: Option<StepGraph>,
     /// Every declared var name, so a default reading a var declared below it is told so.
     pub all_var_names: Vec<String>,
+    /// Hosts, `ssh` and rollouts, read before the steps that name them.
+    pub inventory: Inventory,
+    /// Per step, whether it has `on`.
+    pub steps_on: Vec<bool>,
+    /// Every `host.vars.*` name some host defines.
+    pub host_vars: Vec<String>,
+    pub host_inputs: &'a HostInputs,
+}
+
+/// Inputs of a run that add hosts: `--inventory FILE`s, read after the runbook's own.
+#[derive(Debug, Clone, Default)]
+pub struct HostInputs {
+    pub inventories: Vec<PathBuf>,
 }
 
 /// Validates a runbook file's text.
 pub fn validate(source: &Source) -> Validation {
+    validate_with(source, &HostInputs::default())
+}
+
+/// Validates a runbook file's text with the hosts of `--inventory` files.
+pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
     let raw = match document::parse_reporting_all(source.text()) {
         Ok(raw) => raw,
         Err(errors) => {
@@ -84,6 +103,10 @@ pub fn validate(source: &Source) -> Validation {
         secret_outputs: Vec::new(),
         graph: None,
         all_var_names: Vec::new(),
+        inventory: Inventory::default(),
+        steps_on: Vec::new(),
+        host_vars: Vec::new(),
+        host_inputs,
     };
     let runbook = validator.runbook(&raw);
     let mut diagnostics = validator.diagnostics;
@@ -121,6 +144,8 @@ impl Validator<'_> {
             declared_outputs: &self.declared_outputs,
             secret_outputs: &self.secret_outputs,
             is_upstream: &is_upstream,
+            steps_on: &self.steps_on,
+            host_vars: &self.host_vars,
         };
         facts.template(value, scope, &mut self.diagnostics)
     }
@@ -189,6 +214,7 @@ impl Validator<'_> {
             None => 4,
         };
         let vars = self.vars(raw.vars.as_ref());
+        self.inventory(raw);
         let timeout = self.duration_value(
             raw.timeout.as_ref(),
             "timeout",
@@ -203,6 +229,7 @@ impl Validator<'_> {
             None => Vec::new(),
         };
         let steps = self.steps(raw);
+        self.rollouts(raw.rollout.as_ref());
         let hooks = self.hooks(raw.hooks.as_ref());
         let rollback_verify = match &raw.rollback_verify {
             Some(probes) => {
@@ -235,6 +262,7 @@ impl Validator<'_> {
             graph,
             hooks,
             rollback_verify,
+            inventory: std::mem::take(&mut self.inventory),
         }
     }
 

@@ -1,0 +1,229 @@
+//! What a failure compensates when steps run on hosts (SPEC §8, §12), per instance and per
+//! rollout batch: the failed instance (unless `only_if_succeeded`), the instances certain to
+//! have finished before it (upstream, and every instance of the rollout's earlier batches),
+//! ordered current batch first, then earlier batches newest first, then the rest (what ran
+//! before the rollout), each part in reverse DAG order. Used only by runbooks with `on`.
+
+use super::instances::Expansion;
+use super::model::{COMPENSATES_LISTED, PlanFailure, SharedText};
+use crate::events::StepStatus;
+use crate::model::Runbook;
+use crate::rollback::{Verdict, verdict};
+
+/// A set of instances as a bitset.
+#[derive(Debug, Clone)]
+struct InstanceSet(Vec<u64>);
+
+impl InstanceSet {
+    fn new(size: usize) -> InstanceSet {
+        InstanceSet(vec![0; size.div_ceil(64)])
+    }
+
+    fn insert(&mut self, index: usize) {
+        self.0[index / 64] |= 1 << (index % 64);
+    }
+
+    fn contains(&self, index: usize) -> bool {
+        self.0[index / 64] & (1 << (index % 64)) != 0
+    }
+
+    fn union(&mut self, other: &InstanceSet) {
+        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
+            *mine |= theirs;
+        }
+    }
+}
+
+/// The rollback a failure takes, for each instance and each batch.
+#[derive(Debug)]
+pub struct InstanceRollback<'a> {
+    runbook: &'a Runbook,
+    expansion: &'a Expansion,
+    /// Per instance, every instance upstream of it.
+    upstream: Vec<InstanceSet>,
+    /// Per instance, a pivot instance upstream of it, if any.
+    pivot: Vec<Option<usize>>,
+    /// Per instance, its place in the order things run: the DAG order, with each rollout's
+    /// instances batch by batch. Compensation goes by this rank, highest first.
+    rank: Vec<usize>,
+}
+
+/// A batch failure's rollback: hosts by batch (current first) and the instances in order.
+#[derive(Debug)]
+pub struct BatchRollback {
+    pub hosts: Vec<Vec<SharedText>>,
+    /// Instances of the rollout's steps, in the order they are compensated.
+    pub compensates: Vec<SharedText>,
+    /// Then these, what ran before the rollout.
+    pub before_rollout: Vec<SharedText>,
+}
+
+impl<'a> InstanceRollback<'a> {
+    pub fn new(runbook: &'a Runbook, expansion: &'a Expansion) -> InstanceRollback<'a> {
+        let count = expansion.instances.len();
+        let mut upstream: Vec<InstanceSet> = Vec::with_capacity(count);
+        let mut pivot = vec![None; count];
+        for index in 0..count {
+            let mut set = InstanceSet::new(count);
+            for &need in &expansion.needs[index] {
+                set.union(&upstream[need]);
+                set.insert(need);
+                if runbook.steps[expansion.instances[need].step].pivot {
+                    pivot[index] = Some(need);
+                } else if pivot[index].is_none() {
+                    pivot[index] = pivot[need];
+                }
+            }
+            upstream.push(set);
+        }
+        InstanceRollback {
+            runbook,
+            expansion,
+            upstream,
+            pivot,
+            rank: ranks(expansion),
+        }
+    }
+
+    /// Whether instance `other`, finished, is compensated when `failed` fails.
+    fn compensated(&self, other: usize, pivot: Option<usize>) -> bool {
+        let before_pivot = pivot.is_some_and(|pivot| !self.upstream[other].contains(pivot));
+        let step = &self.runbook.steps[self.expansion.instances[other].step];
+        verdict(step, StepStatus::Succeeded, before_pivot) == Verdict::Compensate
+    }
+
+    /// Instances certain to have finished when `failed` fails, in compensation order.
+    fn finished_before(&self, failed: usize) -> Vec<usize> {
+        let count = self.expansion.instances.len();
+        let mut set = self.upstream[failed].clone();
+        if let Some((rollout, current)) = self.expansion.batch[failed] {
+            for other in 0..count {
+                if let Some((theirs, batch)) = self.expansion.batch[other]
+                    && theirs == rollout
+                    && batch < current
+                {
+                    set.insert(other);
+                    let upstream = self.upstream[other].clone();
+                    set.union(&upstream);
+                }
+            }
+        }
+        let pivot = self.pivot[failed];
+        let mut chosen: Vec<usize> = (0..count)
+            .filter(|&other| {
+                other != failed && set.contains(other) && self.compensated(other, pivot)
+            })
+            .collect();
+        chosen.sort_by_key(|&other| std::cmp::Reverse(self.rank[other]));
+        chosen
+    }
+
+    /// What a failure of instance `failed` compensates.
+    pub fn failure(&self, failed: usize) -> PlanFailure {
+        let instance = &self.expansion.instances[failed];
+        let step = &self.runbook.steps[instance.step];
+        if step.allow_failure {
+            return PlanFailure {
+                compensates_itself: false,
+                compensates: Vec::new(),
+                compensates_total: 0,
+                stopped_by_pivot: None,
+            };
+        }
+        let chosen = self.finished_before(failed);
+        PlanFailure {
+            compensates_itself: verdict(step, StepStatus::Failed, false) == Verdict::Compensate,
+            compensates_total: chosen.len(),
+            compensates: chosen
+                .iter()
+                .take(COMPENSATES_LISTED)
+                .map(|&other| self.expansion.instances[other].id.clone())
+                .collect(),
+            stopped_by_pivot: self.pivot[failed].map(|pivot| {
+                SharedText::from(
+                    self.runbook.steps[self.expansion.instances[pivot].step]
+                        .id
+                        .as_str(),
+                )
+            }),
+        }
+    }
+
+    /// What a failure in batch `batch` (0-based) of rollout `rollout` compensates, beyond
+    /// `max_failed`: every instance of the rollout on the hosts of this batch and the earlier
+    /// ones, then what they needed from before the rollout.
+    pub fn batch_failure(&self, rollout: usize, batch: usize) -> BatchRollback {
+        let planned = &self.expansion.rollouts[rollout];
+        let inventory = &self.runbook.inventory;
+        let hosts = (0..=batch)
+            .rev()
+            .map(|number| {
+                planned.hosts[planned.batches[number].clone()]
+                    .iter()
+                    .map(|&host| SharedText::from(inventory.hosts[host].name.as_str()))
+                    .collect()
+            })
+            .collect();
+        let count = self.expansion.instances.len();
+        let mut outside = InstanceSet::new(count);
+        let mut inside: Vec<usize> = Vec::new();
+        for other in 0..count {
+            if let Some((theirs, number)) = self.expansion.batch[other]
+                && theirs == rollout
+                && number <= batch
+            {
+                inside.push(other);
+                outside.union(&self.upstream[other]);
+            }
+        }
+        let mut compensates: Vec<usize> = inside
+            .iter()
+            .copied()
+            .filter(|&other| self.compensated(other, None))
+            .collect();
+        compensates.sort_by_key(|&other| std::cmp::Reverse(self.rank[other]));
+        let mut before_rollout: Vec<usize> = (0..count)
+            .filter(|&other| {
+                outside.contains(other)
+                    && self.expansion.batch[other].is_none_or(|(theirs, _)| theirs != rollout)
+                    && self.compensated(other, None)
+            })
+            .collect();
+        before_rollout.sort_by_key(|&other| std::cmp::Reverse(self.rank[other]));
+        let ids = |list: Vec<usize>| {
+            list.into_iter()
+                .map(|other| self.expansion.instances[other].id.clone())
+                .collect()
+        };
+        BatchRollback {
+            hosts,
+            compensates: ids(compensates),
+            before_rollout: ids(before_rollout),
+        }
+    }
+}
+
+/// The order instances run in: the DAG order (instances are listed in it), except that each
+/// rollout's instances, in the places they take, are put batch by batch.
+fn ranks(expansion: &Expansion) -> Vec<usize> {
+    let count = expansion.instances.len();
+    let mut order: Vec<usize> = (0..count).collect();
+    for rollout in 0..expansion.rollouts.len() {
+        let places: Vec<usize> = (0..count)
+            .filter(|&place| {
+                expansion.batch[order[place]].is_some_and(|(theirs, _)| theirs == rollout)
+            })
+            .collect();
+        let mut members: Vec<usize> = places.iter().map(|&place| order[place]).collect();
+        members
+            .sort_by_key(|&instance| (expansion.batch[instance].map(|(_, batch)| batch), instance));
+        for (place, instance) in places.into_iter().zip(members) {
+            order[place] = instance;
+        }
+    }
+    let mut rank = vec![0; count];
+    for (place, instance) in order.into_iter().enumerate() {
+        rank[instance] = place;
+    }
+    rank
+}
