@@ -106,10 +106,12 @@ impl Validator<'_> {
                     other => other.to_string(),
                 };
                 let message = format!("cannot read inventory `{shown}`: {cause}");
-                self.push(
-                    Diagnostic::error("inventory-unreadable", message, at)
-                        .with_help("the path is relative to the runbook's directory"),
-                );
+                let help = if at.is_some() {
+                    "`inventory` is relative to the runbook's directory"
+                } else {
+                    "`--inventory` is relative to the current directory"
+                };
+                self.push(Diagnostic::error("inventory-unreadable", message, at).with_help(help));
                 return;
             }
         };
@@ -145,6 +147,7 @@ impl Validator<'_> {
                 let message = format!("host name `{}` is not valid", name.value);
                 self.push(in_file(
                     Diagnostic::error("invalid-host-name", message, Some(name.position))
+                        .with_length(name.value.chars().count())
                         .with_help(NAME_HELP),
                 ));
             }
@@ -159,9 +162,11 @@ impl Validator<'_> {
                     name.value, first.file, first.position.line, first.position.column
                 );
                 self.push(in_file(
-                    Diagnostic::error("duplicate-host", message, Some(name.position)).with_help(
-                        "each host is defined once, in the runbook or in one inventory file",
-                    ),
+                    Diagnostic::error("duplicate-host", message, Some(name.position))
+                        .with_length(name.value.chars().count())
+                        .with_help(
+                            "each host is defined once, in the runbook or in one inventory file",
+                        ),
                 ));
                 continue;
             }
@@ -293,6 +298,11 @@ impl Validator<'_> {
         }
     }
 
+    /// Whether some step's `on` names `group`.
+    fn steps_on_group(&self, group: &str) -> bool {
+        self.on_names.iter().any(|name| name == group)
+    }
+
     /// The inventory file named `name`, for diagnostics found after reading it.
     fn other_file(&self, name: &str) -> Option<Source> {
         if name == self.source.name() {
@@ -365,6 +375,11 @@ impl Validator<'_> {
                         "`rollout` names `{}`, a host: a rollout is for a group",
                         group.value
                     )
+                } else if self.steps_on_group(&group.value) {
+                    format!(
+                        "`rollout` names group `{}`, which has no hosts",
+                        group.value
+                    )
                 } else {
                     format!("`rollout` names unknown group `{}`", group.value)
                 };
@@ -380,6 +395,7 @@ impl Validator<'_> {
                     });
                 self.push(
                     Diagnostic::error("unknown-rollout-group", message, Some(group.position))
+                        .with_length(group.value.chars().count())
                         .with_help(help),
                 );
             }
@@ -495,6 +511,8 @@ impl Validator<'_> {
         let mut selected = vec![false; self.inventory.hosts.len()];
         let mut targets = Vec::new();
         let mut rollout: Option<String> = None;
+        self.on_names
+            .extend(on.value.0.iter().map(|name| name.value.clone()));
         for name in &on.value.0 {
             let position = self.position_or(name.position, on.position);
             targets.push(name.value.clone());
@@ -520,10 +538,17 @@ impl Validator<'_> {
                             format!("hosts: {}; groups: {}", hosts.join(", "), if groups.is_empty() { "none".to_string() } else { groups.join(", ") })
                         }
                     });
-                let message = format!(
-                    "step `{}` is `on` unknown host or group `{}`",
-                    raw.id.value, name.value
-                );
+                let message = if rollout_groups.contains(&name.value) {
+                    format!(
+                        "step `{}` is `on` group `{}`, which has no hosts",
+                        raw.id.value, name.value
+                    )
+                } else {
+                    format!(
+                        "step `{}` is `on` unknown host or group `{}`",
+                        raw.id.value, name.value
+                    )
+                };
                 self.push(
                     Diagnostic::error("unknown-host", message, Some(position)).with_help(help),
                 );

@@ -52,6 +52,8 @@ pub(super) struct Validator<'a> {
     /// Every `host.vars.*` name some host defines.
     pub host_vars: Vec<String>,
     pub host_inputs: &'a HostInputs,
+    /// Every name some step's `on` uses.
+    pub on_names: Vec<String>,
 }
 
 /// Inputs of a run that add hosts: `--inventory FILE`s, read after the runbook's own.
@@ -107,6 +109,7 @@ pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
         steps_on: Vec::new(),
         host_vars: Vec::new(),
         host_inputs,
+        on_names: Vec::new(),
     };
     let runbook = validator.runbook(&raw);
     let mut diagnostics = validator.diagnostics;
