@@ -112,12 +112,14 @@ impl Validator<'_> {
                     "`--inventory` is relative to the current directory"
                 };
                 self.push(Diagnostic::error("inventory-unreadable", message, at).with_help(help));
+                self.inventory_failed = true;
                 return;
             }
         };
         match document::parse_inventory(source.text()) {
             Ok(hosts) => self.add_hosts(&hosts, Some(&source)),
             Err(error) => {
+                self.inventory_failed = true;
                 let message = format!("inventory `{shown}` is not valid: {}", error.message);
                 let help = error.help.unwrap_or_else(|| {
                     "an inventory maps host names to hosts: `web1: { address: 10.0.0.11, groups: [web] }`".into()
@@ -173,7 +175,7 @@ impl Validator<'_> {
             let built = self.host(
                 &name.value,
                 &host.value,
-                host.position,
+                name.position,
                 &file_name,
                 &in_file,
             );
@@ -369,7 +371,7 @@ impl Validator<'_> {
         let Some(rollouts) = rollouts else { return };
         for (group, raw) in rollouts.value.iter() {
             let members = self.inventory.group(&group.value);
-            if members.is_empty() {
+            if members.is_empty() && !self.inventory_failed {
                 let message = if self.inventory.host(&group.value).is_some() {
                     format!(
                         "`rollout` names `{}`, a host: a rollout is for a group",
@@ -521,6 +523,10 @@ impl Validator<'_> {
                 continue;
             }
             let members = self.inventory.group(&name.value);
+            if members.is_empty() && self.inventory_failed {
+                // The host is most likely in the inventory that could not be read.
+                continue;
+            }
             if members.is_empty() {
                 let hosts: Vec<&str> = self
                     .inventory

@@ -54,6 +54,8 @@ pub(super) struct Validator<'a> {
     pub host_inputs: &'a HostInputs,
     /// Every name some step's `on` uses.
     pub on_names: Vec<String>,
+    /// An inventory file could not be read: names it may hold are not reported unknown.
+    pub inventory_failed: bool,
 }
 
 /// Inputs of a run that add hosts: `--inventory FILE`s, read after the runbook's own.
@@ -110,6 +112,7 @@ pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
         host_vars: Vec::new(),
         host_inputs,
         on_names: Vec::new(),
+        inventory_failed: false,
     };
     let runbook = validator.runbook(&raw);
     let mut diagnostics = validator.diagnostics;
