@@ -466,3 +466,73 @@ fn a_malformed_inventory_is_refused_at_its_own_line_and_column() {
         output.stdout
     );
 }
+
+fn repository() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_fleet_deploy_runbook_validates_and_plans_as_the_readme_says() {
+    let validate = Test::new()
+        .current_dir(&repository())
+        .args(["validate", "runbooks/fleet-deploy.yaml"])
+        .run();
+    assert_eq!(validate.code, 0, "{}", validate.snapshot());
+    assert!(
+        validate.stdout.contains("is valid (0 warnings)"),
+        "{}",
+        validate.snapshot()
+    );
+    let text = Test::new()
+        .current_dir(&repository())
+        .args([
+            "plan",
+            "runbooks/fleet-deploy.yaml",
+            "--var",
+            "release=v2.4.0",
+        ])
+        .run();
+    assert_eq!(text.code, 0, "{}", text.snapshot());
+    insta::assert_snapshot!("fleet_deploy_plan", text.snapshot());
+    let output = Test::new()
+        .current_dir(&repository())
+        .args([
+            "plan",
+            "runbooks/fleet-deploy.yaml",
+            "--var",
+            "release=v2.4.0",
+            "--format",
+            "json",
+        ])
+        .run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let plan: Value = serde_json::from_str(&output.stdout).expect("the plan is JSON");
+    let rollout = &plan["rollouts"][0];
+    assert_eq!(rollout["group"], "web");
+    let batches: Vec<Vec<String>> = rollout["batches"]
+        .as_array()
+        .expect("batches")
+        .iter()
+        .map(|batch| strings(&batch["hosts"]))
+        .collect();
+    assert_eq!(batches, [vec!["web1"], vec!["web2", "web3"], vec!["web4"]]);
+    let last: Vec<Vec<String>> = rollout["batches"][2]["on_failure"]["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(strings)
+        .collect();
+    assert_eq!(last, [vec!["web4"], vec!["web2", "web3"], vec!["web1"]]);
+    assert_eq!(
+        strings(&rollout["batches"][1]["on_failure"]["compensates"]),
+        [
+            "switch@web3",
+            "switch@web2",
+            "stage@web3",
+            "stage@web2",
+            "switch@web1",
+            "stage@web1"
+        ]
+    );
+    assert_eq!(rollout["verify"][0]["timing"], "within 1m every 5s");
+}

@@ -323,9 +323,22 @@ fn write_step(out: &mut String, step: &PlanStep) {
         (_, Some(command)) => write_block(out, "    $ ", command),
         _ => {}
     }
+    // Per host, the lines its values change (the JSON plan has each command in full).
+    let general: Vec<&str> = step
+        .command
+        .as_deref()
+        .unwrap_or_default()
+        .lines()
+        .collect();
     for instance in step.instances.iter().flatten() {
         if let Some(command) = &instance.command {
-            write_block(out, &format!("    @{} $ ", instance.host), command);
+            let changed: Vec<&str> = command
+                .lines()
+                .enumerate()
+                .filter(|(index, line)| general.get(*index) != Some(line))
+                .map(|(_, line)| line.trim())
+                .collect();
+            let _ = writeln!(out, "    @{} $ {}", instance.host, changed.join(" … "));
         }
     }
     for entry in &step.env {
