@@ -32,6 +32,15 @@ impl InstanceSet {
             *mine |= theirs;
         }
     }
+
+    /// How many members both sets have.
+    fn count_common(&self, other: &InstanceSet) -> usize {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .map(|(mine, theirs)| (mine & theirs).count_ones() as usize)
+            .sum()
+    }
 }
 
 /// The rollback a failure takes, for each instance and each batch.
@@ -43,9 +52,14 @@ pub struct InstanceRollback<'a> {
     upstream: Vec<InstanceSet>,
     /// Per instance, a pivot instance upstream of it, if any.
     pivot: Vec<Option<usize>>,
-    /// Per instance, its place in the order things run: the DAG order, with each rollout's
-    /// instances batch by batch. Compensation goes by this rank, highest first.
-    rank: Vec<usize>,
+    /// Instances in the reverse of the order they run in (the DAG order, each rollout's
+    /// instances batch by batch): the order compensations run in.
+    by_rank: Vec<usize>,
+    /// Instances a rollback compensates once they succeeded (no pivot in the way).
+    compensable: InstanceSet,
+    /// Per rollout, per batch: every instance certain to have finished once the batch is
+    /// done (its instances, the earlier batches' and everything they needed).
+    finished_by_batch: Vec<Vec<InstanceSet>>,
 }
 
 /// A batch failure's rollback: hosts by batch (current first) and the instances in order.
@@ -76,12 +90,42 @@ impl<'a> InstanceRollback<'a> {
             }
             upstream.push(set);
         }
+        let rank = ranks(expansion);
+        let mut by_rank: Vec<usize> = (0..count).collect();
+        by_rank.sort_by_key(|&instance| std::cmp::Reverse(rank[instance]));
+        let mut compensable = InstanceSet::new(count);
+        for (index, instance) in expansion.instances.iter().enumerate() {
+            let step = &runbook.steps[instance.step];
+            if verdict(step, StepStatus::Succeeded, false) == Verdict::Compensate {
+                compensable.insert(index);
+            }
+        }
+        let mut finished_by_batch: Vec<Vec<InstanceSet>> = expansion
+            .rollouts
+            .iter()
+            .map(|rollout| vec![InstanceSet::new(count); rollout.batches.len()])
+            .collect();
+        for (index, batch) in expansion.batch.iter().enumerate() {
+            if let Some((rollout, number)) = *batch {
+                let set = &mut finished_by_batch[rollout][number];
+                set.insert(index);
+                set.union(&upstream[index]);
+            }
+        }
+        for sets in &mut finished_by_batch {
+            for number in 1..sets.len() {
+                let (earlier, later) = sets.split_at_mut(number);
+                later[0].union(&earlier[number - 1]);
+            }
+        }
         InstanceRollback {
             runbook,
             expansion,
             upstream,
             pivot,
-            rank: ranks(expansion),
+            by_rank,
+            compensable,
+            finished_by_batch,
         }
     }
 
@@ -92,33 +136,21 @@ impl<'a> InstanceRollback<'a> {
         verdict(step, StepStatus::Succeeded, before_pivot) == Verdict::Compensate
     }
 
-    /// Instances certain to have finished when `failed` fails, in compensation order.
-    fn finished_before(&self, failed: usize) -> Vec<usize> {
-        let count = self.expansion.instances.len();
+    /// Instances certain to have finished when `failed` fails: its upstream and, in a
+    /// rollout, everything the earlier batches finished.
+    fn finished_before(&self, failed: usize) -> InstanceSet {
         let mut set = self.upstream[failed].clone();
-        if let Some((rollout, current)) = self.expansion.batch[failed] {
-            for other in 0..count {
-                if let Some((theirs, batch)) = self.expansion.batch[other]
-                    && theirs == rollout
-                    && batch < current
-                {
-                    set.insert(other);
-                    let upstream = self.upstream[other].clone();
-                    set.union(&upstream);
-                }
-            }
+        if let Some((rollout, current)) = self.expansion.batch[failed]
+            && current > 0
+        {
+            set.union(&self.finished_by_batch[rollout][current - 1]);
         }
-        let pivot = self.pivot[failed];
-        let mut chosen: Vec<usize> = (0..count)
-            .filter(|&other| {
-                other != failed && set.contains(other) && self.compensated(other, pivot)
-            })
-            .collect();
-        chosen.sort_by_key(|&other| std::cmp::Reverse(self.rank[other]));
-        chosen
+        set
     }
 
-    /// What a failure of instance `failed` compensates.
+    /// What a failure of instance `failed` compensates: how many instances in all, and the
+    /// first `COMPENSATES_LISTED` in compensation order (a count and a walk down the ranks,
+    /// so that a plan of thousands of instances stays quick).
     pub fn failure(&self, failed: usize) -> PlanFailure {
         let instance = &self.expansion.instances[failed];
         let step = &self.runbook.steps[instance.step];
@@ -130,16 +162,37 @@ impl<'a> InstanceRollback<'a> {
                 stopped_by_pivot: None,
             };
         }
-        let chosen = self.finished_before(failed);
+        let set = self.finished_before(failed);
+        let pivot = self.pivot[failed];
+        let counted = |other: usize| {
+            other != failed
+                && set.contains(other)
+                && match pivot {
+                    None => self.compensable.contains(other),
+                    Some(pivot) => self.compensated(other, Some(pivot)),
+                }
+        };
+        let compensates_total = match pivot {
+            None => {
+                set.count_common(&self.compensable)
+                    - usize::from(set.contains(failed) && self.compensable.contains(failed))
+            }
+            Some(_) => (0..self.expansion.instances.len())
+                .filter(|&other| counted(other))
+                .count(),
+        };
         PlanFailure {
             compensates_itself: verdict(step, StepStatus::Failed, false) == Verdict::Compensate,
-            compensates_total: chosen.len(),
-            compensates: chosen
+            compensates_total,
+            compensates: self
+                .by_rank
                 .iter()
-                .take(COMPENSATES_LISTED)
-                .map(|&other| self.expansion.instances[other].id.clone())
+                .copied()
+                .filter(|&other| counted(other))
+                .take(COMPENSATES_LISTED.min(compensates_total))
+                .map(|other| self.expansion.instances[other].id.clone())
                 .collect(),
-            stopped_by_pivot: self.pivot[failed].map(|pivot| {
+            stopped_by_pivot: pivot.map(|pivot| {
                 SharedText::from(
                     self.runbook.steps[self.expansion.instances[pivot].step]
                         .id
@@ -164,32 +217,15 @@ impl<'a> InstanceRollback<'a> {
                     .collect()
             })
             .collect();
-        let count = self.expansion.instances.len();
-        let mut outside = InstanceSet::new(count);
-        let mut inside: Vec<usize> = Vec::new();
-        for other in 0..count {
-            if let Some((theirs, number)) = self.expansion.batch[other]
-                && theirs == rollout
-                && number <= batch
-            {
-                inside.push(other);
-                outside.union(&self.upstream[other]);
-            }
-        }
-        let mut compensates: Vec<usize> = inside
+        let finished = &self.finished_by_batch[rollout][batch];
+        let in_rollout =
+            |other: usize| self.expansion.batch[other].is_some_and(|(theirs, _)| theirs == rollout);
+        let (compensates, before_rollout): (Vec<usize>, Vec<usize>) = self
+            .by_rank
             .iter()
             .copied()
-            .filter(|&other| self.compensated(other, None))
-            .collect();
-        compensates.sort_by_key(|&other| std::cmp::Reverse(self.rank[other]));
-        let mut before_rollout: Vec<usize> = (0..count)
-            .filter(|&other| {
-                outside.contains(other)
-                    && self.expansion.batch[other].is_none_or(|(theirs, _)| theirs != rollout)
-                    && self.compensated(other, None)
-            })
-            .collect();
-        before_rollout.sort_by_key(|&other| std::cmp::Reverse(self.rank[other]));
+            .filter(|&other| finished.contains(other) && self.compensable.contains(other))
+            .partition(|&other| in_rollout(other));
         let ids = |list: Vec<usize>| {
             list.into_iter()
                 .map(|other| self.expansion.instances[other].id.clone())
