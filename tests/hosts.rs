@@ -536,3 +536,36 @@ fn the_fleet_deploy_runbook_validates_and_plans_as_the_readme_says() {
     );
     assert_eq!(rollout["verify"][0]["timing"], "within 1m every 5s");
 }
+
+#[test]
+fn an_instance_needing_a_later_batch_of_its_rollout_is_refused() {
+    let runbook = r#"
+version: 1
+name: order
+hosts:
+  web1: { address: 10.0.0.11, groups: [web] }
+  web2: { address: 10.0.0.12, groups: [web] }
+  db1: { address: 10.0.0.13, groups: [db] }
+rollout:
+  web: { batch: [1] }
+steps:
+  - id: deploy
+    on: [web, db1]
+    run: touch "$MARKER"
+    readonly: true
+  - id: check
+    on: web
+    needs: [deploy]
+    run: echo check
+    readonly: true
+"#;
+    let output = Test::new().runbook(runbook).args(["plan", "{file}"]).run();
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    assert!(
+        output.stderr.contains(
+            "`check@web1` (batch 1) needs `deploy@web2` (batch 2) of the same rollout: it could never start"
+        ),
+        "{}",
+        output.stderr
+    );
+}

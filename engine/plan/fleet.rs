@@ -43,8 +43,11 @@ pub fn add_hosts(
 ) -> Result<(), Vec<Diagnostic>> {
     let inventory = &runbook.inventory;
     let expansion: Expansion = expand(runbook, selected);
+    let mut problems = batch_order_problems(runbook, &expansion);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     let rollback = InstanceRollback::new(runbook, &expansion);
-    let mut problems = Vec::new();
     let mut used = vec![false; inventory.hosts.len()];
     for plan_step in &mut plan.steps {
         let Some(step) = runbook.step(plan_step.id.as_str()) else {
@@ -163,4 +166,37 @@ pub fn add_hosts(
         });
     }
     Ok(())
+}
+
+/// An instance that needs an instance of a later batch of its own rollout could never start:
+/// the later batch waits for its batch to end. Refused before anything runs.
+fn batch_order_problems(runbook: &Runbook, expansion: &Expansion) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    for (index, needs) in expansion.needs.iter().enumerate() {
+        let Some((rollout, batch)) = expansion.batch[index] else {
+            continue;
+        };
+        let later = needs.iter().find(|&&need| {
+            expansion.batch[need].is_some_and(|(theirs, other)| theirs == rollout && other > batch)
+        });
+        if let Some(&need) = later {
+            let step = &runbook.steps[expansion.instances[index].step];
+            let message = format!(
+                "`{}` (batch {}) needs `{}` (batch {}) of the same rollout: it could never start",
+                expansion.instances[index].id,
+                batch + 1,
+                expansion.instances[need].id,
+                expansion.batch[need].map_or(0, |(_, other)| other + 1)
+            );
+            problems.push(
+                Diagnostic::error("rollout-order", message, Some(step.position)).with_help(
+                    "steps of one rollout should run on the same hosts (`on` the group), so each host's instance needs only its own host's",
+                ),
+            );
+            if problems.len() >= 10 {
+                break;
+            }
+        }
+    }
+    problems
 }
