@@ -535,6 +535,20 @@ fn the_fleet_deploy_runbook_validates_and_plans_as_the_readme_says() {
         ]
     );
     assert_eq!(rollout["verify"][0]["timing"], "within 1m every 5s");
+    assert_eq!(
+        strings(&plan["rollback"]["instances"]),
+        [
+            "switch@web4",
+            "stage@web4",
+            "switch@web3",
+            "switch@web2",
+            "stage@web3",
+            "stage@web2",
+            "switch@web1",
+            "stage@web1"
+        ],
+        "a full rollback undoes the last batch first"
+    );
 }
 
 #[test]

@@ -329,6 +329,7 @@ pub fn build_plan(
                 })
                 .map(|step| planner.id(step.index))
                 .collect(),
+            instances: Vec::new(),
             verify: rollback_verify,
         },
         hooks,

@@ -48,6 +48,7 @@ pub fn add_hosts(
         return Err(problems);
     }
     let rollback = InstanceRollback::new(runbook, &expansion);
+    plan.rollback.instances = rollback.full_order();
     let mut used = vec![false; inventory.hosts.len()];
     for plan_step in &mut plan.steps {
         let Some(step) = runbook.step(plan_step.id.as_str()) else {

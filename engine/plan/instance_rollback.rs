@@ -202,6 +202,16 @@ impl<'a> InstanceRollback<'a> {
         }
     }
 
+    /// Every instance with a compensation, in the order a full rollback runs them.
+    pub fn full_order(&self) -> Vec<SharedText> {
+        self.by_rank
+            .iter()
+            .copied()
+            .filter(|&other| self.compensable.contains(other))
+            .map(|other| self.expansion.instances[other].id.clone())
+            .collect()
+    }
+
     /// What a failure in batch `batch` (0-based) of rollout `rollout` compensates, beyond
     /// `max_failed`: every instance of the rollout on the hosts of this batch and the earlier
     /// ones, then what they needed from before the rollout.

@@ -295,6 +295,11 @@ pub struct PlanRollback {
     pub order: Vec<Vec<SharedText>>,
     /// Steps with a command but no compensation: a rollback passes over them.
     pub without_rollback: Vec<SharedText>,
+    /// When steps run on hosts: every instance with a compensation, in the order a full
+    /// rollback (`rollback RUN`) runs them, each rollout's last batch first; omitted
+    /// otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<SharedText>,
     pub verify: Vec<PlanProbe>,
 }
 

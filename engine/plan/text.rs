@@ -112,6 +112,13 @@ pub fn to_text(plan: &Plan) -> String {
             .collect();
         let _ = writeln!(out, "  full rollback order: {}", order.join(" -> "));
     }
+    if !plan.rollback.instances.is_empty() {
+        let _ = writeln!(
+            out,
+            "  by instance (each rollout's last batch first): {}",
+            list(&plan.rollback.instances, plan.rollback.instances.len())
+        );
+    }
     if !plan.rollback.without_rollback.is_empty() {
         let _ = writeln!(
             out,
