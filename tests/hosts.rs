@@ -583,3 +583,28 @@ steps:
         output.stderr
     );
 }
+
+#[test]
+fn a_name_both_host_and_group_is_refused_in_the_file_that_defines_it() {
+    let output = Test::new()
+        .runbook(ON_WEB)
+        .file(
+            "hosts.yaml",
+            "web: { address: 10.0.0.1 }\nweb2: { address: 10.0.0.2, groups: [web] }\n",
+        )
+        .args(["validate", "{file}"])
+        .run();
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    assert!(
+        output
+            .stderr
+            .contains("`web` is both a host and a group: `on: web` would be ambiguous"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("[hosts.yaml:1:1]"),
+        "{}",
+        output.stderr
+    );
+}

@@ -117,7 +117,10 @@ impl Validator<'_> {
             }
         };
         match document::parse_inventory(source.text()) {
-            Ok(hosts) => self.add_hosts(&hosts, Some(&source)),
+            Ok(hosts) => {
+                self.add_hosts(&hosts, Some(&source));
+                self.inventory_sources.push(source);
+            }
             Err(error) => {
                 self.inventory_failed = true;
                 let message = format!("inventory `{shown}` is not valid: {}", error.message);
@@ -288,6 +291,7 @@ impl Validator<'_> {
                 );
                 let diagnostic =
                     Diagnostic::error("host-group-clash", message, Some(host.position))
+                        .with_length(host.name.chars().count())
                         .with_help("rename the host or the group");
                 match self.other_file(&host.file) {
                     Some(source) => diagnostic.in_file(&source),
@@ -307,21 +311,10 @@ impl Validator<'_> {
 
     /// The inventory file named `name`, for diagnostics found after reading it.
     fn other_file(&self, name: &str) -> Option<Source> {
-        if name == self.source.name() {
-            return None;
-        }
-        let path = self.source.directory().join(name);
-        let path = if path.exists() {
-            path
-        } else {
-            Path::new(name).to_path_buf()
-        };
-        let source = Source::read(&path).ok()?;
-        Some(Source::new(
-            source.path().to_path_buf(),
-            name.to_string(),
-            source.text().to_string(),
-        ))
+        self.inventory_sources
+            .iter()
+            .find(|source| source.name() == name)
+            .cloned()
     }
 
     fn ssh(&mut self, raw: &document::RawSsh) -> SshDefaults {

@@ -56,6 +56,8 @@ pub(super) struct Validator<'a> {
     pub on_names: Vec<String>,
     /// An inventory file could not be read: names it may hold are not reported unknown.
     pub inventory_failed: bool,
+    /// The inventory files read, for diagnostics found after reading them.
+    pub inventory_sources: Vec<Source>,
 }
 
 /// Inputs of a run that add hosts: `--inventory FILE`s, read after the runbook's own.
@@ -113,12 +115,18 @@ pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
         host_inputs,
         on_names: Vec::new(),
         inventory_failed: false,
+        inventory_sources: Vec::new(),
     };
     let runbook = validator.runbook(&raw);
     let mut diagnostics = validator.diagnostics;
+    // The runbook's own problems first, then each inventory file's, each by position.
     diagnostics.sort_by_key(|diagnostic| {
         let position = diagnostic.position.unwrap_or_default();
-        (diagnostic.severity, position.line, position.column)
+        let file = diagnostic
+            .file
+            .as_ref()
+            .map(|other| other.0.name().to_string());
+        (diagnostic.severity, file, position.line, position.column)
     });
     let runbook = if diagnostics.iter().any(Diagnostic::is_error) {
         None
