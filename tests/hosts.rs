@@ -608,3 +608,23 @@ fn a_name_both_host_and_group_is_refused_in_the_file_that_defines_it() {
         output.stderr
     );
 }
+
+#[test]
+fn max_failed_is_a_count_or_a_share_rounded_down() {
+    let tolerated = |max_failed: &str| {
+        let hosts: String = (1..=4)
+            .map(|index| format!("  web{index}: {{ address: 10.0.0.{index}, groups: [web] }}\n"))
+            .collect();
+        let runbook = format!(
+            "version: 1\nname: budget\nhosts:\n{hosts}rollout:\n  web: {{ batch: [2], max_failed: {max_failed} }}\nsteps:\n  - id: deploy\n    on: web\n    run: echo deploy\n    rollback: echo undo\n"
+        );
+        let plan = plan_json(Test::new().runbook(&runbook));
+        (
+            plan["rollouts"][0]["max_failed"].clone(),
+            plan["rollouts"][0]["tolerated"].clone(),
+        )
+    };
+    assert_eq!(tolerated("\"25%\""), ("25%".into(), 1.into()));
+    assert_eq!(tolerated("\"10%\""), ("10%".into(), 0.into()));
+    assert_eq!(tolerated("2"), ("2".into(), 2.into()));
+}

@@ -219,6 +219,12 @@ fn write_rollout(out: &mut String, rollout: &PlanRollout) {
             probe,
         );
     }
+    if rollout.tolerated > 0 {
+        let _ = writeln!(
+            out,
+            "  a host that fails within max_failed has its own instances undone alone and takes no further part; beyond it:"
+        );
+    }
     for batch in &rollout.batches {
         let failure = &batch.on_failure;
         let hosts: Vec<String> = failure
