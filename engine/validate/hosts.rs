@@ -394,6 +394,20 @@ impl Validator<'_> {
                         .with_help(help),
                 );
             }
+            if !members.is_empty()
+                && !self.on_names.is_empty()
+                && !self.steps_on_group(&group.value)
+            {
+                let message = format!(
+                    "`rollout` has group `{}`, but no step is `on: {}`: nothing is rolled out",
+                    group.value, group.value
+                );
+                self.push(
+                    Diagnostic::warning("rollout-unused", message, Some(group.position))
+                        .with_length(group.value.chars().count())
+                        .with_help("a rollout applies to the steps whose `on` names its group"),
+                );
+            }
             let place = format!("rollout.{}", group.value);
             let mut batch = Vec::new();
             for size in raw.value.batch.iter().flat_map(|sizes| &sizes.value) {
