@@ -46,10 +46,21 @@ fn every_example_and_runbook_validates_against_the_schema() {
     let files = yaml_files();
     assert!(files.len() >= 5);
     let script = r#"
-import json, sys, yaml, jsonschema
+import json, re, sys, yaml, jsonschema
+# The engine reads YAML 1.2, where only true/false are booleans: PyYAML's YAML 1.1 would
+# read the step key `on:` as True.
+class Loader(yaml.SafeLoader):
+    pass
+Loader.yaml_implicit_resolvers = {
+    first: [entry for entry in resolvers if entry[0] != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 schema = json.load(open(sys.argv[1]))
 for path in sys.argv[2:]:
-    jsonschema.validate(yaml.safe_load(open(path)), schema)
+    jsonschema.validate(yaml.load(open(path), Loader=Loader), schema)
     print("ok", path)
 "#;
     let output = Command::new("python3")

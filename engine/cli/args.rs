@@ -201,7 +201,7 @@ pub struct ReportArgs {
     pub output: Option<PathBuf>,
 }
 
-/// Variable inputs shared by `validate`, `plan` and `run`.
+/// Run inputs shared by `validate`, `plan` and `run`: variables and hosts.
 #[derive(Debug, Args, Clone, Default)]
 pub struct VarArgs {
     /// Set a variable (repeatable): `--var env=production`
@@ -210,6 +210,12 @@ pub struct VarArgs {
     /// A YAML file mapping variable names to values
     #[arg(long, value_name = "FILE")]
     pub vars_file: Option<PathBuf>,
+    /// More hosts: an inventory file mapping host names to hosts (repeatable)
+    #[arg(long = "inventory", value_name = "FILE")]
+    pub inventories: Vec<PathBuf>,
+    /// Only these hosts: host or group names, comma-separated
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub limit: Vec<String>,
 }
 
 fn parse_assignment(text: &str) -> Result<(String, String), String> {

@@ -219,7 +219,15 @@ pub fn render_text(
                 hidden_after = Some(total - WARNINGS_SHOWN_PER_KIND);
             }
         }
-        render_one(&mut out, &handler, source, &snippets, diagnostic);
+        match &diagnostic.file {
+            // A diagnostic in another file (an inventory) is rare: its snippets are built
+            // for it alone.
+            Some(other) => {
+                let other_snippets = Snippets::new(&other.0);
+                render_one(&mut out, &handler, &other.0, &other_snippets, diagnostic);
+            }
+            None => render_one(&mut out, &handler, source, &snippets, diagnostic),
+        }
         if let Some(hidden) = hidden_after {
             out.push_str(&format!(
                 "  and {} more like this (`--all-warnings` shows them)\n\n",
@@ -295,6 +303,10 @@ fn thousands(count: usize) -> String {
 /// `message`, `help`, `related`.
 pub fn diagnostic_json(file: &str, diagnostic: &Diagnostic) -> Value {
     let position = diagnostic.position.unwrap_or_default();
+    let file = diagnostic
+        .file
+        .as_ref()
+        .map_or(file, |other| other.0.name());
     json!({
         "file": file,
         "line": (position.line > 0).then_some(position.line),

@@ -13,7 +13,7 @@ use crate::plan::{
 };
 use crate::source::Source;
 use crate::template::TemplateEngine;
-use crate::validate::{Diagnostic, validate};
+use crate::validate::{Diagnostic, HostInputs, validate_with};
 
 /// A runbook ready to be shown or run.
 #[derive(Debug)]
@@ -53,6 +53,12 @@ impl Loaded {
     }
 }
 
+pub fn host_inputs(args: &VarArgs) -> HostInputs {
+    HostInputs {
+        inventories: args.inventories.clone(),
+    }
+}
+
 pub fn var_inputs(args: &VarArgs) -> VarInputs {
     VarInputs {
         values: args.vars.clone(),
@@ -83,7 +89,7 @@ pub fn load(
         err!("{}", render_error(&error));
         EXIT_INVALID
     })?;
-    let validation = validate(&source);
+    let validation = validate_with(&source, &host_inputs(vars));
     if validation.has_errors() {
         print_diagnostics(&source, &validation.diagnostics, warnings, global);
         let errors = validation
@@ -109,6 +115,7 @@ pub fn load(
             EXIT_INVALID
         },
     )?;
+    let vars_args = vars;
     let vars = match resolved {
         Ok(vars) => vars,
         Err(problems) => {
@@ -120,14 +127,16 @@ pub fn load(
             return Err(EXIT_INVALID);
         }
     };
-    let plan = build_plan(&runbook, &vars, &mut context, &engine).map_err(|problems| {
-        print_diagnostics(&source, &problems, warnings, global);
-        errln!(
-            "error: `{}` cannot be planned: nothing was run",
-            source.name()
-        );
-        EXIT_INVALID
-    })?;
+    let plan = build_plan(&runbook, &vars, &mut context, &engine, &vars_args.limit).map_err(
+        |problems| {
+            print_diagnostics(&source, &problems, warnings, global);
+            errln!(
+                "error: `{}` cannot be planned: nothing was run",
+                source.name()
+            );
+            EXIT_INVALID
+        },
+    )?;
     Ok(Loaded {
         source,
         runbook,

@@ -34,6 +34,19 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
         Some(Ok(index)) => Some(index),
         Some(Err(code)) => return code,
     };
+    if let Some(step) = loaded.runbook.steps.iter().find(|step| step.on.is_some()) {
+        let on = step
+            .on
+            .as_ref()
+            .map(|placement| placement.targets.join(", "))
+            .unwrap_or_default();
+        errln!(
+            "error: running steps on hosts is not available yet in this build: `{}` has `on: {on}`",
+            step.id
+        );
+        errln!("  help: `runbook plan` shows the instances and batches; nothing was run");
+        return EXIT_INVALID;
+    }
     match runtime() {
         Ok(runtime) => runtime.block_on(execute(loaded, args, fail_at, global)),
         Err(code) => code,

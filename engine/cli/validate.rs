@@ -6,12 +6,12 @@ use serde_json::json;
 
 use super::args::{DiagnosticFormat, GlobalArgs, ValidateArgs};
 use super::diagnostics::{Warnings, diagnostic_json, render_error, render_text, use_color};
-use super::load::var_inputs;
+use super::load::{host_inputs, var_inputs};
 use crate::errors::{EXIT_INVALID, EXIT_SUCCESS};
 use crate::plan::{Context, PlanPlaceholders, resolve_vars};
 use crate::source::Source;
 use crate::template::TemplateEngine;
-use crate::validate::{Diagnostic, validate as validate_source};
+use crate::validate::{Diagnostic, validate_with};
 
 pub fn validate(args: &ValidateArgs, global: &GlobalArgs) -> i32 {
     let color = use_color(global.no_color, std::io::stderr().is_terminal());
@@ -87,8 +87,13 @@ pub fn validate(args: &ValidateArgs, global: &GlobalArgs) -> i32 {
 
 /// The runbook's own diagnostics, plus checks of any variable values given.
 fn diagnostics_of(source: &Source, args: &ValidateArgs) -> Vec<Diagnostic> {
-    let validation = validate_source(source);
+    let validation = validate_with(source, &host_inputs(&args.vars));
     let mut diagnostics = validation.diagnostics;
+    if let (Some(runbook), false) = (&validation.runbook, args.vars.limit.is_empty())
+        && let Err(problem) = crate::plan::select_hosts(&runbook.inventory, &args.vars.limit)
+    {
+        diagnostics.push(*problem);
+    }
     let given = !args.vars.vars.is_empty() || args.vars.vars_file.is_some();
     if let (Some(runbook), true) = (&validation.runbook, given) {
         let engine = TemplateEngine::new();

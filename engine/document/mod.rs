@@ -2,6 +2,7 @@
 //! carrying its position. This is the only module that parses YAML.
 
 mod extensions;
+mod hosts;
 mod map;
 mod parse;
 mod probe;
@@ -10,8 +11,9 @@ mod spanned;
 mod step;
 mod vars;
 
+pub use hosts::{Amount, RawHost, RawHosts, RawRollout, RawSsh, Targets};
 pub use map::OrderedMap;
-pub use parse::{ParseError, parse, parse_reporting_all};
+pub use parse::{ParseError, parse, parse_inventory, parse_reporting_all};
 pub use probe::{RawExpect, RawHttp, RawProbe, StatusCodes};
 pub use runbook::{RawDefaults, RawHook, RawHooks, RawRunbook};
 pub use spanned::{Position, Spanned};

@@ -5,7 +5,7 @@ use serde::de::IgnoredAny;
 use serde_saphyr::{Budget, DuplicateKeyPolicy, Options};
 
 use super::extensions::WithExtensions;
-use super::{Position, RawRunbook};
+use super::{Position, RawHosts, RawRunbook};
 
 /// Why the text is not a runbook document.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +53,16 @@ pub fn parse(text: &str) -> Result<RawRunbook, ParseError> {
         .0;
     restore_number_texts(&mut raw, text);
     Ok(raw)
+}
+
+/// Parses an inventory file (SPEC §12): the same map as a runbook's `hosts`, name -> host,
+/// under the same budgets as a runbook.
+pub fn parse_inventory(text: &str) -> Result<RawHosts, ParseError> {
+    if text.trim().is_empty() {
+        return Ok(RawHosts::default());
+    }
+    serde_saphyr::from_str_with_options::<RawHosts>(text, options())
+        .map_err(|error| convert_error(text, alias_limit_error(text).unwrap_or(error)))
 }
 
 /// Parses like `parse`, but does not stop at the first unknown key or wrongly typed value:

@@ -3,7 +3,9 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{OrderedMap, RawProbe, RawRetry, RawStep, RawVar, Script, Spanned};
+use super::{
+    OrderedMap, RawHosts, RawProbe, RawRetry, RawRollout, RawSsh, RawStep, RawVar, Script, Spanned,
+};
 
 /// A runbook file as written.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -42,6 +44,14 @@ pub struct RawRunbook {
     pub rollback_verify: Option<Spanned<Vec<RawProbe>>>,
     /// One line rendered at the end of a run from vars and any step's outputs (`sev={{steps.classify.outputs.sev}}`), shown by `history`, `show` and reports.
     pub summary: Option<Spanned<String>>,
+    /// Remote hosts, name -> host, in rollout order (SPEC §12).
+    pub hosts: Option<Spanned<RawHosts>>,
+    /// A file with more hosts (the same map), relative to the runbook.
+    pub inventory: Option<Spanned<String>>,
+    /// Connection defaults for every host.
+    pub ssh: Option<Spanned<RawSsh>>,
+    /// Rolling rollouts: group -> how its hosts go through its steps in batches.
+    pub rollout: Option<Spanned<OrderedMap<Spanned<RawRollout>>>>,
 }
 
 /// `defaults`: values every step gets unless it says otherwise.

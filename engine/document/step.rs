@@ -7,7 +7,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{MapAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Deserializer};
 
-use super::{OrderedMap, RawProbe, Spanned};
+use super::{OrderedMap, RawProbe, Spanned, Targets};
 
 /// A shell script text; a template.
 pub type Script = Spanned<String>;
@@ -58,6 +58,8 @@ pub struct RawStep {
     /// Output keys the step promises to write to `$RUNBOOK_OUTPUT`: a key, or
     /// `{name, secret: true}` for a value masked everywhere and usable only in `env`.
     pub outputs: Option<Spanned<Vec<Spanned<OutputField>>>>,
+    /// Run on remote hosts: a host, a group, or a list; one instance `id@host` per host.
+    pub on: Option<Spanned<Targets>>,
 }
 
 /// `{name, secret}`: a promised output written as a map.

@@ -4,6 +4,7 @@
 
 mod duration;
 mod graph;
+mod hosts;
 mod probe;
 mod runbook;
 mod step;
@@ -11,6 +12,7 @@ mod template;
 
 pub use duration::{DurationValue, MAX_DURATION, parse_rendered};
 pub use graph::{StepGraph, find_cycles};
+pub use hosts::{Host, HostCount, Inventory, Placement, Rollout, SshDefaults};
 pub use probe::{
     Comparison, Expectation, HttpProbe, NumberCheck, Probe, ProbeKind, ProbeTiming, TimingTemplates,
 };

@@ -1,6 +1,6 @@
 //! The validated runbook: variables, environment, steps, hooks.
 
-use super::{DurationValue, Probe, Step, StepGraph, Template};
+use super::{DurationValue, Inventory, Probe, Step, StepGraph, Template};
 use crate::document::Position;
 use std::path::PathBuf;
 
@@ -27,6 +27,8 @@ pub struct Runbook {
     pub rollback_verify: Vec<Probe>,
     /// `summary`: one line rendered at the end of a run.
     pub summary: Option<Template>,
+    /// Remote hosts and rollouts (SPEC §12); empty when no step has `on`.
+    pub inventory: Inventory,
 }
 
 impl Runbook {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{DurationValue, EnvEntry, Probe, Template};
+use super::{DurationValue, EnvEntry, Placement, Probe, Template};
 use crate::document::Position;
 
 /// A step's id, `[a-z0-9][a-z0-9_-]*`.
@@ -57,6 +57,8 @@ pub struct Step {
     pub pivot: bool,
     /// The output keys it promises, when it declares them.
     pub outputs: Option<Vec<PromisedOutput>>,
+    /// `on`: the hosts it runs on, one instance each; `None` runs it on the engine's machine.
+    pub on: Option<Placement>,
     pub position: Position,
 }
 

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::context::Context;
+use super::fleet::add_hosts;
+use super::instances::select_hosts;
 use super::model::{
     COMPENSATES_LISTED, Plan, PlanCompensation, PlanCondition, PlanDecision, PlanEnv, PlanFailure,
     PlanHooks, PlanProbe, PlanRetry, PlanRollback, PlanRunbook, PlanStep, PlanVar, SharedText,
@@ -239,7 +241,9 @@ pub fn build_plan(
     vars: &[ResolvedVar],
     context: &mut Context,
     engine: &TemplateEngine,
+    limit: &[String],
 ) -> Result<Plan, Vec<Diagnostic>> {
+    let selected = select_hosts(&runbook.inventory, limit).map_err(|problem| vec![*problem])?;
     for path in all_runtime_paths(runbook) {
         context.add_placeholder(path);
     }
@@ -272,11 +276,17 @@ pub fn build_plan(
         always: hooks(&runbook.hooks.always),
     };
     let rollback_verify = renderer.probes(&runbook.rollback_verify);
+    let rollout_verify: Vec<Vec<PlanProbe>> = runbook
+        .inventory
+        .rollouts
+        .iter()
+        .map(|rollout| renderer.probes(&rollout.verify))
+        .collect();
     if !renderer.problems.is_empty() {
         return Err(renderer.problems);
     }
     let ids = |wave: &Vec<usize>| wave.iter().map(|&index| planner.id(index)).collect();
-    Ok(Plan {
+    let mut plan = Plan {
         format_version: 1,
         runbook: PlanRunbook {
             name: runbook.name.clone(),
@@ -319,10 +329,25 @@ pub fn build_plan(
                 })
                 .map(|step| planner.id(step.index))
                 .collect(),
+            instances: Vec::new(),
             verify: rollback_verify,
         },
         hooks,
-    })
+        hosts: Vec::new(),
+        limit: limit.to_vec(),
+        rollouts: Vec::new(),
+    };
+    if runbook.steps.iter().any(|step| step.on.is_some()) {
+        add_hosts(
+            &mut plan,
+            runbook,
+            &selected,
+            context.value(),
+            engine,
+            rollout_verify,
+        )?;
+    }
+    Ok(plan)
 }
 
 fn all_runtime_paths(runbook: &Runbook) -> impl Iterator<Item = &Vec<String>> {
@@ -485,6 +510,8 @@ impl<'a> Planner<'a> {
             rollback,
             on_failure: self.failure_rollback(step),
             decisions: std::mem::take(&mut renderer.decisions),
+            on: Vec::new(),
+            instances: None,
         }
     }
 

@@ -28,7 +28,32 @@ impl Context {
             "dir": "<run.dir>",
             "status": "<run.status>",
         });
-        Context::new(runbook, run, true)
+        let mut context = Context::new(runbook, run, true);
+        if !runbook.inventory.hosts.is_empty() {
+            let mut vars = Map::new();
+            for host in &runbook.inventory.hosts {
+                for (name, _) in &host.vars {
+                    vars.insert(name.clone(), Value::String(format!("<host.vars.{name}>")));
+                }
+            }
+            let host = json!({
+                "name": "<host.name>",
+                "address": "<host.address>",
+                "port": "<host.port>",
+                "user": "<host.user>",
+                "groups": "<host.groups>",
+                "vars": vars,
+            });
+            context.set_host(host);
+        }
+        context
+    }
+
+    /// Sets `host`, what the templates of an instance read (SPEC §12).
+    pub fn set_host(&mut self, host: Value) {
+        if let Some(root) = self.root.as_object_mut() {
+            root.insert("host".into(), host);
+        }
     }
 
     /// A run context: real values, secrets included (they reach processes only through env).

@@ -1,9 +1,13 @@
 //! From a validated `Runbook` to the execution `Plan`: variables resolved, templates rendered
 //! where they can be, steps in waves, and the rollback a failure at each step would take.
 
+mod batches;
 mod builder;
 mod context;
+mod fleet;
 mod graphics;
+mod instance_rollback;
+mod instances;
 mod model;
 mod text;
 mod variables;
@@ -11,6 +15,7 @@ mod variables;
 pub use builder::build_plan;
 pub use context::{Context, PlanPlaceholders};
 pub use graphics::{to_dot, to_mermaid};
+pub use instances::select_hosts;
 pub use model::Plan;
 pub use text::to_text;
 pub use variables::{ResolvedVar, VarInputs, VarSource, resolve_vars};

@@ -78,6 +78,80 @@ pub struct Plan {
     pub steps: Vec<PlanStep>,
     pub rollback: PlanRollback,
     pub hooks: PlanHooks,
+    /// The hosts steps run on, after `--limit` (SPEC §12); omitted without hosts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<PlanHost>,
+    /// `--limit` as given; omitted when not given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub limit: Vec<String>,
+    /// Each rolled-out group's batches; omitted without rollouts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rollouts: Vec<PlanRollout>,
+}
+
+/// A host some step runs on.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanHost {
+    pub name: SharedText,
+    pub address: String,
+    /// Null when the SSH client's default (or `~/.ssh/config`) decides.
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub groups: Vec<String>,
+}
+
+/// One instance of a step with `on`: the step on one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanInstance {
+    /// `id@host`.
+    pub id: SharedText,
+    pub host: SharedText,
+    /// Instances (or steps without `on`) it waits for.
+    pub needs: Vec<SharedText>,
+    /// Its rollout batch, 1-based, when its step is rolled out.
+    pub batch: Option<usize>,
+    /// The command rendered for this host, when it reads `host.*`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    pub on_failure: PlanFailure,
+}
+
+/// A group rolled out batch by batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanRollout {
+    pub group: String,
+    /// The group's hosts, in inventory order (after `--limit`).
+    pub hosts: Vec<SharedText>,
+    /// The steps on the group, in DAG order.
+    pub steps: Vec<SharedText>,
+    /// `max_failed` as written, and the hosts it tolerates.
+    pub max_failed: String,
+    pub tolerated: usize,
+    pub pause: Option<String>,
+    pub verify: Vec<PlanProbe>,
+    pub batches: Vec<PlanBatch>,
+}
+
+/// One batch of a rollout.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanBatch {
+    /// 1-based.
+    pub number: usize,
+    pub hosts: Vec<SharedText>,
+    /// What a failure in this batch (beyond `max_failed`) compensates.
+    pub on_failure: PlanBatchFailure,
+}
+
+/// The rollback of a failed batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanBatchFailure {
+    /// Hosts compensated, by batch: the current batch first, then earlier batches, newest
+    /// first.
+    pub hosts: Vec<Vec<SharedText>>,
+    /// The rollout's instances on those hosts, in the order they are compensated.
+    pub compensates: Vec<SharedText>,
+    /// Then what ran before the rollout, in the order it is compensated.
+    pub before_rollout: Vec<SharedText>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -132,6 +206,12 @@ pub struct PlanStep {
     /// outermost first; omitted when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<PlanDecision>,
+    /// `on` as written: host and group names; omitted for a step on the engine's machine.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub on: Vec<String>,
+    /// One instance per selected host; omitted for a step on the engine's machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Vec<PlanInstance>>,
 }
 
 /// A block whose condition depends on what only a run knows: both branches, rendered.
@@ -217,6 +297,11 @@ pub struct PlanRollback {
     pub order: Vec<Vec<SharedText>>,
     /// Steps with a command but no compensation: a rollback passes over them.
     pub without_rollback: Vec<SharedText>,
+    /// When steps run on hosts: every instance with a compensation, in the order a full
+    /// rollback (`rollback RUN`) runs them, each rollout's last batch first; omitted
+    /// otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<SharedText>,
     pub verify: Vec<PlanProbe>,
 }
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::model::{Plan, PlanProbe, PlanStep, SharedText};
+use super::model::{Plan, PlanFailure, PlanProbe, PlanRollout, PlanStep, SharedText};
 
 const LISTED_IN_TEXT: usize = 10;
 
@@ -56,6 +56,35 @@ pub fn to_text(plan: &Plan) -> String {
             write_block(&mut out, &format!("  {}=", entry.name), &entry.value);
         }
     }
+    if !plan.hosts.is_empty() {
+        let limit = if plan.limit.is_empty() {
+            String::new()
+        } else {
+            format!(" (--limit {})", plan.limit.join(","))
+        };
+        let _ = writeln!(out, "\nhosts{limit}");
+        let width = plan
+            .hosts
+            .iter()
+            .map(|host| host.name.len())
+            .max()
+            .unwrap_or(0);
+        for host in &plan.hosts {
+            let mut address = host.address.clone();
+            if let Some(user) = &host.user {
+                address = format!("{user}@{address}");
+            }
+            if let Some(port) = host.port {
+                address = format!("{address}:{port}");
+            }
+            let groups = if host.groups.is_empty() {
+                String::new()
+            } else {
+                format!("  groups: {}", host.groups.join(", "))
+            };
+            let _ = writeln!(out, "  {:width$}  {address}{groups}", host.name);
+        }
+    }
     if !plan.hooks.on_start.is_empty() {
         let _ = writeln!(out, "\non start");
         for hook in &plan.hooks.on_start {
@@ -69,6 +98,9 @@ pub fn to_text(plan: &Plan) -> String {
             write_step(&mut out, step);
         }
     }
+    for rollout in &plan.rollouts {
+        write_rollout(&mut out, rollout);
+    }
     let _ = writeln!(out, "\nrollback");
     if plan.rollback.order.is_empty() {
         let _ = writeln!(out, "  no step has a rollback");
@@ -80,6 +112,13 @@ pub fn to_text(plan: &Plan) -> String {
             .map(|wave| wave.join(" + "))
             .collect();
         let _ = writeln!(out, "  full rollback order: {}", order.join(" -> "));
+    }
+    if !plan.rollback.instances.is_empty() {
+        let _ = writeln!(
+            out,
+            "  by instance (each rollout's last batch first): {}",
+            list(&plan.rollback.instances, plan.rollback.instances.len())
+        );
     }
     if !plan.rollback.without_rollback.is_empty() {
         let _ = writeln!(
@@ -96,32 +135,22 @@ pub fn to_text(plan: &Plan) -> String {
     }
     let _ = writeln!(out, "\nif a step fails");
     for step in &plan.steps {
-        let failure = &step.on_failure;
-        if step.allow_failure {
-            let _ = writeln!(
-                out,
-                "  {}: allowed to fail, nothing is compensated",
-                step.id
-            );
-            continue;
+        match &step.instances {
+            Some(instances) if instances.is_empty() => {
+                let _ = writeln!(out, "  {}: no host selected, it does not run", step.id);
+            }
+            Some(instances) => {
+                for instance in instances {
+                    write_failure(
+                        &mut out,
+                        &instance.id,
+                        step.allow_failure,
+                        &instance.on_failure,
+                    );
+                }
+            }
+            None => write_failure(&mut out, &step.id, step.allow_failure, &step.on_failure),
         }
-        let mut order = Vec::new();
-        if failure.compensates_itself {
-            order.push(step.id.clone());
-        }
-        order.extend(failure.compensates.iter().cloned());
-        let total = failure.compensates_total + usize::from(failure.compensates_itself);
-        let what = if total == 0 {
-            "nothing to compensate".to_string()
-        } else {
-            format!("compensate {}", list(&order, total))
-        };
-        let pivot = failure
-            .stopped_by_pivot
-            .as_ref()
-            .map(|pivot| format!(" (stops at pivot `{pivot}`: exit 4)"))
-            .unwrap_or_default();
-        let _ = writeln!(out, "  {}: {what}{pivot}", step.id);
     }
     for (label, hooks) in [
         ("on success", &plan.hooks.on_success),
@@ -136,6 +165,89 @@ pub fn to_text(plan: &Plan) -> String {
         }
     }
     out
+}
+
+/// One row of "if a step fails".
+fn write_failure(out: &mut String, id: &SharedText, allow_failure: bool, failure: &PlanFailure) {
+    if allow_failure {
+        let _ = writeln!(out, "  {id}: allowed to fail, nothing is compensated");
+        return;
+    }
+    let mut order = Vec::new();
+    if failure.compensates_itself {
+        order.push(id.clone());
+    }
+    order.extend(failure.compensates.iter().cloned());
+    let total = failure.compensates_total + usize::from(failure.compensates_itself);
+    let what = if total == 0 {
+        "nothing to compensate".to_string()
+    } else {
+        format!("compensate {}", list(&order, total))
+    };
+    let pivot = failure
+        .stopped_by_pivot
+        .as_ref()
+        .map(|pivot| format!(" (stops at pivot `{pivot}`: exit 4)"))
+        .unwrap_or_default();
+    let _ = writeln!(out, "  {id}: {what}{pivot}");
+}
+
+/// A rollout: its batches with their hosts, and what a failure in each undoes.
+fn write_rollout(out: &mut String, rollout: &PlanRollout) {
+    let pause = rollout
+        .pause
+        .as_ref()
+        .map(|pause| format!(", pause {pause} between batches"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "\nrollout of group `{}`: {} hosts in {} batches, max_failed {} ({} host{} tolerated){pause}",
+        rollout.group,
+        rollout.hosts.len(),
+        rollout.batches.len(),
+        rollout.max_failed,
+        rollout.tolerated,
+        if rollout.tolerated == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(out, "  steps: {}", rollout.steps.join(", "));
+    for batch in &rollout.batches {
+        let _ = writeln!(out, "  batch {}: {}", batch.number, batch.hosts.join(", "));
+    }
+    for probe in &rollout.verify {
+        write_probe(
+            out,
+            "  after each batch, on each of its hosts, verify ",
+            probe,
+        );
+    }
+    if rollout.tolerated > 0 {
+        let _ = writeln!(
+            out,
+            "  a host that fails within max_failed has its own instances undone alone and takes no further part; beyond it:"
+        );
+    }
+    for batch in &rollout.batches {
+        let failure = &batch.on_failure;
+        let hosts: Vec<String> = failure
+            .hosts
+            .iter()
+            .map(|hosts| hosts.join(" + "))
+            .collect();
+        let before = if failure.before_rollout.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", then before the rollout: {}",
+                list(&failure.before_rollout, failure.before_rollout.len())
+            )
+        };
+        let _ = writeln!(
+            out,
+            "  if batch {} fails: undo {}{before}",
+            batch.number,
+            hosts.join(", then ")
+        );
+    }
 }
 
 fn list(items: &[SharedText], total: usize) -> String {
@@ -188,6 +300,18 @@ fn write_step(out: &mut String, step: &PlanStep) {
         format!("  [{}]", flags.join(", "))
     };
     let _ = writeln!(out, "  {}{name}{needs}{flags}", step.id);
+    if let Some(instances) = &step.instances {
+        let ids: Vec<&str> = instances
+            .iter()
+            .map(|instance| instance.id.as_str())
+            .collect();
+        let shown = if ids.is_empty() {
+            "no host selected: it does not run".to_string()
+        } else {
+            ids.join(", ")
+        };
+        let _ = writeln!(out, "    on {}: {shown}", step.on.join(", "));
+    }
     if let Some(condition) = step
         .condition
         .as_ref()
@@ -210,6 +334,24 @@ fn write_step(out: &mut String, step: &PlanStep) {
         ("approve", Some(question)) => write_block(out, "    approve: ", question),
         (_, Some(command)) => write_block(out, "    $ ", command),
         _ => {}
+    }
+    // Per host, the lines its values change (the JSON plan has each command in full).
+    let general: Vec<&str> = step
+        .command
+        .as_deref()
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    for instance in step.instances.iter().flatten() {
+        if let Some(command) = &instance.command {
+            let changed: Vec<&str> = command
+                .lines()
+                .enumerate()
+                .filter(|(index, line)| general.get(*index) != Some(line))
+                .map(|(_, line)| line.trim())
+                .collect();
+            let _ = writeln!(out, "    @{} $ {}", instance.host, changed.join(" … "));
+        }
     }
     for entry in &step.env {
         write_block(out, &format!("    env {}=", entry.name), &entry.value);

@@ -1,6 +1,7 @@
 //! One problem found in a runbook: what, where, and what to do about it.
 
 use crate::document::Position;
+use crate::source::Source;
 
 /// Errors stop a runbook from running; warnings do not, unless `--strict`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,6 +33,18 @@ pub struct Diagnostic {
     pub help: Option<String>,
     /// Other places that belong to the problem (the first of two duplicate ids).
     pub related: Vec<(Position, String)>,
+    /// The file the positions are in, when it is not the runbook (an inventory file).
+    pub file: Option<OtherFile>,
+}
+
+/// A file other than the runbook that a diagnostic points into; equal by name.
+#[derive(Debug, Clone)]
+pub struct OtherFile(pub Source);
+
+impl PartialEq for OtherFile {
+    fn eq(&self, other: &OtherFile) -> bool {
+        self.0.name() == other.0.name()
+    }
 }
 
 impl Diagnostic {
@@ -49,6 +62,7 @@ impl Diagnostic {
             label: None,
             help: None,
             related: Vec::new(),
+            file: None,
         }
     }
 
@@ -89,6 +103,12 @@ impl Diagnostic {
         label: impl Into<String>,
     ) -> Diagnostic {
         self.related.push((position, label.into()));
+        self
+    }
+
+    /// Points the diagnostic into `source` instead of the runbook.
+    pub fn in_file(mut self, source: &Source) -> Diagnostic {
+        self.file = Some(OtherFile(source.clone()));
         self
     }
 

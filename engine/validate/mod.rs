@@ -2,6 +2,7 @@
 //! its position so that one pass reports all of them.
 
 mod diagnostic;
+mod hosts;
 mod lint;
 mod probes;
 mod steps;
@@ -10,5 +11,5 @@ mod validator;
 mod values;
 mod vars;
 
-pub use diagnostic::{Diagnostic, Severity};
-pub use validator::{Validation, validate};
+pub use diagnostic::{Diagnostic, OtherFile, Severity};
+pub use validator::{HostInputs, Validation, validate, validate_with};

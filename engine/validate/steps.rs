@@ -25,6 +25,14 @@ struct TimingDefaults {
     retry: RetryPolicy,
 }
 
+/// What every step is checked against, read once for the runbook.
+#[derive(Clone, Copy)]
+struct StepContext<'a> {
+    defaults: Option<&'a RawDefaults>,
+    timing: &'a TimingDefaults,
+    rollout_groups: &'a [String],
+}
+
 impl Validator<'_> {
     pub(super) fn steps(&mut self, raw: &RawRunbook) -> Vec<Step> {
         if raw.steps.value.is_empty() {
@@ -67,12 +75,25 @@ impl Validator<'_> {
         self.build_graph(raw, needs.clone());
         let defaults = raw.defaults.as_ref().map(|defaults| &defaults.value);
         let timing = self.timing_defaults(defaults);
+        let rollout_groups: Vec<String> = raw
+            .rollout
+            .iter()
+            .flat_map(|rollout| rollout.value.iter())
+            .map(|(group, _)| group.value.clone())
+            .collect();
         let steps: Vec<Step> = raw
             .steps
             .value
             .iter()
             .enumerate()
-            .map(|(index, step)| self.step(index, step, needs[index].clone(), defaults, &timing))
+            .map(|(index, step)| {
+                let context = StepContext {
+                    defaults,
+                    timing: &timing,
+                    rollout_groups: &rollout_groups,
+                };
+                self.step(index, step, needs[index].clone(), &context)
+            })
             .collect();
         self.check_pivots(raw);
         steps
@@ -114,9 +135,13 @@ impl Validator<'_> {
         index: usize,
         raw: &RawStep,
         needs: Vec<usize>,
-        defaults: Option<&RawDefaults>,
-        timing: &TimingDefaults,
+        context: &StepContext<'_>,
     ) -> Step {
+        let StepContext {
+            defaults,
+            timing,
+            rollout_groups,
+        } = *context;
         let id = raw.id.value.clone();
         let place = format!("steps[{index}]");
         let owner = TemplateOwner::Step {
@@ -210,6 +235,7 @@ impl Validator<'_> {
             ));
         }
         self.lint_step(raw, &place);
+        let on = self.placement(raw, rollout_groups);
         Step {
             index,
             id: StepId(id.clone()),
@@ -236,6 +262,7 @@ impl Validator<'_> {
                 .is_none_or(|idempotent| idempotent.value),
             pivot: raw.pivot.as_ref().is_some_and(|pivot| pivot.value),
             outputs,
+            on,
             position: raw.id.position,
         }
     }

@@ -38,6 +38,10 @@ pub(super) struct TemplateFacts<'a> {
     /// Whether step `target` (first) runs before step `step` (second) on every path; true for
     /// every pair while the graph is unknown (it has a cycle), so no second error is reported.
     pub is_upstream: &'a dyn Fn(usize, usize) -> bool,
+    /// Per step, whether it has `on` (so its templates may read `host.*`).
+    pub steps_on: &'a [bool],
+    /// Every `host.vars.*` name some host defines.
+    pub host_vars: &'a [String],
 }
 
 /// Whose template it is, which decides the paths it may read.
@@ -51,6 +55,8 @@ pub(super) enum TemplateOwner {
     Step { step: usize, own: bool },
     /// Hooks and `rollback_verify`: any step, and `run.status`.
     Hook,
+    /// A rollout's `verify`: run for each host of a batch, so `host.*` too.
+    Rollout,
 }
 
 /// Where a template sits and what it may do.
@@ -92,7 +98,7 @@ impl Scope {
     }
 }
 
-const ROOTS: [&str; 5] = ["vars", "env", "runbook", "run", "steps"];
+const ROOTS: [&str; 6] = ["vars", "env", "runbook", "run", "steps", "host"];
 
 impl TemplateFacts<'_> {
     /// Checks one template, adding its problems to `diagnostics`, and returns it as a model
@@ -292,6 +298,7 @@ impl TemplateFacts<'_> {
                 )
             }),
             ["steps", id, rest @ ..] => self.check_step_reference(id, rest, &dotted, scope, usage),
+            ["host", rest @ ..] => self.check_host_reference(rest, &dotted, scope),
             ["steps"] => error(
                 "step-path",
                 format!("`steps` alone is not a value (in `{place}`)"),
@@ -319,6 +326,78 @@ impl TemplateFacts<'_> {
         }
     }
 
+    /// `host.*` (SPEC §12): only where a template is rendered for one host.
+    fn check_host_reference(
+        &self,
+        rest: &[&str],
+        dotted: &str,
+        scope: &Scope,
+    ) -> Option<Diagnostic> {
+        let place = &scope.place;
+        let on_host = match scope.owner {
+            TemplateOwner::Step { step, .. } => self.steps_on.get(step).copied().unwrap_or(false),
+            TemplateOwner::Rollout => true,
+            _ => false,
+        };
+        if !on_host {
+            let (message, help) = match scope.owner {
+                TemplateOwner::Step { step, .. } => (
+                    format!(
+                        "`{dotted}` is used in `{place}`, but step `{}` has no `on`: it runs on the engine's machine, where there is no host",
+                        self.step_names[step]
+                    ),
+                    "add `on: HOST_OR_GROUP` to the step, or use a variable",
+                ),
+                _ => (
+                    format!(
+                        "`{dotted}` is used in `{place}`: `host` exists only in steps with `on` and in a rollout's `verify`"
+                    ),
+                    "use a variable here",
+                ),
+            };
+            return Some(Diagnostic::error("host-outside-on", message, None).with_help(help));
+        }
+        let unknown = |help: String| {
+            Some(
+                Diagnostic::error(
+                    "host-path",
+                    format!("unknown template variable `{dotted}` in `{place}`"),
+                    None,
+                )
+                .with_help(help),
+            )
+        };
+        const FIELDS: [&str; 6] = ["name", "address", "port", "user", "groups", "vars"];
+        match rest {
+            ["name" | "address" | "port" | "user" | "groups"] => None,
+            ["vars", name] => {
+                if self.host_vars.iter().any(|known| known == name) {
+                    return None;
+                }
+                let help = suggest(name, self.host_vars.iter().map(String::as_str)).map_or_else(
+                    || "define it under a host's `vars:`".to_string(),
+                    |best| format!("did you mean `host.vars.{best}`?"),
+                );
+                Some(
+                    Diagnostic::error(
+                        "undefined-host-var",
+                        format!("`{dotted}` is not defined by any host (used in `{place}`)"),
+                        None,
+                    )
+                    .with_help(help),
+                )
+            }
+            [first, ..] => unknown(suggest(first, FIELDS).map_or_else(
+                || {
+                    "`host` has `name`, `address`, `port`, `user`, `groups` and `vars.NAME`"
+                        .to_string()
+                },
+                |best| format!("did you mean `host.{best}`?"),
+            )),
+            [] => unknown("`host` alone is not a value: name a field, e.g. `host.address`".into()),
+        }
+    }
+
     fn check_step_reference(
         &self,
         id: &str,
@@ -341,7 +420,7 @@ impl TemplateFacts<'_> {
             );
         };
         let visible = match scope.owner {
-            TemplateOwner::Hook => true,
+            TemplateOwner::Hook | TemplateOwner::Rollout => true,
             TemplateOwner::Step { step, own } => {
                 (own && step == target) || (self.is_upstream)(target, step)
             }

@@ -2,6 +2,7 @@
 //! every step, collecting diagnostics; a `Runbook` comes out only when none is an error.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Diagnostic;
@@ -11,7 +12,7 @@ use super::templates::{
 use super::values::{is_env_name, is_identifier, parse_duration};
 use crate::document::{self, OrderedMap, Position, RawHook, RawRunbook, Spanned};
 use crate::model::{
-    DurationValue, EnvEntry, Hook, Hooks, Runbook, StepGraph, Template, find_cycles,
+    DurationValue, EnvEntry, Hook, Hooks, Inventory, Runbook, StepGraph, Template, find_cycles,
 };
 use crate::source::Source;
 use crate::suggest::suggest;
@@ -44,10 +45,34 @@ pub(super) struct Validator<'a> {
     pub graph: Option<StepGraph>,
     /// Every declared var name, so a default reading a var declared below it is told so.
     pub all_var_names: Vec<String>,
+    /// Hosts, `ssh` and rollouts, read before the steps that name them.
+    pub inventory: Inventory,
+    /// Per step, whether it has `on`.
+    pub steps_on: Vec<bool>,
+    /// Every `host.vars.*` name some host defines.
+    pub host_vars: Vec<String>,
+    pub host_inputs: &'a HostInputs,
+    /// Every name some step's `on` uses.
+    pub on_names: Vec<String>,
+    /// An inventory file could not be read: names it may hold are not reported unknown.
+    pub inventory_failed: bool,
+    /// The inventory files read, for diagnostics found after reading them.
+    pub inventory_sources: Vec<Source>,
+}
+
+/// Inputs of a run that add hosts: `--inventory FILE`s, read after the runbook's own.
+#[derive(Debug, Clone, Default)]
+pub struct HostInputs {
+    pub inventories: Vec<PathBuf>,
 }
 
 /// Validates a runbook file's text.
 pub fn validate(source: &Source) -> Validation {
+    validate_with(source, &HostInputs::default())
+}
+
+/// Validates a runbook file's text with the hosts of `--inventory` files.
+pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
     let raw = match document::parse_reporting_all(source.text()) {
         Ok(raw) => raw,
         Err(errors) => {
@@ -84,12 +109,24 @@ pub fn validate(source: &Source) -> Validation {
         secret_outputs: Vec::new(),
         graph: None,
         all_var_names: Vec::new(),
+        inventory: Inventory::default(),
+        steps_on: Vec::new(),
+        host_vars: Vec::new(),
+        host_inputs,
+        on_names: Vec::new(),
+        inventory_failed: false,
+        inventory_sources: Vec::new(),
     };
     let runbook = validator.runbook(&raw);
     let mut diagnostics = validator.diagnostics;
+    // The runbook's own problems first, then each inventory file's, each by position.
     diagnostics.sort_by_key(|diagnostic| {
         let position = diagnostic.position.unwrap_or_default();
-        (diagnostic.severity, position.line, position.column)
+        let file = diagnostic
+            .file
+            .as_ref()
+            .map(|other| other.0.name().to_string());
+        (diagnostic.severity, file, position.line, position.column)
     });
     let runbook = if diagnostics.iter().any(Diagnostic::is_error) {
         None
@@ -121,6 +158,8 @@ impl Validator<'_> {
             declared_outputs: &self.declared_outputs,
             secret_outputs: &self.secret_outputs,
             is_upstream: &is_upstream,
+            steps_on: &self.steps_on,
+            host_vars: &self.host_vars,
         };
         facts.template(value, scope, &mut self.diagnostics)
     }
@@ -189,6 +228,7 @@ impl Validator<'_> {
             None => 4,
         };
         let vars = self.vars(raw.vars.as_ref());
+        self.inventory(raw);
         let timeout = self.duration_value(
             raw.timeout.as_ref(),
             "timeout",
@@ -203,6 +243,7 @@ impl Validator<'_> {
             None => Vec::new(),
         };
         let steps = self.steps(raw);
+        self.rollouts(raw.rollout.as_ref());
         let hooks = self.hooks(raw.hooks.as_ref());
         let rollback_verify = match &raw.rollback_verify {
             Some(probes) => {
@@ -240,6 +281,7 @@ impl Validator<'_> {
             hooks,
             rollback_verify,
             summary,
+            inventory: std::mem::take(&mut self.inventory),
         }
     }
 
