@@ -1,0 +1,214 @@
+//! The program that runs an instance on its host. The remote command is always the same
+//! `exec sh -s`; what to run (the script, its environment, the shell) follows on stdin as a
+//! POSIX shell program built here, with every value single-quoted, so no value of the runbook
+//! is ever on a command line of either machine.
+//!
+//! On the host it writes the script to a private temporary directory, starts the step's shell
+//! on it with `setsid` (its own session and process group), and watches its stdin: the end of
+//! stdin (the engine stops the step, or the connection dropped) stops the group with SIGTERM,
+//! the grace period, then SIGKILL; a line `k` kills it at once. When the script's main process
+//! ends, what is left of its group is killed, the directory removed, and the real exit status,
+//! whether it was stopped or killed, and the contents of `RUNBOOK_OUTPUT` are reported on
+//! stderr between lines that start with a random nonce (`FrameScanner` takes them out).
+
+use std::time::Duration;
+
+/// The remote command: a shell reading its program from stdin. Written for any login shell
+/// (`sh`, `bash`, `zsh`, `fish`, `csh`), since sshd hands it to the user's.
+pub(super) const BOOTSTRAP: &str = "exec sh -s";
+
+/// What to run on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteRequest {
+    /// The step's shell and its options, without the script: the script's file is appended
+    /// (`["bash", "--noprofile", "--norc", "-eo", "pipefail"]`).
+    pub shell: Vec<String>,
+    pub script: String,
+    /// Exported for the script only; secrets travel here.
+    pub env: Vec<(String, String)>,
+    /// Where the script starts; the login directory when `None`.
+    pub cwd: Option<String>,
+    /// Between SIGTERM and SIGKILL when the step is stopped or its connection drops.
+    pub grace: Duration,
+}
+
+/// The shell program sent on stdin for `request` on host `host`, its frames marked with
+/// `nonce`; or why it cannot be sent.
+pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Result<String, String> {
+    if request.shell.is_empty() {
+        return Err("the step has no shell to run its script with".into());
+    }
+    let mut values: Vec<&str> = vec![&request.script, host];
+    values.extend(request.shell.iter().map(String::as_str));
+    values.extend(request.cwd.as_deref());
+    for (name, value) in &request.env {
+        if !is_shell_name(name) {
+            return Err(format!(
+                "`{name}` cannot be an environment variable name on the host (letters, digits and `_`, not starting with a digit)"
+            ));
+        }
+        values.push(value);
+    }
+    if values.iter().any(|value| value.contains('\0')) {
+        return Err("a NUL byte cannot be sent to a shell".into());
+    }
+
+    let exports: String = request
+        .env
+        .iter()
+        .map(|(name, value)| format!("    export {name}={}\n", quote(value)))
+        .collect();
+    let shell: Vec<String> = request.shell.iter().map(|word| quote(word)).collect();
+    let change_directory = match &request.cwd {
+        Some(cwd) => format!(
+            "  cd {cwd} 2>/dev/null || {{\n    rm -rf \"$runbook_d\"\n    printf '%s fail the working directory %s does not exist\\n' \"$runbook_n\" {cwd} >&2\n    return\n  }}\n",
+            cwd = quote(cwd)
+        ),
+        None => String::new(),
+    };
+    // Tenths of a second, rounded up: the watcher polls the group that often during the grace.
+    let grace_tenths = request.grace.as_millis().div_ceil(100);
+    Ok(format!(
+        r#"runbook_wrapper() {{
+  umask 077
+  runbook_n={nonce}
+  trap '' PIPE
+  if ! command -v setsid >/dev/null 2>&1; then
+    printf '%s fail the host has no `setsid` command (util-linux or busybox)\n' "$runbook_n" >&2
+    return
+  fi
+  runbook_d=$(mktemp -d "${{TMPDIR:-/tmp}}/runbook.XXXXXXXXXX") || {{
+    printf '%s fail cannot create a temporary directory in %s\n' "$runbook_n" "${{TMPDIR:-/tmp}}" >&2
+    return
+  }}
+  printf '%s' {script} >"$runbook_d/script"
+{change_directory}  exec 3<&0
+  (
+    trap - PIPE
+    export RUNBOOK_HOST={host} RUNBOOK_OUTPUT="$runbook_d/output"
+{exports}    exec setsid {shell} "$runbook_d/script" </dev/null 3<&-
+  ) &
+  runbook_p=$!
+  (
+    while IFS= read -r runbook_c; do
+      if [ "$runbook_c" = k ]; then
+        : >"$runbook_d/killed"
+        kill -KILL -"$runbook_p" 2>/dev/null || kill -KILL "$runbook_p" 2>/dev/null
+      fi
+    done
+    : >"$runbook_d/stopped"
+    kill -TERM -"$runbook_p" 2>/dev/null || kill -TERM "$runbook_p" 2>/dev/null
+    runbook_i=0
+    while [ "$runbook_i" -lt {grace_tenths} ] && kill -0 -"$runbook_p" 2>/dev/null; do
+      sleep 0.1
+      runbook_i=$((runbook_i + 1))
+    done
+    if kill -0 -"$runbook_p" 2>/dev/null; then
+      : >"$runbook_d/killed"
+      kill -KILL -"$runbook_p" 2>/dev/null
+    fi
+  ) <&3 3<&- >/dev/null 2>&1 &
+  runbook_w=$!
+  exec 3<&-
+  printf '%s started %s\n' "$runbook_n" "$runbook_p" >&2
+  wait "$runbook_p"
+  runbook_s=$?
+  kill "$runbook_w" 2>/dev/null
+  kill -KILL -"$runbook_p" 2>/dev/null
+  runbook_t=0
+  [ -e "$runbook_d/stopped" ] && runbook_t=1
+  runbook_k=0
+  [ -e "$runbook_d/killed" ] && runbook_k=1
+  runbook_o=
+  if [ -s "$runbook_d/output" ]; then
+    runbook_o=$(cat "$runbook_d/output"; printf x)
+    runbook_o=${{runbook_o%x}}
+  fi
+  rm -rf "$runbook_d"
+  printf '%s exit %s %s %s\n%s%s end\n' "$runbook_n" "$runbook_s" "$runbook_t" "$runbook_k" "$runbook_o" "$runbook_n" >&2
+}}
+runbook_wrapper; exit 0
+"#,
+        script = quote(&request.script),
+        host = quote(host),
+        shell = shell.join(" "),
+    ))
+}
+
+/// `value` as one word for a POSIX shell: single quotes, each `'` written as `'\''`.
+fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+fn is_shell_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|first| first == b'_' || first.is_ascii_alphabetic())
+        && bytes.all(|byte| byte == b'_' || byte.is_ascii_alphanumeric())
+}
+
+/// 32 hex digits from the kernel's random source; frames marked with it cannot be forged by
+/// chance, and a script cannot know it in advance.
+pub(super) fn nonce() -> String {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    let random =
+        std::fs::File::open("/dev/urandom").and_then(|mut file| file.read_exact(&mut bytes));
+    if random.is_err() {
+        // No /dev/urandom: the clock and the process id still differ between sessions.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        bytes = (now ^ (u128::from(std::process::id()) << 64)).to_le_bytes();
+    }
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> RemoteRequest {
+        RemoteRequest {
+            shell: vec!["sh".into(), "-e".into()],
+            script: "echo 'it''s'".into(),
+            env: vec![("TOKEN".into(), "a'b c$HOME".into())],
+            cwd: None,
+            grace: Duration::from_millis(250),
+        }
+    }
+
+    #[test]
+    fn quote_survives_single_quotes() {
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn values_are_quoted_and_the_grace_rounded_up() {
+        let program = program(&request(), "web1", "n0nce").expect("a program");
+        assert!(
+            program.contains(r"export TOKEN='a'\''b c$HOME'"),
+            "{program}"
+        );
+        assert!(program.contains("-lt 3 ]"), "{program}");
+        assert!(program.contains("exec setsid 'sh' '-e' \"$runbook_d/script\""));
+    }
+
+    #[test]
+    fn names_a_shell_cannot_export_are_refused() {
+        let mut request = request();
+        request.env.push(("NOT-A-NAME".into(), "x".into()));
+        let error = program(&request, "web1", "n").expect_err("refused");
+        assert!(error.contains("`NOT-A-NAME`"), "{error}");
+    }
+
+    #[test]
+    fn nonce_is_32_hex_digits() {
+        let nonce = nonce();
+        assert_eq!(nonce.len(), 32);
+        assert!(nonce.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_ne!(nonce, super::nonce());
+    }
+}

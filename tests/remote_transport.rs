@@ -1,0 +1,464 @@
+//! The OpenSSH transport (`runbook::remote`) against real sshd servers on 127.0.0.1: output
+//! and the script's real exit status, `RUNBOOK_OUTPUT` and `RUNBOOK_HOST`, a secret that
+//! reaches the script but no command line, a timeout or a dying sshd that leaves no remote
+//! process, an unreachable host and an unknown host key told apart from a failed script, and
+//! one control master per host that is gone after the run.
+
+mod common;
+#[path = "e2e/secrets.rs"]
+#[expect(dead_code, reason = "the file checks are for runs through the binary")]
+mod secrets;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::sshd::SshServer;
+use runbook::process::{OutputChunk, OutputStream};
+use runbook::remote::{
+    ControlMasters, RemoteEnd, RemoteError, RemoteOutcome, RemoteRequest, RemoteSession, SshTarget,
+    run_remote,
+};
+use tokio::sync::{mpsc, watch};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn target(server: &SshServer) -> SshTarget {
+    let mut target = SshTarget::new(server.name.clone(), "127.0.0.1");
+    target.port = Some(server.port);
+    target.identity_file = Some(server.client_key.clone());
+    target.connect_timeout = Some(Duration::from_secs(5));
+    target.options = server.client_options();
+    target
+}
+
+fn request(script: &str) -> RemoteRequest {
+    RemoteRequest {
+        shell: ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
+            .map(String::from)
+            .to_vec(),
+        script: script.to_string(),
+        env: Vec::new(),
+        cwd: None,
+        grace: Duration::from_secs(1),
+    }
+}
+
+#[derive(Debug, Default)]
+struct Collected {
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `request` with `run_remote`, collecting its output as the executor would.
+async fn run(
+    masters: &ControlMasters,
+    target: &SshTarget,
+    request: &RemoteRequest,
+    timeout: Option<Duration>,
+) -> (Result<RemoteOutcome, RemoteError>, Collected) {
+    let (sender, receiver) = mpsc::channel(64);
+    let collector = tokio::spawn(collect(receiver));
+    let (_cancel, mut cancelled) = watch::channel(false);
+    let result = run_remote(masters, target, request, timeout, sender, &mut cancelled).await;
+    let collected = collector.await.expect("the output collector");
+    (result, collected)
+}
+
+async fn collect(mut receiver: mpsc::Receiver<OutputChunk>) -> Collected {
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    while let Some(chunk) = receiver.recv().await {
+        match chunk.stream {
+            OutputStream::Stdout => stdout.extend(chunk.bytes),
+            OutputStream::Stderr => stderr.extend(chunk.bytes),
+        }
+    }
+    Collected {
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// The live processes whose command line holds `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != std::process::id())
+        .filter_map(|pid| {
+            let argv = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
+            argv.contains(marker).then(|| format!("{pid}: {argv}"))
+        })
+        .collect()
+}
+
+/// Waits (bounded) until no process holds `marker` in its command line; a kill takes effect
+/// a moment after it is sent. Fails the test naming the survivors.
+fn assert_no_process_with(marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let survivors = processes_with(marker);
+        if survivors.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes outlived the step:\n{}",
+            survivors.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A word no other process has in its command line.
+fn marker(name: &str) -> String {
+    format!("{name}-{}-{:?}", std::process::id(), Instant::now())
+        .replace([' ', '{', '}', ':', '.', ','], "")
+}
+
+#[test]
+fn output_streams_and_the_exit_status_is_the_scripts() {
+    let server = SshServer::start("web1");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, output) = run(
+            &masters,
+            &target(&server),
+            &request("echo to-stdout\necho to-stderr >&2\nprintf 'no newline'\nexit 3"),
+            None,
+        )
+        .await;
+        let outcome = result.expect("the script ran");
+        assert_eq!(outcome.end, RemoteEnd::Exited(3));
+        assert!(!outcome.killed);
+        assert_eq!(output.stdout, "to-stdout\nno newline");
+        assert_eq!(output.stderr, "to-stderr\n");
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn a_script_exiting_255_is_its_own_failure_not_the_connections() {
+    let server = SshServer::start("web1");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, _) = run(&masters, &target(&server), &request("exit 255"), None).await;
+        assert_eq!(
+            result.expect("not a connection failure").end,
+            RemoteEnd::Exited(255)
+        );
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn runbook_output_comes_back_and_the_script_leads_its_own_group() {
+    let server = SshServer::start("web2");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let script = r#"
+            echo "host=$RUNBOOK_HOST" >> "$RUNBOOK_OUTPUT"
+            printf 'multi<<EOF\nline one\nline two\nEOF\n' >> "$RUNBOOK_OUTPUT"
+            read -r _ _ _ _ group _ < /proc/$$/stat
+            [ "$group" = "$$" ] && echo "own group"
+            cat > /dev/null && echo "stdin is empty"
+            echo "dir=$(dirname "$RUNBOOK_OUTPUT")"
+        "#;
+        let (result, output) = run(&masters, &target(&server), &request(script), None).await;
+        let outcome = result.expect("the script ran");
+        assert_eq!(outcome.end, RemoteEnd::Exited(0), "{output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&outcome.output),
+            "host=web2\nmulti<<EOF\nline one\nline two\nEOF\n"
+        );
+        assert!(output.stdout.contains("own group\n"), "{output:?}");
+        assert!(output.stdout.contains("stdin is empty\n"), "{output:?}");
+        let directory = output
+            .stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("dir="))
+            .expect("the script printed its directory");
+        assert!(
+            !Path::new(directory).exists(),
+            "the wrapper's directory {directory} was left on the host"
+        );
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn a_secret_reaches_the_script_but_no_command_line_on_either_side() {
+    let server = SshServer::start("db1");
+    let secret = "s3cr3t-value-that-must-not-leak";
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let sleeping = scratch.path().join("sleeping");
+    let watch = secrets::ArgvWatch::start(secret);
+    let outcome = runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let mut request = request(&format!(
+            "printf %s \"$TOKEN\" | sha256sum | cut -d' ' -f1 >> \"$RUNBOOK_OUTPUT\"\n\
+             touch {sleeping}\nsleep 1",
+            sleeping = sleeping.display()
+        ));
+        request.env.push(("TOKEN".into(), secret.into()));
+        let (result, output) = run(&masters, &target(&server), &request, None).await;
+        masters.close_all().await;
+        secrets::assert_absent(secret, &output.stdout, "stdout");
+        secrets::assert_absent(secret, &output.stderr, "stderr");
+        result.expect("the script ran")
+    });
+    watch.assert_clean();
+    assert!(sleeping.exists());
+    let expected = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("printf %s \"$TOKEN\" | sha256sum | cut -d' ' -f1")
+        .env("TOKEN", secret)
+        .output()
+        .expect("hash the secret here");
+    assert_eq!(outcome.output, expected.stdout, "the secret did not arrive");
+}
+
+#[test]
+fn a_timeout_stops_the_whole_remote_group() {
+    let server = SshServer::start("web1");
+    let word = marker("timeout");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        // The script and all it starts ignore SIGTERM, so only SIGKILL after the grace ends
+        // them.
+        let script = format!(
+            "trap '' TERM\n\
+             sh -c 'sleep 100; : {word}' &\n\
+             sh -c 'sleep 100; : {word}' &\n\
+             echo started\nwait"
+        );
+        let (result, output) = run(
+            &masters,
+            &target(&server),
+            &request(&script),
+            Some(Duration::from_secs(1)),
+        )
+        .await;
+        let outcome = result.expect("a timeout, not a connection failure");
+        assert_eq!(outcome.end, RemoteEnd::TimedOut(Duration::from_secs(1)));
+        assert!(
+            outcome.killed,
+            "a script that ignores SIGTERM needs SIGKILL"
+        );
+        assert_eq!(output.stdout, "started\n");
+        assert_no_process_with(&word);
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn a_dying_sshd_fails_the_instance_as_dropped_and_stops_its_group() {
+    let mut server = SshServer::start("web4");
+    let word = marker("dropped");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let sleeping = scratch.path().join("sleeping");
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    let target = target(&server);
+    let (sender, receiver) = mpsc::channel(64);
+    let script = format!(
+        "sh -c 'sleep 60; : {word}' &\ntouch {}\nwait",
+        sleeping.display()
+    );
+    let request = request(&script);
+    let result = rt.block_on(async {
+        let collector = tokio::spawn(collect(receiver));
+        let mut session = RemoteSession::start(&masters, &target, &request, sender)
+            .await
+            .expect("the session starts");
+        // The sshd dies once the script sleeps: from a thread, since waiting for the file
+        // must not block the runtime that moves the session along.
+        let killer = std::thread::spawn({
+            let sleeping = sleeping.clone();
+            move || {
+                wait_for_file(&sleeping);
+                server.kill();
+                server
+            }
+        });
+        let result = session.wait().await;
+        drop(session);
+        let _ = collector.await;
+        let server = killer.join().expect("the sshd killer");
+        drop(server);
+        result
+    });
+    let error = result.expect_err("the connection dropped");
+    assert!(
+        matches!(error, RemoteError::Dropped { started: true, .. }),
+        "{error:?}"
+    );
+    assert!(error.script_may_have_run());
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "the connection to web4 ({}) dropped while the step ran",
+            target.endpoint()
+        )),
+        "{message}"
+    );
+    assert_no_process_with(&word);
+    rt.block_on(masters.close_all());
+}
+
+#[test]
+fn an_unreachable_host_is_a_connection_failure_naming_host_and_address() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut target = SshTarget::new("web3", "127.0.0.1");
+    target.port = Some(port);
+    target.options = vec![(
+        "UserKnownHostsFile".into(),
+        scratch.path().join("known_hosts").display().to_string(),
+    )];
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let ran = scratch.path().join("ran");
+        let (result, _) = run(
+            &masters,
+            &target,
+            &request(&format!("touch {}", ran.display())),
+            None,
+        )
+        .await;
+        let error = result.expect_err("nothing listens there");
+        assert_eq!(
+            error.to_string(),
+            format!("could not connect to web3 (127.0.0.1:{port}): connection refused")
+        );
+        assert!(!error.script_may_have_run());
+        assert!(!ran.exists());
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn an_unknown_host_key_is_refused_before_anything_runs() {
+    let server = SshServer::start("web5");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let empty = scratch.path().join("known_hosts");
+    std::fs::write(&empty, "").expect("an empty known_hosts");
+    let mut target = target(&server);
+    // What a user gets by default: OpenSSH's own `ask`, which BatchMode turns into a refusal.
+    target.options = vec![
+        ("UserKnownHostsFile".into(), empty.display().to_string()),
+        ("GlobalKnownHostsFile".into(), "/dev/null".into()),
+        ("IdentitiesOnly".into(), "yes".into()),
+    ];
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let ran = scratch.path().join("ran");
+        let (result, _) = run(
+            &masters,
+            &target,
+            &request(&format!("touch {}", ran.display())),
+            None,
+        )
+        .await;
+        let error = result.expect_err("the key is unknown");
+        assert!(matches!(error, RemoteError::HostKey { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "refused the host key of web5 (127.0.0.1:{}): its key is not in known_hosts and \
+                 ssh may not ask (BatchMode); add it (`ssh-keyscan`) or allow it with \
+                 `ssh.options` (StrictHostKeyChecking)",
+                server.port
+            )
+        );
+        assert!(!ran.exists());
+        assert_eq!(std::fs::read_to_string(&empty).expect("known_hosts"), "");
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn one_master_serves_every_session_and_is_gone_after_close() {
+    let server = SshServer::start("web6");
+    let target = target(&server);
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let directory = masters.directory().to_path_buf();
+        let script = request("echo $RUNBOOK_HOST");
+        let (first, second, third) = tokio::join!(
+            run(&masters, &target, &script, None),
+            run(&masters, &target, &script, None),
+            run(&masters, &target, &script, None),
+        );
+        for (result, output) in [first, second, third] {
+            assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
+            assert_eq!(output.stdout, "web6\n");
+        }
+        let master = masters.master_pid("web6").await.expect("a live master");
+        let (again, _) = run(&masters, &target, &script, None).await;
+        assert_eq!(again.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(masters.master_pid("web6").await, Some(master));
+        assert_eq!(server.connections(), 1, "{}", server.log());
+        let socket_directory = directory.display().to_string();
+        assert_eq!(
+            processes_with(&socket_directory).len(),
+            1,
+            "one ssh process (the master) between sessions"
+        );
+
+        masters.close_all().await;
+        assert!(processes_with(&socket_directory).is_empty());
+        assert_eq!(masters.master_pid("web6").await, None);
+        assert_eq!(
+            std::fs::read_dir(&directory)
+                .expect("the socket directory")
+                .count(),
+            0,
+            "no socket left"
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&directory)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(masters);
+        assert!(!directory.exists());
+    });
+}
+
+#[test]
+fn dropping_the_masters_without_closing_leaves_no_ssh_behind() {
+    let server = SshServer::start("web7");
+    let target = target(&server);
+    let rt = runtime();
+    let directory = rt.block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, _) = run(&masters, &target, &request("true"), None).await;
+        assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
+        masters.directory().display().to_string()
+    });
+    assert_no_process_with(&directory);
+}
