@@ -462,3 +462,89 @@ fn dropping_the_masters_without_closing_leaves_no_ssh_behind() {
     });
     assert_no_process_with(&directory);
 }
+
+#[test]
+fn cancelling_stops_the_script_with_sigterm_and_its_trap_runs() {
+    let server = SshServer::start("web8");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let sleeping = scratch.path().join("sleeping");
+    let bye = scratch.path().join("bye");
+    let word = marker("cancel");
+    let script = format!(
+        "trap 'echo bye > {bye}; exit 0' TERM\n\
+         sh -c 'sleep 100; : {word}' &\n\
+         touch {sleeping}\nwait",
+        bye = bye.display(),
+        sleeping = sleeping.display()
+    );
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    let target = target(&server);
+    let request = request(&script);
+    let (cancel, mut cancelled) = watch::channel(false);
+    let canceller = std::thread::spawn({
+        let sleeping = sleeping.clone();
+        move || {
+            wait_for_file(&sleeping);
+            cancel.send_replace(true);
+            cancel
+        }
+    });
+    let outcome = rt.block_on(async {
+        let (sender, receiver) = mpsc::channel(64);
+        let collector = tokio::spawn(collect(receiver));
+        let result = run_remote(&masters, &target, &request, None, sender, &mut cancelled).await;
+        let _ = collector.await;
+        result
+    });
+    let _cancel = canceller.join().expect("the canceller");
+    let outcome = outcome.expect("cancelled, not a connection failure");
+    assert_eq!(outcome.end, RemoteEnd::Cancelled);
+    assert!(
+        !outcome.killed,
+        "the trap ended the script within the grace"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&bye).expect("the TERM trap ran"),
+        "bye\n"
+    );
+    assert_no_process_with(&word);
+    rt.block_on(masters.close_all());
+}
+
+#[test]
+fn a_missing_working_directory_is_the_hosts_problem_and_nothing_runs() {
+    let server = SshServer::start("web9");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let ran = scratch.path().join("ran");
+    let mut request = request(&format!("touch {}", ran.display()));
+    request.cwd = Some("/no/such/directory".into());
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, _) = run(&masters, &target(&server), &request, None).await;
+        let error = result.expect_err("the directory is missing");
+        assert_eq!(
+            error.to_string(),
+            "cannot run the step on web9: the working directory /no/such/directory does not exist"
+        );
+        assert!(!error.script_may_have_run());
+        masters.close_all().await;
+    });
+    assert!(!ran.exists());
+}
+
+#[test]
+fn the_working_directory_and_the_shell_are_the_requests() {
+    let server = SshServer::start("web10");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let mut request = request("pwd; echo \"$0\" | grep -c script");
+    request.cwd = Some(scratch.path().display().to_string());
+    request.shell = vec!["sh".into(), "-eu".into()];
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, output) = run(&masters, &target(&server), &request, None).await;
+        assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(output.stdout, format!("{}\n1\n", scratch.path().display()));
+        masters.close_all().await;
+    });
+}

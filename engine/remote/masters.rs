@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
@@ -45,7 +43,30 @@ const CLOSE_TIME: Duration = Duration::from_secs(5);
 const KEEPALIVE: &[(&str, &str)] = &[("ServerAliveInterval", "5"), ("ServerAliveCountMax", "3")];
 
 /// The last lines a master printed, kept to say why its connection ended.
-pub(super) type RecentLines = Arc<Mutex<VecDeque<String>>>;
+pub(super) type RecentLines = Arc<Mutex<Recent>>;
+
+#[derive(Debug, Default)]
+pub(super) struct Recent {
+    lines: VecDeque<String>,
+    /// Lines printed since the master started, kept or not.
+    total: usize,
+}
+
+impl Recent {
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The kept lines printed after the first `total` ones.
+    pub fn since(&self, total: usize) -> Vec<String> {
+        let new = self.total.saturating_sub(total).min(self.lines.len());
+        self.lines
+            .iter()
+            .skip(self.lines.len() - new)
+            .cloned()
+            .collect()
+    }
+}
 
 const RECENT_LINES: usize = 20;
 
@@ -223,16 +244,10 @@ impl Drop for ControlMasters {
             let Ok(mut slot) = slot.try_lock() else {
                 continue;
             };
-            if let Some(mut master) = slot.master.take() {
-                if matches!(master.child.try_wait(), Ok(None)) {
-                    // SIGTERM: ssh removes its socket and says goodbye to the host, whose
-                    // sessions then end and whose wrappers stop their scripts.
-                    let _ = nix::sys::signal::kill(
-                        Pid::from_raw(master.pid.cast_signed()),
-                        Signal::SIGTERM,
-                    );
-                }
+            if let Some(master) = slot.master.take() {
                 process::unregister(master.pid);
+                // Dropping the child kills it (`kill_on_drop`).
+                drop(master);
             }
             let _ = std::fs::remove_file(&slot.socket);
         }
@@ -271,7 +286,10 @@ async fn open(target: &SshTarget, socket: &Path) -> Result<Master, RemoteError> 
         .stderr(Stdio::piped())
         // Its own group: a Ctrl-C at the terminal is the engine's to handle, and the
         // compensations that follow it still need the connection.
-        .process_group(0);
+        .process_group(0)
+        // Dropped (the run ends without `close_all`, or an opening is abandoned): killed,
+        // so the host sees the connection end and its wrappers stop their scripts.
+        .kill_on_drop(true);
     let mut child = command
         .spawn()
         .map_err(|error| RemoteError::spawn(target, &error))?;
@@ -365,18 +383,19 @@ async fn keep_lines(stderr: tokio::process::ChildStderr, recent: RecentLines) {
         let text = text.trim_end_matches(['\n', '\r']).to_string();
         line.clear();
         let mut recent = recent.lock().unwrap_or_else(PoisonError::into_inner);
-        if recent.len() == RECENT_LINES {
-            recent.pop_front();
+        if recent.lines.len() == RECENT_LINES {
+            recent.lines.pop_front();
         }
-        recent.push_back(text);
+        recent.lines.push_back(text);
+        recent.total += 1;
     }
 }
 
 pub(super) fn lines_of(recent: &RecentLines) -> Vec<String> {
-    recent
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .cloned()
-        .collect()
+    lock(recent).since(0)
+}
+
+pub(super) fn lock(recent: &RecentLines) -> std::sync::MutexGuard<'_, Recent> {
+    // Lines of text: still consistent after a panic elsewhere.
+    recent.lock().unwrap_or_else(PoisonError::into_inner)
 }

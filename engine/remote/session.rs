@@ -4,6 +4,7 @@
 //! wrapper's reports: the script's own exit status, or a connection that ended first.
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -21,6 +22,9 @@ use crate::process::{OUTPUT_DRAIN, OutputChunk, OutputStream, pump};
 /// After the stop of a step, how long past its grace the engine waits for the host to report
 /// the end before it gives up on the connection.
 const TERMINATE_SLACK: Duration = Duration::from_secs(10);
+
+/// How much of what a session prints before its script starts is kept to say why it failed.
+const EARLY_STDERR_LIMIT: usize = 4096;
 
 /// How the script ended on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +55,11 @@ enum Control {
 pub struct RemoteSession {
     target: SshTarget,
     connection: Connection,
+    /// How many lines the master had printed when the session began.
+    master_lines_before: usize,
+    /// What the session printed on stderr before the script started: `ssh`'s own complaint
+    /// when the session could not be opened.
+    early_stderr: Arc<Mutex<Vec<u8>>>,
     child: Child,
     ssh_exited: bool,
     /// Dropping it closes the session's stdin: the wrapper stops the script.
@@ -78,6 +87,8 @@ impl RemoteSession {
         let program = wrapper::program(request, &target.name, &nonce)
             .map_err(|message| RemoteError::request(target, message))?;
         let connection = masters.connect(target).await?;
+        let master_lines_before = masters::lock(&connection.recent).total();
+        let early_stderr = Arc::default();
 
         let forced = [
             ("BatchMode", "yes".to_string()),
@@ -121,12 +132,15 @@ impl RemoteSession {
                 FrameScanner::new(&nonce),
                 output,
                 frame_sender,
+                Arc::clone(&early_stderr),
                 stop,
             )));
         }
         Ok(RemoteSession {
             target: target.clone(),
             connection,
+            master_lines_before,
+            early_stderr,
             child,
             ssh_exited: false,
             controls: Some(controls),
@@ -180,10 +194,26 @@ impl RemoteSession {
         } else if let Some(message) = self.host_failure.take() {
             Err(RemoteError::host(&self.target, message))
         } else {
-            let cause = masters::lines_of(&self.connection.recent)
+            let master_said =
+                masters::lock(&self.connection.recent).since(self.master_lines_before);
+            let session_said = String::from_utf8_lossy(
+                &self
+                    .early_stderr
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            )
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+            let cause = master_said
                 .into_iter()
-                .rev()
-                .find(|line| !line.trim().is_empty());
+                .chain(if self.remote_pid.is_none() {
+                    session_said
+                } else {
+                    Vec::new()
+                })
+                .map(|line| line.trim().trim_end_matches('.').to_string())
+                .rfind(|line| !line.is_empty());
             Err(RemoteError::dropped(
                 &self.target,
                 self.remote_pid.is_some(),
@@ -251,8 +281,10 @@ async fn scan_stderr(
     mut scanner: FrameScanner,
     output: mpsc::Sender<OutputChunk>,
     frames: mpsc::UnboundedSender<Frame>,
+    early_stderr: Arc<Mutex<Vec<u8>>>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut started = false;
     let mut buffer = vec![0; 64 * 1024];
     loop {
         let read = tokio::select! {
@@ -266,7 +298,14 @@ async fn scan_stderr(
         };
         let mut found = Vec::new();
         let passed = scanner.push(&buffer[..length], &mut found);
+        if !started && !passed.is_empty() {
+            let mut early = early_stderr.lock().unwrap_or_else(PoisonError::into_inner);
+            if early.len() < EARLY_STDERR_LIMIT {
+                early.extend_from_slice(&passed);
+            }
+        }
         for frame in found {
+            started |= matches!(frame, Frame::Started(_));
             let _ = frames.send(frame);
         }
         if !passed.is_empty() {
