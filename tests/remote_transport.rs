@@ -181,7 +181,7 @@ fn runbook_output_comes_back_and_the_script_leads_its_own_group() {
             read -r _ _ _ _ group _ < /proc/$$/stat
             [ "$group" = "$$" ] && echo "own group"
             cat > /dev/null && echo "stdin is empty"
-            echo "dir=$(dirname "$RUNBOOK_OUTPUT")"
+            echo "file=$RUNBOOK_OUTPUT"
         "#;
         let (result, output) = run(&masters, &target(&server), &request(script), None).await;
         let outcome = result.expect("the script ran");
@@ -192,14 +192,14 @@ fn runbook_output_comes_back_and_the_script_leads_its_own_group() {
         );
         assert!(output.stdout.contains("own group\n"), "{output:?}");
         assert!(output.stdout.contains("stdin is empty\n"), "{output:?}");
-        let directory = output
+        let file = output
             .stdout
             .lines()
-            .find_map(|line| line.strip_prefix("dir="))
-            .expect("the script printed its directory");
+            .find_map(|line| line.strip_prefix("file="))
+            .expect("the script printed its output file");
         assert!(
-            !Path::new(directory).exists(),
-            "the wrapper's directory {directory} was left on the host"
+            !Path::new(file).exists(),
+            "the output file {file} was left on the host"
         );
         masters.close_all().await;
     });
@@ -537,14 +537,17 @@ fn a_missing_working_directory_is_the_hosts_problem_and_nothing_runs() {
 fn the_working_directory_and_the_shell_are_the_requests() {
     let server = SshServer::start("web10");
     let scratch = tempfile::tempdir().expect("a scratch directory");
-    let mut request = request("pwd; echo \"$0\" | grep -c script");
+    let mut request = request("pwd; echo \"$0\"");
     request.cwd = Some(scratch.path().display().to_string());
     request.shell = vec!["sh".into(), "-eu".into()];
     runtime().block_on(async {
         let masters = ControlMasters::new().expect("a socket directory");
         let (result, output) = run(&masters, &target(&server), &request, None).await;
         assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
-        assert_eq!(output.stdout, format!("{}\n1\n", scratch.path().display()));
+        assert_eq!(
+            output.stdout,
+            format!("{}\n/dev/fd/4\n", scratch.path().display())
+        );
         masters.close_all().await;
     });
 }

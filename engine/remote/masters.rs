@@ -160,6 +160,15 @@ impl ControlMasters {
         &self.directory
     }
 
+    /// The socket of the live master of host `name`, if one is open: for `ssh -S` by hand.
+    pub async fn socket(&self, name: &str) -> Option<PathBuf> {
+        let slot = self.lock_slots().get(name).cloned()?;
+        let mut slot = slot.lock().await;
+        let socket = slot.socket.clone();
+        let master = slot.master.as_mut()?;
+        matches!(master.child.try_wait(), Ok(None)).then_some(socket)
+    }
+
     /// The pid of the live master of host `name`, if one is open.
     pub async fn master_pid(&self, name: &str) -> Option<u32> {
         let slot = self.lock_slots().get(name).cloned()?;

@@ -3,13 +3,15 @@
 //! POSIX shell program built here, with every value single-quoted, so no value of the runbook
 //! is ever on a command line of either machine.
 //!
-//! On the host it writes the script to a private temporary directory, starts the step's shell
-//! on it with `setsid` (its own session and process group), and watches its stdin: the end of
-//! stdin (the engine stops the step, or the connection dropped) stops the group with SIGTERM,
-//! the grace period, then SIGKILL; a line `k` kills it at once. When the script's main process
-//! ends, what is left of its group is killed, the directory removed, and the real exit status,
-//! whether it was stopped or killed, and the contents of `RUNBOOK_OUTPUT` are reported on
-//! stderr between lines that start with a random nonce (`FrameScanner` takes them out).
+//! On the host it starts the step's shell with `setsid` (its own session and process group),
+//! reading the script from a pipe (it never touches the host's disk), and watches its stdin:
+//! the end of stdin (the engine stops the step, or the connection dropped) stops the group
+//! with SIGTERM, the grace period, then SIGKILL; a line `k` kills it at once. When the script's
+//! main process ends, what is left of its group is killed, and the real exit status, whether
+//! it was stopped or killed, and the contents of `RUNBOOK_OUTPUT` (a file in `$TMPDIR`, named
+//! after the nonce, removed after) are reported on stderr between lines that start with a
+//! random nonce (`FrameScanner` takes them out). A run that ends normally starts no program
+//! but the shell: every other step is a shell builtin, which keeps the overhead low.
 
 use std::time::Duration;
 
@@ -30,6 +32,14 @@ pub struct RemoteRequest {
     pub cwd: Option<String>,
     /// Between SIGTERM and SIGKILL when the step is stopped or its connection drops.
     pub grace: Duration,
+}
+
+impl RemoteRequest {
+    /// The shell program a session sends on stdin for this request on host `host`, with a
+    /// fresh nonce: what runs on the host, to read or to time without ssh.
+    pub fn program(&self, host: &str) -> Result<String, String> {
+        program(self, host, &nonce())
+    }
 }
 
 /// The shell program sent on stdin for `request` on host `host`, its frames marked with
@@ -61,7 +71,7 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
     let shell: Vec<String> = request.shell.iter().map(|word| quote(word)).collect();
     let change_directory = match &request.cwd {
         Some(cwd) => format!(
-            "  cd {cwd} 2>/dev/null || {{\n    rm -rf \"$runbook_d\"\n    printf '%s fail the working directory %s does not exist\\n' \"$runbook_n\" {cwd} >&2\n    return\n  }}\n",
+            "  cd {cwd} 2>/dev/null || {{\n    printf '%s fail the working directory %s does not exist\\n' \"$runbook_n\" {cwd} >&2\n    return\n  }}\n",
             cwd = quote(cwd)
         ),
         None => String::new(),
@@ -77,26 +87,22 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
     printf '%s fail the host has no `setsid` command (util-linux or busybox)\n' "$runbook_n" >&2
     return
   fi
-  runbook_d=$(mktemp -d "${{TMPDIR:-/tmp}}/runbook.XXXXXXXXXX") || {{
-    printf '%s fail cannot create a temporary directory in %s\n' "$runbook_n" "${{TMPDIR:-/tmp}}" >&2
-    return
-  }}
-  printf '%s' {script} >"$runbook_d/script"
+  runbook_b="${{TMPDIR:-/tmp}}/runbook.$runbook_n"
 {change_directory}  exec 3<&0
-  (
+  printf '%s' {script} 3<&- 2>/dev/null | (
     trap - PIPE
-    export RUNBOOK_HOST={host} RUNBOOK_OUTPUT="$runbook_d/output"
-{exports}    exec setsid {shell} "$runbook_d/script" </dev/null 3<&-
+    export RUNBOOK_HOST={host} RUNBOOK_OUTPUT="$runbook_b.output"
+{exports}    exec setsid {shell} /dev/fd/4 4<&0 </dev/null 3<&-
   ) &
   runbook_p=$!
   (
     while IFS= read -r runbook_c; do
       if [ "$runbook_c" = k ]; then
-        : >"$runbook_d/killed"
+        : >"$runbook_b.killed"
         kill -KILL -"$runbook_p" 2>/dev/null || kill -KILL "$runbook_p" 2>/dev/null
       fi
     done
-    : >"$runbook_d/stopped"
+    : >"$runbook_b.stopped"
     kill -TERM -"$runbook_p" 2>/dev/null || kill -TERM "$runbook_p" 2>/dev/null
     runbook_i=0
     while [ "$runbook_i" -lt {grace_tenths} ] && kill -0 -"$runbook_p" 2>/dev/null; do
@@ -104,7 +110,7 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
       runbook_i=$((runbook_i + 1))
     done
     if kill -0 -"$runbook_p" 2>/dev/null; then
-      : >"$runbook_d/killed"
+      : >"$runbook_b.killed"
       kill -KILL -"$runbook_p" 2>/dev/null
     fi
   ) <&3 3<&- >/dev/null 2>&1 &
@@ -114,17 +120,20 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
   wait "$runbook_p"
   runbook_s=$?
   kill "$runbook_w" 2>/dev/null
+  {{ wait "$runbook_w"; }} 2>/dev/null
   kill -KILL -"$runbook_p" 2>/dev/null
   runbook_t=0
-  [ -e "$runbook_d/stopped" ] && runbook_t=1
   runbook_k=0
-  [ -e "$runbook_d/killed" ] && runbook_k=1
   runbook_o=
-  if [ -s "$runbook_d/output" ]; then
-    runbook_o=$(cat "$runbook_d/output"; printf x)
-    runbook_o=${{runbook_o%x}}
+  if [ -e "$runbook_b.stopped" ] || [ -e "$runbook_b.output" ]; then
+    [ -e "$runbook_b.stopped" ] && runbook_t=1
+    [ -e "$runbook_b.killed" ] && runbook_k=1
+    if [ -s "$runbook_b.output" ]; then
+      runbook_o=$(cat "$runbook_b.output"; printf x)
+      runbook_o=${{runbook_o%x}}
+    fi
+    rm -f "$runbook_b.stopped" "$runbook_b.killed" "$runbook_b.output"
   fi
-  rm -rf "$runbook_d"
   printf '%s exit %s %s %s\n%s%s end\n' "$runbook_n" "$runbook_s" "$runbook_t" "$runbook_k" "$runbook_o" "$runbook_n" >&2
 }}
 runbook_wrapper; exit 0
@@ -193,7 +202,7 @@ mod tests {
             "{program}"
         );
         assert!(program.contains("-lt 3 ]"), "{program}");
-        assert!(program.contains("exec setsid 'sh' '-e' \"$runbook_d/script\""));
+        assert!(program.contains("exec setsid 'sh' '-e' /dev/fd/4 4<&0 </dev/null"));
     }
 
     #[test]
