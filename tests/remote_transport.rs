@@ -551,3 +551,109 @@ fn the_working_directory_and_the_shell_are_the_requests() {
         masters.close_all().await;
     });
 }
+
+#[test]
+fn a_large_script_and_a_large_output_go_through() {
+    let server = SshServer::start("web11");
+    // 300 KiB of script (more than any pipe holds) and 2 MiB of output.
+    let padding = "# padding to make the script larger than a pipe buffer\n".repeat(6000);
+    let script = format!("{padding}head -c 2097152 /dev/zero | tr '\\0' x\necho\necho done >&2");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, output) = run(&masters, &target(&server), &request(&script), None).await;
+        assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(output.stdout.len(), 2 * 1024 * 1024 + 1);
+        assert_eq!(output.stderr, "done\n");
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn kill_now_skips_the_grace() {
+    let server = SshServer::start("web12");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let sleeping = scratch.path().join("sleeping");
+    let word = marker("killnow");
+    let script = format!(
+        "trap '' TERM\nsh -c 'sleep 100; : {word}' &\ntouch {}\nwait",
+        sleeping.display()
+    );
+    let mut request = request(&script);
+    request.grace = Duration::from_secs(600);
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    let target = target(&server);
+    let exit = rt.block_on(async {
+        let (sender, receiver) = mpsc::channel(64);
+        let collector = tokio::spawn(collect(receiver));
+        let mut session = RemoteSession::start(&masters, &target, &request, sender)
+            .await
+            .expect("the session starts");
+        while !sleeping.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The wrapper reports the script's pid before the script can touch the file, and
+        // the stderr reader has had the time the file took to appear.
+        while session.remote_pid().is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        session.kill_now();
+        let exit = session.wait().await;
+        drop(session);
+        let _ = collector.await;
+        exit
+    });
+    let exit = exit.expect("the wrapper reported the end");
+    assert!(exit.killed, "{exit:?}");
+    assert_eq!(exit.code, 128 + 9, "{exit:?}");
+    assert_no_process_with(&word);
+    rt.block_on(masters.close_all());
+}
+
+#[test]
+fn a_master_whose_connection_dropped_is_opened_again() {
+    let server = SshServer::start("web13");
+    let target = target(&server);
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (first, _) = run(&masters, &target, &request("true"), None).await;
+        assert_eq!(first.expect("ran").end, RemoteEnd::Exited(0));
+        let old = masters.master_pid("web13").await.expect("a live master");
+        server.drop_connections();
+        while masters.master_pid("web13").await.is_some() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (second, output) = run(&masters, &target, &request("echo back"), None).await;
+        assert_eq!(second.expect("ran again").end, RemoteEnd::Exited(0));
+        assert_eq!(output.stdout, "back\n");
+        let new = masters.master_pid("web13").await.expect("a live master");
+        assert_ne!(new, old);
+        assert_eq!(server.connections(), 2, "{}", server.log());
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn two_hosts_get_a_master_each_and_close_all_closes_both() {
+    let first = SshServer::start("app1");
+    let second = SshServer::start("app2");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (first_target, second_target) = (target(&first), target(&second));
+        let script = request("echo $RUNBOOK_HOST");
+        let (one, two) = tokio::join!(
+            run(&masters, &first_target, &script, None),
+            run(&masters, &second_target, &script, None),
+        );
+        assert_eq!(one.1.stdout, "app1\n");
+        assert_eq!(two.1.stdout, "app2\n");
+        let pids = (
+            masters.master_pid("app1").await.expect("a master for app1"),
+            masters.master_pid("app2").await.expect("a master for app2"),
+        );
+        assert_ne!(pids.0, pids.1);
+        masters.close_all().await;
+        let directory = masters.directory().display().to_string();
+        assert!(processes_with(&directory).is_empty());
+    });
+}

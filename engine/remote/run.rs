@@ -39,6 +39,14 @@ pub async fn run_remote(
     output: mpsc::Sender<OutputChunk>,
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<RemoteOutcome, RemoteError> {
+    if *cancel.borrow() {
+        // Cancelled before anything started: nothing is contacted.
+        return Ok(RemoteOutcome {
+            end: RemoteEnd::Cancelled,
+            killed: false,
+            output: Vec::new(),
+        });
+    }
     let mut session = RemoteSession::start(masters, target, request, output).await?;
     let deadline = timeout.map(|limit| tokio::time::Instant::now() + limit);
     let expired = async move {

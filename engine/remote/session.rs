@@ -156,7 +156,10 @@ impl RemoteSession {
     }
 
     /// The script's process (and group) id on the host, once the wrapper reported it.
-    pub fn remote_pid(&self) -> Option<u32> {
+    pub fn remote_pid(&mut self) -> Option<u32> {
+        while let Ok(frame) = self.frames.try_recv() {
+            self.record(frame);
+        }
         self.remote_pid
     }
 

@@ -133,6 +133,22 @@ impl SshServer {
     }
 }
 
+impl SshServer {
+    /// Every connection to the host ends (its sshd processes get SIGKILL) while the server
+    /// keeps listening: a network blip, a restarted sshd.
+    pub fn drop_connections(&self) {
+        let Some(child) = &self.child else {
+            return;
+        };
+        for pid in sshd_descendants(child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid.cast_signed()),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
 impl Drop for SshServer {
     fn drop(&mut self) {
         self.kill();
