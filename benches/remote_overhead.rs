@@ -1,7 +1,8 @@
 //! The engine's cost per remote command: `run_remote` of a trivial script against a bare
 //! `ssh -S <master> host true` on the same control master, interleaved, against a real sshd
 //! on 127.0.0.1 (started as the tests start it). Run with
-//! `cargo bench --bench remote_overhead [-- RUNS]`; prints milliseconds per command.
+//! `cargo bench --bench remote_overhead [-- RUNS]`; prints milliseconds per command. The login
+//! shell's rc files are skipped unless `RUNBOOK_BENCH_BASHRC` is set.
 
 #[path = "../tests/common/sshd.rs"]
 #[expect(dead_code, reason = "the bench needs only the server and its key")]
@@ -18,7 +19,11 @@ fn main() {
         .skip(1)
         .find_map(|argument| argument.parse().ok())
         .unwrap_or(50);
-    let server = sshd::SshServer::start("bench1");
+    // `SHLVL=1` keeps bash (root's login shell here) from sourcing ~/.bashrc for each
+    // command, which it does when run by sshd at level 1; otherwise that dominates both sides.
+    let quiet_shell = std::env::var_os("RUNBOOK_BENCH_BASHRC").is_none();
+    let server =
+        sshd::SshServer::start_with("bench1", if quiet_shell { "SetEnv SHLVL=1\n" } else { "" });
     let mut target = SshTarget::new("bench1", "127.0.0.1");
     target.port = Some(server.port);
     target.identity_file = Some(server.client_key.clone());

@@ -1,10 +1,12 @@
 //! The program that runs an instance on its host. The remote command is always the same
 //! `exec sh -s`; what to run (the script, its environment, the shell) follows on stdin as a
-//! POSIX shell program built here, with every value single-quoted, so no value of the runbook
-//! is ever on a command line of either machine.
+//! POSIX shell program built here, with every value single-quoted (the script in a quoted
+//! here-document), so no value of the runbook is ever on a command line of either machine.
 //!
 //! On the host it starts the step's shell with `setsid` (its own session and process group),
-//! reading the script from a pipe (it never touches the host's disk), and watches its stdin:
+//! reading the script from a here-document on fd 4 (a pipe, or for bash and for dash with a
+//! script over 4 KiB, what the shell makes of it; the script is never a file the wrapper
+//! leaves), and watches its stdin:
 //! the end of stdin (the engine stops the step, or the connection dropped) stops the group
 //! with SIGTERM, the grace period, then SIGKILL; a line `k` kills it at once. When the script's
 //! main process ends, what is left of its group is killed, and the real exit status, whether
@@ -62,6 +64,12 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
     if values.iter().any(|value| value.contains('\0')) {
         return Err("a NUL byte cannot be sent to a shell".into());
     }
+    // The script goes in a here-document (a shell writes a small one straight into a pipe,
+    // with no process to start), which ends at this line: one the script cannot contain.
+    let delimiter = format!("RUNBOOK_SCRIPT_END_{nonce}");
+    if request.script.contains(&delimiter) {
+        return Err("the script contains the wrapper's own delimiter".into());
+    }
 
     let exports: String = request
         .env
@@ -89,10 +97,11 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
   fi
   runbook_b="${{TMPDIR:-/tmp}}/runbook.$runbook_n"
 {change_directory}  exec 3<&0
-  printf '%s' {script} 3<&- 2>/dev/null | (
+  (
     trap - PIPE
     export RUNBOOK_HOST={host} RUNBOOK_OUTPUT="$runbook_b.output"
-{exports}    exec setsid {shell} /dev/fd/4 4<&0 </dev/null 3<&-
+{exports}    exec setsid {shell} /dev/fd/4 </dev/null 3<&- 4<<'{delimiter}'
+{script}{newline}{delimiter}
   ) &
   runbook_p=$!
   (
@@ -138,7 +147,13 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
 }}
 runbook_wrapper; exit 0
 "#,
-        script = quote(&request.script),
+        script = request.script,
+        newline = if request.script.is_empty() || request.script.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        },
+        delimiter = delimiter,
         host = quote(host),
         shell = shell.join(" "),
     ))
@@ -202,7 +217,7 @@ mod tests {
             "{program}"
         );
         assert!(program.contains("-lt 3 ]"), "{program}");
-        assert!(program.contains("exec setsid 'sh' '-e' /dev/fd/4 4<&0 </dev/null"));
+        assert!(program.contains("exec setsid 'sh' '-e' /dev/fd/4 </dev/null 3<&- 4<<'RUNBOOK_SCRIPT_END_n0nce'\necho 'it''s'\nRUNBOOK_SCRIPT_END_n0nce\n"), "{program}");
     }
 
     #[test]

@@ -25,6 +25,11 @@ impl SshServer {
     /// Starts an sshd for host `name`; fails the test naming what to install when OpenSSH's
     /// server or client is missing.
     pub fn start(name: &str) -> SshServer {
+        SshServer::start_with(name, "")
+    }
+
+    /// As `start`, with more lines for its `sshd_config`.
+    pub fn start_with(name: &str, extra_config: &str) -> SshServer {
         let sshd = sshd_program();
         require_client();
         let directory = tempfile::tempdir().expect("a directory for sshd");
@@ -41,7 +46,8 @@ impl SshServer {
         for _ in 0..5 {
             let port = free_port();
             let config = path.join("sshd_config");
-            std::fs::write(&config, config_text(path, port)).expect("write sshd_config");
+            std::fs::write(&config, config_text(path, port) + extra_config)
+                .expect("write sshd_config");
             let log = std::fs::File::create(path.join("sshd.log")).expect("create sshd.log");
             let mut child = Command::new(&sshd)
                 .args(["-D", "-e", "-f"])
