@@ -32,10 +32,12 @@ pub enum RemoteError {
         cause: String,
     },
     /// The connection ended before the wrapper reported the end of the script. When
-    /// `started`, the script ran (the wrapper stopped its process group when it noticed).
+    /// `started`, the wrapper had reported the script's start (and stopped its process group
+    /// when it noticed the end of the connection); when not, the start may still have
+    /// happened with its report lost.
     #[error(
         "the connection to {host} ({endpoint}) dropped {}{}",
-        if *started { "while the step ran" } else { "before the step started" },
+        if *started { "while the step ran" } else { "before the step was known to start" },
         cause.as_ref().map(|cause| format!(": {cause}")).unwrap_or_default()
     )]
     Dropped {
@@ -57,9 +59,11 @@ pub enum RemoteError {
 }
 
 impl RemoteError {
-    /// Whether the script may have run, so the instance may have something to compensate.
+    /// Whether the script may have run, so the instance may have something to compensate:
+    /// only after a dropped connection (the program had been sent). Every other error comes
+    /// before the script can start.
     pub fn script_may_have_run(&self) -> bool {
-        matches!(self, RemoteError::Dropped { started: true, .. })
+        matches!(self, RemoteError::Dropped { .. })
     }
 
     pub(super) fn dropped(target: &SshTarget, started: bool, cause: Option<String>) -> RemoteError {

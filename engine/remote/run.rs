@@ -84,14 +84,10 @@ pub async fn run_remote(
         }
     };
     let exit = session.terminate(request.grace).await?;
-    // The script may have ended by itself just as it was stopped.
-    let end = if exit.stopped {
-        stop
-    } else {
-        RemoteEnd::Exited(exit.code)
-    };
+    // As for a local step: once stopped, the stop is the outcome, even should the script
+    // have ended by itself at the same moment.
     Ok(RemoteOutcome {
-        end,
+        end: stop,
         killed: exit.killed,
         output: exit.output,
     })
