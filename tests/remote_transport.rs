@@ -604,7 +604,7 @@ fn kill_now_skips_the_grace() {
         exit
     });
     let exit = exit.expect("the wrapper reported the end");
-    assert!(exit.killed, "{exit:?}");
+    assert!(exit.killed && exit.stopped, "{exit:?}");
     assert_eq!(exit.code, 128 + 9, "{exit:?}");
     assert_no_process_with(&word);
     rt.block_on(masters.close_all());

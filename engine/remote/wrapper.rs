@@ -107,6 +107,7 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
   (
     while IFS= read -r runbook_c; do
       if [ "$runbook_c" = k ]; then
+        : >"$runbook_b.stopped"
         : >"$runbook_b.killed"
         kill -KILL -"$runbook_p" 2>/dev/null || kill -KILL "$runbook_p" 2>/dev/null
       fi
@@ -134,7 +135,7 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
   runbook_t=0
   runbook_k=0
   runbook_o=
-  if [ -e "$runbook_b.stopped" ] || [ -e "$runbook_b.output" ]; then
+  if [ -e "$runbook_b.stopped" ] || [ -e "$runbook_b.killed" ] || [ -e "$runbook_b.output" ]; then
     [ -e "$runbook_b.stopped" ] && runbook_t=1
     [ -e "$runbook_b.killed" ] && runbook_k=1
     if [ -s "$runbook_b.output" ]; then
