@@ -38,7 +38,8 @@ fn target(server: &SshServer) -> SshTarget {
 
 fn request(script: &str) -> RemoteRequest {
     RemoteRequest {
-        shell: ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
+        // The engine's default shell, as a local step gets it (the `-c` is dropped).
+        shell: ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
             .map(String::from)
             .to_vec(),
         script: script.to_string(),

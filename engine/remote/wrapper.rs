@@ -24,8 +24,9 @@ pub(super) const BOOTSTRAP: &str = "exec sh -s";
 /// What to run on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteRequest {
-    /// The step's shell and its options, without the script: the script's file is appended
-    /// (`["bash", "--noprofile", "--norc", "-eo", "pipefail"]`).
+    /// The step's shell and its options (`["bash", "--noprofile", "--norc", "-eo",
+    /// "pipefail"]`); the script follows as a file (`/dev/fd/4`). A trailing `-c`, as local
+    /// steps' shells end, is dropped: the script's text never goes on a command line.
     pub shell: Vec<String>,
     pub script: String,
     /// Exported for the script only; secrets travel here.
@@ -76,7 +77,11 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
         .iter()
         .map(|(name, value)| format!("    export {name}={}\n", quote(value)))
         .collect();
-    let shell: Vec<String> = request.shell.iter().map(|word| quote(word)).collect();
+    let words = match request.shell.split_last() {
+        Some((last, rest)) if last == "-c" && !rest.is_empty() => rest,
+        _ => &request.shell[..],
+    };
+    let shell: Vec<String> = words.iter().map(|word| quote(word)).collect();
     let change_directory = match &request.cwd {
         Some(cwd) => format!(
             "  cd {cwd} 2>/dev/null || {{\n    printf '%s fail the working directory %s does not exist\\n' \"$runbook_n\" {cwd} >&2\n    return\n  }}\n",
@@ -219,6 +224,17 @@ mod tests {
         );
         assert!(program.contains("-lt 3 ]"), "{program}");
         assert!(program.contains("exec setsid 'sh' '-e' /dev/fd/4 </dev/null 3<&- 4<<'RUNBOOK_SCRIPT_END_n0nce'\necho 'it''s'\nRUNBOOK_SCRIPT_END_n0nce\n"), "{program}");
+    }
+
+    #[test]
+    fn a_trailing_dash_c_is_dropped_for_the_script_file() {
+        let mut request = request();
+        request.shell = ["bash", "-eo", "pipefail", "-c"].map(String::from).to_vec();
+        let program = program(&request, "web1", "n").expect("a program");
+        assert!(
+            program.contains("exec setsid 'bash' '-eo' 'pipefail' /dev/fd/4 "),
+            "{program}"
+        );
     }
 
     #[test]
