@@ -291,23 +291,17 @@ fn a_dying_sshd_fails_the_instance_as_dropped_and_stops_its_group() {
         let mut session = RemoteSession::start(&masters, &target, &request, sender)
             .await
             .expect("the session starts");
-        // The sshd dies once the script sleeps: from a thread, since waiting for the file
-        // must not block the runtime that moves the session along.
-        let killer = std::thread::spawn({
-            let sleeping = sleeping.clone();
-            move || {
-                wait_for_file(&sleeping);
-                server.kill();
-                server
-            }
-        });
+        // The sshd dies once the script sleeps and the engine has its start report.
+        while !sleeping.exists() || session.remote_pid().is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        server.kill();
         let result = session.wait().await;
         drop(session);
         let _ = collector.await;
-        let server = killer.join().expect("the sshd killer");
-        drop(server);
         result
     });
+    drop(server);
     let error = result.expect_err("the connection dropped");
     assert!(
         matches!(error, RemoteError::Dropped { started: true, .. }),
