@@ -408,3 +408,42 @@ pub(super) fn lock(recent: &RecentLines) -> std::sync::MutexGuard<'_, Recent> {
     // Lines of text: still consistent after a panic elsewhere.
     recent.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path)
+            .expect("the directory exists")
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    #[test]
+    fn a_short_run_directory_holds_the_sockets_privately() {
+        let run = tempfile::tempdir().expect("a run directory");
+        let masters = ControlMasters::for_run(run.path()).expect("masters");
+        assert_eq!(masters.directory(), run.path().join("ssh"));
+        assert_eq!(mode(masters.directory()), 0o700);
+        drop(masters);
+        assert!(!run.path().join("ssh").exists());
+    }
+
+    #[test]
+    fn a_long_run_directory_falls_back_to_a_short_private_one() {
+        let run = tempfile::tempdir().expect("a run directory");
+        let deep = run.path().join("a".repeat(60)).join("b".repeat(60));
+        std::fs::create_dir_all(&deep).expect("a deep directory");
+        let masters = ControlMasters::for_run(&deep).expect("masters");
+        let directory = masters.directory().to_path_buf();
+        assert!(!directory.starts_with(&deep));
+        assert!(directory.as_os_str().len() + 8 <= SOCKET_PATH_LIMIT);
+        assert_eq!(mode(&directory), 0o700);
+        drop(masters);
+        assert!(!directory.exists());
+    }
+}
