@@ -1,19 +1,13 @@
-//! The program that runs an instance on its host. The remote command is always the same
-//! `exec sh -s`; what to run (the script, its environment, the shell) follows on stdin as a
-//! POSIX shell program built here, with every value single-quoted (the script in a quoted
-//! here-document), so no value of the runbook is ever on a command line of either machine.
-//!
-//! On the host it starts the step's shell with `setsid` (its own session and process group),
-//! reading the script from a here-document on fd 4 (a pipe, or for bash and for dash with a
-//! script over 4 KiB, what the shell makes of it; the script is never a file the wrapper
-//! leaves), and watches its stdin:
-//! the end of stdin (the engine stops the step, or the connection dropped) stops the group
-//! with SIGTERM, the grace period, then SIGKILL; a line `k` kills it at once. When the script's
-//! main process ends, what is left of its group is killed, and the real exit status, whether
-//! it was stopped or killed, and the contents of `RUNBOOK_OUTPUT` (a file in `$TMPDIR`, named
-//! after the nonce, removed after) are reported on stderr between lines that start with a
-//! random nonce (`FrameScanner` takes them out). A run that ends normally starts no program
-//! but the shell: every other step is a shell builtin, which keeps the overhead low.
+//! The program that runs an instance on its host. The remote command is always `exec sh -s`;
+//! the wrapper below, the script (a quoted here-document) and its environment (single-quoted
+//! exports) follow on stdin, so no value of the runbook is ever on a command line of either
+//! machine. On the host the wrapper starts the step's shell with `setsid` (its own process
+//! group) reading the script from fd 4, stops the group with SIGTERM, grace, SIGKILL when its
+//! stdin ends (the engine stopped the step, or the connection dropped; a line `k` kills at
+//! once), and kills what is left of the group when the script exits. It reports the start,
+//! the real exit status and the contents of `RUNBOOK_OUTPUT` (a file in `$TMPDIR` named after
+//! the nonce, removed after) on stderr, in lines that start with a random nonce
+//! (`FrameScanner` takes them out); a normal run starts no program but `setsid` and the shell.
 
 use std::time::Duration;
 
