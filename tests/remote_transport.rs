@@ -118,6 +118,23 @@ fn assert_no_process_with(marker: &str) {
     }
 }
 
+/// Waits (bounded) until the host's `TMPDIR` is empty: the wrapper cleans up after itself,
+/// a moment after the engine has its report when the connection dropped.
+fn assert_host_tmp_empty(server: &SshServer) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = server.tmp_files();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the wrapper left files in the host's TMPDIR: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn wait_for_file(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !path.exists() {
@@ -155,6 +172,7 @@ fn output_streams_and_the_exit_status_is_the_scripts() {
         assert_eq!(output.stderr, "to-stderr\n");
         masters.close_all().await;
     });
+    assert_host_tmp_empty(&server);
 }
 
 #[test]
@@ -199,11 +217,16 @@ fn runbook_output_comes_back_and_the_script_leads_its_own_group() {
             .find_map(|line| line.strip_prefix("file="))
             .expect("the script printed its output file");
         assert!(
+            Path::new(file).starts_with(server.tmp_dir()),
+            "{file} is not in the host's TMPDIR"
+        );
+        assert!(
             !Path::new(file).exists(),
             "the output file {file} was left on the host"
         );
         masters.close_all().await;
     });
+    assert_host_tmp_empty(&server);
 }
 
 #[test]
@@ -269,6 +292,7 @@ fn a_timeout_stops_the_whole_remote_group() {
         assert_no_process_with(&word);
         masters.close_all().await;
     });
+    assert_host_tmp_empty(&server);
 }
 
 #[test]
@@ -301,7 +325,6 @@ fn a_dying_sshd_fails_the_instance_as_dropped_and_stops_its_group() {
         let _ = collector.await;
         result
     });
-    drop(server);
     let error = result.expect_err("the connection dropped");
     assert!(
         matches!(error, RemoteError::Dropped { started: true, .. }),
@@ -317,6 +340,7 @@ fn a_dying_sshd_fails_the_instance_as_dropped_and_stops_its_group() {
         "{message}"
     );
     assert_no_process_with(&word);
+    assert_host_tmp_empty(&server);
     rt.block_on(masters.close_all());
 }
 
@@ -505,6 +529,7 @@ fn cancelling_stops_the_script_with_sigterm_and_its_trap_runs() {
     );
     assert_no_process_with(&word);
     rt.block_on(masters.close_all());
+    assert_host_tmp_empty(&server);
 }
 
 #[test]
@@ -603,6 +628,7 @@ fn kill_now_skips_the_grace() {
     assert_eq!(exit.code, 128 + 9, "{exit:?}");
     assert_no_process_with(&word);
     rt.block_on(masters.close_all());
+    assert_host_tmp_empty(&server);
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! A real OpenSSH server per simulated host: `sshd -D` on 127.0.0.1 and a free port, run as
 //! the current user (root included, with `PermitRootLogin yes`), with its own host key, an
-//! `AuthorizedKeysFile` holding a client key made for the test, a `PidFile`, `UsePAM no` and
-//! `StrictModes no`; plus a known_hosts line for the test. Stopped when dropped; `kill`
-//! makes the host's sshd die (listener and connections) while the test goes on.
+//! `AuthorizedKeysFile` holding a client key made for the test, a `PidFile`, `UsePAM no`,
+//! `StrictModes no` and a `TMPDIR` of its own; plus a known_hosts file for the test. Stopped
+//! when dropped; `kill` makes the host's sshd die (listener and connections) meanwhile.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -38,6 +38,7 @@ impl SshServer {
         keygen(&path.join("client_key"));
         std::fs::copy(path.join("client_key.pub"), path.join("authorized_keys"))
             .expect("write authorized_keys");
+        std::fs::create_dir(path.join("tmp")).expect("the host's TMPDIR");
         if running_as_root() {
             // What the packaged service creates at boot: sshd refuses to start as root
             // without its privilege separation directory.
@@ -120,6 +121,20 @@ impl SshServer {
         self.directory.path()
     }
 
+    /// The host's own `TMPDIR` (sshd's `SetEnv`): what a session leaves there stays visible.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.directory.path().join("tmp")
+    }
+
+    /// The files left in the host's `TMPDIR`.
+    pub fn tmp_files(&self) -> Vec<String> {
+        std::fs::read_dir(self.tmp_dir())
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .collect()
+    }
+
     /// The host's sshd dies: the listener and every sshd process serving a connection get
     /// SIGKILL; what the sessions run (the scripts) is left to notice.
     pub fn kill(&mut self) {
@@ -178,7 +193,9 @@ fn config_text(directory: &Path, port: u16) -> String {
          PrintMotd no\n\
          MaxSessions 64\n\
          MaxStartups 64\n\
-         LogLevel VERBOSE\n",
+         LogLevel VERBOSE\n\
+         SetEnv TMPDIR={tmp}\n",
+        tmp = path("tmp"),
         host_key = path("host_key"),
         pid_file = path("sshd.pid"),
         authorized_keys = path("authorized_keys"),
