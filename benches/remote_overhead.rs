@@ -22,8 +22,10 @@ fn main() {
     // `SHLVL=1` keeps bash (root's login shell here) from sourcing ~/.bashrc for each
     // command, which it does when run by sshd at level 1; otherwise that dominates both sides.
     let quiet_shell = std::env::var_os("RUNBOOK_BENCH_BASHRC").is_none();
-    let server =
-        sshd::SshServer::start_with("bench1", if quiet_shell { "SetEnv SHLVL=1\n" } else { "" });
+    let server = sshd::SshServer::start_with_env(
+        "bench1",
+        if quiet_shell { &[("SHLVL", "1")] } else { &[] },
+    );
     let mut target = SshTarget::new("bench1", "127.0.0.1");
     target.port = Some(server.port);
     target.identity_file = Some(server.client_key.clone());

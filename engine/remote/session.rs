@@ -254,7 +254,12 @@ impl RemoteSession {
         match frame {
             Frame::Started(pid) => self.remote_pid = Some(pid),
             Frame::Failed(message) => self.host_failure = Some(message),
-            Frame::Finished(finish) => self.finished = Some(finish),
+            Frame::Finished(finish) => {
+                self.finished = Some(finish);
+                // The wrapper stopped reading its stdin before it reported; the end of stdin
+                // lets the session close without waiting on the engine's side.
+                self.controls = None;
+            }
         }
     }
 }

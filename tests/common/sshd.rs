@@ -25,11 +25,12 @@ impl SshServer {
     /// Starts an sshd for host `name`; fails the test naming what to install when OpenSSH's
     /// server or client is missing.
     pub fn start(name: &str) -> SshServer {
-        SshServer::start_with(name, "")
+        SshServer::start_with_env(name, &[])
     }
 
-    /// As `start`, with more lines for its `sshd_config`.
-    pub fn start_with(name: &str, extra_config: &str) -> SshServer {
+    /// As `start`, with more variables for the sessions' environment (sshd's `SetEnv`, which
+    /// sshd reads once: the server's `TMPDIR` goes on the same line).
+    pub fn start_with_env(name: &str, environment: &[(&str, &str)]) -> SshServer {
         let sshd = sshd_program();
         require_client();
         let directory = tempfile::tempdir().expect("a directory for sshd");
@@ -47,7 +48,7 @@ impl SshServer {
         for _ in 0..5 {
             let port = free_port();
             let config = path.join("sshd_config");
-            std::fs::write(&config, config_text(path, port) + extra_config)
+            std::fs::write(&config, config_text(path, port, environment))
                 .expect("write sshd_config");
             let log = std::fs::File::create(path.join("sshd.log")).expect("create sshd.log");
             let mut child = Command::new(&sshd)
@@ -176,8 +177,12 @@ impl Drop for SshServer {
     }
 }
 
-fn config_text(directory: &Path, port: u16) -> String {
+fn config_text(directory: &Path, port: u16, environment: &[(&str, &str)]) -> String {
     let path = |name: &str| directory.join(name).display().to_string();
+    let environment: String = environment
+        .iter()
+        .map(|(name, value)| format!(" {name}={value}"))
+        .collect();
     format!(
         "Port {port}\n\
          ListenAddress 127.0.0.1\n\
@@ -194,7 +199,7 @@ fn config_text(directory: &Path, port: u16) -> String {
          MaxSessions 64\n\
          MaxStartups 64\n\
          LogLevel VERBOSE\n\
-         SetEnv TMPDIR={tmp}\n",
+         SetEnv TMPDIR={tmp}{environment}\n",
         tmp = path("tmp"),
         host_key = path("host_key"),
         pid_file = path("sshd.pid"),
