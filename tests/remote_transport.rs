@@ -678,3 +678,37 @@ fn two_hosts_get_a_master_each_and_close_all_closes_both() {
         assert!(processes_with(&directory).is_empty());
     });
 }
+
+#[test]
+fn a_slow_output_receiver_still_gets_the_end_report() {
+    let server = SshServer::start("web14");
+    // 256 KiB on stderr, where the report follows it, read slowly: the session has ended long
+    // before the receiver is through.
+    let request = request("head -c 262144 /dev/zero | tr '\\0' e >&2\nexit 4");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (sender, mut receiver) = mpsc::channel::<OutputChunk>(1);
+        let collector = tokio::spawn(async move {
+            let mut stderr = 0;
+            while let Some(chunk) = receiver.recv().await {
+                stderr += chunk.bytes.len();
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            stderr
+        });
+        let (_cancel, mut cancelled) = watch::channel(false);
+        let result = run_remote(
+            &masters,
+            &target(&server),
+            &request,
+            None,
+            sender,
+            &mut cancelled,
+        )
+        .await;
+        let stderr = collector.await.expect("the collector");
+        assert_eq!(result.expect("ran").end, RemoteEnd::Exited(4));
+        assert_eq!(stderr, 256 * 1024);
+        masters.close_all().await;
+    });
+}

@@ -17,11 +17,15 @@ use super::frames::{Frame, FrameScanner};
 use super::masters::{self, Connection};
 use super::wrapper::{self, BOOTSTRAP, RemoteRequest};
 use super::{ControlMasters, RemoteError, SshTarget};
-use crate::process::{OUTPUT_DRAIN, OutputChunk, OutputStream, pump};
+use crate::process::{OutputChunk, OutputStream, pump};
 
 /// After the stop of a step, how long past its grace the engine waits for the host to report
 /// the end before it gives up on the connection.
 const TERMINATE_SLACK: Duration = Duration::from_secs(10);
+
+/// After `ssh` exited, how long the output is still read at most (see `wait`); unlike a
+/// local step's `OUTPUT_DRAIN`, no process of the step can hold these pipes.
+const READERS_AFTER_EXIT: Duration = Duration::from_secs(10);
 
 /// How much of what a session prints before its script starts is kept to say why it failed.
 const EARLY_STDERR_LIMIT: usize = 4096;
@@ -175,7 +179,9 @@ impl RemoteSession {
                 _ = self.child.wait() => self.ssh_exited = true,
             }
         }
-        let deadline = Instant::now() + OUTPUT_DRAIN;
+        // Once ssh has exited nothing holds the pipes any more, so they end soon; only a slow
+        // receiver of the output delays that, and the wrapper's report comes last.
+        let deadline = Instant::now() + READERS_AFTER_EXIT;
         while let Some(reader) = self.readers.last_mut() {
             if tokio::time::timeout_at(deadline, reader).await.is_err() {
                 break;
