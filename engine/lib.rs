@@ -4,7 +4,8 @@
 //! positions); `validate` checks every rule and builds the `model::Runbook`; `plan` resolves
 //! variables and renders the execution plan that `runbook plan` prints; `cli` wires the
 //! subcommands and renders diagnostics. `process` (spawning a step in its own process group)
-//! and `secrets` (stream-safe masking) are the executor's foundations.
+//! and `secrets` (stream-safe masking) are the executor's foundations; `remote` runs a step on
+//! a host over OpenSSH.
 
 pub mod ca_file;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod format;
 pub mod model;
 pub mod plan;
 pub mod process;
+pub mod remote;
 pub mod report;
 pub mod rollback;
 pub mod secrets;

@@ -12,8 +12,10 @@ pub(crate) mod unix;
 mod watchdog;
 
 pub use command::{CommandSpec, SpawnError};
+pub(crate) use output::pump;
 pub use output::{OutputChunk, OutputStream};
 pub use registry::{dismiss_watchdog, enable_watchdog};
+pub(crate) use registry::{register, unregister};
 pub use running::{ExitOutcome, OUTPUT_DRAIN, RunningProcess, TerminationReport};
 pub use unix::{kill_surviving_group, start_time};
 pub use watchdog::watchdog_main;

@@ -27,7 +27,7 @@ const AFTER_STOP_BUDGET: usize = 1024 * 1024;
 
 /// Copies `pipe` into `output` until end of file, or until `stop` is set and the pipe has
 /// nothing more to give at once; the stop also comes when its sender is dropped.
-pub(super) async fn pump<R: AsyncRead + Unpin>(
+pub(crate) async fn pump<R: AsyncRead + Unpin>(
     mut pipe: R,
     stream: OutputStream,
     output: mpsc::Sender<OutputChunk>,

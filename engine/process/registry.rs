@@ -54,7 +54,7 @@ pub fn dismiss_watchdog() {
 }
 
 /// Registers the process group led by `leader`, just started; a no-op unless enabled.
-pub(super) fn register(leader: u32) {
+pub(crate) fn register(leader: u32) {
     let mut guard = lock();
     let Some(registry) = guard.as_mut() else {
         return;
@@ -70,7 +70,7 @@ pub(super) fn register(leader: u32) {
 }
 
 /// Forgets the group led by `leader`: its leader was reaped, or the group was killed.
-pub(super) fn unregister(leader: u32) {
+pub(crate) fn unregister(leader: u32) {
     let mut guard = lock();
     let Some(registry) = guard.as_mut() else {
         return;

@@ -8,6 +8,8 @@
     reason = "each test binary uses a different part of the builder"
 )]
 
+pub mod sshd;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,0 +1,449 @@
+//! One OpenSSH control master per host per run (`ControlMasters`): opened on first use,
+//! shared by every session to that host, and closed (`ssh -O exit`) by `close_all` at the end
+//! of the run, or killed when dropped, so none outlives the run even when it fails or is
+//! interrupted. The sockets live in a short private (0700) directory, since a unix socket path
+//! may not exceed 108 bytes.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+use super::{RemoteError, SshTarget};
+use crate::process;
+
+/// Room left in a socket path for the name OpenSSH binds first (`<path>.` + 16 random
+/// characters) under the 108-byte limit (104 on some systems).
+const SOCKET_PATH_LIMIT: usize = 104 - 17;
+
+/// How often the opening master is looked at: its socket appears once it is connected and
+/// authenticated.
+const OPEN_POLL: Duration = Duration::from_millis(5);
+
+/// Allowed for authentication after the connection itself (`ConnectTimeout`).
+const AUTHENTICATION_TIME: Duration = Duration::from_secs(30);
+
+/// Without a `connect_timeout`, how long the engine waits for a connection at most.
+const DEFAULT_CONNECT_TIME: Duration = Duration::from_secs(60);
+
+/// How long `close_all` waits for a master to leave after `ssh -O exit`.
+const CLOSE_TIME: Duration = Duration::from_secs(5);
+
+/// How often a master asks the host whether it is still there, and how many missed answers
+/// end the connection: a dead host fails its instance within about 15 s. The runbook's
+/// `ssh.options` may say otherwise.
+const KEEPALIVE: &[(&str, &str)] = &[("ServerAliveInterval", "5"), ("ServerAliveCountMax", "3")];
+
+/// The last lines a master printed, kept to say why its connection ended.
+pub(super) type RecentLines = Arc<Mutex<Recent>>;
+
+#[derive(Debug, Default)]
+pub(super) struct Recent {
+    lines: VecDeque<String>,
+    /// Lines printed since the master started, kept or not.
+    total: usize,
+}
+
+impl Recent {
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The kept lines printed after the first `total` ones.
+    pub fn since(&self, total: usize) -> Vec<String> {
+        let new = self.total.saturating_sub(total).min(self.lines.len());
+        self.lines
+            .iter()
+            .skip(self.lines.len() - new)
+            .cloned()
+            .collect()
+    }
+}
+
+const RECENT_LINES: usize = 20;
+
+/// The control masters of one run, by host name.
+#[derive(Debug)]
+pub struct ControlMasters {
+    directory: PathBuf,
+    slots: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    next_socket: AtomicUsize,
+    /// Whether `directory` was made here (and is removed when dropped).
+    owns_directory: bool,
+}
+
+#[derive(Debug)]
+struct Slot {
+    socket: PathBuf,
+    master: Option<Master>,
+}
+
+#[derive(Debug)]
+struct Master {
+    child: Child,
+    pid: u32,
+    target: SshTarget,
+    recent: RecentLines,
+    _reader: JoinHandle<()>,
+}
+
+/// A live master to open sessions through.
+#[derive(Debug, Clone)]
+pub(super) struct Connection {
+    pub socket: PathBuf,
+    pub recent: RecentLines,
+}
+
+impl ControlMasters {
+    /// Masters with their sockets in a new private directory under the system's temporary
+    /// directory (`/tmp/runbook-ssh-<random>`), short enough for any socket name.
+    pub fn new() -> io::Result<ControlMasters> {
+        let base = std::env::temp_dir();
+        let base = if base.as_os_str().len() < 40 {
+            base
+        } else {
+            PathBuf::from("/tmp")
+        };
+        for _ in 0..16 {
+            let directory = base.join(format!("runbook-ssh-{}", &super::wrapper::nonce()[..10]));
+            match private_directory(&directory) {
+                Ok(()) => return Ok(ControlMasters::in_directory(directory, true)),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(io::Error::other(
+            "cannot find a free name for the control socket directory",
+        ))
+    }
+
+    /// Masters with their sockets in `<run_directory>/ssh` (made 0700) when that path is
+    /// short enough for a socket, else as `new`.
+    pub fn for_run(run_directory: &Path) -> io::Result<ControlMasters> {
+        let directory = run_directory.join("ssh");
+        // Socket names are a counter: a few digits.
+        if directory.as_os_str().len() + 8 > SOCKET_PATH_LIMIT {
+            return ControlMasters::new();
+        }
+        match private_directory(&directory) {
+            Ok(()) => Ok(ControlMasters::in_directory(directory, true)),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                std::fs::set_permissions(
+                    &directory,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o700),
+                )?;
+                Ok(ControlMasters::in_directory(directory, false))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn in_directory(directory: PathBuf, owns_directory: bool) -> ControlMasters {
+        ControlMasters {
+            directory,
+            slots: Mutex::new(BTreeMap::new()),
+            next_socket: AtomicUsize::new(0),
+            owns_directory,
+        }
+    }
+
+    /// Where the sockets are.
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    /// The socket of the live master of host `name`, if one is open: for `ssh -S` by hand.
+    pub async fn socket(&self, name: &str) -> Option<PathBuf> {
+        let slot = self.lock_slots().get(name).cloned()?;
+        let mut slot = slot.lock().await;
+        let socket = slot.socket.clone();
+        let master = slot.master.as_mut()?;
+        matches!(master.child.try_wait(), Ok(None)).then_some(socket)
+    }
+
+    /// The pid of the live master of host `name`, if one is open.
+    pub async fn master_pid(&self, name: &str) -> Option<u32> {
+        let slot = self.lock_slots().get(name).cloned()?;
+        let mut slot = slot.lock().await;
+        let master = slot.master.as_mut()?;
+        matches!(master.child.try_wait(), Ok(None)).then_some(master.pid)
+    }
+
+    /// The master of `target`, opened now unless one is open and alive. Sessions to the same
+    /// host wait here for one opening instead of each opening its own.
+    pub(super) async fn connect(&self, target: &SshTarget) -> Result<Connection, RemoteError> {
+        let slot = {
+            let mut slots = self.lock_slots();
+            slots
+                .entry(target.name.clone())
+                .or_insert_with(|| {
+                    let number = self.next_socket.fetch_add(1, Ordering::Relaxed);
+                    Arc::new(tokio::sync::Mutex::new(Slot {
+                        socket: self.directory.join(number.to_string()),
+                        master: None,
+                    }))
+                })
+                .clone()
+        };
+        let mut slot = slot.lock().await;
+        let socket = slot.socket.clone();
+        if let Some(master) = slot.master.as_mut() {
+            let alive = matches!(master.child.try_wait(), Ok(None));
+            if alive && master.target == *target {
+                return Ok(Connection {
+                    socket,
+                    recent: master.recent.clone(),
+                });
+            }
+            if let Some(master) = slot.master.take() {
+                stop(master, &socket).await;
+            }
+        }
+        let master = open(target, &slot.socket).await?;
+        let connection = Connection {
+            socket: slot.socket.clone(),
+            recent: master.recent.clone(),
+        };
+        slot.master = Some(master);
+        Ok(connection)
+    }
+
+    /// Closes every master (`ssh -O exit`, then a kill for one that does not leave) and
+    /// waits for them to be gone. Masters may be opened again afterwards.
+    pub async fn close_all(&self) {
+        let slots: Vec<_> = self.lock_slots().values().cloned().collect();
+        let mut closing = Vec::new();
+        for slot in slots {
+            let mut slot = slot.lock_owned().await;
+            if let Some(master) = slot.master.take() {
+                let socket = slot.socket.clone();
+                closing.push(tokio::spawn(async move {
+                    stop(master, &socket).await;
+                    drop(slot);
+                }));
+            }
+        }
+        for task in closing {
+            let _ = task.await;
+        }
+    }
+
+    fn lock_slots(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<tokio::sync::Mutex<Slot>>>> {
+        // A map of handles: still consistent after a panic elsewhere.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for ControlMasters {
+    fn drop(&mut self) {
+        let slots = std::mem::take(&mut *self.lock_slots());
+        for slot in slots.into_values() {
+            // Nothing else holds a slot once the masters are being dropped: `connect` and
+            // `close_all` borrow them.
+            let Ok(mut slot) = slot.try_lock() else {
+                continue;
+            };
+            if let Some(master) = slot.master.take() {
+                process::unregister(master.pid);
+                // Dropping the child kills it (`kill_on_drop`).
+                drop(master);
+            }
+            let _ = std::fs::remove_file(&slot.socket);
+        }
+        if self.owns_directory {
+            let _ = std::fs::remove_dir_all(&self.directory);
+        }
+    }
+}
+
+fn private_directory(directory: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new().mode(0o700).create(directory)
+}
+
+/// Starts `ssh -M -N` for `target` and waits until its socket is there (connected and
+/// authenticated) or it gave up.
+async fn open(target: &SshTarget, socket: &Path) -> Result<Master, RemoteError> {
+    // A socket left by a master that died would make the new one run without listening.
+    let _ = std::fs::remove_file(socket);
+    let forced = [
+        ("BatchMode", "yes".to_string()),
+        ("ControlMaster", "yes".to_string()),
+        ("ControlPersist", "no".to_string()),
+        ("ClearAllForwardings", "yes".to_string()),
+    ];
+    let defaults: Vec<(&str, String)> = KEEPALIVE
+        .iter()
+        .map(|(name, value)| (*name, (*value).to_string()))
+        .collect();
+    let mut command = Command::new("ssh");
+    command
+        .args(["-N", "-T", "-S"])
+        .arg(socket)
+        .args(target.arguments(&forced, &defaults))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        // Its own group: a Ctrl-C at the terminal is the engine's to handle, and the
+        // compensations that follow it still need the connection.
+        .process_group(0)
+        // Dropped (the run ends without `close_all`, or an opening is abandoned): killed,
+        // so the host sees the connection end and its wrappers stop their scripts.
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .map_err(|error| RemoteError::spawn(target, &error))?;
+    let Some(pid) = child.id() else {
+        return Err(RemoteError::spawn(
+            target,
+            &io::Error::other("ssh exited at once"),
+        ));
+    };
+    // From now on a killed engine leaves no master behind: the watchdog stops its group.
+    process::register(pid);
+    let recent: RecentLines = Arc::default();
+    let reader = match child.stderr.take() {
+        Some(stderr) => tokio::spawn(keep_lines(stderr, recent.clone())),
+        None => tokio::spawn(async {}),
+    };
+    let mut master = Master {
+        child,
+        pid,
+        target: target.clone(),
+        recent,
+        _reader: reader,
+    };
+    let limit = target.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIME) + AUTHENTICATION_TIME;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if std::fs::symlink_metadata(socket).is_ok() {
+            return Ok(master);
+        }
+        tokio::select! {
+            _ = master.child.wait() => {
+                process::unregister(pid);
+                // Its stderr ends with it; what it said is the reason.
+                let reader = std::mem::replace(&mut master._reader, tokio::spawn(async {}));
+                let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+                let said = lines_of(&master.recent).join("\n");
+                return Err(RemoteError::from_ssh_stderr(target, &said));
+            }
+            () = tokio::time::sleep(OPEN_POLL) => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = master.child.start_kill();
+            let _ = master.child.wait().await;
+            process::unregister(pid);
+            return Err(RemoteError::Connect {
+                host: target.name.clone(),
+                endpoint: target.endpoint(),
+                cause: format!("no connection after {}", humantime::format_duration(limit)),
+            });
+        }
+    }
+}
+
+/// `ssh -O exit` through the socket, then waits for the master to leave; kills it if it
+/// does not.
+async fn stop(mut master: Master, socket: &Path) {
+    if matches!(master.child.try_wait(), Ok(None)) {
+        let exit = Command::new("ssh")
+            .arg("-S")
+            .arg(socket)
+            .args(["-O", "exit", "--"])
+            .arg(&master.target.address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .status();
+        let _ = tokio::time::timeout(CLOSE_TIME, exit).await;
+        if tokio::time::timeout(CLOSE_TIME, master.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = master.child.start_kill();
+            let _ = master.child.wait().await;
+        }
+    }
+    process::unregister(master.pid);
+    let _ = std::fs::remove_file(socket);
+}
+
+/// Keeps the last lines of a master's stderr (read to its end, so the pipe never fills).
+async fn keep_lines(stderr: tokio::process::ChildStderr, recent: RecentLines) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    while let Ok(length) = reader.read_until(b'\n', &mut line).await {
+        if length == 0 {
+            return;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']).to_string();
+        line.clear();
+        let mut recent = recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if recent.lines.len() == RECENT_LINES {
+            recent.lines.pop_front();
+        }
+        recent.lines.push_back(text);
+        recent.total += 1;
+    }
+}
+
+pub(super) fn lines_of(recent: &RecentLines) -> Vec<String> {
+    lock(recent).since(0)
+}
+
+pub(super) fn lock(recent: &RecentLines) -> std::sync::MutexGuard<'_, Recent> {
+    // Lines of text: still consistent after a panic elsewhere.
+    recent.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path)
+            .expect("the directory exists")
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    #[test]
+    fn a_short_run_directory_holds_the_sockets_privately() {
+        let run = tempfile::tempdir().expect("a run directory");
+        let masters = ControlMasters::for_run(run.path()).expect("masters");
+        assert_eq!(masters.directory(), run.path().join("ssh"));
+        assert_eq!(mode(masters.directory()), 0o700);
+        drop(masters);
+        assert!(!run.path().join("ssh").exists());
+    }
+
+    #[test]
+    fn a_long_run_directory_falls_back_to_a_short_private_one() {
+        let run = tempfile::tempdir().expect("a run directory");
+        let deep = run.path().join("a".repeat(60)).join("b".repeat(60));
+        std::fs::create_dir_all(&deep).expect("a deep directory");
+        let masters = ControlMasters::for_run(&deep).expect("masters");
+        let directory = masters.directory().to_path_buf();
+        assert!(!directory.starts_with(&deep));
+        assert!(directory.as_os_str().len() + 8 <= SOCKET_PATH_LIMIT);
+        assert_eq!(mode(&directory), 0o700);
+        drop(masters);
+        assert!(!directory.exists());
+    }
+}

@@ -1,0 +1,714 @@
+//! The OpenSSH transport (`runbook::remote`) against real sshd servers on 127.0.0.1: output
+//! and the script's real exit status, `RUNBOOK_OUTPUT` and `RUNBOOK_HOST`, a secret that
+//! reaches the script but no command line, a timeout or a dying sshd that leaves no remote
+//! process, an unreachable host and an unknown host key told apart from a failed script, and
+//! one control master per host that is gone after the run.
+
+mod common;
+#[path = "e2e/secrets.rs"]
+#[expect(dead_code, reason = "the file checks are for runs through the binary")]
+mod secrets;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::sshd::SshServer;
+use runbook::process::{OutputChunk, OutputStream};
+use runbook::remote::{
+    ControlMasters, RemoteEnd, RemoteError, RemoteOutcome, RemoteRequest, RemoteSession, SshTarget,
+    run_remote,
+};
+use tokio::sync::{mpsc, watch};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn target(server: &SshServer) -> SshTarget {
+    let mut target = SshTarget::new(server.name.clone(), "127.0.0.1");
+    target.port = Some(server.port);
+    target.identity_file = Some(server.client_key.clone());
+    target.connect_timeout = Some(Duration::from_secs(5));
+    target.options = server.client_options();
+    target
+}
+
+fn request(script: &str) -> RemoteRequest {
+    RemoteRequest {
+        // The engine's default shell, as a local step gets it (the `-c` is dropped).
+        shell: ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
+            .map(String::from)
+            .to_vec(),
+        script: script.to_string(),
+        env: Vec::new(),
+        cwd: None,
+        grace: Duration::from_secs(1),
+    }
+}
+
+#[derive(Debug, Default)]
+struct Collected {
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `request` with `run_remote`, collecting its output as the executor would.
+async fn run(
+    masters: &ControlMasters,
+    target: &SshTarget,
+    request: &RemoteRequest,
+    timeout: Option<Duration>,
+) -> (Result<RemoteOutcome, RemoteError>, Collected) {
+    let (sender, receiver) = mpsc::channel(64);
+    let collector = tokio::spawn(collect(receiver));
+    let (_cancel, mut cancelled) = watch::channel(false);
+    let result = run_remote(masters, target, request, timeout, sender, &mut cancelled).await;
+    let collected = collector.await.expect("the output collector");
+    (result, collected)
+}
+
+async fn collect(mut receiver: mpsc::Receiver<OutputChunk>) -> Collected {
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    while let Some(chunk) = receiver.recv().await {
+        match chunk.stream {
+            OutputStream::Stdout => stdout.extend(chunk.bytes),
+            OutputStream::Stderr => stderr.extend(chunk.bytes),
+        }
+    }
+    Collected {
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// The live processes whose command line holds `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != std::process::id())
+        .filter_map(|pid| {
+            let argv = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
+            argv.contains(marker).then(|| format!("{pid}: {argv}"))
+        })
+        .collect()
+}
+
+/// Waits (bounded) until no process holds `marker` in its command line; a kill takes effect
+/// a moment after it is sent. Fails the test naming the survivors.
+fn assert_no_process_with(marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let survivors = processes_with(marker);
+        if survivors.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes outlived the step:\n{}",
+            survivors.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (bounded) until the host's `TMPDIR` is empty: the wrapper cleans up after itself,
+/// a moment after the engine has its report when the connection dropped.
+fn assert_host_tmp_empty(server: &SshServer) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = server.tmp_files();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the wrapper left files in the host's TMPDIR: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A word no other process has in its command line.
+fn marker(name: &str) -> String {
+    format!("{name}-{}-{:?}", std::process::id(), Instant::now())
+        .replace([' ', '{', '}', ':', '.', ','], "")
+}
+
+#[test]
+fn output_streams_and_the_exit_status_is_the_scripts() {
+    let server = SshServer::start("web1");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, output) = run(
+            &masters,
+            &target(&server),
+            &request("echo to-stdout\necho to-stderr >&2\nprintf 'no newline'\nexit 3"),
+            None,
+        )
+        .await;
+        let outcome = result.expect("the script ran");
+        assert_eq!(outcome.end, RemoteEnd::Exited(3));
+        assert!(!outcome.killed);
+        assert_eq!(output.stdout, "to-stdout\nno newline");
+        assert_eq!(output.stderr, "to-stderr\n");
+        masters.close_all().await;
+    });
+    assert_host_tmp_empty(&server);
+}
+
+#[test]
+fn a_script_exiting_255_is_its_own_failure_not_the_connections() {
+    let server = SshServer::start("web1");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, _) = run(&masters, &target(&server), &request("exit 255"), None).await;
+        assert_eq!(
+            result.expect("not a connection failure").end,
+            RemoteEnd::Exited(255)
+        );
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn runbook_output_comes_back_and_the_script_leads_its_own_group() {
+    let server = SshServer::start("web2");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let script = r#"
+            echo "host=$RUNBOOK_HOST" >> "$RUNBOOK_OUTPUT"
+            printf 'multi<<EOF\nline one\nline two\nEOF\n' >> "$RUNBOOK_OUTPUT"
+            read -r _ _ _ _ group _ < /proc/$$/stat
+            [ "$group" = "$$" ] && echo "own group"
+            cat > /dev/null && echo "stdin is empty"
+            echo "file=$RUNBOOK_OUTPUT"
+        "#;
+        let (result, output) = run(&masters, &target(&server), &request(script), None).await;
+        let outcome = result.expect("the script ran");
+        assert_eq!(outcome.end, RemoteEnd::Exited(0), "{output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&outcome.output),
+            "host=web2\nmulti<<EOF\nline one\nline two\nEOF\n"
+        );
+        assert!(output.stdout.contains("own group\n"), "{output:?}");
+        assert!(output.stdout.contains("stdin is empty\n"), "{output:?}");
+        let file = output
+            .stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("file="))
+            .expect("the script printed its output file");
+        assert!(
+            Path::new(file).starts_with(server.tmp_dir()),
+            "{file} is not in the host's TMPDIR"
+        );
+        assert!(
+            !Path::new(file).exists(),
+            "the output file {file} was left on the host"
+        );
+        masters.close_all().await;
+    });
+    assert_host_tmp_empty(&server);
+}
+
+#[test]
+fn a_secret_reaches_the_script_but_no_command_line_on_either_side() {
+    let server = SshServer::start("db1");
+    let secret = "s3cr3t-value-that-must-not-leak";
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let sleeping = scratch.path().join("sleeping");
+    let watch = secrets::ArgvWatch::start(secret);
+    let outcome = runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let mut request = request(&format!(
+            "printf %s \"$TOKEN\" | sha256sum | cut -d' ' -f1 >> \"$RUNBOOK_OUTPUT\"\n\
+             touch {sleeping}\nsleep 1",
+            sleeping = sleeping.display()
+        ));
+        request.env.push(("TOKEN".into(), secret.into()));
+        let (result, output) = run(&masters, &target(&server), &request, None).await;
+        masters.close_all().await;
+        secrets::assert_absent(secret, &output.stdout, "stdout");
+        secrets::assert_absent(secret, &output.stderr, "stderr");
+        result.expect("the script ran")
+    });
+    watch.assert_clean();
+    assert!(sleeping.exists());
+    let expected = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("printf %s \"$TOKEN\" | sha256sum | cut -d' ' -f1")
+        .env("TOKEN", secret)
+        .output()
+        .expect("hash the secret here");
+    assert_eq!(outcome.output, expected.stdout, "the secret did not arrive");
+}
+
+#[test]
+fn a_timeout_stops_the_whole_remote_group() {
+    let server = SshServer::start("web1");
+    let word = marker("timeout");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        // The script and all it starts ignore SIGTERM, so only SIGKILL after the grace ends
+        // them.
+        let script = format!(
+            "trap '' TERM\n\
+             sh -c 'sleep 100; : {word}' &\n\
+             sh -c 'sleep 100; : {word}' &\n\
+             echo started\nwait"
+        );
+        let (result, output) = run(
+            &masters,
+            &target(&server),
+            &request(&script),
+            Some(Duration::from_secs(1)),
+        )
+        .await;
+        let outcome = result.expect("a timeout, not a connection failure");
+        assert_eq!(outcome.end, RemoteEnd::TimedOut(Duration::from_secs(1)));
+        assert!(
+            outcome.killed,
+            "a script that ignores SIGTERM needs SIGKILL"
+        );
+        assert_eq!(output.stdout, "started\n");
+        assert_no_process_with(&word);
+        masters.close_all().await;
+    });
+    assert_host_tmp_empty(&server);
+}
+
+#[test]
+fn a_dying_sshd_fails_the_instance_as_dropped_and_stops_its_group() {
+    let mut server = SshServer::start("web4");
+    let word = marker("dropped");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let sleeping = scratch.path().join("sleeping");
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    let target = target(&server);
+    let (sender, receiver) = mpsc::channel(64);
+    let script = format!(
+        "sh -c 'sleep 60; : {word}' &\ntouch {}\nwait",
+        sleeping.display()
+    );
+    let request = request(&script);
+    let result = rt.block_on(async {
+        let collector = tokio::spawn(collect(receiver));
+        let mut session = RemoteSession::start(&masters, &target, &request, sender)
+            .await
+            .expect("the session starts");
+        // The sshd dies once the script sleeps and the engine has its start report.
+        while !sleeping.exists() || session.remote_pid().is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        server.kill();
+        let result = session.wait().await;
+        drop(session);
+        let _ = collector.await;
+        result
+    });
+    let error = result.expect_err("the connection dropped");
+    assert!(
+        matches!(error, RemoteError::Dropped { started: true, .. }),
+        "{error:?}"
+    );
+    assert!(error.script_may_have_run());
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "the connection to web4 ({}) dropped while the step ran",
+            target.endpoint()
+        )),
+        "{message}"
+    );
+    assert_no_process_with(&word);
+    assert_host_tmp_empty(&server);
+    rt.block_on(masters.close_all());
+}
+
+#[test]
+fn an_unreachable_host_is_a_connection_failure_naming_host_and_address() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut target = SshTarget::new("web3", "127.0.0.1");
+    target.port = Some(port);
+    target.options = vec![(
+        "UserKnownHostsFile".into(),
+        scratch.path().join("known_hosts").display().to_string(),
+    )];
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let ran = scratch.path().join("ran");
+        let (result, _) = run(
+            &masters,
+            &target,
+            &request(&format!("touch {}", ran.display())),
+            None,
+        )
+        .await;
+        let error = result.expect_err("nothing listens there");
+        assert_eq!(
+            error.to_string(),
+            format!("could not connect to web3 (127.0.0.1:{port}): connection refused")
+        );
+        assert!(!error.script_may_have_run());
+        assert!(!ran.exists());
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn an_unknown_host_key_is_refused_before_anything_runs() {
+    let server = SshServer::start("web5");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let empty = scratch.path().join("known_hosts");
+    std::fs::write(&empty, "").expect("an empty known_hosts");
+    let mut target = target(&server);
+    // What a user gets by default: OpenSSH's own `ask`, which BatchMode turns into a refusal.
+    target.options = vec![
+        ("UserKnownHostsFile".into(), empty.display().to_string()),
+        ("GlobalKnownHostsFile".into(), "/dev/null".into()),
+        ("IdentitiesOnly".into(), "yes".into()),
+    ];
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let ran = scratch.path().join("ran");
+        let (result, _) = run(
+            &masters,
+            &target,
+            &request(&format!("touch {}", ran.display())),
+            None,
+        )
+        .await;
+        let error = result.expect_err("the key is unknown");
+        assert!(matches!(error, RemoteError::HostKey { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "refused the host key of web5 (127.0.0.1:{}): its key is not in known_hosts and \
+                 ssh may not ask (BatchMode); add it (`ssh-keyscan`) or allow it with \
+                 `ssh.options` (StrictHostKeyChecking)",
+                server.port
+            )
+        );
+        assert!(!ran.exists());
+        assert_eq!(std::fs::read_to_string(&empty).expect("known_hosts"), "");
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn one_master_serves_every_session_and_is_gone_after_close() {
+    let server = SshServer::start("web6");
+    let target = target(&server);
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let directory = masters.directory().to_path_buf();
+        let script = request("echo $RUNBOOK_HOST");
+        let (first, second, third) = tokio::join!(
+            run(&masters, &target, &script, None),
+            run(&masters, &target, &script, None),
+            run(&masters, &target, &script, None),
+        );
+        for (result, output) in [first, second, third] {
+            assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
+            assert_eq!(output.stdout, "web6\n");
+        }
+        let master = masters.master_pid("web6").await.expect("a live master");
+        let (again, _) = run(&masters, &target, &script, None).await;
+        assert_eq!(again.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(masters.master_pid("web6").await, Some(master));
+        assert_eq!(server.connections(), 1, "{}", server.log());
+        let socket_directory = directory.display().to_string();
+        assert_eq!(
+            processes_with(&socket_directory).len(),
+            1,
+            "one ssh process (the master) between sessions"
+        );
+
+        masters.close_all().await;
+        assert!(processes_with(&socket_directory).is_empty());
+        assert_eq!(masters.master_pid("web6").await, None);
+        assert_eq!(
+            std::fs::read_dir(&directory)
+                .expect("the socket directory")
+                .count(),
+            0,
+            "no socket left"
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&directory)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(masters);
+        assert!(!directory.exists());
+    });
+}
+
+#[test]
+fn dropping_the_masters_without_closing_leaves_no_ssh_behind() {
+    let server = SshServer::start("web7");
+    let target = target(&server);
+    let rt = runtime();
+    let directory = rt.block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, _) = run(&masters, &target, &request("true"), None).await;
+        assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
+        masters.directory().display().to_string()
+    });
+    assert_no_process_with(&directory);
+}
+
+#[test]
+fn cancelling_stops_the_script_with_sigterm_and_its_trap_runs() {
+    let server = SshServer::start("web8");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let sleeping = scratch.path().join("sleeping");
+    let bye = scratch.path().join("bye");
+    let word = marker("cancel");
+    let script = format!(
+        "trap 'echo bye > {bye}; exit 0' TERM\n\
+         sh -c 'sleep 100; : {word}' &\n\
+         touch {sleeping}\nwait",
+        bye = bye.display(),
+        sleeping = sleeping.display()
+    );
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    let target = target(&server);
+    let request = request(&script);
+    let (cancel, mut cancelled) = watch::channel(false);
+    let canceller = std::thread::spawn({
+        let sleeping = sleeping.clone();
+        move || {
+            wait_for_file(&sleeping);
+            cancel.send_replace(true);
+            cancel
+        }
+    });
+    let outcome = rt.block_on(async {
+        let (sender, receiver) = mpsc::channel(64);
+        let collector = tokio::spawn(collect(receiver));
+        let result = run_remote(&masters, &target, &request, None, sender, &mut cancelled).await;
+        let _ = collector.await;
+        result
+    });
+    let _cancel = canceller.join().expect("the canceller");
+    let outcome = outcome.expect("cancelled, not a connection failure");
+    assert_eq!(outcome.end, RemoteEnd::Cancelled);
+    assert!(
+        !outcome.killed,
+        "the trap ended the script within the grace"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&bye).expect("the TERM trap ran"),
+        "bye\n"
+    );
+    assert_no_process_with(&word);
+    rt.block_on(masters.close_all());
+    assert_host_tmp_empty(&server);
+}
+
+#[test]
+fn a_missing_working_directory_is_the_hosts_problem_and_nothing_runs() {
+    let server = SshServer::start("web9");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let ran = scratch.path().join("ran");
+    let mut request = request(&format!("touch {}", ran.display()));
+    request.cwd = Some("/no/such/directory".into());
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, _) = run(&masters, &target(&server), &request, None).await;
+        let error = result.expect_err("the directory is missing");
+        assert_eq!(
+            error.to_string(),
+            "cannot run the step on web9: the working directory /no/such/directory does not exist"
+        );
+        assert!(!error.script_may_have_run());
+        masters.close_all().await;
+    });
+    assert!(!ran.exists());
+}
+
+#[test]
+fn the_working_directory_and_the_shell_are_the_requests() {
+    let server = SshServer::start("web10");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let mut request = request("pwd; echo \"$0\"");
+    request.cwd = Some(scratch.path().display().to_string());
+    request.shell = vec!["sh".into(), "-eu".into()];
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, output) = run(&masters, &target(&server), &request, None).await;
+        assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(
+            output.stdout,
+            format!("{}\n/dev/fd/4\n", scratch.path().display())
+        );
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn a_large_script_and_a_large_output_go_through() {
+    let server = SshServer::start("web11");
+    // 300 KiB of script (more than any pipe holds) and 2 MiB of output.
+    let padding = "# padding to make the script larger than a pipe buffer\n".repeat(6000);
+    let script = format!("{padding}head -c 2097152 /dev/zero | tr '\\0' x\necho\necho done >&2");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, output) = run(&masters, &target(&server), &request(&script), None).await;
+        assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(output.stdout.len(), 2 * 1024 * 1024 + 1);
+        assert_eq!(output.stderr, "done\n");
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn kill_now_skips_the_grace() {
+    let server = SshServer::start("web12");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let sleeping = scratch.path().join("sleeping");
+    let word = marker("killnow");
+    let script = format!(
+        "trap '' TERM\nsh -c 'sleep 100; : {word}' &\ntouch {}\nwait",
+        sleeping.display()
+    );
+    let mut request = request(&script);
+    request.grace = Duration::from_secs(600);
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    let target = target(&server);
+    let exit = rt.block_on(async {
+        let (sender, receiver) = mpsc::channel(64);
+        let collector = tokio::spawn(collect(receiver));
+        let mut session = RemoteSession::start(&masters, &target, &request, sender)
+            .await
+            .expect("the session starts");
+        while !sleeping.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The wrapper reports the script's pid before the script can touch the file, and
+        // the stderr reader has had the time the file took to appear.
+        while session.remote_pid().is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        session.kill_now();
+        let exit = session.wait().await;
+        drop(session);
+        let _ = collector.await;
+        exit
+    });
+    let exit = exit.expect("the wrapper reported the end");
+    assert!(exit.killed && exit.stopped, "{exit:?}");
+    assert_eq!(exit.code, 128 + 9, "{exit:?}");
+    assert_no_process_with(&word);
+    rt.block_on(masters.close_all());
+    assert_host_tmp_empty(&server);
+}
+
+#[test]
+fn a_master_whose_connection_dropped_is_opened_again() {
+    let server = SshServer::start("web13");
+    let target = target(&server);
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (first, _) = run(&masters, &target, &request("true"), None).await;
+        assert_eq!(first.expect("ran").end, RemoteEnd::Exited(0));
+        let old = masters.master_pid("web13").await.expect("a live master");
+        server.drop_connections();
+        while masters.master_pid("web13").await.is_some() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (second, output) = run(&masters, &target, &request("echo back"), None).await;
+        assert_eq!(second.expect("ran again").end, RemoteEnd::Exited(0));
+        assert_eq!(output.stdout, "back\n");
+        let new = masters.master_pid("web13").await.expect("a live master");
+        assert_ne!(new, old);
+        assert_eq!(server.connections(), 2, "{}", server.log());
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn two_hosts_get_a_master_each_and_close_all_closes_both() {
+    let first = SshServer::start("app1");
+    let second = SshServer::start("app2");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (first_target, second_target) = (target(&first), target(&second));
+        let script = request("echo $RUNBOOK_HOST");
+        let (one, two) = tokio::join!(
+            run(&masters, &first_target, &script, None),
+            run(&masters, &second_target, &script, None),
+        );
+        assert_eq!(one.1.stdout, "app1\n");
+        assert_eq!(two.1.stdout, "app2\n");
+        let pids = (
+            masters.master_pid("app1").await.expect("a master for app1"),
+            masters.master_pid("app2").await.expect("a master for app2"),
+        );
+        assert_ne!(pids.0, pids.1);
+        masters.close_all().await;
+        let directory = masters.directory().display().to_string();
+        assert!(processes_with(&directory).is_empty());
+    });
+}
+
+#[test]
+fn a_slow_output_receiver_still_gets_the_end_report() {
+    let server = SshServer::start("web14");
+    // 256 KiB on stderr, where the report follows it, read slowly: the session has ended long
+    // before the receiver is through.
+    let request = request("head -c 262144 /dev/zero | tr '\\0' e >&2\nexit 4");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (sender, mut receiver) = mpsc::channel::<OutputChunk>(1);
+        let collector = tokio::spawn(async move {
+            let mut stderr = 0;
+            while let Some(chunk) = receiver.recv().await {
+                stderr += chunk.bytes.len();
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            stderr
+        });
+        let (_cancel, mut cancelled) = watch::channel(false);
+        let result = run_remote(
+            &masters,
+            &target(&server),
+            &request,
+            None,
+            sender,
+            &mut cancelled,
+        )
+        .await;
+        let stderr = collector.await.expect("the collector");
+        assert_eq!(result.expect("ran").end, RemoteEnd::Exited(4));
+        assert_eq!(stderr, 256 * 1024);
+        masters.close_all().await;
+    });
+}
