@@ -171,7 +171,7 @@ steps:
   - id: page
     needs: [measure]
     if: "{{gte steps.measure.outputs.rate 5}}"
-    readonly: true
+    irreversible: true
     run: echo paging
 "#;
 

@@ -258,7 +258,42 @@ impl Dispatcher {
             .collect()
     }
 
+    /// Skips every pending step that needs a skipped step, unless it says `after_skipped:
+    /// run` (SPEC §4): one `if` switches off a whole branch. Repeated until nothing changes,
+    /// so the skip reaches the end of the branch.
+    fn skip_after_skipped(&mut self) {
+        if self.stop_reason.is_some() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let steps = &shared.runbook.steps;
+        loop {
+            let next = steps.iter().find_map(|step| {
+                if self.statuses[step.index] != StepStatus::Pending || step.runs_after_skipped {
+                    return None;
+                }
+                let skipped = step
+                    .needs
+                    .iter()
+                    .find(|&&need| self.statuses[need] == StepStatus::Skipped)?;
+                Some((step.index, *skipped))
+            });
+            let Some((index, skipped)) = next else {
+                return;
+            };
+            let reason = format!("needs `{}`, which was skipped", steps[skipped].id);
+            shared.emitter.emit(Event::StepSkipped {
+                step: steps[index].id.to_string(),
+                reason: reason.clone(),
+            });
+            let mut report = skipped_report(index);
+            report.message = Some(reason);
+            self.finish_step(report);
+        }
+    }
+
     fn start_ready(&mut self, running: &mut JoinSet<StepReport>) {
+        self.skip_after_skipped();
         let room = self.concurrency.saturating_sub(running.len());
         if room == 0 {
             return;
@@ -527,6 +562,20 @@ impl Dispatcher {
             complete && verify_rollback(shared, &self.context, &mut needs_a_person).await;
         let decision = after_rollback_only(requested, complete, verified);
         finish_run(shared, decision, needs_a_person, summaries, None, started)
+    }
+}
+
+/// The report of a step skipped before it started.
+fn skipped_report(index: usize) -> StepReport {
+    StepReport {
+        index,
+        status: StepStatus::Skipped,
+        attempts: 0,
+        duration: Duration::ZERO,
+        message: None,
+        outputs: Vec::new(),
+        tail: Vec::new(),
+        outcome: StepOutcome::Failed,
     }
 }
 

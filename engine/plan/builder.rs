@@ -315,8 +315,17 @@ pub fn build_plan(
                 .steps
                 .iter()
                 .filter(|step| {
-                    step.rollback.is_none() && matches!(step.action, Action::Run(_)) && !step.pivot
+                    step.rollback.is_none()
+                        && matches!(step.action, Action::Run(_))
+                        && !step.pivot
+                        && !step.irreversible
                 })
+                .map(|step| planner.id(step.index))
+                .collect(),
+            irreversible: runbook
+                .steps
+                .iter()
+                .filter(|step| step.irreversible)
                 .map(|step| planner.id(step.index))
                 .collect(),
             verify: rollback_verify,
@@ -362,6 +371,8 @@ struct Planner<'a> {
     uncompensated: Vec<usize>,
     /// Pivot steps, in file order.
     pivots: Vec<usize>,
+    /// For each step, the step whose skip skips it (`Runbook::skipped_by`).
+    skipped_by: Vec<Option<usize>>,
 }
 
 impl<'a> Planner<'a> {
@@ -387,6 +398,7 @@ impl<'a> Planner<'a> {
             ),
             uncompensated: indexes(|step| !compensated_when_succeeded(step)),
             pivots: indexes(|step| step.pivot),
+            skipped_by: runbook.skipped_by(),
             ids: runbook
                 .steps
                 .iter()
@@ -480,6 +492,20 @@ impl<'a> Planner<'a> {
             allow_failure: step.allow_failure,
             idempotent: step.idempotent,
             pivot: step.pivot,
+            irreversible: step.irreversible,
+            after_skipped: if step.runs_after_skipped {
+                "run"
+            } else {
+                "skip"
+            },
+            skipped_with: self.skipped_by[step.index]
+                .filter(|&cause| cause != step.index)
+                .map(|cause| self.id(cause)),
+            on_timeout: match (&step.action, &step.timeout) {
+                (Action::Approve(_), Some(_)) if step.approve_on_timeout => Some("approve"),
+                (Action::Approve(_), Some(_)) => Some("deny"),
+                _ => None,
+            },
             verify: renderer.probes(&step.verify),
             rollback,
             on_failure: self.failure_rollback(step),

@@ -90,6 +90,16 @@ pub fn to_text(plan: &Plan) -> String {
             )
         );
     }
+    if !plan.rollback.irreversible.is_empty() {
+        let _ = writeln!(
+            out,
+            "  cannot be undone (irreversible): {}",
+            list(
+                &plan.rollback.irreversible,
+                plan.rollback.irreversible.len()
+            )
+        );
+    }
     for probe in &plan.rollback.verify {
         write_probe(&mut out, "  then verify ", probe);
     }
@@ -166,14 +176,22 @@ fn write_step(out: &mut String, step: &PlanStep) {
     if step.pivot {
         flags.push("pivot".to_string());
     }
+    if step.irreversible {
+        flags.push("irreversible".to_string());
+    }
     if step.allow_failure {
         flags.push("allow_failure".to_string());
+    }
+    if step.after_skipped == "run" {
+        flags.push("after_skipped: run".to_string());
     }
     if !step.idempotent {
         flags.push("not idempotent".to_string());
     }
-    if let Some(timeout) = &step.timeout {
-        flags.push(format!("timeout {timeout}"));
+    match (&step.timeout, step.on_timeout) {
+        (Some(timeout), Some(answer)) => flags.push(format!("timeout {timeout}, then {answer}")),
+        (Some(timeout), None) => flags.push(format!("timeout {timeout}")),
+        (None, _) => {}
     }
     if step.retry.attempts > 1 {
         flags.push(format!(
@@ -187,6 +205,9 @@ fn write_step(out: &mut String, step: &PlanStep) {
         format!("  [{}]", flags.join(", "))
     };
     let _ = writeln!(out, "  {}{name}{needs}{flags}", step.id);
+    if let Some(cause) = &step.skipped_with {
+        let _ = writeln!(out, "    skipped when `{cause}` is skipped");
+    }
     if let Some(condition) = step
         .condition
         .as_ref()

@@ -81,8 +81,10 @@ impl Validator<'_> {
     /// Warns when a step runs a command but has no compensation.
     pub(super) fn lint_step(&mut self, raw: &RawStep, _place: &str) {
         let changes_things = raw.run.is_some();
+        let irreversible = raw.irreversible.as_ref().filter(|flag| flag.value);
         let exempt = raw.pivot.as_ref().is_some_and(|pivot| pivot.value)
-            || raw.readonly.as_ref().is_some_and(|readonly| readonly.value);
+            || raw.readonly.as_ref().is_some_and(|readonly| readonly.value)
+            || irreversible.is_some();
         if changes_things && raw.rollback.is_none() && !exempt {
             let message = format!(
                 "step `{}` runs a command but has no `rollback`",
@@ -90,7 +92,7 @@ impl Validator<'_> {
             );
             self.push(
                 Diagnostic::warning("no-rollback", message, Some(raw.id.position))
-                    .with_help("add a `rollback`, or `readonly: true` if the step changes nothing"),
+                    .with_help("add a `rollback`, `readonly: true` if the step changes nothing, or `irreversible: true` if its effect cannot be undone (a message sent)"),
             );
         }
         if let Some(readonly) = &raw.readonly
@@ -103,6 +105,24 @@ impl Validator<'_> {
                 message,
                 Some(readonly.position),
             ));
+        }
+        if let Some(irreversible) = irreversible
+            && raw.rollback.is_some()
+        {
+            let message = format!(
+                "step `{}` is `irreversible` but has a `rollback`",
+                raw.id.value
+            );
+            self.push(
+                Diagnostic::warning(
+                    "irreversible-rollback",
+                    message,
+                    Some(irreversible.position),
+                )
+                .with_help(
+                    "a step whose effect can be undone is not irreversible: drop one of them",
+                ),
+            );
         }
     }
 }
