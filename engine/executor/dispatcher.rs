@@ -249,10 +249,11 @@ impl Dispatcher {
         (0..steps.len())
             .filter(|&index| {
                 self.statuses[index] == StepStatus::Pending
-                    && steps[index]
-                        .needs
-                        .iter()
-                        .all(|&need| self.statuses[need].satisfies_needs())
+                    && steps[index].needs.iter().all(|&need| {
+                        let status = self.statuses[need];
+                        lets_dependents_run(&steps[need], status)
+                            || (status == StepStatus::Skipped && steps[index].runs_after_skipped)
+                    })
             })
             .take(room)
             .collect()
@@ -366,7 +367,7 @@ impl Dispatcher {
         self.finished_order[index] = self.finished;
         self.statuses[index] = status;
         self.context
-            .set_step(step.id.as_str(), status.as_str(), &report.outputs);
+            .set_step(step.id.as_str(), status.name(), &report.outputs);
         if status != StepStatus::Skipped {
             shared.emitter.emit(Event::StepFinished {
                 step: step.id.to_string(),
@@ -386,9 +387,12 @@ impl Dispatcher {
                 record_compensation(shared, index, &self.context.with_steps(&self.reads[index]));
             }
         }
-        if matches!(status, StepStatus::Failed | StepStatus::Cancelled)
-            && self.stop_reason.is_none()
-        {
+        let stops = match status {
+            StepStatus::Failed | StepStatus::Cancelled => true,
+            StepStatus::Denied | StepStatus::TimedOut => !lets_dependents_run(step, status),
+            _ => false,
+        };
+        if stops && self.stop_reason.is_none() {
             let id = step.id.to_string();
             let message = format!("step `{id}` {}", status.as_str());
             self.stop(CancelReason::StepFailed { step: id }, message);
@@ -562,6 +566,17 @@ impl Dispatcher {
             complete && verify_rollback(shared, &self.context, &mut needs_a_person).await;
         let decision = after_rollback_only(requested, complete, verified);
         finish_run(shared, decision, needs_a_person, summaries, None, started)
+    }
+}
+
+/// Whether the steps that need `step`, which ended `status`, may start: it succeeded, failed
+/// with `allow_failure`, or is a gate that was approved, timed out with `on_timeout:
+/// approve`, or was denied (or timed out) with `allow_failure` (a later `if` reads which).
+fn lets_dependents_run(step: &crate::model::Step, status: StepStatus) -> bool {
+    match status {
+        StepStatus::TimedOut => step.approve_on_timeout || step.allow_failure,
+        StepStatus::Denied => step.allow_failure,
+        status => status.satisfies_needs(),
     }
 }
 

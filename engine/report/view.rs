@@ -342,6 +342,8 @@ mod tests {
             probes: Vec::new(),
             compensation: compensation.map(phase),
             compensation_command: None,
+            waiting_for_approval: false,
+            approval: None,
         }
     }
 

@@ -452,7 +452,7 @@ impl JournalHeader {
     }
 }
 
-fn user() -> String {
+pub(crate) fn user() -> String {
     use std::os::unix::fs::MetadataExt;
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))

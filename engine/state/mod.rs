@@ -1,5 +1,6 @@
 //! What a run keeps on disk: the state directory and one directory per run.
 
+mod gate_answers;
 mod journal;
 mod journal_record;
 mod lock;
@@ -8,6 +9,8 @@ mod run_directory;
 mod run_record;
 mod secret_outputs;
 
+pub use gate_answers::{GateAnswer, clear_gate_answer, take_gate_answer, write_gate_answer};
+pub(crate) use journal::user as current_user;
 pub use journal::{
     JOURNAL_FILE, JOURNAL_FORMAT, JournalError, JournalWriter, ReadJournal, for_each_record,
     read_journal,
@@ -21,7 +24,7 @@ pub use run_directory::{
     RunDirectory, check_state_directory, find_run, list_runs, new_run_info, state_directory,
 };
 pub use run_record::{
-    RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep, RollbackState,
-    RunRecord, unfinished_runs,
+    RecordedApproval, RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep,
+    RollbackState, RunRecord, unfinished_runs,
 };
 pub use secret_outputs::{restore_secret_outputs, save_secret_outputs};

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::journal::{JOURNAL_FILE, JournalError, ReadJournal, for_each_record};
 pub use super::journal_record::RecordedVar;
 use super::journal_record::{Entry, Record, RecordedOptions, RunMode};
-use crate::events::{Event, Phase, RunOutcome, StepOutcome, StepStatus};
+use crate::events::{AnswerSource, Event, Phase, RunOutcome, StepOutcome, StepStatus};
 
 /// A probe's result.
 #[derive(Debug, Clone, Serialize)]
@@ -57,7 +57,7 @@ impl RecordedPhase {
     /// running when the engine stopped counts as cancelled.
     pub fn forward_outcome(&self) -> StepOutcome {
         match (self.status, self.outcome) {
-            (StepStatus::Succeeded, _) => StepOutcome::Succeeded,
+            (StepStatus::Succeeded | StepStatus::Approved, _) => StepOutcome::Succeeded,
             (StepStatus::Cancelled | StepStatus::Running, _) => StepOutcome::Cancelled,
             (_, Some(outcome @ (StepOutcome::TimedOut | StepOutcome::Cancelled))) => outcome,
             _ => StepOutcome::Failed,
@@ -76,6 +76,19 @@ pub struct RecordedStep {
     pub compensation: Option<RecordedPhase>,
     /// The compensation as rendered when the step finished (masked).
     pub compensation_command: Option<String>,
+    /// An approval gate waiting for an answer when the journal ends.
+    pub waiting_for_approval: bool,
+    /// Who or what answered the step's approval gate.
+    pub approval: Option<RecordedApproval>,
+}
+
+/// The answer of an approval gate.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedApproval {
+    pub approved: bool,
+    pub by: Option<String>,
+    pub how: AnswerSource,
+    pub reason: Option<String>,
 }
 
 /// A process group that was running when the journal ended (its step had no end record).
@@ -189,6 +202,8 @@ impl RunRecord {
             probes: Vec::new(),
             compensation: None,
             compensation_command: None,
+            waiting_for_approval: false,
+            approval: None,
         });
         let last = self.steps.len() - 1;
         &mut self.steps[last]
@@ -319,6 +334,7 @@ impl RunRecord {
                 phase.outcome = outcome;
                 if !compensation {
                     step.outputs = outputs;
+                    step.waiting_for_approval = false;
                 }
             }
             Event::CompensationBlocked { step, waiting_on } => {
@@ -342,6 +358,25 @@ impl RunRecord {
                     phase,
                     pid,
                     start_time,
+                });
+            }
+            Event::ApprovalRequested { step, .. } => {
+                self.step_mut(&step).waiting_for_approval = true;
+            }
+            Event::ApprovalAnswered {
+                step,
+                approved,
+                by,
+                how,
+                reason,
+            } => {
+                let step = self.step_mut(&step);
+                step.waiting_for_approval = false;
+                step.approval = Some(RecordedApproval {
+                    approved,
+                    by,
+                    how,
+                    reason,
                 });
             }
             Event::CompensationRecorded { step, command } => {
@@ -375,8 +410,7 @@ impl RunRecord {
             | Event::StepStarted { .. }
             | Event::StepFinished { .. }
             | Event::StepOutput { .. }
-            | Event::AttemptFailed { .. }
-            | Event::ApprovalRequested { .. } => {}
+            | Event::AttemptFailed { .. } => {}
         }
     }
 
