@@ -152,6 +152,10 @@ pub struct ResumeArgs {
     /// An in-doubt step failed: roll back (repeatable)
     #[arg(long, value_name = "ID")]
     pub assume_failed: Vec<String>,
+    /// After `failed after pivot` or `--no-rollback` (exit 4), once the cause is fixed: run
+    /// the failed steps and what follows them again
+    #[arg(long)]
+    pub retry_failed: bool,
     /// Approve every approval gate
     #[arg(long)]
     pub yes: bool,

@@ -291,6 +291,9 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
         approve: args.approve.clone(),
         no_rollback: false,
     };
+    if args.retry_failed {
+        return retry_failed(recovered, recorded_now, options, global);
+    }
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
@@ -376,6 +379,84 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
             finished_order: recorded.finished_order.clone(),
             outcomes: recorded.outcomes.clone(),
             failed,
+        },
+        global,
+    ))
+}
+
+/// `resume RUN --retry-failed`: a run that stopped with work left forward (`failed after
+/// pivot`, or failed with `--no-rollback`) goes on once a person fixed the cause. The steps
+/// that failed or were cancelled, and those whose work the rollback undid, run again, then
+/// what follows them; the steps that succeeded (and were not undone) do not.
+fn retry_failed(
+    recovered: Recovered,
+    recorded_now: Recorded,
+    mut options: RunOptions,
+    global: &GlobalArgs,
+) -> i32 {
+    let record = &recovered.record;
+    let stopped_forward = record.end.as_ref().map(|end| end.outcome);
+    if !matches!(
+        stopped_forward,
+        Some(RunOutcome::FailedAfterPivot | RunOutcome::FailedNotRolledBack)
+    ) {
+        let now = record.end.as_ref().map_or(
+            "unfinished: use `runbook resume RUN` without `--retry-failed`",
+            |end| end.outcome.as_str(),
+        );
+        errln!(
+            "error: run {} did not stop with work left forward ({now}): nothing to retry",
+            record.run_id
+        );
+        errln!(
+            "  help: `--retry-failed` continues a run that ended `failed after pivot` or failed with `--no-rollback` (exit 4)"
+        );
+        return EXIT_INVALID;
+    }
+    // A run started with `--no-rollback` keeps that choice for what fails again.
+    options.no_rollback = record.options.no_rollback;
+    let runbook = &recovered.runbook;
+    let mut statuses = recorded_now.statuses.clone();
+    let mut finished_order = recorded_now.finished_order.clone();
+    let mut again = Vec::new();
+    for step in &runbook.steps {
+        let index = step.index;
+        let undone = recorded_now.compensated[index];
+        let stopped = match statuses[index] {
+            StepStatus::Failed | StepStatus::Cancelled | StepStatus::Running => true,
+            // A gate that stopped the run, not one whose answer let the run go on.
+            StepStatus::Denied => !step.allow_failure,
+            StepStatus::TimedOut => !(step.allow_failure || step.approve_on_timeout),
+            _ => false,
+        };
+        if stopped || undone {
+            statuses[index] = StepStatus::Pending;
+            finished_order[index] = 0;
+            again.push(format!("`{}`", step.id));
+        }
+    }
+    outln!(
+        "run {}: running again {}, then what follows",
+        record.run_id,
+        if again.is_empty() {
+            "nothing".to_string()
+        } else {
+            again.join(", ")
+        }
+    );
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    runtime.block_on(drive(
+        recovered,
+        RunMode::Retry,
+        options,
+        |recorded| Start::Resume {
+            statuses,
+            finished_order,
+            outcomes: recorded.outcomes.clone(),
+            failed: None,
         },
         global,
     ))

@@ -53,6 +53,8 @@ pub enum RunMode {
     Run,
     Resume,
     Rollback,
+    /// `resume --retry-failed`: a run that stopped with work left forward goes on.
+    Retry,
 }
 
 impl RunMode {
@@ -61,6 +63,7 @@ impl RunMode {
             RunMode::Run => "run",
             RunMode::Resume => "resume",
             RunMode::Rollback => "rollback",
+            RunMode::Retry => "retry",
         }
     }
 }

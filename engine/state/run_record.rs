@@ -250,6 +250,11 @@ impl RunRecord {
             Record::Resumed(resumed) => {
                 // A later `resume` or `rollback` continues the run: its end is yet to come.
                 self.end = None;
+                if resumed.mode == RunMode::Retry {
+                    // Going forward again: what stopped the run then is over.
+                    self.stopping = None;
+                    self.rollback = None;
+                }
                 self.mode = resumed.mode;
                 return;
             }
@@ -265,6 +270,10 @@ impl RunRecord {
                 let step = self.step_mut(&step);
                 if !name.is_empty() {
                     step.name = name;
+                }
+                if phase == Phase::Forward && attempt == 1 {
+                    // Run again (`resume --retry-failed`): an earlier undo no longer holds.
+                    step.compensation = None;
                 }
                 let (phase, status) = if phase == Phase::Compensation {
                     let phase = step
