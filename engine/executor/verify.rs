@@ -93,8 +93,12 @@ fn render_probe(
             address: renderer.render(address)?,
         },
     };
+    let name = match &probe.name_template {
+        Some(template) => renderer.render(template)?.trim().to_string(),
+        None => probe.name.clone(),
+    };
     Ok(ProbeRequest {
-        name: probe.name.clone(),
+        name,
         kind,
         timing: rendered_timing(probe, renderer)?,
     })
@@ -152,13 +156,13 @@ pub(crate) async fn verify(
         shared.emitter.emit(Event::ProbeFinished {
             step: step.to_string(),
             phase,
-            probe: probe.name.clone(),
+            probe: request.name.clone(),
             passed: outcome.passed,
             samples: outcome.samples,
             message: message.clone(),
         });
         if !outcome.passed {
-            return Err(format!("probe `{}` failed: {message}", probe.name));
+            return Err(format!("probe `{}` failed: {message}", request.name));
         }
     }
     Ok(())

@@ -159,7 +159,12 @@ impl<'a> Renderer<'a> {
         };
         let interval = shown(&templates.interval, timing.interval);
         let timing_text = match (timing.within, timing.hold) {
-            (Some(within), _) => format!(
+            (Some(within), Some(hold)) => format!(
+                "within {}, then hold {} every {interval}",
+                shown(&templates.within, within),
+                shown(&templates.hold, hold)
+            ),
+            (Some(within), None) => format!(
                 "within {} every {interval}",
                 shown(&templates.within, within)
             ),
@@ -219,7 +224,10 @@ impl<'a> Renderer<'a> {
             ),
         };
         PlanProbe {
-            name: probe.name.clone(),
+            name: match &probe.name_template {
+                Some(template) => self.render(template).trim().to_string(),
+                None => probe.name.clone(),
+            },
             kind,
             target,
             expect,
