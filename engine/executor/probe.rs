@@ -3,6 +3,7 @@
 //! (`hold`), or both: settle, then watch. A sample runs a command in its own process group,
 //! sends an HTTP request, or opens a TCP connection; the outcome says what was expected and
 //! what was seen.
+
 use std::collections::VecDeque;
 use std::error::Error;
 use std::fmt::Write as _;
