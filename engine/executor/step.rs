@@ -189,6 +189,7 @@ pub(crate) async fn run_step(
             &mut cancel,
         )
         .await
+        .map_err(|error| error.message)
         {
             if *cancel.borrow() != CancelLevel::None {
                 report.status = StepStatus::Cancelled;

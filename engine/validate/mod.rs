@@ -3,6 +3,7 @@
 
 mod diagnostic;
 mod lint;
+mod output_reads;
 mod probes;
 mod steps;
 mod templates;

@@ -211,11 +211,12 @@ impl Validator<'_> {
             None => Vec::new(),
         };
         // Only a runbook with errors (a cycle) has no graph, and it is never handed out.
+        let has_graph = self.graph.is_some();
         let graph = self
             .graph
             .take()
             .unwrap_or_else(|| StepGraph::new(vec![Vec::new(); steps.len()]));
-        Runbook {
+        let runbook = Runbook {
             name: raw.name.value.clone(),
             lock: raw
                 .lock
@@ -235,7 +236,11 @@ impl Validator<'_> {
             graph,
             hooks,
             rollback_verify,
+        };
+        if has_graph {
+            self.check_output_reads(&runbook);
         }
+        runbook
     }
 
     /// Checks an `env` mapping: variable names and templated values.
