@@ -348,6 +348,7 @@ impl Dispatcher {
                     outputs: Vec::new(),
                     tail: Vec::new(),
                     outcome: StepOutcome::Failed,
+                    undecided: false,
                 }
             }
         };
@@ -360,7 +361,7 @@ impl Dispatcher {
         let index = report.index;
         let step = &shared.runbook.steps[index];
         let mut status = report.status;
-        if status == StepStatus::Failed && step.allow_failure {
+        if status == StepStatus::Failed && step.allow_failure && !report.undecided {
             status = StepStatus::FailedAllowed;
         }
         self.finished += 1;
@@ -591,6 +592,7 @@ fn skipped_report(index: usize) -> StepReport {
         outputs: Vec::new(),
         tail: Vec::new(),
         outcome: StepOutcome::Failed,
+        undecided: false,
     }
 }
 
@@ -699,6 +701,7 @@ mod tests {
             outputs: Vec::new(),
             tail: Vec::new(),
             outcome: StepOutcome::Failed,
+            undecided: false,
         }
     }
 

@@ -32,6 +32,9 @@ pub(crate) struct StepReport {
     pub tail: Vec<String>,
     /// How it ended, for `RUNBOOK_STEP_OUTCOME` of its compensation.
     pub outcome: StepOutcome,
+    /// Its `if` could not be decided: a failure `allow_failure` does not cover, since the
+    /// steps after it would go on as if a decision had been made.
+    pub undecided: bool,
 }
 
 /// Truthiness of a rendered `if` (SPEC §6).
@@ -58,6 +61,7 @@ pub(crate) async fn run_step(
         outputs: Vec::new(),
         tail: Vec::new(),
         outcome: StepOutcome::Failed,
+        undecided: false,
     };
     let renderer = match Renderer::new(&shared, &context) {
         Ok(renderer) => renderer,
@@ -77,7 +81,10 @@ pub(crate) async fn run_step(
                 return report;
             }
             Ok(_) => {}
-            Err(message) => return finish(report, started, Some(message)),
+            Err(message) => {
+                report.undecided = true;
+                return finish(report, started, Some(message));
+            }
         }
     }
     shared.emitter.emit(Event::StepStarted {
