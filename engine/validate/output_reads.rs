@@ -29,14 +29,26 @@ impl Validator<'_> {
     /// Warns about every read of a step output that may be missing when it is rendered.
     pub(super) fn check_output_reads(&mut self, runbook: &Runbook) {
         let skipped_by = runbook.skipped_by();
-        // For each step that may be skipped: which steps are certain to be skipped with it.
-        let mut skipped_with: HashMap<usize, Vec<bool>> = HashMap::new();
+        let ids = std::mem::take(&mut self.step_ids);
         for reader in &runbook.steps {
             let rollback_place = format!("steps[{}].rollback", reader.index);
             for template in reader.templates() {
                 let in_rollback = template.place.starts_with(&rollback_place);
+                // Most reads are of steps that always run and succeed first: the template is
+                // analysed again only when one of the steps it reads may leave no output.
+                let risky = template.runtime_paths.iter().any(|path| {
+                    output_target(runbook, &ids, path).is_some_and(|target| {
+                        skipped_by[target.index].is_some()
+                            || target.allow_failure
+                            || (in_rollback && target.index == reader.index)
+                    })
+                });
+                if !risky {
+                    continue;
+                }
                 for read in self.unguarded_output_reads(template) {
-                    let Some(target) = runbook.step(&read.step) else {
+                    let Some(target) = ids.get(&read.step).map(|&index| &runbook.steps[index])
+                    else {
                         continue;
                     };
                     let diagnostic = if target.index == reader.index {
@@ -55,10 +67,7 @@ impl Validator<'_> {
                         }
                         own_output_in_rollback(reader, template, &read)
                     } else if let Some(cause) = skipped_by[target.index] {
-                        let certain = skipped_with
-                            .entry(target.index)
-                            .or_insert_with(|| skipped_together(runbook, target.index));
-                        if certain[reader.index] {
+                        if skipped_together(runbook, target.index, reader.index) {
                             continue;
                         }
                         skipped_output(runbook, reader, target, cause, template, &read)
@@ -79,6 +88,7 @@ impl Validator<'_> {
                 }
             }
         }
+        self.step_ids = ids;
         for probe in &runbook.rollback_verify {
             for template in probe.templates() {
                 for read in self.unguarded_output_reads(template) {
@@ -106,7 +116,7 @@ impl Validator<'_> {
         let reads_outputs = template
             .runtime_paths
             .iter()
-            .any(|path| path.len() >= 4 && path[0] == "steps" && path[2] == "outputs");
+            .any(|path| path.len() == 4 && path[0] == "steps" && path[2] == "outputs");
         if !reads_outputs {
             return Vec::new();
         }
@@ -133,20 +143,43 @@ impl Validator<'_> {
     }
 }
 
-/// For each step, whether a skip of `skipped` is certain to skip it too: every step that needs
-/// it (directly or through steps skipped with it), unless it says `after_skipped: run`.
-fn skipped_together(runbook: &Runbook, skipped: usize) -> Vec<bool> {
-    let mut together = vec![false; runbook.steps.len()];
-    for &index in runbook.graph.topological_order() {
-        let step = &runbook.steps[index];
-        together[index] = index != skipped
-            && !step.runs_after_skipped
-            && step
-                .needs
-                .iter()
-                .any(|&need| need == skipped || together[need]);
+/// The step whose output `path` (`steps.<id>.outputs.<key>`) names.
+fn output_target<'a>(
+    runbook: &'a Runbook,
+    ids: &HashMap<String, usize>,
+    path: &[String],
+) -> Option<&'a Step> {
+    match path {
+        [steps, id, outputs, _] if steps == "steps" && outputs == "outputs" => {
+            ids.get(id).map(|&index| &runbook.steps[index])
+        }
+        _ => None,
     }
-    together
+}
+
+/// Whether a skip of `skipped` is certain to skip `reader` too: a chain of needs leads from
+/// `reader` back to it through steps none of which says `after_skipped: run`. Breadth first,
+/// so the usual case, a direct need, is found at once.
+fn skipped_together(runbook: &Runbook, skipped: usize, reader: usize) -> bool {
+    if runbook.steps[reader].runs_after_skipped {
+        return false;
+    }
+    let mut seen = vec![false; 0];
+    let mut queue: std::collections::VecDeque<usize> =
+        runbook.steps[reader].needs.iter().copied().collect();
+    while let Some(step) = queue.pop_front() {
+        if step == skipped {
+            return true;
+        }
+        if seen.is_empty() {
+            seen = vec![false; runbook.steps.len()];
+        }
+        if std::mem::replace(&mut seen[step], true) || runbook.steps[step].runs_after_skipped {
+            continue;
+        }
+        queue.extend(runbook.steps[step].needs.iter().copied());
+    }
+    false
 }
 
 fn default_help(read: &OutputRead) -> String {
