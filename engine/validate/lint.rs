@@ -92,7 +92,7 @@ impl Validator<'_> {
             );
             self.push(
                 Diagnostic::warning("no-rollback", message, Some(raw.id.position))
-                    .with_help("add a `rollback`, `readonly: true` if the step changes nothing, or `irreversible: true` if its effect cannot be undone (a message sent)"),
+                    .with_help("add a `rollback`, or say `readonly: true` (it changes nothing) or `irreversible: true` (a page)"),
             );
         }
         if let Some(readonly) = &raw.readonly
