@@ -248,6 +248,23 @@ fn answering_a_gate_that_is_not_waiting_is_refused() {
     assert_eq!(approved.code, 0, "{}", approved.snapshot());
     let output = running.finish(LIMIT);
     assert_eq!(output.code, 0, "{}", output.snapshot());
+    let late = answer(&directory, &["deny", "last", "go_ahead"]);
+    insta::assert_snapshot!(
+        "answers_refused_and_taken",
+        [wrong, approved, late]
+            .iter()
+            .map(|output| redact_run_ids(&output.snapshot()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Run ids (`20261204_222232-90431`) replaced by `[RUN]`.
+fn redact_run_ids(text: &str) -> String {
+    regex::Regex::new(r"\d{8}_\d{6}-[0-9a-f]{5}")
+        .expect("a valid pattern")
+        .replace_all(text, "[RUN]")
+        .into_owned()
 }
 
 #[test]
