@@ -70,6 +70,11 @@ impl StepStatus {
         }
     }
 
+    /// Whether the step did what it was there for: it succeeded, or its gate was approved.
+    pub fn is_success(self) -> bool {
+        matches!(self, StepStatus::Succeeded | StepStatus::Approved)
+    }
+
     /// Whether dependents may start whatever the step says (SPEC §4): a skipped step lets
     /// only an `after_skipped: run` step start, and a denied or timed-out gate only when
     /// `on_timeout` or `allow_failure` says so.
