@@ -301,3 +301,28 @@ fn plan_shows_the_gate_timeout_and_its_answer() {
         output.stdout
     );
 }
+
+#[test]
+fn an_answer_given_while_the_engine_was_down_counts_when_the_run_resumes() {
+    let mut running = start(&gated("10m", "deny"));
+    running.wait_for_stdout("\"approval_requested\"", LIMIT);
+    let directory = running.path().to_path_buf();
+    running.signal(nix::sys::signal::Signal::SIGKILL);
+    let killed = running.finish(LIMIT);
+    assert_eq!(killed.code, -1, "{}", killed.snapshot());
+
+    let approved = answer(&directory, &["approve", "last", "go_ahead"]);
+    assert_eq!(approved.code, 0, "{}", approved.snapshot());
+    let resumed = answer(&directory, &["resume", "last", "--log-format", "json"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.snapshot());
+    assert_eq!(
+        lines(&directory, "forward"),
+        ["prepare", "deploy approved"],
+        "prepare ran once"
+    );
+    let events = json_events(&resumed.stdout);
+    assert_eq!(
+        forward_end(&events, "go_ahead")["message"],
+        "approved by alice (command)"
+    );
+}

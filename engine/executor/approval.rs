@@ -12,7 +12,7 @@ use tokio::sync::{oneshot, watch};
 use super::command::CancelLevel;
 use super::shared::RunShared;
 use crate::events::{AnswerSource, Event, StepStatus};
-use crate::state::{clear_gate_answer, current_user, take_gate_answer};
+use crate::state::{current_user, take_gate_answer};
 
 /// How often a waiting gate looks for an answer left by `runbook approve|deny`.
 const ANSWER_POLL: Duration = Duration::from_millis(200);
@@ -58,8 +58,9 @@ pub(crate) async fn approve(
             "approval gate `{id}` needs an answer, but there is no terminal to ask: pass `--yes` or `--approve {id}`, or give the gate a `timeout` and answer it with `runbook approve RUN {id}`"
         ));
     }
+    // An answer already waiting was given to this gate while its engine was down (the
+    // command accepts answers only for a gate that waits): it counts.
     let directory = &shared.info.directory;
-    clear_gate_answer(directory, id);
     let run = &shared.info.id;
     let mut help = format!(
         "answer from any terminal: `runbook approve {run} {id}` or `runbook deny {run} {id} --reason TEXT`"

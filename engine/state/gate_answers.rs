@@ -73,12 +73,6 @@ pub fn take_gate_answer(run_directory: &Path, gate: &str) -> Result<Option<GateA
         .map_err(|error| format!("the answer in `{}` is damaged: {error}", path.display()))
 }
 
-/// Removes an answer left for `gate` before the gate waits: an answer counts only for the
-/// wait it was given to.
-pub fn clear_gate_answer(run_directory: &Path, gate: &str) {
-    let _ = std::fs::remove_file(file_of(run_directory, gate));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

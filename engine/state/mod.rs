@@ -9,7 +9,7 @@ mod run_directory;
 mod run_record;
 mod secret_outputs;
 
-pub use gate_answers::{GateAnswer, clear_gate_answer, take_gate_answer, write_gate_answer};
+pub use gate_answers::{GateAnswer, take_gate_answer, write_gate_answer};
 pub(crate) use journal::user as current_user;
 pub use journal::{
     JOURNAL_FILE, JOURNAL_FORMAT, JournalError, JournalWriter, ReadJournal, for_each_record,
