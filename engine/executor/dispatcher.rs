@@ -260,31 +260,29 @@ impl Dispatcher {
     }
 
     /// Skips every pending step that needs a skipped step, unless it says `after_skipped:
-    /// run` (SPEC §4): one `if` switches off a whole branch. Repeated until nothing changes,
-    /// so the skip reaches the end of the branch.
+    /// run` (SPEC §4): one `if` switches off a whole branch. One pass in topological order
+    /// carries the skip to the end of the branch, since a step comes after all its needs.
     fn skip_after_skipped(&mut self) {
         if self.stop_reason.is_some() {
             return;
         }
         let shared = self.shared.clone();
         let steps = &shared.runbook.steps;
-        loop {
-            let next = steps.iter().find_map(|step| {
-                if self.statuses[step.index] != StepStatus::Pending || step.runs_after_skipped {
-                    return None;
-                }
-                let skipped = step
-                    .needs
-                    .iter()
-                    .find(|&&need| self.statuses[need] == StepStatus::Skipped)?;
-                Some((step.index, *skipped))
-            });
-            let Some((index, skipped)) = next else {
-                return;
+        for &index in shared.runbook.graph.topological_order() {
+            let step = &steps[index];
+            if self.statuses[index] != StepStatus::Pending || step.runs_after_skipped {
+                continue;
+            }
+            let Some(&skipped) = step
+                .needs
+                .iter()
+                .find(|&&need| self.statuses[need] == StepStatus::Skipped)
+            else {
+                continue;
             };
             let reason = format!("needs `{}`, which was skipped", steps[skipped].id);
             shared.emitter.emit(Event::StepSkipped {
-                step: steps[index].id.to_string(),
+                step: step.id.to_string(),
                 reason: reason.clone(),
             });
             let mut report = skipped_report(index);
