@@ -506,9 +506,15 @@ impl<'a> Planner<'a> {
             } else {
                 "skip"
             },
-            skipped_with: self.skipped_by[step.index]
-                .filter(|&cause| cause != step.index)
-                .map(|cause| self.id(cause)),
+            skipped_with: if step.runs_after_skipped {
+                None
+            } else {
+                step.needs
+                    .iter()
+                    .copied()
+                    .find(|&need| self.skipped_by[need].is_some())
+                    .map(|need| self.id(need))
+            },
             on_timeout: match (&step.action, &step.timeout) {
                 (Action::Approve(_), Some(_)) if step.approve_on_timeout => Some("approve"),
                 (Action::Approve(_), Some(_)) => Some("deny"),

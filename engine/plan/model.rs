@@ -129,7 +129,7 @@ pub struct PlanStep {
     pub irreversible: bool,
     /// `skip` (default): skipped when a step it needs was skipped; `run`: runs anyway.
     pub after_skipped: &'static str,
-    /// A step upstream whose skip skips this one too (it has no `if` of its own).
+    /// A step it needs whose skip would skip this one too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped_with: Option<SharedText>,
     /// For an approval gate with a `timeout`: `approve` or `deny` when nobody answered.

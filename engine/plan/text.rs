@@ -1,6 +1,7 @@
 //! The plan as text for a person: variables, waves of steps with their rendered commands and
 //! probes, and the rollback each failure would take.
 
+use std::collections::HashSet;
 use std::fmt::Write;
 
 use super::model::{Plan, PlanProbe, PlanStep, SharedText};
@@ -61,11 +62,26 @@ pub fn to_text(plan: &Plan) -> String {
             write_block(&mut out, "    ", hook);
         }
     }
+    // Steps the plan already knows are skipped: an `if` false now, or a need skipped. Waves
+    // come in order, so a need is decided before the steps that need it.
+    let mut skipped: HashSet<&str> = HashSet::new();
     for (index, wave) in plan.waves.iter().enumerate() {
         let parallel = if wave.len() > 1 { " (in parallel)" } else { "" };
         let _ = writeln!(out, "\nwave {}{parallel}", index + 1);
         for step in plan.steps.iter().filter(|step| step.wave == index + 1) {
-            write_step(&mut out, step);
+            let certain = step
+                .skipped_with
+                .as_ref()
+                .is_some_and(|need| skipped.contains(need.as_str()));
+            if certain
+                || step
+                    .condition
+                    .as_ref()
+                    .is_some_and(|condition| condition.decision == "skipped")
+            {
+                skipped.insert(step.id.as_str());
+            }
+            write_step(&mut out, step, certain);
         }
     }
     let _ = writeln!(out, "\nrollback");
@@ -161,7 +177,8 @@ fn list(items: &[SharedText], total: usize) -> String {
     }
 }
 
-fn write_step(out: &mut String, step: &PlanStep) {
+/// One step; `skipped` says a need of it is already known to be skipped.
+fn write_step(out: &mut String, step: &PlanStep, skipped: bool) {
     let name = if step.name != step.id {
         format!("  {}", step.name)
     } else {
@@ -205,8 +222,14 @@ fn write_step(out: &mut String, step: &PlanStep) {
         format!("  [{}]", flags.join(", "))
     };
     let _ = writeln!(out, "  {}{name}{needs}{flags}", step.id);
-    if let Some(cause) = &step.skipped_with {
-        let _ = writeln!(out, "    skipped when `{cause}` is skipped");
+    match &step.skipped_with {
+        Some(need) if skipped => {
+            let _ = writeln!(out, "    skipped: it needs `{need}`, which is skipped");
+        }
+        Some(need) => {
+            let _ = writeln!(out, "    skipped when `{need}` is skipped");
+        }
+        None => {}
     }
     if let Some(condition) = step
         .condition
