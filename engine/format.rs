@@ -49,6 +49,17 @@ pub(crate) fn in_message(duration: Duration) -> String {
     }
 }
 
+/// OS error texts start with a capital (`Connection refused`); messages here do not.
+pub(crate) fn lowercase_first(text: &str) -> String {
+    let mut characters = text.chars();
+    match characters.next() {
+        Some(first) if !characters.clone().next().is_some_and(char::is_uppercase) => {
+            first.to_lowercase().chain(characters).collect()
+        }
+        _ => text.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -318,6 +318,26 @@ fn a_run_killed_mid_step_is_unfinished_and_blocks_a_new_run() {
 }
 
 #[test]
+fn the_unfinished_run_index_is_derived_data_rebuilt_from_the_journals() {
+    let case = crashed(&idempotent_chain(), "b.mark");
+    let run = case.only_run();
+    // An index lost (or a state directory from before the index): the journals still tell.
+    std::fs::remove_dir_all(case.state().join("index")).expect("the index exists");
+    let refused = case.engine(&["run", "{file}"]);
+    assert_eq!(refused.code, 2, "{}", refused.snapshot());
+    assert!(refused.stderr.contains(&run), "{}", refused.snapshot());
+    assert!(case.state().join("index/unfinished").join(&run).is_file());
+
+    // Once the run is rolled back it has an end, and a new run starts.
+    case.touch("release");
+    let rolled_back = case.engine(&["rollback", &run]);
+    assert_eq!(rolled_back.code, 0, "{}", rolled_back.snapshot());
+    assert!(!case.state().join("index/unfinished").join(&run).exists());
+    let again = case.engine(&["run", "{file}"]);
+    assert_eq!(again.code, 0, "{}", again.snapshot());
+}
+
+#[test]
 fn run_force_starts_despite_an_unfinished_run() {
     let case = crashed(&idempotent_chain(), "b.mark");
     let run = case.only_run();

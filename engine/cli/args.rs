@@ -178,6 +178,9 @@ pub struct HistoryArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = RecordFormat::Text)]
     pub format: RecordFormat,
+    /// List every run, not only the latest 20
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

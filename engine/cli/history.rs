@@ -8,7 +8,12 @@ use super::args::{GlobalArgs, HistoryArgs, RecordFormat, ShowArgs};
 use crate::errors::{EXIT_INVALID, EXIT_SUCCESS};
 use crate::events::Phase;
 use crate::format::tenths;
-use crate::state::{RunRecord, check_state_directory, find_run, list_runs, state_directory};
+use crate::state::{
+    RunRecord, RunSummary, check_state_directory, find_run, latest_runs, list_runs, state_directory,
+};
+
+/// How many runs `history` lists without `--all`: the latest.
+const LATEST: usize = 20;
 
 /// A run directory whose journal could not be read: listed as damaged, never as an empty run.
 struct Damaged {
@@ -22,18 +27,25 @@ pub fn history(args: &HistoryArgs, global: &GlobalArgs) -> i32 {
         errln!("error: {message}");
         return EXIT_INVALID;
     }
-    let mut rows = Vec::new();
-    for directory in list_runs(&state) {
-        rows.push(RunRecord::load(&directory).map_err(|error| {
-            Damaged {
+    let (runs, total) = if args.all {
+        let runs = list_runs(&state);
+        let total = runs.len();
+        (runs, total)
+    } else {
+        latest_runs(&state, LATEST)
+    };
+    let rows: Vec<Result<RunSummary, Damaged>> = runs
+        .iter()
+        .map(|directory| {
+            RunSummary::load(directory).map_err(|error| Damaged {
                 run_id: directory
                     .file_name()
                     .map(|name| name.to_string_lossy().to_string())
                     .unwrap_or_default(),
                 problem: error.to_string(),
-            }
-        }));
-    }
+            })
+        })
+        .collect();
     match args.format {
         RecordFormat::Json => {
             let list: Vec<serde_json::Value> = rows
@@ -43,9 +55,9 @@ pub fn history(args: &HistoryArgs, global: &GlobalArgs) -> i32 {
                         "run_id": record.run_id,
                         "runbook": record.runbook,
                         "started_at": record.started_at,
-                        "duration_ms": record.end.as_ref().map(|end| end.duration_ms),
-                        "outcome": record.outcome(),
-                        "exit_code": record.end.as_ref().map(|end| end.exit_code),
+                        "duration_ms": record.duration_ms,
+                        "outcome": record.outcome,
+                        "exit_code": record.exit_code,
                     }),
                     Err(damaged) => serde_json::json!({
                         "run_id": damaged.run_id,
@@ -85,18 +97,20 @@ pub fn history(args: &HistoryArgs, global: &GlobalArgs) -> i32 {
                     }
                 };
                 let duration = record
-                    .end
-                    .as_ref()
-                    .map(|end| tenths(Duration::from_millis(end.duration_ms)))
+                    .duration_ms
+                    .map(|duration| tenths(Duration::from_millis(duration)))
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
                     "{:<24} {:<20} {:<20} {:>9}  {}",
-                    record.run_id,
-                    record.runbook,
-                    record.started_at,
-                    duration,
-                    record.outcome()
+                    record.run_id, record.runbook, record.started_at, duration, record.outcome
+                );
+            }
+            if runs.len() < total {
+                let _ = writeln!(
+                    out,
+                    "(the latest {} of {total} runs; `--all` lists every run)",
+                    runs.len()
                 );
             }
             out!("{out}");

@@ -12,12 +12,13 @@ use crate::errors::{EXIT_INVALID, EXIT_NEEDS_DECISION, EXIT_SUCCESS};
 use crate::events::{RunOutcome, StepOutcome, StepStatus};
 use crate::executor::{RunOptions, RunRecorder, Start};
 use crate::model::Runbook;
-use crate::plan::{RunInfo, VarInputs};
+use crate::plan::VarInputs;
 use crate::rollback::{RanStep, plan_rollback};
 use crate::source::Source;
+use crate::state::RunInfo;
 use crate::state::{
     JOURNAL_FILE, JournalWriter, LogFiles, Record, RecordedPhase, Resumed, RunMode, RunRecord,
-    find_run, for_each_record, state_directory,
+    UnfinishedIndex, find_run, for_each_record, state_directory,
 };
 use crate::validate::validate;
 
@@ -444,6 +445,13 @@ fn retry_failed(
             again.join(", ")
         }
     );
+    // The run is unfinished again until this ends: a new run of the runbook must see it.
+    if let Some((index, run_id)) = UnfinishedIndex::of_run_directory(&recovered.directory)
+        && let Err(error) = index.mark_started(&run_id, &runbook.name)
+    {
+        errln!("error: cannot write the run index: {error}: nothing was run");
+        return EXIT_INVALID;
+    }
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,

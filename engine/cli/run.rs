@@ -7,10 +7,11 @@ use super::plan::print_plan;
 use super::session::{SessionInput, finish_session, lock_runbook, runtime, start_session};
 use crate::errors::EXIT_INVALID;
 use crate::executor::{RunOptions, RunRecorder, Start};
-use crate::plan::{ResolvedVar, RunInfo};
+use crate::plan::ResolvedVar;
+use crate::state::RunInfo;
 use crate::state::{
     JournalHeader, JournalWriter, LogFiles, Record, RecordedOptions, RecordedVar, RunDirectory,
-    new_run_info, state_directory, unfinished_runs,
+    UnfinishedIndex, new_run_info, state_directory,
 };
 
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
@@ -40,7 +41,8 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
         Ok(lock) => lock,
         Err(code) => return code,
     };
-    let (unfinished, damaged) = unfinished_runs(&state, &loaded.runbook.name);
+    let index = UnfinishedIndex::new(&state);
+    let (unfinished, damaged) = index.unfinished_runs(&state, &loaded.runbook.name);
     if let (Some(problem), false) = (damaged.first(), args.force) {
         errln!("error: {problem}");
         errln!(
@@ -55,6 +57,13 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
         );
         errln!(
             "  help: continue it with `runbook resume {run}`, undo it with `runbook rollback {run}`, or start anyway with `--force`"
+        );
+        return EXIT_INVALID;
+    }
+    if let Err(error) = index.mark_started(&info.id, &loaded.runbook.name) {
+        errln!(
+            "error: cannot write the run index in `{}`: {error}: nothing was run",
+            state.display()
         );
         return EXIT_INVALID;
     }

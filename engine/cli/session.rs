@@ -10,10 +10,10 @@ use super::diagnostics::render_error;
 use crate::errors::{EXIT_INVALID, EXIT_LOCKED};
 use crate::executor::{Emitter, EventSink, RunOptions, RunRecorder, RunShared, Start, dispatch};
 use crate::model::Runbook;
-use crate::plan::{Context, ResolvedVar, RunInfo, VarInputs, resolve_vars};
+use crate::plan::{Context, ResolvedVar, VarInputs, resolve_vars};
 use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, summary_text};
 use crate::secrets::Masker;
-use crate::state::{LockError, RunLock};
+use crate::state::{LockError, RunInfo, RunLock, UnfinishedIndex};
 use crate::template::{PreparedContext, TemplateEngine};
 
 /// A run ready to dispatch.
@@ -152,7 +152,10 @@ pub(super) fn start_session(
 pub(super) async fn finish_session(session: Session, start: Start, global: &GlobalArgs) -> i32 {
     let run_id = session.shared.info.id.clone();
     let name = session.shared.runbook.source_name.clone();
-    match dispatch(session.shared, session.context, start).await {
+    let directory = session.shared.info.directory.clone();
+    let dispatched = dispatch(session.shared, session.context, start).await;
+    UnfinishedIndex::settle(&directory);
+    match dispatched {
         Ok(result) => {
             if global.log_format == LogFormat::Text && global.progress != Progress::None {
                 out!("{}", summary_text(&result, &run_id));

@@ -17,36 +17,13 @@ use super::outcome::{
     after_rollback_only,
 };
 use super::rollback_phase::{run_rollback, verify_rollback};
+use super::run_result::{RunResult, StepSummary};
 use super::shared::{Renderer, RunShared};
 use super::signals::Signals;
 use super::step::{StepReport, run_step};
 use crate::events::{CancelReason, DurationMs, Event, Phase, RunOutcome, StepOutcome, StepStatus};
 use crate::plan::Context;
 use crate::rollback::{RanStep, plan_rollback};
-
-/// One step's final state, for the summary.
-#[derive(Debug, Clone)]
-pub struct StepSummary {
-    pub id: String,
-    pub status: StepStatus,
-    pub attempts: u32,
-    pub duration: Duration,
-    pub message: Option<String>,
-    pub tail: Vec<String>,
-    /// What its compensation did, if it ran or was blocked.
-    pub compensation: Option<StepStatus>,
-    pub compensation_message: Option<String>,
-}
-
-/// How a run ended.
-#[derive(Debug, Clone)]
-pub struct RunResult {
-    pub outcome: RunOutcome,
-    pub exit_code: i32,
-    pub steps: Vec<StepSummary>,
-    pub needs_a_person: Vec<String>,
-    pub stop_reason: Option<CancelReason>,
-}
 
 /// Where a dispatch begins.
 #[derive(Debug, Clone)]
@@ -649,9 +626,9 @@ mod tests {
 
     use super::*;
     use crate::executor::{Emitter, RunOptions};
-    use crate::plan::RunInfo;
     use crate::secrets::Masker;
     use crate::source::Source;
+    use crate::state::RunInfo;
     use crate::template::TemplateEngine;
 
     /// `a`, `b` needing `a`, `c` independent, `d` allowed to fail; concurrency 2.

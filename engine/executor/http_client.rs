@@ -14,10 +14,12 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url, redirect};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::time::Instant;
+
+use crate::ca_file::read_ca_file;
+use crate::format::lowercase_first;
 
 /// At most this much of a response body is kept; the rest is not read.
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
@@ -301,21 +303,6 @@ fn system_roots() -> &'static [CertificateDer<'static>] {
     ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
-/// The certificates of a PEM file; the reason says what is wrong with it.
-pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|error| {
-        let text = error.to_string();
-        lowercase_first(text.split(" (os error").next().unwrap_or(&text))
-    })?;
-    let certificates = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| format!("it is not a valid PEM file: {error}"))?;
-    if certificates.is_empty() {
-        return Err("it holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)".to_string());
-    }
-    Ok(certificates)
-}
-
 /// `insecure: true`: any certificate is accepted, but the handshake's signatures are still
 /// checked, so the connection is real TLS.
 #[derive(Debug)]
@@ -467,17 +454,6 @@ fn describe_tls(error: &rustls::Error) -> String {
             format!("the server refused the handshake (alert `{alert:?}`)")
         }
         other => lowercase_first(&other.to_string()),
-    }
-}
-
-/// OS error texts start with a capital (`Connection refused`); messages here do not.
-fn lowercase_first(text: &str) -> String {
-    let mut characters = text.chars();
-    match characters.next() {
-        Some(first) if !characters.clone().next().is_some_and(char::is_uppercase) => {
-            first.to_lowercase().chain(characters).collect()
-        }
-        _ => text.to_string(),
     }
 }
 

@@ -15,14 +15,15 @@ mod outcome;
 mod outputs;
 pub mod probe;
 mod rollback_phase;
+mod run_result;
 mod shared;
 mod signals;
 mod step;
 mod verify;
 
 pub use command::CancelLevel;
-pub use dispatcher::{RunResult, Start, StepSummary, dispatch};
+pub use dispatcher::{Start, dispatch};
 pub use emitter::{Emitter, EventSink, RunRecorder};
-pub(crate) use http_client::read_ca_file;
 pub use options::RunOptions;
+pub use run_result::{RunResult, StepSummary};
 pub use shared::RunShared;

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::http_client::{self, HttpRequest, MAX_BODY};
-use crate::format::in_message;
+use crate::format::{in_message, lowercase_first};
 use crate::model::{NumberCheck, ProbeTiming};
 use crate::process::{CommandSpec, ExitOutcome, OutputChunk, OutputStream, RunningProcess};
 
@@ -885,17 +885,6 @@ fn cause_lines(error: &dyn Error) -> String {
         source = cause.source();
     }
     lines
-}
-
-/// OS error texts start with a capital (`Connection refused`); messages here do not.
-fn lowercase_first(text: &str) -> String {
-    let mut characters = text.chars();
-    match characters.next() {
-        Some(first) if !characters.clone().next().is_some_and(char::is_uppercase) => {
-            first.to_lowercase().chain(characters).collect()
-        }
-        _ => text.to_string(),
-    }
 }
 
 fn first_line(text: &str) -> &str {

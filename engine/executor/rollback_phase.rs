@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 
 use super::command::CancelLevel;
 use super::compensate::{CompensationReport, compensate};
-use super::dispatcher::StepSummary;
+use super::run_result::StepSummary;
 use super::shared::{Renderer, RunShared};
 use super::signals::Signals;
 use super::verify::{VerifyError, verify};

@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::emitter::Emitter;
 use super::options::RunOptions;
 use crate::model::{DurationValue, EnvEntry, Runbook, Template};
-use crate::plan::{Context, RunInfo};
+use crate::plan::Context;
+use crate::state::RunInfo;
 use crate::template::{PreparedContext, TemplateEngine};
 
 /// Shared, read-only state of one run.

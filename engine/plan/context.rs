@@ -5,23 +5,13 @@ use serde_json::{Map, Value, json};
 
 use crate::model::Runbook;
 use crate::secrets::MASK;
+use crate::state::RunInfo;
 
 /// A template context under construction.
 #[derive(Debug, Clone)]
 pub struct Context {
     root: Value,
     mask_secrets: bool,
-}
-
-/// What identifies one run: its id, when it started, and its directory.
-#[derive(Debug, Clone)]
-pub struct RunInfo {
-    pub id: String,
-    /// RFC 3339, UTC.
-    pub started_at: String,
-    /// `%Y%m%d_%H%M%S`, UTC: fixed for the whole run.
-    pub timestamp: String,
-    pub directory: std::path::PathBuf,
 }
 
 /// Marker for contexts built for `plan`: run values are placeholders.

@@ -9,7 +9,7 @@ mod text;
 mod variables;
 
 pub use builder::build_plan;
-pub use context::{Context, PlanPlaceholders, RunInfo};
+pub use context::{Context, PlanPlaceholders};
 pub use graphics::{to_dot, to_mermaid};
 pub use model::Plan;
 pub use text::to_text;

@@ -7,7 +7,9 @@ mod lock;
 mod log_files;
 mod run_directory;
 mod run_record;
+mod run_summary;
 mod secret_outputs;
+mod unfinished_index;
 
 pub use gate_answers::{GateAnswer, take_gate_answer, write_gate_answer};
 pub(crate) use journal::user as current_user;
@@ -21,10 +23,13 @@ pub use journal_record::{
 pub use lock::{LockError, RunLock};
 pub use log_files::LogFiles;
 pub use run_directory::{
-    RunDirectory, check_state_directory, find_run, list_runs, new_run_info, state_directory,
+    RunDirectory, RunInfo, check_state_directory, find_run, latest_runs, list_runs, new_run_info,
+    state_directory,
 };
 pub use run_record::{
     RecordedApproval, RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep,
-    RollbackState, RunRecord, unfinished_runs,
+    RollbackState, RunRecord,
 };
+pub use run_summary::{RunSummary, SUMMARY_FILE};
 pub use secret_outputs::{restore_secret_outputs, save_secret_outputs};
+pub use unfinished_index::UnfinishedIndex;

@@ -6,7 +6,16 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::plan::RunInfo;
+/// What identifies one run: its id, when it started, and its directory.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// `%Y%m%d_%H%M%S`, UTC: fixed for the whole run.
+    pub timestamp: String,
+    pub directory: std::path::PathBuf,
+}
 
 /// The state directory to use, absolute: `flag`, else `RUNBOOK_STATE_DIR`, else
 /// `$XDG_STATE_HOME/runbook` (when that is an absolute path), else
@@ -116,6 +125,37 @@ pub fn list_runs(state: &Path) -> Vec<PathBuf> {
     runs
 }
 
+/// The names of the run directories, sorted (oldest first: ids start with their time), from
+/// one read of `runs/` without looking into any.
+fn run_names(state: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(state.join("runs")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The latest `limit` run directories with a journal (oldest first), and how many run
+/// directories there are: reads the directory once and looks at the journals of the latest only.
+pub fn latest_runs(state: &Path, limit: usize) -> (Vec<PathBuf>, usize) {
+    let names = run_names(state);
+    let total = names.len();
+    let mut latest: Vec<PathBuf> = names
+        .iter()
+        .rev()
+        .map(|name| state.join("runs").join(name))
+        .filter(|path| path.join(super::JOURNAL_FILE).is_file())
+        .take(limit)
+        .collect();
+    latest.reverse();
+    (latest, total)
+}
+
 /// The directory of run `name`: an exact id, a unique prefix of one, or `last`. An empty name
 /// and a prefix of several runs are refused (the latter listing them).
 pub fn find_run(state: &Path, name: &str) -> Result<PathBuf, String> {
@@ -126,30 +166,36 @@ pub fn find_run(state: &Path, name: &str) -> Result<PathBuf, String> {
         );
     }
     check_state_directory(state)?;
-    let runs = list_runs(state);
-    if runs.is_empty() {
-        return Err(format!("no runs are recorded in `{}`", state.display()));
-    }
+    let has_journal = |id: &String| {
+        state
+            .join("runs")
+            .join(id)
+            .join(super::JOURNAL_FILE)
+            .is_file()
+    };
+    // The names alone are listed: only the runs a name can match are looked into, so finding
+    // one run stays fast in a state directory of thousands.
+    let names = run_names(state);
     if name == "last" {
-        return runs
-            .last()
-            .cloned()
+        return names
+            .iter()
+            .rev()
+            .find(|id| has_journal(id))
+            .map(|id| state.join("runs").join(id))
             .ok_or_else(|| format!("no runs are recorded in `{}`", state.display()));
     }
-    let id = |path: &PathBuf| {
-        path.file_name()
-            .map(|name| name.to_string_lossy().to_string())
-            .unwrap_or_default()
-    };
-    if let Some(exact) = runs.iter().find(|path| id(path) == name) {
-        return Ok(exact.clone());
-    }
-    let matching: Vec<&PathBuf> = runs
+    let ids: Vec<&String> = names
         .iter()
-        .filter(|path| id(path).starts_with(name))
+        .filter(|id| id.starts_with(name) && has_journal(id))
         .collect();
-    match matching.as_slice() {
-        [one] => Ok((*one).clone()),
+    if ids.is_empty() && !names.iter().any(has_journal) {
+        return Err(format!("no runs are recorded in `{}`", state.display()));
+    }
+    if let Some(exact) = ids.iter().find(|id| id.as_str() == name) {
+        return Ok(state.join("runs").join(exact));
+    }
+    match ids.as_slice() {
+        [one] => Ok(state.join("runs").join(one)),
         [] => Err(format!(
             "no run `{name}` in `{}` (see `runbook history`)",
             state.display()
@@ -158,7 +204,7 @@ pub fn find_run(state: &Path, name: &str) -> Result<PathBuf, String> {
             "`{name}` matches {} runs: {}; give more of the id",
             many.len(),
             many.iter()
-                .map(|path| format!("`{}`", id(path)))
+                .map(|id| format!("`{id}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
         )),

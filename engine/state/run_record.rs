@@ -432,26 +432,6 @@ impl RunRecord {
     }
 }
 
-/// Runs of `runbook` in `state` whose journal has no end (their engine died mid-run), and
-/// journals that could not be read (damaged: which runbook they belong to is unknown, so
-/// they are not guessed past).
-pub fn unfinished_runs(state: &Path, runbook: &str) -> (Vec<String>, Vec<String>) {
-    let mut unfinished = Vec::new();
-    let mut damaged = Vec::new();
-    for directory in super::list_runs(state) {
-        match RunRecord::load(&directory) {
-            Ok(record) if record.runbook == runbook && record.end.is_none() => {
-                unfinished.push(record.run_id)
-            }
-            Ok(_) => {}
-            // Nothing of a run without a header ran: its header is durable before any step.
-            Err(JournalError::NoHeader { .. }) => {}
-            Err(error) => damaged.push(error.to_string()),
-        }
-    }
-    (unfinished, damaged)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -480,7 +480,7 @@ impl Validator<'_> {
                     "the path is relative to the runbook's directory; the probe fails if no step creates the file",
                 ),
             );
-        } else if let Err(reason) = crate::executor::read_ca_file(&path) {
+        } else if let Err(reason) = crate::ca_file::read_ca_file(&path) {
             let message = format!("cannot use `ca_file` `{}`: {reason}", template.text);
             self.push(Diagnostic::error(
                 "probe-ca-file",

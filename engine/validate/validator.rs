@@ -426,3 +426,20 @@ impl Validator<'_> {
         }
     }
 }
+
+impl Validator<'_> {
+    /// A duration that may be a template (SPEC §2): a literal is parsed now, naming `key` in
+    /// the error; a template is checked in `scope` and parsed once its values are known.
+    pub(super) fn duration_value(
+        &mut self,
+        value: Option<&Spanned<String>>,
+        key: &str,
+        scope: &Scope,
+    ) -> Option<DurationValue> {
+        let value = value?;
+        if value.value.contains("{{") {
+            return Some(DurationValue::Template(self.template(value, scope)));
+        }
+        self.duration(Some(value), key).map(DurationValue::Fixed)
+    }
+}

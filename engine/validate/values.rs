@@ -4,10 +4,8 @@
 use std::time::Duration;
 
 use super::Diagnostic;
-use super::templates::Scope;
-use super::validator::Validator;
 use crate::document::Spanned;
-use crate::model::{DurationValue, MAX_DURATION};
+use crate::model::MAX_DURATION;
 
 /// `[a-z0-9][a-z0-9_-]*`: the form of runbook names and step ids.
 pub fn is_identifier(text: &str) -> bool {
@@ -55,23 +53,6 @@ pub fn parse_duration(value: &Spanned<String>, key: &str) -> Result<Duration, Di
         Diagnostic::error("invalid-duration", problem, Some(value.position))
             .with_help("write a duration such as `500ms`, `30s`, `10m` or `1h30m`"),
     )
-}
-
-impl Validator<'_> {
-    /// A duration that may be a template (SPEC §2): a literal is parsed now, naming `key` in
-    /// the error; a template is checked in `scope` and parsed once its values are known.
-    pub(super) fn duration_value(
-        &mut self,
-        value: Option<&Spanned<String>>,
-        key: &str,
-        scope: &Scope,
-    ) -> Option<DurationValue> {
-        let value = value?;
-        if value.value.contains("{{") {
-            return Some(DurationValue::Template(self.template(value, scope)));
-        }
-        self.duration(Some(value), key).map(DurationValue::Fixed)
-    }
 }
 
 #[cfg(test)]

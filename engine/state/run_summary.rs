@@ -1,0 +1,168 @@
+//! One row of `history` per run, kept as `summary.json` in the run directory so listing runs
+//! reads a few hundred bytes per run instead of its whole journal.
+//!
+//! The summary is derived data and the journal stays the truth: it records the length and
+//! modification time of the journal it was made from, and is made again from the journal when
+//! either differs (the run went on, was resumed or rolled back later, or the file was damaged)
+//! or when it is missing or unreadable.
+
+use std::io::Write as _;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::journal::{JOURNAL_FILE, JournalError};
+use super::run_record::RunRecord;
+
+/// The file in each run directory.
+pub const SUMMARY_FILE: &str = "summary.json";
+
+/// What `history` shows of one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub runbook: String,
+    pub started_at: String,
+    pub duration_ms: Option<u64>,
+    /// `succeeded`, `rolled_back`, ..., or `unfinished`.
+    pub outcome: String,
+    pub exit_code: Option<i32>,
+    /// The journal this summary was made from: its length and modification time.
+    journal: JournalStamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct JournalStamp {
+    bytes: u64,
+    modified_ns: i128,
+}
+
+impl JournalStamp {
+    fn of(directory: &Path) -> std::io::Result<JournalStamp> {
+        let metadata = std::fs::symlink_metadata(directory.join(JOURNAL_FILE))?;
+        Ok(JournalStamp {
+            bytes: metadata.len(),
+            modified_ns: i128::from(metadata.mtime()) * 1_000_000_000
+                + i128::from(metadata.mtime_nsec()),
+        })
+    }
+}
+
+impl RunSummary {
+    fn from_record(record: &RunRecord, journal: JournalStamp) -> RunSummary {
+        RunSummary {
+            run_id: record.run_id.clone(),
+            runbook: record.runbook.clone(),
+            started_at: record.started_at.clone(),
+            duration_ms: record.end.as_ref().map(|end| end.duration_ms),
+            outcome: record.outcome(),
+            exit_code: record.end.as_ref().map(|end| end.exit_code),
+            journal,
+        }
+    }
+
+    /// The summary of the run in `directory`: the kept one while it matches the journal,
+    /// else made from the journal (and kept for next time, when the directory is writable).
+    pub fn load(directory: &Path) -> Result<RunSummary, JournalError> {
+        let stamp = JournalStamp::of(directory).ok();
+        if let Some(stamp) = stamp
+            && let Some(kept) = read_kept(directory)
+            && kept.journal == stamp
+        {
+            return Ok(kept);
+        }
+        let record = RunRecord::load(directory)?;
+        // Stamped before the read: a journal that grew meanwhile is read again next time.
+        let Some(stamp) = stamp else {
+            return Ok(RunSummary::from_record(
+                &record,
+                JournalStamp {
+                    bytes: 0,
+                    modified_ns: 0,
+                },
+            ));
+        };
+        let summary = RunSummary::from_record(&record, stamp);
+        let _ = keep(directory, &summary);
+        Ok(summary)
+    }
+}
+
+/// The kept summary, if there is a readable one (never following a symlink).
+fn read_kept(directory: &Path) -> Option<RunSummary> {
+    let path = directory.join(SUMMARY_FILE);
+    if !std::fs::symlink_metadata(&path).ok()?.is_file() {
+        return None;
+    }
+    let text = std::fs::read(&path).ok()?;
+    if text.len() > 64 * 1024 {
+        return None;
+    }
+    serde_json::from_slice(&text).ok()
+}
+
+/// Writes the summary through a temporary file and a rename, so a reader never sees half.
+fn keep(directory: &Path, summary: &RunSummary) -> std::io::Result<()> {
+    let temporary = directory.join(format!(".{SUMMARY_FILE}.{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&temporary)?;
+        file.write_all(&serde_json::to_vec(summary).map_err(std::io::Error::other)?)?;
+        std::fs::rename(&temporary, directory.join(SUMMARY_FILE))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JOURNAL: &str = "{\"crc\":\"00000000\",\"seq\":1}\n";
+
+    fn run_directory() -> tempfile::TempDir {
+        let directory = tempfile::tempdir().expect("test setup");
+        std::fs::write(directory.path().join(JOURNAL_FILE), JOURNAL).expect("test setup");
+        directory
+    }
+
+    fn summary(directory: &Path, outcome: &str) -> RunSummary {
+        RunSummary {
+            run_id: "r".into(),
+            runbook: "b".into(),
+            started_at: "t".into(),
+            duration_ms: Some(1),
+            outcome: outcome.into(),
+            exit_code: Some(0),
+            journal: JournalStamp::of(directory).expect("test setup"),
+        }
+    }
+
+    #[test]
+    fn a_kept_summary_that_matches_its_journal_is_used() {
+        let directory = run_directory();
+        let kept = summary(directory.path(), "kept");
+        keep(directory.path(), &kept).expect("test setup");
+        // The journal is damaged, so only the kept summary can answer.
+        assert_eq!(
+            RunSummary::load(directory.path()).expect("test setup"),
+            kept
+        );
+    }
+
+    #[test]
+    fn a_kept_summary_of_another_journal_is_not_used() {
+        let directory = run_directory();
+        keep(directory.path(), &summary(directory.path(), "kept")).expect("test setup");
+        std::fs::write(directory.path().join(JOURNAL_FILE), "x").expect("test setup");
+        assert!(RunSummary::load(directory.path()).is_err());
+    }
+}
