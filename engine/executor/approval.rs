@@ -5,9 +5,10 @@
 //! can see.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Mutex, mpsc, watch};
 
 use super::command::CancelLevel;
 use super::shared::RunShared;
@@ -86,11 +87,18 @@ pub(crate) async fn approve(
         question: shared.emitter.mask(gate.question),
         help: Some(help),
     });
-    // Without a terminal, the sender is kept (and never used) so the answer never comes.
-    let (_never, mut typed) = oneshot::channel();
-    if terminal {
-        typed = ask_on_terminal(shared.emitter.mask(gate.question));
-    }
+    // Without a terminal no line comes: the wait ends by a command, the timeout or a cancel.
+    let mut lines = if terminal {
+        let mut lines = terminal_lines().lock().await;
+        // A line typed before this question was for an earlier one (answered elsewhere).
+        while lines.try_recv().is_ok() {}
+        let mut stderr = std::io::stderr();
+        let _ = write!(stderr, "\n? {} [y/N] ", shared.emitter.mask(gate.question));
+        let _ = stderr.flush();
+        Some(lines)
+    } else {
+        None
+    };
     let deadline = async {
         match gate.timeout {
             Some(timeout) => tokio::time::sleep(timeout).await,
@@ -101,13 +109,13 @@ pub(crate) async fn approve(
     let mut poll = tokio::time::interval(ANSWER_POLL);
     loop {
         tokio::select! {
-            line = &mut typed => {
+            line = next_line(lines.as_deref_mut()) => {
                 return match line {
-                    Ok(Ok(line)) => {
+                    Ok(line) => {
                         let yes = matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes");
                         Ok(answered(shared, id, yes, Some(current_user()), AnswerSource::Terminal, None))
                     }
-                    _ => Err(format!("approval gate `{id}`: could not read the answer")),
+                    Err(error) => Err(format!("approval gate `{id}`: could not read the answer: {error}")),
                 };
             }
             _ = poll.tick() => {
@@ -124,19 +132,35 @@ pub(crate) async fn approve(
     }
 }
 
-/// Asks on the terminal from a thread of its own: a read of stdin cannot be cancelled, and a
-/// detached thread does not hold up the end of the run when the answer came from elsewhere.
-fn ask_on_terminal(prompt: String) -> oneshot::Receiver<std::io::Result<String>> {
-    let (sender, receiver) = oneshot::channel();
-    std::thread::spawn(move || {
-        let mut stderr = std::io::stderr();
-        let _ = write!(stderr, "\n? {prompt} [y/N] ");
-        let _ = stderr.flush();
-        let mut line = String::new();
-        let read = std::io::stdin().lock().read_line(&mut line).map(|_| line);
-        let _ = sender.send(read);
-    });
-    receiver
+/// Lines typed on the terminal. One thread reads stdin for the whole process: a read cannot
+/// be cancelled, so a gate answered elsewhere leaves its read to the next question instead of
+/// a second reader racing it for the next line. The end of input reads as an empty line (no).
+type TerminalLines = mpsc::UnboundedReceiver<std::io::Result<String>>;
+
+fn terminal_lines() -> &'static Mutex<TerminalLines> {
+    static LINES: OnceLock<Mutex<TerminalLines>> = OnceLock::new();
+    LINES.get_or_init(|| {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            loop {
+                let mut line = String::new();
+                let read = std::io::stdin().lock().read_line(&mut line);
+                let last = !matches!(read, Ok(count) if count > 0);
+                if sender.send(read.map(|_| line)).is_err() || last {
+                    break;
+                }
+            }
+        });
+        Mutex::new(receiver)
+    })
+}
+
+/// The next line typed, or never when there is no terminal to type on.
+async fn next_line(lines: Option<&mut TerminalLines>) -> std::io::Result<String> {
+    match lines {
+        Some(lines) => lines.recv().await.unwrap_or_else(|| Ok(String::new())),
+        None => std::future::pending().await,
+    }
 }
 
 /// Records who answered and builds the gate's end.
