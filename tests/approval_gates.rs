@@ -326,3 +326,56 @@ fn an_answer_given_while_the_engine_was_down_counts_when_the_run_resumes() {
         "approved by alice (command)"
     );
 }
+
+fn have_script() -> bool {
+    std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+#[test]
+fn on_a_terminal_a_gate_answered_by_its_timeout_leaves_the_next_answer_to_the_next_gate() {
+    if !have_script() {
+        eprintln!("skipped: util-linux `script` is not installed, so no pseudo-terminal");
+        return;
+    }
+    let yaml = r#"
+version: 1
+name: two-gates
+steps:
+  - id: first
+    approve: First?
+    timeout: 1s
+    on_timeout: approve
+  - id: second
+    needs: [first]
+    approve: Second?
+  - id: work
+    needs: [second]
+    readonly: true
+    run: echo worked > worked
+"#;
+    // `y` is typed once the second question is journaled: the first gate, ended by its
+    // timeout, must not have left a reader behind that takes it.
+    let typist = r#"(until grep -qs '"approval_requested","step":"second"' state/runs/*/journal.jsonl; do sleep 0.05; done; echo y) | script -qec "$0 $*" /dev/null"#;
+    let output = Test::new()
+        .runbook(yaml)
+        .args([
+            "run",
+            "{file}",
+            "--state-dir",
+            "{dir}/state",
+            "--progress",
+            "plain",
+        ])
+        .wrap(["sh", "-c", typist])
+        .run_within(LIMIT);
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert!(
+        output.stdout.contains("first: timed out in 1s") && output.stdout.contains("(terminal)"),
+        "{}",
+        output.snapshot()
+    );
+    assert_eq!(lines(&output.directory, "worked"), ["worked"]);
+}
