@@ -208,3 +208,23 @@ fn after_skipped_takes_only_run_or_skip() {
         output.snapshot()
     );
 }
+
+#[test]
+fn after_skipped_where_nothing_can_be_skipped_is_warned() {
+    let yaml = r#"
+version: 1
+name: join
+steps:
+  - id: build
+    readonly: true
+    run: "true"
+  - id: publish
+    needs: [build]
+    after_skipped: run
+    readonly: true
+    run: "true"
+"#;
+    let output = Test::new().runbook(yaml).args(["validate", "{file}"]).run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    insta::assert_snapshot!("after_skipped_unused", output.snapshot());
+}

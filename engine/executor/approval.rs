@@ -112,6 +112,7 @@ pub(crate) async fn approve(
             line = next_line(lines.as_deref_mut()) => {
                 return match line {
                     Ok(line) => {
+                        let _ = take_gate_answer(directory, id);
                         let yes = matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes");
                         Ok(answered(shared, id, yes, Some(current_user()), AnswerSource::Terminal, None))
                     }
@@ -125,6 +126,9 @@ pub(crate) async fn approve(
                 }
             }
             () = &mut deadline => {
+                // An answer that comes as the time runs out is too late, and must not answer
+                // a later wait of this gate (`resume --retry-failed`).
+                let _ = take_gate_answer(directory, id);
                 return Ok(answered(shared, id, gate.approve_on_timeout, None, AnswerSource::Timeout, None));
             }
             _ = cancel.wait_for(|level| *level != CancelLevel::None) => return Err("cancelled".into()),

@@ -239,6 +239,7 @@ impl Validator<'_> {
         };
         if has_graph {
             self.check_output_reads(&runbook);
+            self.lint_after_skipped(raw, &runbook);
         }
         runbook
     }
