@@ -177,3 +177,59 @@ steps:
     );
     assert_eq!(lines(&first.directory, "forward"), ["prepare"]);
 }
+
+#[test]
+fn a_retry_whose_engine_died_is_resumed_as_a_retry() {
+    // `first` waits for `go` during the retry, so the engine can be killed while it runs;
+    // `second` has not run again yet, and its journal still says it failed.
+    let yaml = r#"
+version: 1
+name: twice
+steps:
+  - id: switch
+    pivot: true
+    run: echo switch >> forward
+  - id: first
+    needs: [switch]
+    run: |
+      echo first >> forward
+      if [ -f fixed ]; then touch first_running; while [ ! -f go ]; do sleep 0.05; done; fi
+    rollback: echo first >> undo
+  - id: second
+    needs: [first]
+    run: |
+      echo second >> forward
+      test -f fixed
+    rollback: echo second >> undo
+"#;
+    let first = run(yaml, &[]);
+    assert_eq!(first.code, 4, "{}", first.snapshot());
+    assert_eq!(lines(&first.directory, "undo"), ["second", "first"]);
+    fix(&first.directory);
+    let state = first.directory.join("state").display().to_string();
+    let mut retry = Test::new()
+        .args(["resume", "last", "--retry-failed", "--state-dir", &state])
+        .spawn();
+    // The runbook's directory is the first run's: that is where `first` writes.
+    let marker = first.directory.join("first_running");
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`first` did not start again"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    retry.signal(nix::sys::signal::Signal::SIGKILL);
+    let killed = retry.finish(LIMIT);
+    assert_eq!(killed.code, -1, "{}", killed.snapshot());
+    std::fs::write(first.directory.join("go"), "").expect("let `first` finish");
+
+    let resumed = again(&first, &["resume", "last"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.snapshot());
+    assert_eq!(
+        lines(&first.directory, "forward"),
+        ["switch", "first", "second", "first", "first", "second"],
+        "`first` ran again after the kill (in doubt, idempotent), then `second`"
+    );
+}

@@ -337,6 +337,17 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
     }
     let runbook = &recovered.runbook;
     let mut statuses = recorded_now.statuses.clone();
+    let mut finished_order = recorded_now.finished_order.clone();
+    if record.mode == RunMode::Retry {
+        // A `--retry-failed` whose engine died: what it had not run again yet still has its
+        // old end (failed, or undone) in the journal, and runs again.
+        pend_for_retry(
+            runbook,
+            &mut statuses,
+            &mut finished_order,
+            &recorded_now.compensated,
+        );
+    }
     let mut failed = None;
     let mut undecided = Vec::new();
     for step in &runbook.steps {
@@ -371,13 +382,19 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
         );
         return EXIT_NEEDS_DECISION;
     }
+    // A retry resumed stays a retry, so that a second death is resumed the same way.
+    let mode = if record.mode == RunMode::Retry {
+        RunMode::Retry
+    } else {
+        RunMode::Resume
+    };
     runtime.block_on(drive(
         recovered,
-        RunMode::Resume,
+        mode,
         options,
         |recorded| Start::Resume {
             statuses,
-            finished_order: recorded.finished_order.clone(),
+            finished_order,
             outcomes: recorded.outcomes.clone(),
             failed,
         },
@@ -419,23 +436,12 @@ fn retry_failed(
     let runbook = &recovered.runbook;
     let mut statuses = recorded_now.statuses.clone();
     let mut finished_order = recorded_now.finished_order.clone();
-    let mut again = Vec::new();
-    for step in &runbook.steps {
-        let index = step.index;
-        let undone = recorded_now.compensated[index];
-        let stopped = match statuses[index] {
-            StepStatus::Failed | StepStatus::Cancelled | StepStatus::Running => true,
-            // A gate that stopped the run, not one whose answer let the run go on.
-            StepStatus::Denied => !step.allow_failure,
-            StepStatus::TimedOut => !(step.allow_failure || step.approve_on_timeout),
-            _ => false,
-        };
-        if stopped || undone {
-            statuses[index] = StepStatus::Pending;
-            finished_order[index] = 0;
-            again.push(format!("`{}`", step.id));
-        }
-    }
+    let again = pend_for_retry(
+        runbook,
+        &mut statuses,
+        &mut finished_order,
+        &recorded_now.compensated,
+    );
     outln!(
         "run {}: running again {}, then what follows",
         record.run_id,
@@ -468,4 +474,32 @@ fn retry_failed(
         },
         global,
     ))
+}
+
+/// Makes pending again, for `--retry-failed`, the steps that stopped the run (failed,
+/// cancelled, a gate that denied) and those whose work the rollback undid; returns their ids.
+/// A step still running is left to the in-doubt rules of `resume`.
+fn pend_for_retry(
+    runbook: &Runbook,
+    statuses: &mut [StepStatus],
+    finished_order: &mut [usize],
+    compensated: &[bool],
+) -> Vec<String> {
+    let mut again = Vec::new();
+    for step in &runbook.steps {
+        let index = step.index;
+        let stopped = match statuses[index] {
+            StepStatus::Failed | StepStatus::Cancelled => true,
+            // A gate that stopped the run, not one whose answer let the run go on.
+            StepStatus::Denied => !step.allow_failure,
+            StepStatus::TimedOut => !(step.allow_failure || step.approve_on_timeout),
+            _ => false,
+        };
+        if stopped || compensated[index] {
+            statuses[index] = StepStatus::Pending;
+            finished_order[index] = 0;
+            again.push(format!("`{}`", step.id));
+        }
+    }
+    again
 }
