@@ -207,7 +207,7 @@ steps:
     assert_eq!(lines(&first.directory, "undo"), ["second", "first"]);
     fix(&first.directory);
     let state = first.directory.join("state").display().to_string();
-    let mut retry = Test::new()
+    let retry = Test::new()
         .args(["resume", "last", "--retry-failed", "--state-dir", &state])
         .spawn();
     // The runbook's directory is the first run's: that is where `first` writes.
