@@ -66,10 +66,9 @@ impl Validator<'_> {
                             continue;
                         }
                         own_output_in_rollback(reader, template, &read)
-                    } else if let Some(cause) = skipped_by[target.index] {
-                        if skipped_together(runbook, target.index, reader.index) {
-                            continue;
-                        }
+                    } else if let Some(cause) = skipped_by[target.index]
+                        .filter(|_| !skipped_together(runbook, target.index, reader.index))
+                    {
                         skipped_output(runbook, reader, target, cause, template, &read)
                     } else if target.allow_failure {
                         failed_output(reader, target, template, &read)
