@@ -125,6 +125,22 @@ impl RunOutcome {
         }
     }
 
+    /// The outcome for people, told by its exit code too, so that a failed run that was
+    /// rolled back never reads as a success: `failed; rolled back` (exit 1),
+    /// `interrupted; rolled back` (a signal), `rolled back` (a requested `rollback RUN`,
+    /// exit 0).
+    pub fn words(self, exit_code: i32) -> &'static str {
+        match (self, exit_code) {
+            (RunOutcome::Succeeded, _) => "succeeded",
+            (RunOutcome::RolledBack, 0) => "rolled back",
+            (RunOutcome::RolledBack, 129 | 130 | 143) => "interrupted; rolled back",
+            (RunOutcome::RolledBack, _) => "failed; rolled back",
+            (RunOutcome::RollbackIncomplete, _) => "rollback incomplete",
+            (RunOutcome::FailedAfterPivot, _) => "failed after pivot",
+            (RunOutcome::FailedNotRolledBack, _) => "failed; not rolled back",
+        }
+    }
+
     /// The outcome as named in JSON and the journal (`rolled_back`).
     pub fn name(self) -> &'static str {
         match self {
@@ -224,6 +240,9 @@ pub enum Event {
         directory: String,
         /// `run`, `resume` or `rollback`.
         mode: String,
+        /// The step `--fail-at` fails on purpose: the run is a rehearsal. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rehearsal: Option<String>,
     },
     StepStarted {
         step: String,
@@ -320,6 +339,9 @@ pub enum Event {
         exit_code: i32,
         duration: DurationMs,
         needs_a_person: Vec<String>,
+        /// The runbook's `summary`, rendered at the end (masked); absent when it has none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        summary: Option<String>,
     },
 }
 

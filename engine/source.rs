@@ -15,6 +15,8 @@ pub struct Source {
     name: String,
     text: Arc<str>,
     line_starts: Arc<[usize]>,
+    /// The file began with a byte-order mark, which `text` leaves out.
+    byte_order_mark: bool,
 }
 
 /// Why a runbook file could not be turned into text.
@@ -71,6 +73,7 @@ impl Source {
     /// Builds a source from text already in memory (tests, `init`).
     pub fn new(path: PathBuf, name: String, text: String) -> Source {
         // The parser skips a leading byte-order mark; so do we, so that offsets agree.
+        let byte_order_mark = text.starts_with('\u{feff}');
         let text = match text.strip_prefix('\u{feff}') {
             Some(rest) => rest.to_string(),
             None => text,
@@ -82,7 +85,14 @@ impl Source {
             name,
             text: text.into(),
             line_starts: line_starts.into(),
+            byte_order_mark,
         }
+    }
+
+    /// The file's bytes exactly as read (a byte-order mark included): what a run keeps.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mark = if self.byte_order_mark { "\u{feff}" } else { "" };
+        [mark.as_bytes(), self.text.as_bytes()].concat()
     }
 
     pub fn path(&self) -> &Path {

@@ -608,7 +608,7 @@ fn rollback_later_uses_the_recorded_outputs() {
     let again = case.engine(&["rollback", &run]);
     assert_eq!(again.code, 0, "{}", again.snapshot());
     assert!(
-        again.stdout.contains("nothing to compensate"),
+        again.stdout.contains("nothing left to compensate"),
         "{}",
         again.snapshot()
     );
@@ -696,10 +696,9 @@ fn resume_of_a_rollback_incomplete_run_retries_the_failed_compensations() {
 // ---------------------------------------------------------------------------------------
 // 6. The runbook changed between crash and resume.
 
-#[test]
-fn resume_refuses_a_changed_runbook_unless_allowed() {
-    let case = crashed(&idempotent_chain(), "b.mark");
-    case.touch("release");
+/// The run's id, the digest its journal recorded, and the file edited after the crash with
+/// the digest it has now.
+fn edited_after_the_crash(case: &Case) -> (String, String, String) {
     let run = case.only_run();
     let recorded = case.journal_records(&run)[0]["digest"]
         .as_str()
@@ -712,7 +711,63 @@ fn resume_refuses_a_changed_runbook_unless_allowed() {
         format!("sha256:{:x}", sha2::Sha256::digest(changed.as_bytes()))
     };
     assert_ne!(recorded, now);
+    (run, recorded, now)
+}
 
+#[test]
+fn an_edited_runbook_does_not_block_resume_the_copy_kept_with_the_run_is_used() {
+    let case = crashed(&idempotent_chain(), "b.mark");
+    case.touch("release");
+    let run = case.only_run();
+    let kept = case.state().join("runs").join(&run).join("runbook.yaml");
+    assert_eq!(
+        std::fs::read(&kept).expect("a copy of the runbook in the run directory"),
+        idempotent_chain().as_bytes(),
+        "the copy holds the file's exact bytes"
+    );
+    // Edited so that it would break the resume: the copy is what resumes.
+    std::fs::write(case.file(), "version: 1\nname: broken\nsteps: []\n").expect("edit");
+    let resumed = case.engine(&["resume", &run]);
+    assert_eq!(resumed.code, 0, "{}", resumed.snapshot());
+    assert_eq!(case.count("a.mark"), 1);
+    assert_eq!(case.count("b.mark"), 2);
+    assert_eq!(case.count("c.mark"), 1);
+}
+
+#[test]
+fn use_current_takes_the_file_as_it_is_now_and_refuses_a_changed_one_unless_allowed() {
+    let case = crashed(&idempotent_chain(), "b.mark");
+    case.touch("release");
+    let (run, recorded, now) = edited_after_the_crash(&case);
+    let refused = case.engine(&["resume", &run, "--use-current"]);
+    assert_eq!(refused.code, 2, "{}", refused.snapshot());
+    for needed in ["--allow-changed", &recorded, &now] {
+        assert!(
+            refused.stderr.contains(needed),
+            "{needed:?} missing:\n{}",
+            refused.snapshot()
+        );
+    }
+    let rollback = case.engine(&["rollback", &run, "--use-current"]);
+    assert_eq!(rollback.code, 2, "{}", rollback.snapshot());
+    assert!(rollback.stderr.contains("--allow-changed"));
+    assert_eq!(case.count("undo"), 0);
+    assert_eq!(case.count("b.mark"), 1, "nothing ran");
+
+    let resumed = case.engine(&["resume", &run, "--use-current", "--allow-changed"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.snapshot());
+    assert_eq!(case.count("b.mark"), 2);
+    assert_eq!(case.count("c.mark"), 1);
+}
+
+#[test]
+fn a_run_kept_without_a_copy_falls_back_to_the_current_file_with_the_digest_check() {
+    let case = crashed(&idempotent_chain(), "b.mark");
+    case.touch("release");
+    let (run, recorded, now) = edited_after_the_crash(&case);
+    // As an older engine left it.
+    std::fs::remove_file(case.state().join("runs").join(&run).join("runbook.yaml"))
+        .expect("remove the copy");
     let refused = case.engine(&["resume", &run]);
     assert_eq!(refused.code, 2, "{}", refused.snapshot());
     for needed in ["--allow-changed", &recorded, &now] {
@@ -723,18 +778,9 @@ fn resume_refuses_a_changed_runbook_unless_allowed() {
         );
     }
     assert_eq!(case.count("b.mark"), 1, "nothing ran");
-    assert_eq!(case.count("c.mark"), 0);
-
-    let rollback = case.engine(&["rollback", &run]);
-    assert_eq!(rollback.code, 2, "{}", rollback.snapshot());
-    assert!(rollback.stderr.contains("--allow-changed"));
-    assert_eq!(case.count("undo"), 0);
-
     let resumed = case.engine(&["resume", &run, "--allow-changed"]);
     assert_eq!(resumed.code, 0, "{}", resumed.snapshot());
-    assert_eq!(case.count("a.mark"), 1);
     assert_eq!(case.count("b.mark"), 2);
-    assert_eq!(case.count("c.mark"), 1);
 }
 
 // ---------------------------------------------------------------------------------------

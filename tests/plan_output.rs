@@ -512,3 +512,80 @@ steps:
         "nothing may run"
     );
 }
+
+/// A compensation's `env` is rendered (secrets masked), and every multi-line value sits
+/// under its own line instead of flush left.
+const MULTI_LINE: &str = r#"
+version: 1
+name: layout
+description: |
+  First line of the description.
+  Second line.
+vars:
+  token:
+    env: LAYOUT_TOKEN
+    secret: true
+  banner:
+    default: "hello\nworld"
+env:
+  BANNER: "{{vars.banner}}"
+steps:
+  - id: migrate
+    run: |
+      echo one
+      echo two
+    env:
+      NOTE: "{{vars.banner}}"
+    rollback:
+      run: |
+        echo undo
+        echo more
+      env:
+        TOKEN: "{{vars.token}}"
+        WHO: "{{runbook.name}}"
+  - id: gate
+    needs: [migrate]
+    approve: |
+      Ship it?
+      Really?
+"#;
+
+#[test]
+fn plan_shows_compensation_env_and_indents_multi_line_values() {
+    let output = Test::new()
+        .runbook(MULTI_LINE)
+        .env("LAYOUT_TOKEN", "layout-secret-value")
+        .args(["plan", "{file}"])
+        .run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert!(!output.stdout.contains("layout-secret-value"));
+    insta::assert_snapshot!("plan_text_multi_line", output.snapshot());
+    // No line of the plan but its headings starts flush left.
+    for line in output.stdout.lines() {
+        assert!(
+            line.is_empty()
+                || line.starts_with(' ')
+                || [
+                    "plan for",
+                    "variables",
+                    "environment",
+                    "wave ",
+                    "rollback",
+                    "if a step"
+                ]
+                .iter()
+                .any(|heading| line.starts_with(heading)),
+            "flush left: {line:?}\n{}",
+            output.stdout
+        );
+    }
+    let plan = plan_json(
+        Test::new()
+            .runbook(MULTI_LINE)
+            .env("LAYOUT_TOKEN", "layout-secret-value"),
+    );
+    let env = &plan["steps"][0]["rollback"]["env"];
+    assert_eq!(env[0]["name"], "TOKEN");
+    assert_eq!(env[0]["value"], "••••••");
+    assert_eq!(env[1]["value"], "layout");
+}

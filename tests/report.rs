@@ -155,7 +155,7 @@ fn the_markdown_report_has_the_timeline_probes_rollback_and_masked_variables() {
         );
     }
     assert!(
-        markdown.contains("**rolled back (exit 1) after "),
+        markdown.contains("**failed; rolled back (exit 1) in "),
         "{markdown}"
     );
     assert!(

@@ -146,3 +146,30 @@ fn a_failing_pivot_is_compensated_with_everything_before_it() {
     );
     assert_eq!(pivot.as_deref(), Some("p"));
 }
+
+#[test]
+fn every_row_of_the_failure_table_is_what_a_rehearsal_compensates() {
+    // The same rows, each failure forced by `--fail-at` instead of the script: the step runs
+    // (and succeeds), then is failed, and the rollback is the row's, pivot rule included.
+    for (step, expected, pivot) in failure_rows() {
+        let output = Test::new()
+            .runbook(RUNBOOK)
+            .args(["run", "{file}", "--state-dir", "{dir}/state"])
+            .args(["--log-format", "json", "--fail-at", &step])
+            .run_within(LIMIT);
+        assert!(!output.stderr.contains("panicked"), "{}", output.snapshot());
+        assert_eq!(
+            lines(&output.directory, "undo"),
+            expected,
+            "`{step}` rehearsed\n{}",
+            output.snapshot()
+        );
+        let code = if pivot.is_some() { 4 } else { 1 };
+        assert_eq!(
+            output.code,
+            code,
+            "`{step}` rehearsed\n{}",
+            output.snapshot()
+        );
+    }
+}

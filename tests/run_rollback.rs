@@ -71,7 +71,7 @@ steps:
     assert_eq!(lines(&output.directory, "forward"), ["a", "b", "c"]);
     assert_eq!(lines(&output.directory, "undo"), ["c", "b", "a"]);
     assert!(
-        output.stdout.contains("rolled back (exit 1)"),
+        output.stdout.contains(": failed; rolled back (exit 1)"),
         "{}",
         output.snapshot()
     );

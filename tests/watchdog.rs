@@ -87,6 +87,19 @@ fn arguments(pid: i32) -> Vec<String> {
 
 /// The live watchdogs of the engine `engine`, found by their arguments (the marker, then the
 /// engine's pid), whoever their parent is now.
+/// The watchdogs of `engine` once there is one: it is started right after the first step's
+/// process, so a quick step can be seen before the watchdog has replaced its forked image.
+fn started_watchdogs_of(engine: i32) -> Vec<i32> {
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let watchdogs = watchdogs_of(engine);
+        if !watchdogs.is_empty() || std::time::Instant::now() > deadline {
+            return watchdogs;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn watchdogs_of(engine: i32) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -125,7 +138,7 @@ steps:
 fn engine_killed_by_sigkill_leaves_no_step_process() {
     let running = start(TREE, "ready");
     let engine = running.pid();
-    let watchdogs = watchdogs_of(engine);
+    let watchdogs = started_watchdogs_of(engine);
     assert_eq!(watchdogs.len(), 1, "one watchdog runs: {watchdogs:?}");
     running.signal(Signal::SIGKILL);
     let output = running.finish(LIMIT);
@@ -194,7 +207,7 @@ steps:
         "ready",
     );
     let engine = running.pid();
-    let watchdogs = watchdogs_of(engine);
+    let watchdogs = started_watchdogs_of(engine);
     assert_eq!(watchdogs.len(), 1, "one watchdog runs: {watchdogs:?}");
     let watchdog = watchdogs[0];
     let stat = stat_fields(watchdog);

@@ -130,7 +130,13 @@ pub struct RollbackArgs {
     /// Run id, a unique prefix of one, or `last`
     #[arg(value_name = "RUN")]
     pub run: String,
-    /// Use the runbook even though it changed since the run
+    /// Print the compensations it would run, in order, rendered; run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Take the runbook file as it is now instead of the copy kept with the run
+    #[arg(long)]
+    pub use_current: bool,
+    /// With --use-current (or a run kept without a copy): use the file even though it changed
     #[arg(long)]
     pub allow_changed: bool,
     /// Most compensations running at once
@@ -143,7 +149,10 @@ pub struct ResumeArgs {
     /// Run id, a unique prefix of one, or `last`
     #[arg(value_name = "RUN")]
     pub run: String,
-    /// Use the runbook even though it changed since the run
+    /// Take the runbook file as it is now instead of the copy kept with the run
+    #[arg(long)]
+    pub use_current: bool,
+    /// With --use-current (or a run kept without a copy): use the file even though it changed
     #[arg(long)]
     pub allow_changed: bool,
     /// An in-doubt step did finish (repeatable)
@@ -297,6 +306,9 @@ pub struct RunArgs {
     /// On failure, do not compensate
     #[arg(long)]
     pub no_rollback: bool,
+    /// Rehearse a failure: STEP runs, then is failed, so its rollback path runs for real
+    #[arg(long, value_name = "STEP[@HOST]")]
+    pub fail_at: Option<String>,
     /// Print the plan instead of running (same as `runbook plan`)
     #[arg(long)]
     pub dry_run: bool,

@@ -9,7 +9,8 @@ use crate::errors::{EXIT_INVALID, EXIT_SUCCESS};
 use crate::events::Phase;
 use crate::format::tenths;
 use crate::state::{
-    RunRecord, RunSummary, check_state_directory, find_run, latest_runs, list_runs, state_directory,
+    RecordedProbe, RunRecord, RunSummary, check_state_directory, find_run, latest_runs, list_runs,
+    state_directory,
 };
 
 /// How many runs `history` lists without `--all`: the latest.
@@ -58,6 +59,10 @@ pub fn history(args: &HistoryArgs, global: &GlobalArgs) -> i32 {
                         "duration_ms": record.duration_ms,
                         "outcome": record.outcome,
                         "exit_code": record.exit_code,
+                        "rehearsal": record.rehearsal,
+                        "summary": record.summary,
+                        "own": record.own,
+                        "later": record.later,
                     }),
                     Err(damaged) => serde_json::json!({
                         "run_id": damaged.run_id,
@@ -96,15 +101,25 @@ pub fn history(args: &HistoryArgs, global: &GlobalArgs) -> i32 {
                         continue;
                     }
                 };
+                // The run's own duration: a later rollback's does not replace it.
                 let duration = record
-                    .duration_ms
-                    .map(|duration| tenths(Duration::from_millis(duration)))
+                    .own
+                    .as_ref()
+                    .map(|end| tenths(Duration::from_millis(end.duration_ms)))
+                    .unwrap_or_default();
+                let rehearsal = record
+                    .rehearsal
+                    .as_ref()
+                    .map(|step| format!("rehearsal at `{step}`: "))
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "{:<24} {:<20} {:<20} {:>9}  {}",
-                    record.run_id, record.runbook, record.started_at, duration, record.outcome
+                    "{:<24} {:<20} {:<20} {:>9}  {rehearsal}{}",
+                    record.run_id, record.runbook, record.started_at, duration, record.story
                 );
+                if let Some(summary) = &record.summary {
+                    write_block(&mut out, &format!("{:>78}", "summary: "), summary);
+                }
             }
             if runs.len() < total {
                 let _ = writeln!(
@@ -145,7 +160,8 @@ pub fn show(args: &ShowArgs, global: &GlobalArgs) -> i32 {
     EXIT_SUCCESS
 }
 
-/// A run step by step, for people.
+/// A run step by step, for people. Every multi-line text (a message, a probe's output, a
+/// compensation's script) is indented under its row, never flattened or flush left.
 pub fn show_text(record: &RunRecord) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -158,7 +174,17 @@ pub fn show_text(record: &RunRecord) -> String {
         "  started {} by {}@{} (pid {})",
         record.started_at, record.user, record.host, record.pid
     );
+    if let Some(step) = &record.options.fail_at {
+        let _ = writeln!(
+            out,
+            "  rehearsal: `--fail-at {step}` (the step was failed on purpose after it ran)"
+        );
+    }
     let _ = writeln!(out, "  outcome: {}", record.outcome());
+    write_block(&mut out, "  result: ", &record.story());
+    if let Some(summary) = record.summary() {
+        write_block(&mut out, "  summary: ", summary);
+    }
     if record.torn_tail {
         let _ = writeln!(
             out,
@@ -173,7 +199,11 @@ pub fn show_text(record: &RunRecord) -> String {
             } else {
                 var.value.clone().unwrap_or_else(|| "(unset)".into())
             };
-            let _ = writeln!(out, "  {} = {}  ({})", var.name, value, var.source);
+            write_block(
+                &mut out,
+                &format!("  {} = ", var.name),
+                &format!("{value}  ({})", var.source),
+            );
         }
     }
     let _ = writeln!(out, "\nsteps");
@@ -188,10 +218,10 @@ pub fn show_text(record: &RunRecord) -> String {
             tenths(Duration::from_millis(forward.duration_ms))
         );
         if let Some(message) = &forward.message {
-            let _ = writeln!(out, "      {message}");
+            write_block(&mut out, "      ", message);
         }
         for (key, value) in &step.outputs {
-            let _ = writeln!(out, "      output {key}={value}");
+            write_block(&mut out, &format!("      output {key}="), value);
         }
         for probe in step.probes.iter().filter(|probe| {
             !forward
@@ -199,56 +229,48 @@ pub fn show_text(record: &RunRecord) -> String {
                 .as_ref()
                 .is_some_and(|message| message.contains(&probe.message))
         }) {
-            let verdict = if probe.passed { "passed" } else { "failed" };
             let phase = if probe.phase == Phase::Compensation {
                 "undo "
             } else {
                 ""
             };
-            let _ = writeln!(
-                out,
-                "      {phase}probe `{}` {verdict}: {}",
-                probe.name,
-                probe.message.lines().next().unwrap_or_default()
-            );
+            write_probe(&mut out, "      ", phase, probe);
         }
         if let Some(command) = &step.compensation_command {
-            let first = command.lines().next().unwrap_or_default();
-            let more = if command.trim_end().lines().count() > 1 {
-                " …"
-            } else {
-                ""
-            };
-            let _ = writeln!(out, "      undo: $ {first}{more}");
+            write_block(&mut out, "      undo: $ ", command);
         }
         if let Some(compensation) = &step.compensation {
             let _ = writeln!(
                 out,
-                "      rollback: {} {}{}",
+                "      rollback: {} {}",
                 compensation.status.name(),
                 tenths(Duration::from_millis(compensation.duration_ms)),
-                compensation
-                    .message
-                    .as_ref()
-                    .map(|message| format!(": {message}"))
-                    .unwrap_or_default()
             );
+            if let Some(message) = &compensation.message {
+                write_block(&mut out, "        ", message);
+            }
+        }
+    }
+    if !record.rollback_verify.is_empty() {
+        let _ = writeln!(out, "\nrollback_verify");
+        for probe in &record.rollback_verify {
+            write_probe(&mut out, "  ", "", probe);
         }
     }
     if let Some(stopping) = &record.stopping {
-        let _ = writeln!(out, "\nstopped: {stopping}");
+        write_block(&mut out, "\nstopped: ", stopping);
     }
     if let Some(end) = &record.end {
         if !end.needs_a_person.is_empty() {
             let _ = writeln!(out, "\nneeds a person:");
             for line in &end.needs_a_person {
-                let _ = writeln!(out, "  - {line}");
+                write_block(&mut out, "  - ", line);
             }
         }
         let _ = writeln!(
             out,
             "\n{} (exit {}) after {}",
-            end.outcome.name(),
+            end.outcome.words(end.exit_code),
             end.exit_code,
             tenths(Duration::from_millis(end.duration_ms))
         );
@@ -260,4 +282,27 @@ pub fn show_text(record: &RunRecord) -> String {
         );
     }
     out
+}
+
+/// A probe's result, its message (all of its lines) under it.
+fn write_probe(out: &mut String, indent: &str, phase: &str, probe: &RecordedProbe) {
+    let verdict = if probe.passed { "passed" } else { "failed" };
+    let _ = writeln!(out, "{indent}{phase}probe `{}` {verdict}", probe.name);
+    if !probe.message.is_empty() {
+        write_block(out, &format!("{indent}  "), &probe.message);
+    }
+}
+
+/// Writes `text` after `prefix`; its further lines are indented to line up under the first
+/// (a prefix that starts with blank lines is laid out after them).
+fn write_block(out: &mut String, prefix: &str, text: &str) {
+    let blank = prefix.len() - prefix.trim_start_matches('\n').len();
+    out.push_str(&prefix[..blank]);
+    let prefix = &prefix[blank..];
+    let indent = " ".repeat(prefix.chars().count());
+    let mut lines = text.trim_end_matches('\n').lines();
+    let _ = writeln!(out, "{prefix}{}", lines.next().unwrap_or_default());
+    for line in lines {
+        let _ = writeln!(out, "{indent}{line}");
+    }
 }

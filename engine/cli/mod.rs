@@ -13,6 +13,7 @@ mod load;
 mod plan;
 mod recover;
 mod report;
+mod rollback_preview;
 mod run;
 mod schema;
 mod session;

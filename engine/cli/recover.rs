@@ -6,8 +6,9 @@
 use std::path::PathBuf;
 
 use super::args::{GlobalArgs, ResumeArgs, RollbackArgs};
+use super::rollback_preview::preview;
 use super::run::digest;
-use super::session::{SessionInput, finish_session, lock_runbook, runtime, start_session};
+use super::session::{Session, SessionInput, finish_session, lock_runbook, runtime, start_session};
 use crate::errors::{EXIT_INVALID, EXIT_NEEDS_DECISION, EXIT_SUCCESS};
 use crate::events::{RunOutcome, StepOutcome, StepStatus};
 use crate::executor::{RunOptions, RunRecorder, Start};
@@ -17,19 +18,28 @@ use crate::rollback::{RanStep, plan_rollback};
 use crate::source::Source;
 use crate::state::RunInfo;
 use crate::state::{
-    JOURNAL_FILE, JournalWriter, LogFiles, Record, RecordedPhase, Resumed, RunMode, RunRecord,
-    UnfinishedIndex, find_run, for_each_record, state_directory,
+    JOURNAL_FILE, JournalWriter, LogFiles, RUNBOOK_COPY, Record, RecordedPhase, Resumed, RunMode,
+    RunRecord, UnfinishedIndex, find_run, for_each_record, state_directory,
 };
 use crate::validate::validate;
 
 /// A recorded run with its runbook loaded again.
-struct Recovered {
-    record: RunRecord,
-    directory: PathBuf,
-    runbook: Runbook,
+pub(super) struct Recovered {
+    pub record: RunRecord,
+    pub directory: PathBuf,
+    pub runbook: Runbook,
 }
 
-fn recover(run: &str, allow_changed: bool, global: &GlobalArgs) -> Result<Recovered, i32> {
+/// Where `rollback` and `resume` take the runbook from.
+#[derive(Debug, Clone, Copy)]
+struct RunbookChoice {
+    /// `--use-current`: the file as it is now, not the copy kept with the run.
+    use_current: bool,
+    /// `--allow-changed`: the file as it is now even though its digest changed.
+    allow_changed: bool,
+}
+
+fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Recovered, i32> {
     let state = state_directory(global.state_dir.as_deref());
     let fail = |message: String| {
         errln!("error: {message}");
@@ -38,20 +48,14 @@ fn recover(run: &str, allow_changed: bool, global: &GlobalArgs) -> Result<Recove
     let directory = find_run(&state, run).map_err(fail)?;
     let record = RunRecord::load(&directory)
         .map_err(|error| fail(format!("run `{run}`: {error}: nothing was done")))?;
-    let source = Source::read(std::path::Path::new(&record.file))
-        .map_err(|error| fail(format!("{error} (the runbook of run {})", record.run_id)))?;
-    let now = digest(source.text());
-    if now != record.digest && !allow_changed {
-        return Err(fail(format!(
-            "the runbook `{}` changed since run {} ({} then, {now} now): nothing was done\n  help: pass `--allow-changed` to use the file as it is now",
-            record.file, record.run_id, record.digest
-        )));
-    }
+    let source = runbook_source(&record, &directory, choice).map_err(fail)?;
     let validation = validate(&source);
     let Some(runbook) = validation.runbook else {
         return Err(fail(format!(
-            "the runbook `{}` is no longer valid (`runbook validate {}`): nothing was done",
-            record.file, record.file
+            "the runbook `{}` of run {} is no longer valid (`runbook validate {}`): nothing was done",
+            source.name(),
+            record.run_id,
+            source.path().display()
         )));
     };
     Ok(Recovered {
@@ -61,13 +65,87 @@ fn recover(run: &str, allow_changed: bool, global: &GlobalArgs) -> Result<Recove
     })
 }
 
+/// The runbook of a recorded run: the copy kept in its directory (as run, whatever happened
+/// to the file since), or with `--use-current` or for a run kept without a copy (older
+/// engines) the file as it is now, refused if it changed unless `--allow-changed`. Either is
+/// named by the original path, so `runbook.dir` and default working directories stay.
+fn runbook_source(
+    record: &RunRecord,
+    directory: &std::path::Path,
+    choice: RunbookChoice,
+) -> Result<Source, String> {
+    let copy = directory.join(RUNBOOK_COPY);
+    if !choice.use_current && copy.is_file() {
+        let kept = Source::read(&copy)
+            .map_err(|error| format!("{error} (the runbook kept with run {})", record.run_id))?;
+        let kept_digest = digest(kept.text());
+        if kept_digest != record.digest {
+            return Err(format!(
+                "the runbook kept in `{}` does not match the digest run {} recorded ({} then, {kept_digest} now): nothing was done\n  help: `--use-current` takes the runbook file as it is now",
+                copy.display(),
+                record.run_id,
+                record.digest
+            ));
+        }
+        return Ok(Source::new(
+            PathBuf::from(&record.file),
+            record.file.clone(),
+            kept.text().to_string(),
+        ));
+    }
+    let source = Source::read(std::path::Path::new(&record.file))
+        .map_err(|error| format!("{error} (the runbook of run {})", record.run_id))?;
+    let now = digest(source.text());
+    if now != record.digest && !choice.allow_changed {
+        return Err(format!(
+            "the runbook `{}` changed since run {} ({} then, {now} now): nothing was done\n  help: pass `--allow-changed` to use the file as it is now",
+            record.file, record.run_id, record.digest
+        ));
+    }
+    Ok(source)
+}
+
+/// Whether the journal alone shows that a rollback would have nothing left to do: the run
+/// was rolled back, or every step that recorded a compensation had it run, and no step is in
+/// doubt. Decided before the runbook is read, so an edited file never hides it.
+fn nothing_left(record: &RunRecord) -> bool {
+    if record
+        .end
+        .as_ref()
+        .is_some_and(|end| end.outcome == RunOutcome::RolledBack)
+    {
+        return true;
+    }
+    record.end.is_some()
+        && record.steps.iter().all(|step| {
+            step.forward.status != StepStatus::Running
+                && (step.compensation_command.is_none()
+                    || step
+                        .compensation
+                        .as_ref()
+                        .is_some_and(|phase| phase.status == StepStatus::Compensated))
+        })
+}
+
+/// Says that run `record` has nothing left to compensate.
+fn say_nothing_left(record: &RunRecord) -> i32 {
+    let when = record
+        .end
+        .as_ref()
+        .filter(|end| end.outcome == RunOutcome::RolledBack)
+        .map(|end| format!(" (rolled back at {})", end.time))
+        .unwrap_or_default();
+    outln!("run {}: nothing left to compensate{when}", record.run_id);
+    EXIT_SUCCESS
+}
+
 /// The recorded state of each step of the runbook, in its order.
-struct Recorded {
-    statuses: Vec<StepStatus>,
+pub(super) struct Recorded {
+    pub statuses: Vec<StepStatus>,
     /// 1 for the first step that finished, by the journal's `seq`; 0 for one that did not.
-    finished_order: Vec<usize>,
-    outcomes: Vec<StepOutcome>,
-    compensated: Vec<bool>,
+    pub finished_order: Vec<usize>,
+    pub outcomes: Vec<StepOutcome>,
+    pub compensated: Vec<bool>,
 }
 
 fn recorded(recovered: &Recovered) -> Recorded {
@@ -213,12 +291,30 @@ async fn drive(
     stop_survivors(&recovered.record);
     let recorded = recorded(&recovered);
     let start = start(&recorded);
+    match recovered_session(recovered, Some(recorder), mode, options, global) {
+        Ok(session) => finish_session(session, start, global).await,
+        Err(code) => code,
+    }
+}
+
+/// The session of a recovered run: its variables resolved again (secrets from their
+/// sources), the outputs its steps recorded in the context, its kept secret outputs masked.
+/// With a recorder, the journal notes that `mode` continues the run.
+pub(super) fn recovered_session(
+    recovered: Recovered,
+    recorder: Option<RunRecorder>,
+    mode: RunMode,
+    options: RunOptions,
+    global: &GlobalArgs,
+) -> Result<Session, i32> {
+    let info = run_info(&recovered);
     let inputs = recorded_inputs(&recovered.record);
     let (recorded_steps, secret_outputs) = crate::state::restore_secret_outputs(
         &recovered.directory,
         &recovered.runbook,
         recovered.record.steps.clone(),
     );
+    let journaled = recorder.is_some();
     let input = SessionInput {
         runbook: recovered.runbook,
         info,
@@ -226,16 +322,13 @@ async fn drive(
         recorder,
         options,
     };
-    let session = start_session(input, global, |emitter, _| {
-        emitter.record(&Record::Resumed(Resumed {
-            mode,
-            pid: std::process::id(),
-        }))
-    });
-    let mut session = match session {
-        Ok(session) => session,
-        Err(code) => return code,
-    };
+    let mut session = start_session(input, global, |emitter, _| {
+        if journaled {
+            emitter.record(&Record::Resumed(Resumed::new(mode)))
+        } else {
+            Ok(())
+        }
+    })?;
     session.shared.emitter.add_secrets(secret_outputs);
     // Compensations and later steps read the outputs the steps recorded then, not new ones.
     for step in &recorded_steps {
@@ -243,19 +336,29 @@ async fn drive(
             .context
             .set_step(&step.id, step.forward.status.name(), &step.outputs);
     }
-    finish_session(session, start, global).await
+    Ok(session)
 }
 
 pub fn rollback(args: &RollbackArgs, global: &GlobalArgs) -> i32 {
-    let recovered = match recover(&args.run, args.allow_changed, global) {
+    let choice = RunbookChoice {
+        use_current: args.use_current,
+        allow_changed: args.allow_changed,
+    };
+    let state = state_directory(global.state_dir.as_deref());
+    if let Ok(directory) = find_run(&state, &args.run)
+        && let Ok(record) = RunRecord::load(&directory)
+        && nothing_left(&record)
+    {
+        return say_nothing_left(&record);
+    }
+    let recovered = match recover(&args.run, choice, global) {
         Ok(recovered) => recovered,
         Err(code) => return code,
     };
     let recorded_now = recorded(&recovered);
     let set = compensation_set(&recovered, &recorded_now);
     if set.is_empty() {
-        outln!("run {}: nothing to compensate", recovered.record.run_id);
-        return EXIT_SUCCESS;
+        return say_nothing_left(&recovered.record);
     }
     let options = RunOptions {
         concurrency: args.jobs.map(|jobs| jobs as usize),
@@ -265,6 +368,9 @@ pub fn rollback(args: &RollbackArgs, global: &GlobalArgs) -> i32 {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
+    if args.dry_run {
+        return preview(recovered, set, &recorded_now, global);
+    }
     runtime.block_on(drive(
         recovered,
         RunMode::Rollback,
@@ -280,7 +386,11 @@ pub fn rollback(args: &RollbackArgs, global: &GlobalArgs) -> i32 {
 }
 
 pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
-    let recovered = match recover(&args.run, args.allow_changed, global) {
+    let choice = RunbookChoice {
+        use_current: args.use_current,
+        allow_changed: args.allow_changed,
+    };
+    let recovered = match recover(&args.run, choice, global) {
         Ok(recovered) => recovered,
         Err(code) => return code,
     };
@@ -291,6 +401,13 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
         approve_all: args.yes,
         approve: args.approve.clone(),
         no_rollback: false,
+        // A rehearsal resumed still fails where it was asked to.
+        fail_at: record
+            .options
+            .fail_at
+            .as_deref()
+            .and_then(|id| recovered.runbook.step(id))
+            .map(|step| step.index),
     };
     if args.retry_failed {
         return retry_failed(recovered, recorded_now, options, global);

@@ -13,6 +13,7 @@ use crate::state::{
     JournalHeader, JournalWriter, LogFiles, Record, RecordedOptions, RecordedVar, RunDirectory,
     UnfinishedIndex, new_run_info, state_directory,
 };
+use crate::suggest::suggest;
 
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
     if args.dry_run {
@@ -28,13 +29,54 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    let fail_at = match args.fail_at.as_deref().map(|step| fail_at(&loaded, step)) {
+        None => None,
+        Some(Ok(index)) => Some(index),
+        Some(Err(code)) => return code,
+    };
     match runtime() {
-        Ok(runtime) => runtime.block_on(execute(loaded, args, global)),
+        Ok(runtime) => runtime.block_on(execute(loaded, args, fail_at, global)),
         Err(code) => code,
     }
 }
 
-async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
+/// The step `--fail-at` names, or exit 2 saying why not (nothing has run yet).
+fn fail_at(loaded: &Loaded, named: &str) -> Result<usize, i32> {
+    if let Some((step, host)) = named.split_once('@') {
+        errln!(
+            "error: `--fail-at {named}`: step `{step}` on host `{host}`: hosts are not available yet; nothing was run"
+        );
+        errln!("  help: name the step alone: `--fail-at {step}`");
+        return Err(EXIT_INVALID);
+    }
+    let steps = &loaded.runbook.steps;
+    if let Some(step) = loaded.runbook.step(named) {
+        return Ok(step.index);
+    }
+    errln!(
+        "error: `--fail-at {named}`: `{}` has no step `{named}`; nothing was run",
+        loaded.source.name()
+    );
+    match suggest(named, steps.iter().map(|step| step.id.as_str())) {
+        Some(close) => errln!("  help: did you mean `{close}`?"),
+        None => errln!(
+            "  help: the steps are {}",
+            steps
+                .iter()
+                .map(|step| format!("`{}`", step.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+    Err(EXIT_INVALID)
+}
+
+async fn execute(
+    loaded: Loaded,
+    args: &RunArgs,
+    fail_at: Option<usize>,
+    global: &GlobalArgs,
+) -> i32 {
     let state = state_directory(global.state_dir.as_deref());
     let mut info = new_run_info(&state);
     let _lock = match lock_runbook(&state, &loaded.runbook, &info, "run") {
@@ -68,7 +110,16 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
         return EXIT_INVALID;
     }
     match RunDirectory::create(&state, &info.id) {
-        Ok(directory) => info.directory = directory.path,
+        Ok(directory) => {
+            if let Err(error) = directory.keep_runbook(&loaded.source.bytes()) {
+                errln!(
+                    "error: cannot keep a copy of the runbook in `{}`: {error}: nothing was run",
+                    directory.path.display()
+                );
+                return EXIT_INVALID;
+            }
+            info.directory = directory.path;
+        }
         Err(error) => {
             errln!(
                 "error: cannot create the run directory `{}`: {error}",
@@ -89,6 +140,7 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
         approve_all: args.yes,
         approve: args.approve.clone(),
         no_rollback: args.no_rollback,
+        fail_at,
     };
     let header_info = info.clone();
     let source = loaded.source;
@@ -97,7 +149,7 @@ async fn execute(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> i32 {
         runbook: loaded.runbook,
         info,
         inputs: &var_inputs(&args.vars),
-        recorder,
+        recorder: Some(recorder),
         options,
     };
     let session = start_session(input, global, |emitter, resolved| {
@@ -159,6 +211,7 @@ fn journal_header(
         approve: args.approve.clone(),
         no_rollback: args.no_rollback,
         timestamp: info.timestamp.clone(),
+        fail_at: args.fail_at.clone(),
     };
     Record::Header(Box::new(JournalHeader::new(
         &info.id,

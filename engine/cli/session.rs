@@ -11,7 +11,7 @@ use crate::errors::{EXIT_INVALID, EXIT_LOCKED};
 use crate::executor::{Emitter, EventSink, RunOptions, RunRecorder, RunShared, Start, dispatch};
 use crate::model::Runbook;
 use crate::plan::{Context, ResolvedVar, VarInputs, resolve_vars};
-use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, summary_text};
+use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, final_line, summary_text};
 use crate::secrets::Masker;
 use crate::state::{LockError, RunInfo, RunLock, UnfinishedIndex};
 use crate::template::{PreparedContext, TemplateEngine};
@@ -61,7 +61,8 @@ pub(super) struct SessionInput<'a> {
     pub runbook: Runbook,
     pub info: RunInfo,
     pub inputs: &'a VarInputs,
-    pub recorder: RunRecorder,
+    /// None for a preview (`rollback --dry-run`), which records nothing.
+    pub recorder: Option<RunRecorder>,
     pub options: RunOptions,
 }
 
@@ -108,7 +109,7 @@ pub(super) fn start_session(
             "warning: a secret value is shorter than 4 characters: it is masked, but so is any text that happens to contain it"
         );
     }
-    let emitter = Emitter::new(masker, reporter(global), Some(recorder));
+    let emitter = Emitter::new(masker, reporter(global), recorder);
     if let Err(message) = first_record(&emitter, &resolved) {
         errln!("error: {message}: nothing was done");
         return Err(EXIT_INVALID);
@@ -152,19 +153,20 @@ pub(super) fn start_session(
 pub(super) async fn finish_session(session: Session, start: Start, global: &GlobalArgs) -> i32 {
     let run_id = session.shared.info.id.clone();
     let name = session.shared.runbook.source_name.clone();
+    let rehearsal = session
+        .shared
+        .options
+        .fail_at
+        .map(|index| session.shared.runbook.steps[index].id.to_string());
     let directory = session.shared.info.directory.clone();
     let dispatched = dispatch(session.shared, session.context, start).await;
     UnfinishedIndex::settle(&directory);
     match dispatched {
         Ok(result) => {
             if global.log_format == LogFormat::Text && global.progress != Progress::None {
-                out!("{}", summary_text(&result, &run_id));
+                out!("{}", summary_text(&result, &run_id, rehearsal.as_deref()));
             } else if global.log_format == LogFormat::Text {
-                outln!(
-                    "run {run_id}: {} (exit {})",
-                    result.outcome.as_str(),
-                    result.exit_code
-                );
+                outln!("{}", final_line(&result, &run_id, rehearsal.as_deref()));
             }
             result.exit_code
         }

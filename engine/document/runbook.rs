@@ -40,6 +40,8 @@ pub struct RawRunbook {
     pub hooks: Option<Spanned<RawHooks>>,
     /// Probes run after a rollback compensated everything, proving the system is back.
     pub rollback_verify: Option<Spanned<Vec<RawProbe>>>,
+    /// One line rendered at the end of a run from vars and any step's outputs (`sev={{steps.classify.outputs.sev}}`), shown by `history`, `show` and reports.
+    pub summary: Option<Spanned<String>>,
 }
 
 /// `defaults`: values every step gets unless it says otherwise.

@@ -2,6 +2,7 @@
 //! with its own timeout and retry, then its probes. Not cancelled by the signal that started
 //! the rollback.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,23 +64,7 @@ pub(crate) async fn compensate(
         attempt: 1,
     });
     let prepared = Renderer::new(&shared, &context).and_then(|renderer| {
-        let mut argv = renderer.render_all(&compensation.shell)?;
-        argv.push(renderer.render(&compensation.run)?);
-        let mut env = shared.base_env.clone();
-        env.extend(renderer.render_env(&step.env)?);
-        env.extend(renderer.render_env(&compensation.env)?);
-        env.push(("RUNBOOK_STEP_ID".into(), id.clone()));
-        env.push(("RUNBOOK_STEP_OUTCOME".into(), outcome.as_str().into()));
-        let cwd = renderer.working_directory(compensation.cwd.as_ref())?;
-        let timeout = match &compensation.timeout {
-            Some(timeout) => renderer.duration(timeout)?,
-            None => DEFAULT_COMPENSATION_TIMEOUT,
-        };
-        let timing = Timing {
-            timeout,
-            grace: renderer.duration(&step.grace)?,
-            delay: renderer.duration(&compensation.retry.delay)?,
-        };
+        let (argv, env, cwd, timing) = prepare(&renderer, &shared, index, outcome)?;
         Ok((renderer, argv, env, cwd, timing))
     });
     let (renderer, argv, env, cwd, timing) = match prepared {
@@ -156,6 +141,100 @@ pub(crate) async fn compensate(
     }
     report.succeeded = true;
     finished(&shared, report, started, None)
+}
+
+/// A compensation rendered: argv, environment, working directory, timing.
+type Prepared = (Vec<String>, Vec<(String, String)>, PathBuf, Timing);
+
+/// What a compensation runs, rendered: argv, environment (the run's, then the step's, the
+/// compensation's and `RUNBOOK_*`), working directory and timing. One function for the
+/// rollback and its preview, so `rollback --dry-run` shows what would run.
+fn prepare(
+    renderer: &Renderer<'_>,
+    shared: &RunShared,
+    index: usize,
+    outcome: StepOutcome,
+) -> Result<Prepared, String> {
+    let step = &shared.runbook.steps[index];
+    let Some(compensation) = &step.rollback else {
+        return Err(format!("step `{}` has no rollback", step.id));
+    };
+    let mut argv = renderer.render_all(&compensation.shell)?;
+    argv.push(renderer.render(&compensation.run)?);
+    let mut env = shared.base_env.clone();
+    env.extend(renderer.render_env(&step.env)?);
+    env.extend(renderer.render_env(&compensation.env)?);
+    env.push(("RUNBOOK_STEP_ID".into(), step.id.to_string()));
+    env.push(("RUNBOOK_STEP_OUTCOME".into(), outcome.as_str().into()));
+    let cwd = renderer.working_directory(compensation.cwd.as_ref())?;
+    let timeout = match &compensation.timeout {
+        Some(timeout) => renderer.duration(timeout)?,
+        None => DEFAULT_COMPENSATION_TIMEOUT,
+    };
+    let timing = Timing {
+        timeout,
+        grace: renderer.duration(&step.grace)?,
+        delay: renderer.duration(&compensation.retry.delay)?,
+    };
+    Ok((argv, env, cwd, timing))
+}
+
+/// A compensation as it would run, rendered with the run's recorded values, every text
+/// masked: what `rollback RUN --dry-run` prints.
+#[derive(Debug, Clone)]
+pub struct CompensationPreview {
+    pub step: String,
+    /// How the step's forward run ended (`RUNBOOK_STEP_OUTCOME`).
+    pub outcome: StepOutcome,
+    /// The script (the last word of the argv).
+    pub script: String,
+    /// The interpreter before it.
+    pub shell: Vec<String>,
+    /// The step's and the compensation's own environment and `RUNBOOK_STEP_*`, not the
+    /// runbook `env` every process gets.
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub timeout: Duration,
+    pub attempts: u32,
+    /// The names of the probes that then verify it.
+    pub verify: Vec<String>,
+}
+
+/// Renders the compensation of step `index` without running it (`rollback --dry-run`).
+pub fn preview_compensation(
+    shared: &RunShared,
+    index: usize,
+    context: &Context,
+    outcome: StepOutcome,
+) -> Result<CompensationPreview, String> {
+    let renderer = Renderer::new(shared, context)?;
+    let (mut argv, env, cwd, timing) = prepare(&renderer, shared, index, outcome)?;
+    let mask = |text: &str| shared.emitter.mask(text);
+    let step = &shared.runbook.steps[index];
+    let script = argv.pop().unwrap_or_default();
+    let verify = step
+        .rollback
+        .iter()
+        .flat_map(|compensation| &compensation.verify)
+        .map(|probe| mask(&probe.name))
+        .collect();
+    Ok(CompensationPreview {
+        step: step.id.to_string(),
+        outcome,
+        script: mask(&script),
+        shell: argv.iter().map(|word| mask(word)).collect(),
+        env: env[shared.base_env.len()..]
+            .iter()
+            .map(|(name, value)| (name.clone(), mask(value)))
+            .collect(),
+        cwd,
+        timeout: timing.timeout,
+        attempts: step
+            .rollback
+            .as_ref()
+            .map_or(1, |compensation| compensation.retry.attempts),
+        verify,
+    })
 }
 
 fn finished(

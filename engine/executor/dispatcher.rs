@@ -25,6 +25,10 @@ use crate::events::{CancelReason, DurationMs, Event, Phase, RunOutcome, StepOutc
 use crate::plan::Context;
 use crate::rollback::{RanStep, plan_rollback};
 
+/// The message of the step a rehearsal (`--fail-at`) failed.
+pub const REHEARSED_FAILURE: &str =
+    "failed on purpose after it succeeded: a rehearsal (`--fail-at`)";
+
 /// Where a dispatch begins.
 #[derive(Debug, Clone)]
 pub enum Start {
@@ -68,6 +72,10 @@ pub async fn dispatch(
         steps: shared.runbook.steps.len(),
         directory: shared.info.directory.display().to_string(),
         mode: mode.to_string(),
+        rehearsal: shared
+            .options
+            .fail_at
+            .map(|index| shared.runbook.steps[index].id.to_string()),
     });
     let mut dispatcher = Dispatcher::new(shared, context);
     match start {
@@ -331,9 +339,15 @@ impl Dispatcher {
     }
 
     /// Records how a step ended, and stops the run if it failed or was cancelled.
-    fn finish_step(&mut self, report: StepReport) {
+    fn finish_step(&mut self, mut report: StepReport) {
         let shared = &self.shared;
         let index = report.index;
+        if shared.options.fail_at == Some(index) && report.status == StepStatus::Succeeded {
+            // A rehearsal: what the step did stays done, and the run goes on as if it failed.
+            report.status = StepStatus::Failed;
+            report.outcome = StepOutcome::Failed;
+            report.message = Some(REHEARSED_FAILURE.to_string());
+        }
         let step = &shared.runbook.steps[index];
         let mut status = report.status;
         if status == StepStatus::Failed && step.allow_failure && !report.undecided {
@@ -453,6 +467,23 @@ impl Dispatcher {
     async fn finish(mut self, signals: &mut Signals, started: Instant) -> RunResult {
         let shared = self.shared.clone();
         let runbook = &shared.runbook;
+        if let Some(index) = shared.options.fail_at
+            && !matches!(
+                self.statuses[index],
+                StepStatus::Failed | StepStatus::FailedAllowed
+            )
+        {
+            let how = match self.statuses[index] {
+                StepStatus::Pending => "did not start".to_string(),
+                status => format!("ended {}", status.as_str()),
+            };
+            shared.emitter.emit(Event::Notice {
+                message: format!(
+                    "`--fail-at {}`: the step {how}, so the rehearsed failure did not happen",
+                    runbook.steps[index].id
+                ),
+            });
+        }
         let mut summaries = self.summaries();
         let facts: Vec<StepFacts<'_>> = runbook
             .steps
@@ -506,12 +537,14 @@ impl Dispatcher {
         };
         run_hooks(&shared, hooks, moment, &self.context).await;
         run_hooks(&shared, &runbook.hooks.always, "always", &self.context).await;
+        let summary = render_summary(&shared, &self.context);
         finish_run(
             &shared,
             decision,
             needs_a_person,
             summaries,
             self.stop_reason,
+            summary,
             started,
         )
     }
@@ -541,7 +574,15 @@ impl Dispatcher {
         let verified =
             complete && verify_rollback(shared, &self.context, &mut needs_a_person).await;
         let decision = after_rollback_only(requested, complete, verified);
-        finish_run(shared, decision, needs_a_person, summaries, None, started)
+        finish_run(
+            shared,
+            decision,
+            needs_a_person,
+            summaries,
+            None,
+            None,
+            started,
+        )
     }
 }
 
@@ -579,6 +620,7 @@ fn finish_run(
     mut needs_a_person: Vec<String>,
     steps: Vec<StepSummary>,
     stop_reason: Option<CancelReason>,
+    summary: Option<String>,
     started: Instant,
 ) -> RunResult {
     needs_a_person.extend(decision.needs_a_person);
@@ -591,6 +633,7 @@ fn finish_run(
         exit_code: decision.exit_code,
         duration: DurationMs(started.elapsed()),
         needs_a_person: needs_a_person.clone(),
+        summary: summary.clone(),
     });
     RunResult {
         outcome: decision.outcome,
@@ -598,6 +641,26 @@ fn finish_run(
         steps,
         needs_a_person,
         stop_reason,
+        summary,
+    }
+}
+
+/// The runbook's `summary`, rendered with everything the run knows (masked); a template that
+/// cannot be rendered (it reads an output a skipped step never wrote) is reported, and the
+/// run has no summary.
+fn render_summary(shared: &RunShared, context: &Context) -> Option<String> {
+    let template = shared.runbook.summary.as_ref()?;
+    let rendered = Renderer::new(shared, context).and_then(|renderer| renderer.render(template));
+    match rendered {
+        Ok(text) => Some(shared.emitter.mask(text.trim_end())),
+        Err(message) => {
+            shared.emitter.emit(Event::Notice {
+                message: format!(
+                    "{message}: the run has no summary\n  help: `default` gives a value to what may be missing: {{{{default steps.x.outputs.y \"none\"}}}}"
+                ),
+            });
+            None
+        }
     }
 }
 
@@ -636,6 +699,11 @@ mod tests {
 
     /// A dispatcher over `RUNBOOK` whose events land in the returned list, by name.
     fn dispatcher() -> (Dispatcher, Arc<Mutex<Vec<String>>>) {
+        dispatcher_with(RunOptions::default())
+    }
+
+    /// The same, with these run options.
+    fn dispatcher_with(options: RunOptions) -> (Dispatcher, Arc<Mutex<Vec<String>>>) {
         let source = Source::new("t.yaml".into(), "t.yaml".into(), RUNBOOK.into());
         let runbook = crate::validate::validate(&source)
             .runbook
@@ -659,7 +727,7 @@ mod tests {
             engine: TemplateEngine::new(),
             emitter: Emitter::new(Masker::new(Vec::new()), sink, None),
             info,
-            options: RunOptions::default(),
+            options,
             base_env: Vec::new(),
             approval_lock: tokio::sync::Mutex::new(()),
         });
@@ -723,6 +791,29 @@ mod tests {
         );
         assert_eq!(count(&events, "stopping"), 1);
         assert_eq!(count(&events, "step_finished"), 2);
+    }
+
+    #[test]
+    fn a_rehearsal_fails_its_step_after_it_succeeded_and_only_that_step() {
+        let (mut dispatcher, events) = dispatcher_with(RunOptions {
+            fail_at: Some(2),
+            ..RunOptions::default()
+        });
+        dispatcher.finish_step(report(0, StepStatus::Succeeded));
+        assert_eq!(dispatcher.statuses[0], StepStatus::Succeeded);
+        assert_eq!(dispatcher.stop_reason, None);
+        let mut succeeded = report(2, StepStatus::Succeeded);
+        succeeded.outcome = StepOutcome::Succeeded;
+        dispatcher.finish_step(succeeded);
+        assert_eq!(dispatcher.statuses[2], StepStatus::Failed);
+        assert_eq!(
+            dispatcher.stop_reason,
+            Some(CancelReason::StepFailed { step: "c".into() })
+        );
+        let report = dispatcher.reports[2].as_ref().expect("a report");
+        assert_eq!(report.outcome, StepOutcome::Failed);
+        assert_eq!(report.message.as_deref(), Some(REHEARSED_FAILURE));
+        assert_eq!(count(&events, "stopping"), 1);
     }
 
     #[test]

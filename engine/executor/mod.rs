@@ -22,7 +22,8 @@ mod step;
 mod verify;
 
 pub use command::CancelLevel;
-pub use dispatcher::{Start, dispatch};
+pub use compensate::{CompensationPreview, preview_compensation};
+pub use dispatcher::{REHEARSED_FAILURE, Start, dispatch};
 pub use emitter::{Emitter, EventSink, RunRecorder};
 pub use options::RunOptions;
 pub use run_result::{RunResult, StepSummary};

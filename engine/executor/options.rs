@@ -11,4 +11,7 @@ pub struct RunOptions {
     pub approve: Vec<String>,
     /// `--no-rollback`: on failure, compensate nothing.
     pub no_rollback: bool,
+    /// `--fail-at STEP` (a rehearsal): the step at this index runs, then is failed, so the
+    /// rollback path from that point runs for real.
+    pub fail_at: Option<usize>,
 }

@@ -26,4 +26,6 @@ pub struct RunResult {
     pub steps: Vec<StepSummary>,
     pub needs_a_person: Vec<String>,
     pub stop_reason: Option<CancelReason>,
+    /// The runbook's `summary`, rendered at the end (masked).
+    pub summary: Option<String>,
 }

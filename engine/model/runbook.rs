@@ -25,6 +25,8 @@ pub struct Runbook {
     pub graph: StepGraph,
     pub hooks: Hooks,
     pub rollback_verify: Vec<Probe>,
+    /// `summary`: one line rendered at the end of a run.
+    pub summary: Option<Template>,
 }
 
 impl Runbook {

@@ -462,6 +462,7 @@ impl<'a> Planner<'a> {
         };
         let rollback = step.rollback.as_ref().map(|compensation| PlanCompensation {
             command: renderer.render(&compensation.run),
+            env: renderer.env(&compensation.env),
             only_if_succeeded: compensation.only_if_succeeded,
             timeout: compensation
                 .timeout

@@ -193,6 +193,8 @@ pub struct PlanProbe {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanCompensation {
     pub command: String,
+    /// The compensation's own `env`, rendered (secrets masked); the step's `env` applies too.
+    pub env: Vec<PlanEnv>,
     pub only_if_succeeded: bool,
     pub timeout: Option<String>,
     pub retry: PlanRetry,

@@ -17,7 +17,7 @@ pub fn to_text(plan: &Plan) -> String {
         plan.runbook.name, plan.runbook.file
     );
     if let Some(description) = &plan.runbook.description {
-        let _ = writeln!(out, "  {}", description.trim());
+        write_block(&mut out, "  ", description.trim());
     }
     let _ = writeln!(
         out,
@@ -40,20 +40,21 @@ pub fn to_text(plan: &Plan) -> String {
             .unwrap_or(0);
         for var in &plan.vars {
             let value = var.value.as_deref().unwrap_or("(unset)");
-            let _ = writeln!(
-                out,
-                "  {:width$} = {}  ({}{})",
-                var.name,
-                value,
-                var.source,
-                if var.secret { ", secret" } else { "" }
+            write_block(
+                &mut out,
+                &format!("  {:width$} = ", var.name),
+                &format!(
+                    "{value}  ({}{})",
+                    var.source,
+                    if var.secret { ", secret" } else { "" }
+                ),
             );
         }
     }
     if !plan.env.is_empty() {
         let _ = writeln!(out, "\nenvironment");
         for entry in &plan.env {
-            let _ = writeln!(out, "  {}={}", entry.name, entry.value);
+            write_block(&mut out, &format!("  {}=", entry.name), &entry.value);
         }
     }
     if !plan.hooks.on_start.is_empty() {
@@ -250,14 +251,12 @@ fn write_step(out: &mut String, step: &PlanStep, skipped: bool) {
         );
     }
     match (step.kind, &step.command) {
-        ("approve", Some(question)) => {
-            let _ = writeln!(out, "    approve: {question}");
-        }
+        ("approve", Some(question)) => write_block(out, "    approve: ", question),
         (_, Some(command)) => write_block(out, "    $ ", command),
         _ => {}
     }
     for entry in &step.env {
-        let _ = writeln!(out, "    env {}={}", entry.name, entry.value);
+        write_block(out, &format!("    env {}=", entry.name), &entry.value);
     }
     for probe in &step.verify {
         write_probe(out, "    verify ", probe);
@@ -270,6 +269,9 @@ fn write_step(out: &mut String, step: &PlanStep, skipped: bool) {
         };
         let _ = writeln!(out, "    rollback{condition}:");
         write_block(out, "      $ ", &rollback.command);
+        for entry in &rollback.env {
+            write_block(out, &format!("      env {}=", entry.name), &entry.value);
+        }
         for probe in &rollback.verify {
             write_probe(out, "      verify ", probe);
         }
@@ -293,10 +295,16 @@ fn write_probe(out: &mut String, prefix: &str, probe: &PlanProbe) {
     );
 }
 
-/// Writes a possibly multi-line command, the first line after `prefix`, the rest aligned.
+/// Writes a possibly multi-line value (a script, a message, a variable), the first line
+/// after `prefix`, the rest aligned under it: never flush left.
 fn write_block(out: &mut String, prefix: &str, text: &str) {
     let indent = " ".repeat(prefix.chars().count());
-    for (index, line) in text.trim_end().lines().enumerate() {
+    let text = text.trim_end();
+    if text.is_empty() {
+        let _ = writeln!(out, "{}", prefix.trim_end());
+        return;
+    }
+    for (index, line) in text.lines().enumerate() {
         let lead = if index == 0 { prefix } else { indent.as_str() };
         let _ = writeln!(out, "{lead}{line}");
     }

@@ -36,10 +36,16 @@ table.facts th{width:9rem}
 .gantt .wrong{stroke:#c81e1e;stroke-width:2.5}
 .gantt .unfinished{stroke:#1d2330;stroke-dasharray:4 3;fill-opacity:.5}
 ul.person li{color:#c81e1e;font-weight:600}
+td.message,.multiline{white-space:pre-wrap}
 ";
 
 fn cell(text: &str) -> String {
     format!("<td>{}</td>", escape_html(text))
+}
+
+/// A cell whose text may span lines: its line breaks are kept (`white-space: pre-wrap`).
+fn message_cell(text: &str) -> String {
+    format!("<td class=\"message\">{}</td>", escape_html(text))
 }
 
 fn code(text: &str) -> String {
@@ -90,8 +96,26 @@ pub(super) fn render(view: &ReportView, chart: &str) -> String {
             view.pid
         ),
     );
+    if let Some(step) = view.rehearsal {
+        fact(
+            "Rehearsal",
+            format!(
+                "a failure of {} (<code>--fail-at</code>): the step ran, then was failed on purpose",
+                code(step)
+            ),
+        );
+    }
+    if let Some(summary) = view.summary {
+        fact(
+            "Summary",
+            format!("<span class=\"multiline\">{}</span>", escape_html(summary)),
+        );
+    }
     if let Some(stopping) = view.stopping {
-        fact("Stopped because", escape_html(stopping));
+        fact(
+            "Stopped because",
+            format!("<span class=\"multiline\">{}</span>", escape_html(stopping)),
+        );
     }
     if view.torn_tail {
         fact(
@@ -133,7 +157,7 @@ pub(super) fn render(view: &ReportView, chart: &str) -> String {
                 row.duration,
                 escape_html(&row.status),
                 row.attempts,
-                cell(row.message)
+                message_cell(row.message)
             );
         }
         let _ = writeln!(out, "</table>");
@@ -181,7 +205,27 @@ pub(super) fn render(view: &ReportView, chart: &str) -> String {
                 cell(probe.phase),
                 cell(probe.name),
                 probe.samples,
-                cell(probe.message)
+                message_cell(probe.message)
+            );
+        }
+        let _ = writeln!(out, "</table>");
+    }
+
+    let _ = writeln!(out, "<h2>Outputs</h2>");
+    if view.outputs.is_empty() {
+        let _ = writeln!(out, "<p>None recorded.</p>");
+    } else {
+        let _ = writeln!(
+            out,
+            "<table class=\"outputs\">\n<tr><th>Step</th><th>Output</th><th>Value</th></tr>"
+        );
+        for output in &view.outputs {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td>{}</tr>",
+                code(output.step),
+                code(output.key),
+                message_cell(output.value)
             );
         }
         let _ = writeln!(out, "</table>");
@@ -198,7 +242,7 @@ pub(super) fn render(view: &ReportView, chart: &str) -> String {
     } else {
         let _ = writeln!(out, "<ul class=\"person\">");
         for line in &view.needs_a_person {
-            let _ = writeln!(out, "<li>{}</li>", escape_html(line));
+            let _ = writeln!(out, "<li class=\"multiline\">{}</li>", escape_html(line));
         }
         let _ = writeln!(out, "</ul>");
     }

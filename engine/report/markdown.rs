@@ -8,7 +8,8 @@ use std::fmt::Write;
 use super::view::ReportView;
 
 /// Escapes text for Markdown: nothing in it may become markup, a link, raw HTML or a new
-/// table cell, and it stays on one line.
+/// table cell, and it stays on one line: its line breaks become `<br>`, the only markup
+/// it gets.
 fn text(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for character in value.chars() {
@@ -17,7 +18,10 @@ fn text(value: &str) -> String {
                 out.push('\\');
                 out.push(character);
             }
-            '\n' | '\r' | '\t' => out.push(' '),
+            // A line break stays one inside a table cell.
+            '\n' => out.push_str("<br>"),
+            '\r' => {}
+            '\t' => out.push(' '),
             other => out.push(other),
         }
     }
@@ -62,6 +66,16 @@ pub(super) fn render(view: &ReportView) -> String {
         code(view.host),
         view.pid
     );
+    if let Some(step) = view.rehearsal {
+        let _ = writeln!(
+            out,
+            "| Rehearsal | a failure of {} (`--fail-at`): the step ran, then was failed on purpose |",
+            code(step)
+        );
+    }
+    if let Some(summary) = view.summary {
+        let _ = writeln!(out, "| Summary | {} |", text(summary));
+    }
     if let Some(stopping) = view.stopping {
         let _ = writeln!(out, "| Stopped because | {} |", text(stopping));
     }
@@ -136,6 +150,22 @@ pub(super) fn render(view: &ReportView) -> String {
                 probe.result(),
                 probe.samples,
                 text(probe.message)
+            );
+        }
+    }
+
+    let _ = writeln!(out, "\n## Outputs\n");
+    if view.outputs.is_empty() {
+        let _ = writeln!(out, "None recorded.");
+    } else {
+        let _ = writeln!(out, "| Step | Output | Value |\n|---|---|---|");
+        for output in &view.outputs {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                code(output.step),
+                code(output.key),
+                text(output.value)
             );
         }
     }

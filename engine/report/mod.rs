@@ -17,7 +17,7 @@ pub use json::JsonLines;
 pub use plain::PlainLines;
 pub use progress::LiveProgress;
 pub(crate) use run_report::{html_report, markdown_report};
-pub use summary::summary_text;
+pub use summary::{final_line, summary_text};
 pub(crate) use timeline::Timeline;
 
 /// Anything that shows events.

@@ -26,8 +26,15 @@ fn describe(event: &Event) -> Option<String> {
             run_id,
             runbook,
             steps,
+            rehearsal,
             ..
-        } => format!("run {run_id} of `{runbook}`: {steps} steps"),
+        } => {
+            let rehearsal = rehearsal
+                .as_ref()
+                .map(|step| format!(" (a rehearsal: `{step}` will be failed after it runs)"))
+                .unwrap_or_default();
+            format!("run {run_id} of `{runbook}`: {steps} steps{rehearsal}")
+        }
         Event::StepStarted {
             step,
             phase,

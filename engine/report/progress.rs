@@ -80,10 +80,15 @@ impl Reporter for LiveProgress {
                 run_id,
                 runbook,
                 steps,
+                rehearsal,
                 ..
             } => {
                 self.overall.set_length(*steps as u64);
-                self.println(format!("run {run_id} of `{runbook}`"));
+                let rehearsal = rehearsal
+                    .as_ref()
+                    .map(|step| format!(" (a rehearsal: `{step}` will be failed after it runs)"))
+                    .unwrap_or_default();
+                self.println(format!("run {run_id} of `{runbook}`{rehearsal}"));
             }
             Event::StepStarted {
                 step,

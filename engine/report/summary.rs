@@ -7,8 +7,8 @@ use crate::events::StepStatus;
 use crate::executor::RunResult;
 use crate::format::tenths;
 
-/// Renders the summary of a finished run.
-pub fn summary_text(result: &RunResult, run_id: &str) -> String {
+/// Renders the summary of a finished run; `rehearsal` names the step `--fail-at` failed.
+pub fn summary_text(result: &RunResult, run_id: &str, rehearsal: Option<&str>) -> String {
     let mut out = String::new();
     let width = result
         .steps
@@ -50,13 +50,18 @@ pub fn summary_text(result: &RunResult, run_id: &str) -> String {
         .iter()
         .filter(|step| matches!(step.status, StepStatus::Failed | StepStatus::FailedAllowed))
     {
+        let mut message = step.message.as_deref().unwrap_or("").lines();
         let _ = writeln!(
             out,
             "\n{} `{}`: {}",
             step.status.as_str(),
             step.id,
-            step.message.as_deref().unwrap_or("")
+            message.next().unwrap_or_default()
         );
+        // A multi-line message (a probe's output) stays under its step, never flush left.
+        for line in message {
+            let _ = writeln!(out, "  {line}");
+        }
         if !step.tail.is_empty() {
             let _ = writeln!(out, "  last {} lines of output:", step.tail.len());
             for line in &step.tail {
@@ -70,11 +75,25 @@ pub fn summary_text(result: &RunResult, run_id: &str) -> String {
             let _ = writeln!(out, "  - {line}");
         }
     }
-    let _ = writeln!(
-        out,
-        "\nrun {run_id}: {} (exit {})",
-        result.outcome.as_str(),
-        result.exit_code
-    );
+    if let Some(summary) = &result.summary {
+        let mut lines = summary.lines();
+        let _ = writeln!(out, "\nsummary: {}", lines.next().unwrap_or_default());
+        for line in lines {
+            let _ = writeln!(out, "         {line}");
+        }
+    }
+    let _ = writeln!(out, "\n{}", final_line(result, run_id, rehearsal));
     out
+}
+
+/// `run ID: failed; rolled back (exit 1)`, naming a rehearsal: the last line of every run.
+pub fn final_line(result: &RunResult, run_id: &str, rehearsal: Option<&str>) -> String {
+    let rehearsal = rehearsal
+        .map(|step| format!(", a rehearsal of a failure at `{step}`"))
+        .unwrap_or_default();
+    format!(
+        "run {run_id}{rehearsal}: {} (exit {})",
+        result.outcome.words(result.exit_code),
+        result.exit_code
+    )
 }

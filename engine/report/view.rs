@@ -79,6 +79,14 @@ impl ProbeRow<'_> {
     }
 }
 
+/// A step output in the outputs table (secret ones are left out).
+#[derive(Debug)]
+pub(crate) struct OutputRow<'a> {
+    pub step: &'a str,
+    pub key: &'a str,
+    pub value: &'a str,
+}
+
 /// Everything a run report shows, in the words it shows it.
 #[derive(Debug)]
 pub(crate) struct ReportView<'a> {
@@ -95,8 +103,15 @@ pub(crate) struct ReportView<'a> {
     pub torn_tail: bool,
     /// The outcome's word (`rolled_back`), or `unfinished`.
     pub outcome: String,
-    /// `rolled back (exit 1) after 0.690s`, or why the run has no end.
+    /// The run's own outcome and what later commands did: `succeeded (exit 0) in 11.3s;
+    /// rolled back later by ops@box at ...: rolled back (exit 0) in 3.0s`.
     pub outcome_text: String,
+    /// The step `--fail-at` failed on purpose, when the run is a rehearsal.
+    pub rehearsal: Option<&'a str>,
+    /// The runbook's `summary` as rendered at the end of the run.
+    pub summary: Option<&'a str>,
+    /// Every step's outputs but the secret ones, in the record's order.
+    pub outputs: Vec<OutputRow<'a>>,
     pub variables: Vec<VariableRow<'a>>,
     /// The run's start, the zero of every offset, when the journal tells it.
     pub origin: Option<&'a str>,
@@ -129,6 +144,21 @@ impl<'a> ReportView<'a> {
             torn_tail: record.torn_tail,
             outcome: record.outcome(),
             outcome_text: outcome_text(record),
+            rehearsal: record.options.fail_at.as_deref(),
+            summary: record.summary(),
+            outputs: record
+                .steps
+                .iter()
+                .flat_map(|step| {
+                    step.outputs.iter().filter(|(_, value)| value != MASK).map(
+                        move |(key, value)| OutputRow {
+                            step: &step.id,
+                            key,
+                            value,
+                        },
+                    )
+                })
+                .collect(),
             variables: record
                 .vars
                 .iter()
@@ -159,6 +189,14 @@ impl<'a> ReportView<'a> {
                         message: &probe.message,
                     })
                 })
+                .chain(record.rollback_verify.iter().map(|probe| ProbeRow {
+                    step: "rollback_verify",
+                    phase: probe.phase.name(),
+                    name: &probe.name,
+                    passed: probe.passed,
+                    samples: u64::from(probe.samples),
+                    message: &probe.message,
+                }))
                 .collect(),
             rollback: rollback_text(record),
             needs_a_person: needs_a_person(record),
@@ -248,12 +286,15 @@ fn status_text(status: StepStatus) -> String {
     }
 }
 
-/// `rolled back (exit 1) after 0.69s`, or why the run has no end.
+/// The run's own outcome and what later commands did, or why the run has no end.
 fn outcome_text(record: &RunRecord) -> String {
+    if record.end.is_some() && !record.actions.is_empty() {
+        return record.story();
+    }
     match &record.end {
         Some(end) => format!(
             "{} (exit {}) after {}",
-            end.outcome.as_str(),
+            end.outcome.words(end.exit_code),
             end.exit_code,
             elapsed(end.duration_ms)
         ),
@@ -372,6 +413,7 @@ mod tests {
             duration_ms: 2_500,
             needs_a_person: Vec::new(),
             time: "2026-01-01T00:00:02.500Z".to_string(),
+            summary: None,
         });
         run
     }

@@ -452,6 +452,18 @@ impl JournalHeader {
     }
 }
 
+impl super::journal_record::Resumed {
+    /// The note that this process, by this user on this host, continues the run as `mode`.
+    pub fn new(mode: super::journal_record::RunMode) -> Self {
+        super::journal_record::Resumed {
+            mode,
+            pid: std::process::id(),
+            user: user(),
+            host: hostname(),
+        }
+    }
+}
+
 pub(crate) fn user() -> String {
     use std::os::unix::fs::MetadataExt;
     std::env::var("USER")
@@ -553,6 +565,8 @@ mod tests {
             .append(&Record::Resumed(Resumed {
                 mode: RunMode::Rollback,
                 pid: 7,
+                user: String::new(),
+                host: String::new(),
             }))
             .expect("resumed");
         let journal = read_journal(&path).expect("read");
@@ -571,7 +585,8 @@ mod tests {
             journal.records[2].record,
             Record::Resumed(Resumed {
                 mode: RunMode::Rollback,
-                pid: 7
+                pid: 7,
+                ..
             })
         ));
         let seqs: Vec<u64> = journal.records.iter().map(|entry| entry.seq).collect();

@@ -26,6 +26,10 @@ pub struct RecordedOptions {
     pub no_rollback: bool,
     /// The run's timestamp (`{{run.timestamp}}`), so a later rollback renders the same names.
     pub timestamp: String,
+    /// `--fail-at STEP`: the run is a rehearsal that fails this step after it ran. Absent
+    /// from the journals of other runs (and of older engines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail_at: Option<String>,
 }
 
 /// The first record of a journal: which runbook ran (its path and digest), who ran it where,
@@ -74,6 +78,11 @@ impl RunMode {
 pub struct Resumed {
     pub mode: RunMode,
     pub pid: u32,
+    /// Who continued it, where (absent in the journals of older engines).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
 }
 
 /// One journal record.

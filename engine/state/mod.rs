@@ -23,12 +23,12 @@ pub use journal_record::{
 pub use lock::{LockError, RunLock};
 pub use log_files::LogFiles;
 pub use run_directory::{
-    RunDirectory, RunInfo, check_state_directory, find_run, latest_runs, list_runs, new_run_info,
-    state_directory,
+    RUNBOOK_COPY, RunDirectory, RunInfo, check_state_directory, find_run, latest_runs, list_runs,
+    new_run_info, state_directory,
 };
 pub use run_record::{
-    RecordedApproval, RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep,
-    RollbackState, RunRecord,
+    RecordedAction, RecordedApproval, RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess,
+    RecordedStep, RollbackState, RunRecord,
 };
 pub use run_summary::{RunSummary, SUMMARY_FILE};
 pub use secret_outputs::{restore_secret_outputs, save_secret_outputs};

@@ -84,6 +84,26 @@ impl RunDirectory {
     }
 }
 
+/// The copy of the runbook file as run, in each run's directory: `rollback RUN` and
+/// `resume RUN` use it, so editing the file afterwards does not block them.
+pub const RUNBOOK_COPY: &str = "runbook.yaml";
+
+impl RunDirectory {
+    /// Keeps `bytes`, the runbook file as run, as `RUNBOOK_COPY` (0600, on disk before the
+    /// journal's first record).
+    pub fn keep_runbook(&self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(self.path.join(RUNBOOK_COPY))?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+}
+
 /// A new run's id and clock: `run.timestamp` is fixed here for the whole run.
 pub fn new_run_info(state: &Path) -> RunInfo {
     let now = SystemTime::now();

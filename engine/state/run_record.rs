@@ -108,6 +108,33 @@ pub struct RecordedEnd {
     pub duration_ms: u64,
     pub needs_a_person: Vec<String>,
     pub time: String,
+    /// The runbook's `summary` as rendered at the end.
+    pub summary: Option<String>,
+}
+
+/// One command that drove the run: the `run` that started it, or a later `resume` or
+/// `rollback` of it (each continues the same journal).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedAction {
+    pub mode: RunMode,
+    /// When it started (RFC 3339); empty in a format 1 journal.
+    pub started: String,
+    /// Who ran it, where (empty for a `resume` or `rollback` by an older engine).
+    pub user: String,
+    pub host: String,
+    /// How it ended; none while it runs, or if its engine died.
+    pub end: Option<RecordedEnd>,
+}
+
+impl RecordedAction {
+    /// `alice@box`, or empty when the journal does not say.
+    pub fn by(&self) -> String {
+        match (self.user.is_empty(), self.host.is_empty()) {
+            (true, true) => String::new(),
+            (false, true) => self.user.clone(),
+            _ => format!("{}@{}", self.user, self.host),
+        }
+    }
 }
 
 /// How far a rollback got.
@@ -139,6 +166,11 @@ pub struct RunRecord {
     pub end: Option<RecordedEnd>,
     /// What last drove the run.
     pub mode: RunMode,
+    /// Every command that drove the run, the first `run` first: the run's own outcome is
+    /// the first one's end, and what happened later stays in view.
+    pub actions: Vec<RecordedAction>,
+    /// The results of `rollback_verify`, in the order they finished.
+    pub rollback_verify: Vec<RecordedProbe>,
     /// Process groups started and not recorded as finished.
     pub processes: Vec<RecordedProcess>,
     pub records: u64,
@@ -171,6 +203,8 @@ impl RunRecord {
             notices: Vec::new(),
             end: None,
             mode: RunMode::Run,
+            actions: Vec::new(),
+            rollback_verify: Vec::new(),
             processes: Vec::new(),
             records: 0,
             torn_tail: false,
@@ -243,6 +277,13 @@ impl RunRecord {
                 self.pid = header.pid;
                 self.host = header.host;
                 self.user = header.user;
+                self.actions.push(RecordedAction {
+                    mode: RunMode::Run,
+                    started: self.started_at.clone(),
+                    user: self.user.clone(),
+                    host: self.host.clone(),
+                    end: None,
+                });
                 self.options = header.options;
                 self.vars = header.vars;
                 return;
@@ -256,6 +297,13 @@ impl RunRecord {
                     self.rollback = None;
                 }
                 self.mode = resumed.mode;
+                self.actions.push(RecordedAction {
+                    mode: resumed.mode,
+                    started: time,
+                    user: resumed.user,
+                    host: resumed.host,
+                    end: None,
+                });
                 return;
             }
             Record::Event(event) => event,
@@ -304,14 +352,17 @@ impl RunRecord {
                 samples,
                 message,
             } => {
-                if step != "rollback_verify" {
-                    self.step_mut(&step).probes.push(RecordedProbe {
-                        name: probe,
-                        phase,
-                        passed,
-                        samples,
-                        message,
-                    });
+                let probe = RecordedProbe {
+                    name: probe,
+                    phase,
+                    passed,
+                    samples,
+                    message,
+                };
+                if step == "rollback_verify" {
+                    self.rollback_verify.push(probe);
+                } else {
+                    self.step_mut(&step).probes.push(probe);
                 }
             }
             Event::StepFinished {
@@ -406,14 +457,20 @@ impl RunRecord {
                 exit_code,
                 duration,
                 needs_a_person,
+                summary,
             } => {
-                self.end = Some(RecordedEnd {
+                let end = RecordedEnd {
                     outcome,
                     exit_code,
                     duration_ms: u64::try_from(duration.0.as_millis()).unwrap_or(u64::MAX),
                     needs_a_person,
                     time,
-                });
+                    summary,
+                };
+                if let Some(action) = self.actions.last_mut() {
+                    action.end = Some(end.clone());
+                }
+                self.end = Some(end);
             }
             Event::RunStarted { .. }
             | Event::StepStarted { .. }
@@ -421,6 +478,63 @@ impl RunRecord {
             | Event::StepOutput { .. }
             | Event::AttemptFailed { .. } => {}
         }
+    }
+
+    /// The runbook's `summary` as the run's own end rendered it, else as a later command's
+    /// (a resume that finished the run) did.
+    pub fn summary(&self) -> Option<&str> {
+        self.actions
+            .iter()
+            .filter_map(|action| action.end.as_ref()?.summary.as_deref())
+            .next()
+    }
+
+    /// The run's own end: that of the `run` that started it, before any later command.
+    pub fn own_end(&self) -> Option<&RecordedEnd> {
+        self.actions.first().and_then(|action| action.end.as_ref())
+    }
+
+    /// The run for people, in one line: its own outcome and duration, then each later
+    /// command and how it ended: `succeeded in 11.3s; rolled back later by ops@box at
+    /// 2026-12-01T10:00:00Z: rolled back (exit 0) in 3.0s`.
+    pub fn story(&self) -> String {
+        let ended = |end: &RecordedEnd| {
+            format!(
+                "{} (exit {}) in {}",
+                end.outcome.words(end.exit_code),
+                end.exit_code,
+                crate::format::tenths(std::time::Duration::from_millis(end.duration_ms))
+            )
+        };
+        let mut story = match self.own_end() {
+            Some(end) => ended(end),
+            None if self.actions.len() > 1 => "unfinished (its engine stopped)".to_string(),
+            None => "unfinished".to_string(),
+        };
+        for action in self.actions.iter().skip(1) {
+            let what = match action.mode {
+                RunMode::Rollback => "rolled back later",
+                RunMode::Retry => "retried later",
+                RunMode::Resume | RunMode::Run => "resumed",
+            };
+            let by = action.by();
+            let by = if by.is_empty() {
+                String::new()
+            } else {
+                format!(" by {by}")
+            };
+            let at = if action.started.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", action.started)
+            };
+            let how = action
+                .end
+                .as_ref()
+                .map_or_else(|| "unfinished".to_string(), ended);
+            story.push_str(&format!("; {what}{by}{at}: {how}"));
+        }
+        story
     }
 
     /// `succeeded`, `rolled_back`, ..., or `unfinished` when the journal has no end.
@@ -538,6 +652,57 @@ mod tests {
         assert_eq!(order, ["first", "second", "third"]);
     }
 
+    fn run_finished(outcome: RunOutcome, exit_code: i32, milliseconds: u64) -> Event {
+        Event::RunFinished {
+            outcome,
+            exit_code,
+            duration: DurationMs(std::time::Duration::from_millis(milliseconds)),
+            needs_a_person: Vec::new(),
+            summary: None,
+        }
+    }
+
+    #[test]
+    fn a_later_rollback_keeps_the_runs_own_outcome_and_says_who_and_when() {
+        let mut record = RunRecord::new(Path::new("run"));
+        record.actions.push(RecordedAction {
+            mode: RunMode::Run,
+            started: "2026-12-01T10:00:00Z".into(),
+            user: "ops".into(),
+            host: "web1".into(),
+            end: None,
+        });
+        record.apply(entry(
+            5,
+            "2026-12-01T10:00:11Z",
+            run_finished(RunOutcome::Succeeded, 0, 11_300),
+        ));
+        // A `rollback RUN` by an older engine: its note names no one.
+        let note = br#"{"record":"resumed","mode":"rollback","pid":7}"#;
+        let Ok(Record::Resumed(resumed)) = super::super::journal_record::read_data(note) else {
+            panic!("an older note is still read");
+        };
+        record.apply(Entry {
+            seq: 6,
+            time: Some("2026-12-01T11:02:00Z".into()),
+            record: Record::Resumed(resumed),
+        });
+        record.apply(entry(
+            9,
+            "2026-12-01T11:02:03Z",
+            run_finished(RunOutcome::RolledBack, 0, 3_000),
+        ));
+        assert_eq!(record.outcome(), "rolled_back");
+        assert_eq!(
+            record.own_end().map(|end| end.outcome),
+            Some(RunOutcome::Succeeded)
+        );
+        assert_eq!(
+            record.story(),
+            "succeeded (exit 0) in 11.3s; rolled back later at 2026-12-01T11:02:00Z: rolled back (exit 0) in 3.0s"
+        );
+    }
+
     #[test]
     fn a_resumed_record_reopens_a_finished_run() {
         let mut record = RunRecord::new(Path::new("run"));
@@ -549,6 +714,7 @@ mod tests {
                 exit_code: 3,
                 duration: DurationMs(std::time::Duration::from_secs(1)),
                 needs_a_person: Vec::new(),
+                summary: None,
             },
         ));
         assert_eq!(record.outcome(), "rollback_incomplete");
@@ -558,6 +724,8 @@ mod tests {
             record: Record::Resumed(super::super::journal_record::Resumed {
                 mode: RunMode::Resume,
                 pid: 1,
+                user: "ops".into(),
+                host: "box".into(),
             }),
         });
         assert_eq!(record.outcome(), "unfinished");

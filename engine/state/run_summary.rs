@@ -18,18 +18,48 @@ use super::run_record::RunRecord;
 /// The file in each run directory.
 pub const SUMMARY_FILE: &str = "summary.json";
 
-/// What `history` shows of one run.
+/// What `history` shows of one run (its JSON row, and the text row's words).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSummary {
     pub run_id: String,
     pub runbook: String,
     pub started_at: String,
+    /// Of the last command that drove the run.
     pub duration_ms: Option<u64>,
-    /// `succeeded`, `rolled_back`, ..., or `unfinished`.
+    /// The run's state now: `succeeded`, `rolled_back`, ..., or `unfinished`.
     pub outcome: String,
     pub exit_code: Option<i32>,
+    /// The step a rehearsal (`--fail-at`) failed.
+    pub rehearsal: Option<String>,
+    /// The runbook's `summary`, as rendered at the end of the run.
+    pub summary: Option<String>,
+    /// How the run itself ended, before any later command.
+    pub own: Option<Ended>,
+    /// Each later `resume` or `rollback` of it.
+    pub later: Vec<LaterAction>,
+    /// The run for people, in one line (`RunRecord::story`).
+    pub story: String,
     /// The journal this summary was made from: its length and modification time.
     journal: JournalStamp,
+}
+
+/// How a command that drove the run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ended {
+    pub outcome: String,
+    pub exit_code: i32,
+    pub duration_ms: u64,
+}
+
+/// A later command that drove the run: who, when, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaterAction {
+    pub action: String,
+    pub by: String,
+    pub at: String,
+    pub outcome: Option<String>,
+    pub exit_code: Option<i32>,
+    pub duration_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +88,30 @@ impl RunSummary {
             duration_ms: record.end.as_ref().map(|end| end.duration_ms),
             outcome: record.outcome(),
             exit_code: record.end.as_ref().map(|end| end.exit_code),
+            rehearsal: record.options.fail_at.clone(),
+            summary: record.summary().map(str::to_string),
+            own: record.own_end().map(|end| Ended {
+                outcome: end.outcome.name().to_string(),
+                exit_code: end.exit_code,
+                duration_ms: end.duration_ms,
+            }),
+            later: record
+                .actions
+                .iter()
+                .skip(1)
+                .map(|action| LaterAction {
+                    action: action.mode.as_str().to_string(),
+                    by: action.by(),
+                    at: action.started.clone(),
+                    outcome: action
+                        .end
+                        .as_ref()
+                        .map(|end| end.outcome.name().to_string()),
+                    exit_code: action.end.as_ref().map(|end| end.exit_code),
+                    duration_ms: action.end.as_ref().map(|end| end.duration_ms),
+                })
+                .collect(),
+            story: record.story(),
             journal,
         }
     }
@@ -142,6 +196,11 @@ mod tests {
             duration_ms: Some(1),
             outcome: outcome.into(),
             exit_code: Some(0),
+            rehearsal: None,
+            summary: Some("sev=P1".into()),
+            own: None,
+            later: Vec::new(),
+            story: "kept in 0.1s".into(),
             journal: JournalStamp::of(directory).expect("test setup"),
         }
     }

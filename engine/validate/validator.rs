@@ -210,6 +210,10 @@ impl Validator<'_> {
             }
             None => Vec::new(),
         };
+        let summary = raw
+            .summary
+            .as_ref()
+            .map(|summary| self.template(summary, &Scope::new("summary", TemplateOwner::Hook)));
         // Only a runbook with errors (a cycle) has no graph, and it is never handed out.
         let has_graph = self.graph.is_some();
         let graph = self
@@ -236,6 +240,7 @@ impl Validator<'_> {
             graph,
             hooks,
             rollback_verify,
+            summary,
         };
         if has_graph {
             self.check_output_reads(&runbook);
