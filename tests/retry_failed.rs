@@ -91,9 +91,17 @@ fn after_a_failure_past_the_pivot_the_run_goes_on_forward() {
         ],
         "backup and switch ran once"
     );
+    // The run keeps its own outcome, and the retry is told after it.
     let history = again(&first, &["history"]);
+    let row = history
+        .stdout
+        .lines()
+        .find(|line| line.contains("pivoted"))
+        .unwrap_or_default();
     assert!(
-        history.stdout.contains("succeeded"),
+        row.contains("failed after pivot (exit 4)")
+            && row.contains("; retried later by ")
+            && row.contains(": succeeded (exit 0) in "),
         "{}",
         history.snapshot()
     );
