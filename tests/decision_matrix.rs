@@ -78,6 +78,16 @@ fn actions(output: &Output) -> Vec<String> {
     lines(&output.directory.join(".decision-service"), "actions")
 }
 
+/// The run's `summary` line: what it decided.
+fn summary(output: &Output) -> String {
+    output
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("summary: "))
+        .unwrap_or_else(|| panic!("no summary line:\n{}", output.stdout))
+        .to_string()
+}
+
 /// The report's line for one branch: `skipped` or `succeeded`.
 fn reported(output: &Output, branch: &str) -> String {
     let report = service_file(output, "report");
@@ -100,6 +110,10 @@ fn a_service_that_is_down_is_rolled_back_at_once() {
     assert_eq!(service_file(&output, "version"), "1.0\n");
     assert_eq!(reported(&output, "roll back now"), "succeeded");
     assert_eq!(reported(&output, "fix forward"), "skipped");
+    assert_eq!(
+        summary(&output),
+        "error rate 3%, up no: rolled back at once"
+    );
     assert!(
         output
             .stdout
@@ -125,6 +139,10 @@ fn a_high_error_rate_gets_the_quick_fix_and_a_rollback_when_it_does_not_help() {
     assert_eq!(actions(&output), ["quick_fix", "rollback"]);
     assert_eq!(service_file(&output, "version"), "1.0\n");
     assert_eq!(reported(&output, "quick fix then roll back"), "succeeded");
+    assert_eq!(
+        summary(&output),
+        "error rate 15%, up yes: the quick fix did not help, rolled back"
+    );
 
     // The fix works: it settles under 5% and holds, and nothing is rolled back.
     let output = Service {
@@ -136,6 +154,10 @@ fn a_high_error_rate_gets_the_quick_fix_and_a_rollback_when_it_does_not_help() {
     assert_eq!(actions(&output), ["quick_fix"]);
     assert_eq!(service_file(&output, "version"), "2.0\n");
     assert_eq!(reported(&output, "quick fix then roll back"), "skipped");
+    assert_eq!(
+        summary(&output),
+        "error rate 15%, up yes: the quick fix held"
+    );
 }
 
 #[test]
@@ -144,6 +166,10 @@ fn a_middling_error_rate_asks_a_person_and_nobody_answering_rolls_back() {
     assert_eq!(output.code, 0, "{}", output.snapshot());
     assert_eq!(actions(&output), ["rollback"]);
     assert_eq!(reported(&output, "asked then roll back"), "succeeded");
+    assert_eq!(
+        summary(&output),
+        "error rate 7%, up yes: asked (timed_out), rolled back"
+    );
     assert!(
         output
             .stdout
@@ -169,6 +195,10 @@ fn a_middling_error_rate_asks_a_person_who_chooses_to_fix_forward() {
     assert_eq!(actions(&output), ["fix_forward"]);
     assert_eq!(service_file(&output, "version"), "2.0\n");
     assert_eq!(reported(&output, "asked then fix forward"), "succeeded");
+    assert_eq!(
+        summary(&output),
+        "error rate 7%, up yes: asked (denied), fixing forward"
+    );
     assert!(
         output
             .stdout
@@ -189,6 +219,7 @@ fn a_low_error_rate_is_fixed_forward() {
     );
     assert_eq!(reported(&output, "fix forward"), "succeeded");
     assert_eq!(reported(&output, "roll back now"), "skipped");
+    assert_eq!(summary(&output), "error rate 2%, up yes: fixing forward");
 }
 
 #[test]
