@@ -180,6 +180,22 @@ fn irreversible_steps_need_no_rollback_and_plan_marks_them() {
         output.stdout
     );
 
+    // The report of a run says the rollback does not undo them.
+    let output = run(PAGES, &[]);
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let report = Test::new()
+        .args(["report", "last", "--state-dir"])
+        .args([output.directory.join("state").display().to_string()])
+        .run();
+    assert_eq!(report.code, 0, "{}", report.snapshot());
+    assert!(
+        report
+            .stdout
+            .contains(r"not undone, by intent (irreversible): page\_oncall, post\_status"),
+        "{}",
+        report.stdout
+    );
+
     // An irreversible step that has a rollback contradicts itself.
     let contradiction = PAGES.replacen(
         "    run: echo paged >> sent\n",

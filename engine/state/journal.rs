@@ -448,6 +448,7 @@ impl JournalHeader {
             user: user(),
             vars,
             options,
+            irreversible: Vec::new(),
         }
     }
 }

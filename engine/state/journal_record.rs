@@ -48,6 +48,10 @@ pub struct JournalHeader {
     pub user: String,
     pub vars: Vec<RecordedVar>,
     pub options: RecordedOptions,
+    /// Steps marked `irreversible`: reports say a rollback does not undo them, by intent.
+    /// Absent when there are none (and in older journals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub irreversible: Vec<String>,
 }
 
 /// What drives a run: the first `run`, or a later `resume` or `rollback` of it.

@@ -159,6 +159,8 @@ pub struct RunRecord {
     pub user: String,
     pub vars: Vec<RecordedVar>,
     pub options: RecordedOptions,
+    /// Steps marked `irreversible` in the runbook as run.
+    pub irreversible: Vec<String>,
     pub steps: Vec<RecordedStep>,
     pub stopping: Option<String>,
     pub rollback: Option<RollbackState>,
@@ -196,6 +198,7 @@ impl RunRecord {
             host: String::new(),
             user: String::new(),
             vars: Vec::new(),
+            irreversible: Vec::new(),
             options: RecordedOptions::default(),
             steps: Vec::new(),
             stopping: None,
@@ -286,6 +289,7 @@ impl RunRecord {
                 });
                 self.options = header.options;
                 self.vars = header.vars;
+                self.irreversible = header.irreversible;
                 return;
             }
             Record::Resumed(resumed) => {
