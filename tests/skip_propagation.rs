@@ -196,6 +196,19 @@ fn irreversible_steps_need_no_rollback_and_plan_marks_them() {
         report.stdout
     );
 
+    let show = Test::new()
+        .args(["show", "last", "--state-dir"])
+        .args([output.directory.join("state").display().to_string()])
+        .run();
+    assert_eq!(
+        show.stdout
+            .matches("irreversible: a rollback does not undo it")
+            .count(),
+        2,
+        "{}",
+        show.stdout
+    );
+
     // An irreversible step that has a rollback contradicts itself.
     let contradiction = PAGES.replacen(
         "    run: echo paged >> sent\n",
