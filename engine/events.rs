@@ -22,6 +22,12 @@ pub enum StepStatus {
     CompensationFailed,
     /// Its compensation was not run because a compensation it waits for failed.
     Blocked,
+    /// An approval gate someone (or `--yes`, `--approve`) approved.
+    Approved,
+    /// An approval gate someone denied.
+    Denied,
+    /// An approval gate nobody answered within its `timeout`: `on_timeout` decided.
+    TimedOut,
 }
 
 impl StepStatus {
@@ -38,6 +44,9 @@ impl StepStatus {
             StepStatus::Compensated => "compensated",
             StepStatus::CompensationFailed => "compensation failed",
             StepStatus::Blocked => "blocked",
+            StepStatus::Approved => "approved",
+            StepStatus::Denied => "denied",
+            StepStatus::TimedOut => "timed out",
         }
     }
 
@@ -55,14 +64,24 @@ impl StepStatus {
             StepStatus::Compensated => "compensated",
             StepStatus::CompensationFailed => "compensation_failed",
             StepStatus::Blocked => "blocked",
+            StepStatus::Approved => "approved",
+            StepStatus::Denied => "denied",
+            StepStatus::TimedOut => "timed_out",
         }
     }
 
-    /// Whether dependents may start (SPEC §4).
+    /// Whether the step did what it was there for: it succeeded, or its gate was approved.
+    pub fn is_success(self) -> bool {
+        matches!(self, StepStatus::Succeeded | StepStatus::Approved)
+    }
+
+    /// Whether dependents may start whatever the step says (SPEC §4): a skipped step lets
+    /// only an `after_skipped: run` step start, and a denied or timed-out gate only when
+    /// `on_timeout` or `allow_failure` says so.
     pub fn satisfies_needs(self) -> bool {
         matches!(
             self,
-            StepStatus::Succeeded | StepStatus::FailedAllowed | StepStatus::Skipped
+            StepStatus::Succeeded | StepStatus::FailedAllowed | StepStatus::Approved
         )
     }
 }
@@ -153,6 +172,31 @@ impl StepOutcome {
             StepOutcome::Failed => "failed",
             StepOutcome::TimedOut => "timed_out",
             StepOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// How an approval gate was answered (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerSource {
+    /// `--yes` or `--approve ID` on the command line of the run.
+    Flag,
+    /// `y`/`N` on the terminal of the run.
+    Terminal,
+    /// `runbook approve|deny RUN GATE` from another terminal.
+    Command,
+    /// Nobody answered within the gate's `timeout`: its `on_timeout`.
+    Timeout,
+}
+
+impl AnswerSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerSource::Flag => "flag",
+            AnswerSource::Terminal => "terminal",
+            AnswerSource::Command => "command",
+            AnswerSource::Timeout => "timeout",
         }
     }
 }
@@ -258,6 +302,20 @@ pub enum Event {
     ApprovalRequested {
         step: String,
         question: String,
+        /// How to answer it from elsewhere, and what its `timeout` does; absent in older
+        /// journals.
+        #[serde(default)]
+        help: Option<String>,
+    },
+    /// Who or what answered an approval gate.
+    ApprovalAnswered {
+        step: String,
+        approved: bool,
+        /// The user who answered; none when the `timeout` did.
+        by: Option<String>,
+        how: AnswerSource,
+        /// Why, as the person said (`runbook deny RUN GATE --reason TEXT`), masked.
+        reason: Option<String>,
     },
     Stopping {
         reason: CancelReason,

@@ -31,14 +31,17 @@ pub fn verdict(step: &Step, status: StepStatus, before_passed_pivot: bool) -> Ve
             | StepStatus::Failed
             | StepStatus::FailedAllowed
             | StepStatus::Cancelled
+            | StepStatus::Approved
+            | StepStatus::Denied
+            | StepStatus::TimedOut
     );
-    if !ran || (status != StepStatus::Succeeded && compensation.only_if_succeeded) {
+    if !ran || (!status.is_success() && compensation.only_if_succeeded) {
         return Verdict::PassedOver;
     }
     if before_passed_pivot {
         return Verdict::BehindPivot;
     }
-    if step.pivot && status == StepStatus::Succeeded {
+    if step.pivot && status.is_success() {
         // The point of no return itself: only what finished after it is undone.
         return Verdict::PassedOver;
     }
@@ -82,7 +85,7 @@ pub fn plan_rollback(runbook: &Runbook, ran: &[RanStep]) -> RollbackPlan {
     let pivot = runbook
         .steps
         .iter()
-        .filter(|step| step.pivot && ran[step.index].status == StepStatus::Succeeded)
+        .filter(|step| step.pivot && ran[step.index].status.is_success())
         .max_by_key(|step| ran[step.index].finished_order)
         .map(|step| step.index);
     let pivot_order = pivot.map_or(0, |pivot| ran[pivot].finished_order);

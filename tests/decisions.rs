@@ -171,7 +171,7 @@ steps:
   - id: page
     needs: [measure]
     if: "{{gte steps.measure.outputs.rate 5}}"
-    readonly: true
+    irreversible: true
     run: echo paging
 "#;
 
@@ -280,4 +280,40 @@ steps:
         .run();
     assert_eq!(output.code, 2, "{}", output.snapshot());
     insta::assert_snapshot!("literal_comparisons", output.snapshot());
+}
+
+#[test]
+fn an_if_that_cannot_be_decided_fails_even_a_step_allowed_to_fail() {
+    // `allow_failure` covers a step that ran and failed, not a decision that could not be
+    // made: otherwise `after` would go on as if `try_fix` had been decided and had failed.
+    let output = run(
+        r#"
+version: 1
+name: undecided
+steps:
+  - id: measure
+    readonly: true
+    run: echo "rate=n/a" >> "$RUNBOOK_OUTPUT"
+  - id: try_fix
+    needs: [measure]
+    if: "{{gt steps.measure.outputs.rate 10}}"
+    allow_failure: true
+    readonly: true
+    run: touch fixed
+  - id: after
+    needs: [try_fix]
+    irreversible: true
+    run: touch rolled_back
+"#,
+        &[],
+    );
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    assert!(
+        output
+            .stdout
+            .contains("failed `try_fix`: cannot render `steps[1].if`"),
+        "{}",
+        output.snapshot()
+    );
+    assert_eq!(read(&output, "rolled_back"), None);
 }

@@ -43,6 +43,7 @@ fn plan_text_of_each_example() {
         "approval.yaml",
         "probes.yaml",
         "rollback.yaml",
+        "decision-matrix.yaml",
     ] {
         let output = Test::new()
             .runbook_bytes(name, example(name).as_bytes())

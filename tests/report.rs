@@ -46,6 +46,7 @@ steps:
     readonly: true
   - id: migrate
     needs: [backup, notify]
+    after_skipped: run
     run: |
       echo migrate >> forward
       sleep 0.2

@@ -255,7 +255,7 @@ steps:
 }
 
 #[test]
-fn skipped_steps_are_never_compensated_and_their_dependents_run() {
+fn skipped_steps_are_never_compensated_and_a_join_after_them_runs() {
     let yaml = r#"
 version: 1
 name: skipped
@@ -270,6 +270,7 @@ steps:
     rollback: echo maybe >> undo
   - id: then
     needs: [maybe]
+    after_skipped: run
     run: echo then >> forward
     rollback: echo then >> undo
   - id: boom

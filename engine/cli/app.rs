@@ -25,5 +25,7 @@ pub fn main() -> i32 {
         Command::Report(args) => super::report::report(args, &cli.global),
         Command::Rollback(args) => super::recover::rollback(args, &cli.global),
         Command::Resume(args) => super::recover::resume(args, &cli.global),
+        Command::Approve(args) => super::answer::answer(args, true, &cli.global),
+        Command::Deny(args) => super::answer::answer(args, false, &cli.global),
     }
 }

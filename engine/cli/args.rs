@@ -106,6 +106,23 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Continue a run whose engine died
     Resume(ResumeArgs),
+    /// Approve an approval gate a run is waiting at, from any terminal
+    Approve(AnswerArgs),
+    /// Deny an approval gate a run is waiting at, from any terminal: the run rolls back
+    Deny(AnswerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AnswerArgs {
+    /// Run id, a unique prefix of one, or `last`
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// The id of the gate's step
+    #[arg(value_name = "GATE")]
+    pub gate: String,
+    /// Why: recorded in the journal and shown with the gate's result
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +161,10 @@ pub struct ResumeArgs {
     /// An in-doubt step failed: roll back (repeatable)
     #[arg(long, value_name = "ID")]
     pub assume_failed: Vec<String>,
+    /// After `failed after pivot` or `--no-rollback` (exit 4), once the cause is fixed: run
+    /// the failed steps and what follows them again
+    #[arg(long)]
+    pub retry_failed: bool,
     /// Approve every approval gate
     #[arg(long)]
     pub yes: bool,

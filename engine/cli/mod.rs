@@ -3,6 +3,7 @@
 #[macro_use]
 mod output;
 
+mod answer;
 mod app;
 mod args;
 mod diagnostics;

@@ -19,7 +19,7 @@ use crate::source::Source;
 use crate::state::RunInfo;
 use crate::state::{
     JOURNAL_FILE, JournalWriter, LogFiles, RUNBOOK_COPY, Record, RecordedPhase, Resumed, RunMode,
-    RunRecord, find_run, for_each_record, state_directory,
+    RunRecord, UnfinishedIndex, find_run, for_each_record, state_directory,
 };
 use crate::validate::validate;
 
@@ -409,6 +409,9 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
             .and_then(|id| recovered.runbook.step(id))
             .map(|step| step.index),
     };
+    if args.retry_failed {
+        return retry_failed(recovered, recorded_now, options, global);
+    }
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
@@ -451,6 +454,17 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
     }
     let runbook = &recovered.runbook;
     let mut statuses = recorded_now.statuses.clone();
+    let mut finished_order = recorded_now.finished_order.clone();
+    if record.mode == RunMode::Retry {
+        // A `--retry-failed` whose engine died: what it had not run again yet still has its
+        // old end (failed, or undone) in the journal, and runs again.
+        pend_for_retry(
+            runbook,
+            &mut statuses,
+            &mut finished_order,
+            &recorded_now.compensated,
+        );
+    }
     let mut failed = None;
     let mut undecided = Vec::new();
     for step in &runbook.steps {
@@ -485,16 +499,124 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
         );
         return EXIT_NEEDS_DECISION;
     }
+    // A retry resumed stays a retry, so that a second death is resumed the same way.
+    let mode = if record.mode == RunMode::Retry {
+        RunMode::Retry
+    } else {
+        RunMode::Resume
+    };
     runtime.block_on(drive(
         recovered,
-        RunMode::Resume,
+        mode,
         options,
         |recorded| Start::Resume {
             statuses,
-            finished_order: recorded.finished_order.clone(),
+            finished_order,
             outcomes: recorded.outcomes.clone(),
             failed,
         },
         global,
     ))
+}
+
+/// `resume RUN --retry-failed`: a run that stopped with work left forward (`failed after
+/// pivot`, or failed with `--no-rollback`) goes on once a person fixed the cause. The steps
+/// that failed or were cancelled, and those whose work the rollback undid, run again, then
+/// what follows them; the steps that succeeded (and were not undone) do not.
+fn retry_failed(
+    recovered: Recovered,
+    recorded_now: Recorded,
+    mut options: RunOptions,
+    global: &GlobalArgs,
+) -> i32 {
+    let record = &recovered.record;
+    let stopped_forward = record.end.as_ref().map(|end| end.outcome);
+    if !matches!(
+        stopped_forward,
+        Some(RunOutcome::FailedAfterPivot | RunOutcome::FailedNotRolledBack)
+    ) {
+        let now = record.end.as_ref().map_or(
+            "unfinished: use `runbook resume RUN` without `--retry-failed`",
+            |end| end.outcome.as_str(),
+        );
+        errln!(
+            "error: run {} did not stop with work left forward ({now}): nothing to retry",
+            record.run_id
+        );
+        errln!(
+            "  help: `--retry-failed` continues a run that ended `failed after pivot` or failed with `--no-rollback` (exit 4)"
+        );
+        return EXIT_INVALID;
+    }
+    // A run started with `--no-rollback` keeps that choice for what fails again.
+    options.no_rollback = record.options.no_rollback;
+    let runbook = &recovered.runbook;
+    let mut statuses = recorded_now.statuses.clone();
+    let mut finished_order = recorded_now.finished_order.clone();
+    let again = pend_for_retry(
+        runbook,
+        &mut statuses,
+        &mut finished_order,
+        &recorded_now.compensated,
+    );
+    outln!(
+        "run {}: running again {}, then what follows",
+        record.run_id,
+        if again.is_empty() {
+            "nothing".to_string()
+        } else {
+            again.join(", ")
+        }
+    );
+    // The run is unfinished again until this ends: a new run of the runbook must see it.
+    if let Some((index, run_id)) = UnfinishedIndex::of_run_directory(&recovered.directory)
+        && let Err(error) = index.mark_started(&run_id, &runbook.name)
+    {
+        errln!("error: cannot write the run index: {error}: nothing was run");
+        return EXIT_INVALID;
+    }
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    runtime.block_on(drive(
+        recovered,
+        RunMode::Retry,
+        options,
+        |recorded| Start::Resume {
+            statuses,
+            finished_order,
+            outcomes: recorded.outcomes.clone(),
+            failed: None,
+        },
+        global,
+    ))
+}
+
+/// Makes pending again, for `--retry-failed`, the steps that stopped the run (failed,
+/// cancelled, a gate that denied) and those whose work the rollback undid; returns their ids.
+/// A step still running is left to the in-doubt rules of `resume`.
+fn pend_for_retry(
+    runbook: &Runbook,
+    statuses: &mut [StepStatus],
+    finished_order: &mut [usize],
+    compensated: &[bool],
+) -> Vec<String> {
+    let mut again = Vec::new();
+    for step in &runbook.steps {
+        let index = step.index;
+        let stopped = match statuses[index] {
+            StepStatus::Failed | StepStatus::Cancelled => true,
+            // A gate that stopped the run, not one whose answer let the run go on.
+            StepStatus::Denied => !step.allow_failure,
+            StepStatus::TimedOut => !(step.allow_failure || step.approve_on_timeout),
+            _ => false,
+        };
+        if stopped || compensated[index] {
+            statuses[index] = StepStatus::Pending;
+            finished_order[index] = 0;
+            again.push(format!("`{}`", step.id));
+        }
+    }
+    again
 }

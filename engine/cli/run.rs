@@ -158,6 +158,13 @@ async fn execute(
     let header_info = info.clone();
     let source = loaded.source;
     let runbook_name = loaded.runbook.name.clone();
+    let irreversible: Vec<String> = loaded
+        .runbook
+        .steps
+        .iter()
+        .filter(|step| step.irreversible)
+        .map(|step| step.id.to_string())
+        .collect();
     let input = SessionInput {
         runbook: loaded.runbook,
         info,
@@ -166,13 +173,9 @@ async fn execute(
         options,
     };
     let session = start_session(input, global, |emitter, resolved| {
-        emitter.record(&journal_header(
-            &header_info,
-            &runbook_name,
-            &source,
-            resolved,
-            args,
-        ))
+        let mut header = journal_header(&header_info, &runbook_name, &source, resolved, args);
+        header.irreversible = irreversible;
+        emitter.record(&Record::Header(Box::new(header)))
     });
     match session {
         Ok(session) => finish_session(session, Start::Fresh, global).await,
@@ -207,7 +210,7 @@ fn journal_header(
     source: &crate::source::Source,
     vars: &[ResolvedVar],
     args: &RunArgs,
-) -> Record {
+) -> JournalHeader {
     let file = std::fs::canonicalize(source.path()).unwrap_or_else(|_| source.path().to_path_buf());
     let vars = vars
         .iter()
@@ -226,7 +229,7 @@ fn journal_header(
         timestamp: info.timestamp.clone(),
         fail_at: args.fail_at.clone(),
     };
-    Record::Header(Box::new(JournalHeader::new(
+    JournalHeader::new(
         &info.id,
         runbook,
         &file.display().to_string(),
@@ -234,5 +237,5 @@ fn journal_header(
         &info.started_at,
         vars,
         options,
-    )))
+    )
 }

@@ -18,6 +18,7 @@ pub use probe::{RawExpect, RawHttp, RawProbe, StatusCodes};
 pub use runbook::{RawDefaults, RawHook, RawHooks, RawRunbook};
 pub use spanned::{Position, Spanned};
 pub use step::{
-    CompensationField, OutputField, RawCompensation, RawOutput, RawRetry, RawStep, Script,
+    AfterSkipped, CompensationField, OnTimeout, OutputField, RawCompensation, RawOutput, RawRetry,
+    RawStep, Script,
 };
 pub use vars::{RawVar, RawVarSpec, Scalar};

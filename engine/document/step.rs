@@ -55,11 +55,36 @@ pub struct RawStep {
     pub pivot: Option<Spanned<bool>>,
     /// The step changes nothing, so it needs no `rollback` (silences that warning).
     pub readonly: Option<Spanned<bool>>,
+    /// Its effect cannot be undone (a message sent, a page): no `rollback`, no warning,
+    /// marked in plan and reports.
+    pub irreversible: Option<Spanned<bool>>,
+    /// `run`: run even when a needed step was skipped (default `skip`: skipped too).
+    pub after_skipped: Option<Spanned<AfterSkipped>>,
+    /// For an approval gate with a `timeout`: the answer when nobody answered (default `deny`).
+    pub on_timeout: Option<Spanned<OnTimeout>>,
     /// Output keys the step promises to write to `$RUNBOOK_OUTPUT`: a key, or
     /// `{name, secret: true}` for a value masked everywhere and usable only in `env`.
     pub outputs: Option<Spanned<Vec<Spanned<OutputField>>>>,
     /// Run on remote hosts: a host, a group, or a list; one instance `id@host` per host.
     pub on: Option<Spanned<Targets>>,
+}
+
+/// What a step does when a step it needs was skipped (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterSkipped {
+    /// Skipped too (the default): one `if` switches off a whole branch.
+    Skip,
+    /// Runs anyway: a join after alternative branches.
+    Run,
+}
+
+/// The answer of an approval gate nobody answered before its `timeout` (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTimeout {
+    Approve,
+    Deny,
 }
 
 /// `{name, secret}`: a promised output written as a map.

@@ -135,6 +135,7 @@ pub(crate) async fn compensate(
         &mut cancel,
     )
     .await
+    .map_err(|error| error.message)
     {
         return finished(&shared, report, started, Some(message));
     }

@@ -234,16 +234,50 @@ impl Dispatcher {
         (0..steps.len())
             .filter(|&index| {
                 self.statuses[index] == StepStatus::Pending
-                    && steps[index]
-                        .needs
-                        .iter()
-                        .all(|&need| self.statuses[need].satisfies_needs())
+                    && steps[index].needs.iter().all(|&need| {
+                        let status = self.statuses[need];
+                        lets_dependents_run(&steps[need], status)
+                            || (status == StepStatus::Skipped && steps[index].runs_after_skipped)
+                    })
             })
             .take(room)
             .collect()
     }
 
+    /// Skips every pending step that needs a skipped step, unless it says `after_skipped:
+    /// run` (SPEC §4): one `if` switches off a whole branch. One pass in topological order
+    /// carries the skip to the end of the branch, since a step comes after all its needs.
+    fn skip_after_skipped(&mut self) {
+        if self.stop_reason.is_some() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let steps = &shared.runbook.steps;
+        for &index in shared.runbook.graph.topological_order() {
+            let step = &steps[index];
+            if self.statuses[index] != StepStatus::Pending || step.runs_after_skipped {
+                continue;
+            }
+            let Some(&skipped) = step
+                .needs
+                .iter()
+                .find(|&&need| self.statuses[need] == StepStatus::Skipped)
+            else {
+                continue;
+            };
+            let reason = format!("needs `{}`, which was skipped", steps[skipped].id);
+            shared.emitter.emit(Event::StepSkipped {
+                step: step.id.to_string(),
+                reason: reason.clone(),
+            });
+            let mut report = skipped_report(index);
+            report.message = Some(reason);
+            self.finish_step(report);
+        }
+    }
+
     fn start_ready(&mut self, running: &mut JoinSet<StepReport>) {
+        self.skip_after_skipped();
         let room = self.concurrency.saturating_sub(running.len());
         if room == 0 {
             return;
@@ -297,6 +331,7 @@ impl Dispatcher {
                     outputs: Vec::new(),
                     tail: Vec::new(),
                     outcome: StepOutcome::Failed,
+                    undecided: false,
                 }
             }
         };
@@ -315,14 +350,14 @@ impl Dispatcher {
         }
         let step = &shared.runbook.steps[index];
         let mut status = report.status;
-        if status == StepStatus::Failed && step.allow_failure {
+        if status == StepStatus::Failed && step.allow_failure && !report.undecided {
             status = StepStatus::FailedAllowed;
         }
         self.finished += 1;
         self.finished_order[index] = self.finished;
         self.statuses[index] = status;
         self.context
-            .set_step(step.id.as_str(), status.as_str(), &report.outputs);
+            .set_step(step.id.as_str(), status.name(), &report.outputs);
         if status != StepStatus::Skipped {
             shared.emitter.emit(Event::StepFinished {
                 step: step.id.to_string(),
@@ -342,9 +377,12 @@ impl Dispatcher {
                 record_compensation(shared, index, &self.context.with_steps(&self.reads[index]));
             }
         }
-        if matches!(status, StepStatus::Failed | StepStatus::Cancelled)
-            && self.stop_reason.is_none()
-        {
+        let stops = match status {
+            StepStatus::Failed | StepStatus::Cancelled => true,
+            StepStatus::Denied | StepStatus::TimedOut => !lets_dependents_run(step, status),
+            _ => false,
+        };
+        if stops && self.stop_reason.is_none() {
             let id = step.id.to_string();
             let message = format!("step `{id}` {}", status.as_str());
             self.stop(CancelReason::StepFailed { step: id }, message);
@@ -548,6 +586,32 @@ impl Dispatcher {
     }
 }
 
+/// Whether the steps that need `step`, which ended `status`, may start: it succeeded, failed
+/// with `allow_failure`, or is a gate that was approved, timed out with `on_timeout:
+/// approve`, or was denied (or timed out) with `allow_failure` (a later `if` reads which).
+fn lets_dependents_run(step: &crate::model::Step, status: StepStatus) -> bool {
+    match status {
+        StepStatus::TimedOut => step.approve_on_timeout || step.allow_failure,
+        StepStatus::Denied => step.allow_failure,
+        status => status.satisfies_needs(),
+    }
+}
+
+/// The report of a step skipped before it started.
+fn skipped_report(index: usize) -> StepReport {
+    StepReport {
+        index,
+        status: StepStatus::Skipped,
+        attempts: 0,
+        duration: Duration::ZERO,
+        message: None,
+        outputs: Vec::new(),
+        tail: Vec::new(),
+        outcome: StepOutcome::Failed,
+        undecided: false,
+    }
+}
+
 /// Reports the end of the run (what needs a person masked) and builds its result: the lines
 /// the rollback reported, then those of the decision.
 fn finish_run(
@@ -680,6 +744,7 @@ mod tests {
             outputs: Vec::new(),
             tail: Vec::new(),
             outcome: StepOutcome::Failed,
+            undecided: false,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Running one verification probe (SPEC §5) with its timing: a single sample, samples every
-//! `interval` until one passes (`within`), or a watch window in which every sample must pass
-//! (`hold`). A sample runs a command in its own process group, sends an HTTP request, or opens
-//! a TCP connection; the outcome says what was expected and what was seen.
+//! `interval` until one passes (`within`), a watch window in which every sample must pass
+//! (`hold`), or both: settle, then watch. A sample runs a command in its own process group,
+//! sends an HTTP request, or opens a TCP connection; the outcome says what was expected and
+//! what was seen.
 
 use std::collections::VecDeque;
 use std::error::Error;
@@ -153,10 +154,39 @@ async fn sample_until_decided(
 ) -> (bool, String) {
     let timing = &request.timing;
     let interval = timing.interval.max(MIN_INTERVAL);
-    // Validation allows only one of `within` and `hold`; `within` wins, as in `plan`.
     match (timing.within, timing.hold) {
-        (Some(within), _) => within_loop(&request.kind, started, within, interval, samples).await,
-        (None, Some(hold)) => hold_loop(&request.kind, started, hold, interval, samples).await,
+        (Some(within), Some(hold)) => {
+            // Settle, then watch: the sample that passed within `within` opens the window.
+            let (passed, message) =
+                within_loop(&request.kind, started, within, interval, samples).await;
+            if !passed {
+                return (false, message);
+            }
+            let settled = format!(
+                "settled after {} over {}, then ",
+                sample_count(*samples),
+                in_message(started.elapsed())
+            );
+            let window = Window {
+                started: Instant::now(),
+                hold,
+                interval,
+                settled: Some(settled),
+            };
+            hold_loop(&request.kind, &window, samples).await
+        }
+        (Some(within), None) => {
+            within_loop(&request.kind, started, within, interval, samples).await
+        }
+        (None, Some(hold)) => {
+            let window = Window {
+                started,
+                hold,
+                interval,
+                settled: None,
+            };
+            hold_loop(&request.kind, &window, samples).await
+        }
         (None, None) => {
             *samples = 1;
             let observation = sample(&request.kind, None).await;
@@ -211,35 +241,56 @@ async fn within_loop(
     }
 }
 
-/// The first sample must pass, and so must every sample until `hold` has elapsed.
-async fn hold_loop(
-    kind: &RenderedProbeKind,
+/// A `hold` watch window.
+struct Window {
     started: Instant,
     hold: Duration,
     interval: Duration,
-    samples: &mut u32,
-) -> (bool, String) {
-    let end = started + hold;
-    let window = in_message(hold);
+    /// After `within`: how the probe settled. The passing sample that settled it is the
+    /// window's first, so the next one comes an `interval` later.
+    settled: Option<String>,
+}
+
+/// The first sample must pass, and so must every sample until `hold` has elapsed.
+async fn hold_loop(kind: &RenderedProbeKind, window: &Window, samples: &mut u32) -> (bool, String) {
+    let started = window.started;
+    let end = started + window.hold;
+    let length = in_message(window.hold);
+    let prefix = window.settled.clone().unwrap_or_default();
+    // Samples in the window so far: the settling sample counts as its first.
+    let mut in_window = u32::from(window.settled.is_some());
     let mut sample_started = started;
+    if window.settled.is_some() {
+        let next = started + window.interval;
+        if next > end {
+            tokio::time::sleep_until(end).await;
+            return (
+                true,
+                format!("passed ({prefix}held on 1 sample over {length})"),
+            );
+        }
+        tokio::time::sleep_until(next).await;
+        sample_started = Instant::now();
+    }
     loop {
         *samples += 1;
+        in_window += 1;
         let observation = sample(kind, None).await;
         if !observation.passed {
-            let context = match *samples {
-                1 => format!("the first sample of the {window} `hold` window"),
+            let context = match in_window {
+                1 => format!("{prefix}the first sample of the {length} `hold` window"),
                 number => format!(
-                    "sample {number}, {} into the {window} `hold` window",
+                    "{prefix}sample {number}, {} into the {length} `hold` window",
                     in_message(sample_started - started)
                 ),
             };
             return (false, observation.message(&context));
         }
-        let next = sample_started + interval;
+        let next = sample_started + window.interval;
         if next > end {
             // The window lasts its full length even when the last sample came earlier.
             tokio::time::sleep_until(end).await;
-            let context = format!("on all {} over {window}", sample_count(*samples));
+            let context = format!("{prefix}on all {} over {length}", sample_count(in_window));
             return (true, observation.message(&context));
         }
         tokio::time::sleep_until(next).await;
@@ -1423,6 +1474,69 @@ mod tests {
             outcome
                 .message
                 .ends_with(&format!("(on all {} samples over 200ms)", outcome.samples)),
+            "{}",
+            outcome.message
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn within_then_hold_settles_first_and_then_watches() {
+        // Down for two samples, up for three, then failing again: it settles on sample 3 and
+        // the window catches the failure on sample 6, the fourth of the window.
+        let server = TestServer::start(|index, _| match index {
+            0..2 => response(503, "starting"),
+            2..5 => response(200, "ok"),
+            _ => response(500, "broken"),
+        })
+        .await;
+        let timing = ProbeTiming {
+            within: Some(Duration::from_secs(60)),
+            hold: Some(Duration::from_secs(60)),
+            interval: Duration::from_millis(1),
+        };
+        let outcome = run(
+            RenderedProbeKind::Http(http_get(server.url("/"))),
+            timing.clone(),
+        )
+        .await;
+        assert!(!outcome.passed);
+        assert_eq!(outcome.samples, 6);
+        assert!(
+            outcome.message.contains("(settled after 3 samples over ")
+                && outcome.message.contains(", then sample 4, "),
+            "{}",
+            outcome.message
+        );
+
+        // Never up within `within`: it fails as a wait-until probe does.
+        let server = TestServer::start(|_, _| response(503, "starting")).await;
+        let timing = ProbeTiming {
+            within: Some(Duration::from_millis(100)),
+            ..timing
+        };
+        let outcome = run(RenderedProbeKind::Http(http_get(server.url("/"))), timing).await;
+        assert!(!outcome.passed);
+        assert!(!outcome.message.contains("hold"), "{}", outcome.message);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn within_then_hold_passes_when_the_window_stays_good() {
+        let server = TestServer::start(|index, _| match index {
+            0 => response(503, "starting"),
+            _ => response(200, "ok"),
+        })
+        .await;
+        let timing = ProbeTiming {
+            within: Some(Duration::from_secs(60)),
+            hold: Some(Duration::from_millis(100)),
+            interval: Duration::from_millis(5),
+        };
+        let outcome = run(RenderedProbeKind::Http(http_get(server.url("/"))), timing).await;
+        assert!(outcome.passed, "{}", outcome.message);
+        assert!(outcome.samples >= 3, "{}", outcome.samples);
+        assert!(
+            outcome.message.contains("(settled after 2 samples over ")
+                && outcome.message.contains(", then on all "),
             "{}",
             outcome.message
         );

@@ -12,7 +12,7 @@ use super::compensate::{CompensationReport, compensate};
 use super::run_result::StepSummary;
 use super::shared::{Renderer, RunShared};
 use super::signals::Signals;
-use super::verify::verify;
+use super::verify::{VerifyError, verify};
 use crate::events::{Event, Phase, StepOutcome, StepStatus};
 use crate::plan::Context;
 use crate::rollback::must_wait_for;
@@ -141,11 +141,23 @@ pub(crate) async fn verify_rollback(
             )
             .await
         }
-        Err(message) => Err(message),
+        Err(message) => Err(VerifyError {
+            message,
+            template: true,
+        }),
     };
     match result {
         Ok(()) => true,
-        Err(message) => {
+        Err(VerifyError {
+            message,
+            template: true,
+        }) => {
+            needs_a_person.push(format!(
+                "`rollback_verify` could not be checked, a problem of the runbook rather than of the system: {message}; check by hand that the system is back"
+            ));
+            false
+        }
+        Err(VerifyError { message, .. }) => {
             needs_a_person.push(format!(
                 "the rollback did not bring the system back: {message}"
             ));

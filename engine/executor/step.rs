@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::approval::approve;
+use super::approval::{Gate, approve};
 use super::command::{CancelLevel, CommandEnd, OutputLabel, run_command};
 use super::outputs::parse_outputs;
 use super::shared::{Renderer, RunShared};
@@ -32,6 +32,9 @@ pub(crate) struct StepReport {
     pub tail: Vec<String>,
     /// How it ended, for `RUNBOOK_STEP_OUTCOME` of its compensation.
     pub outcome: StepOutcome,
+    /// Its `if` could not be decided: a failure `allow_failure` does not cover, since the
+    /// steps after it would go on as if a decision had been made.
+    pub undecided: bool,
 }
 
 /// Truthiness of a rendered `if` (SPEC §6).
@@ -58,6 +61,7 @@ pub(crate) async fn run_step(
         outputs: Vec::new(),
         tail: Vec::new(),
         outcome: StepOutcome::Failed,
+        undecided: false,
     };
     let renderer = match Renderer::new(&shared, &context) {
         Ok(renderer) => renderer,
@@ -77,7 +81,10 @@ pub(crate) async fn run_step(
                 return report;
             }
             Ok(_) => {}
-            Err(message) => return finish(report, started, Some(message)),
+            Err(message) => {
+                report.undecided = true;
+                return finish(report, started, Some(message));
+            }
         }
     }
     shared.emitter.emit(Event::StepStarted {
@@ -92,6 +99,8 @@ pub(crate) async fn run_step(
         Err(message) => return finish(report, started, Some(message)),
     }
     env.push(("RUNBOOK_STEP_ID".into(), id.clone()));
+    // How a gate was answered: its end status and the line saying who answered.
+    let mut gate_end = None;
     match &step.action {
         Action::Approve(question) => {
             report.attempts = 1;
@@ -99,8 +108,39 @@ pub(crate) async fn run_step(
                 Ok(question) => question,
                 Err(message) => return finish(report, started, Some(message)),
             };
-            if let Err(message) = approve(&shared, &id, &question, &mut cancel).await {
-                return finish(report, started, Some(message));
+            let timeout = match step
+                .timeout
+                .as_ref()
+                .map(|timeout| renderer.duration(timeout))
+            {
+                Some(Ok(timeout)) => Some(timeout),
+                Some(Err(message)) => return finish(report, started, Some(message)),
+                None => None,
+            };
+            let gate = Gate {
+                id: &id,
+                question: &question,
+                timeout,
+                approve_on_timeout: step.approve_on_timeout,
+            };
+            match approve(&shared, &gate, &mut cancel).await {
+                Ok(end) if end.passed => gate_end = Some(end),
+                Ok(end) => {
+                    report.status = end.status;
+                    report.outcome = if end.status == StepStatus::TimedOut {
+                        StepOutcome::TimedOut
+                    } else {
+                        StepOutcome::Failed
+                    };
+                    return finish(report, started, Some(end.message));
+                }
+                Err(message) => {
+                    if *cancel.borrow() != CancelLevel::None {
+                        report.status = StepStatus::Cancelled;
+                        report.outcome = StepOutcome::Cancelled;
+                    }
+                    return finish(report, started, Some(message));
+                }
             }
         }
         Action::Run(script) => {
@@ -156,6 +196,7 @@ pub(crate) async fn run_step(
             &mut cancel,
         )
         .await
+        .map_err(|error| error.message)
         {
             if *cancel.borrow() != CancelLevel::None {
                 report.status = StepStatus::Cancelled;
@@ -164,9 +205,17 @@ pub(crate) async fn run_step(
             return finish(report, started, Some(message));
         }
     }
-    report.status = StepStatus::Succeeded;
     report.outcome = StepOutcome::Succeeded;
-    finish(report, started, None)
+    match gate_end {
+        Some(end) => {
+            report.status = end.status;
+            finish(report, started, Some(end.message))
+        }
+        None => {
+            report.status = StepStatus::Succeeded;
+            finish(report, started, None)
+        }
+    }
 }
 
 /// A step's durations, rendered when it starts (they may be templates).

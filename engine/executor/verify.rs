@@ -93,8 +93,12 @@ fn render_probe(
             address: renderer.render(address)?,
         },
     };
+    let name = match &probe.name_template {
+        Some(template) => renderer.render(template)?.trim().to_string(),
+        None => probe.name.clone(),
+    };
     Ok(ProbeRequest {
-        name: probe.name.clone(),
+        name,
         kind,
         timing: rendered_timing(probe, renderer)?,
     })
@@ -119,7 +123,15 @@ fn rendered_timing(probe: &Probe, renderer: &Renderer<'_>) -> Result<ProbeTiming
     Ok(timing)
 }
 
-/// Runs `probes` in order; returns the failure message of the first that fails.
+/// Why verification failed: a probe failed, or a probe's template could not be rendered
+/// (a problem of the runbook, not of the system it checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VerifyError {
+    pub message: String,
+    pub template: bool,
+}
+
+/// Runs `probes` in order; returns the failure of the first that fails.
 pub(crate) async fn verify(
     probes: &[Probe],
     step: &str,
@@ -128,9 +140,13 @@ pub(crate) async fn verify(
     env: &[(String, String)],
     shared: &RunShared,
     cancel: &mut watch::Receiver<CancelLevel>,
-) -> Result<(), String> {
+) -> Result<(), VerifyError> {
     for probe in probes {
-        let request = render_probe(probe, renderer, env, shared)?;
+        let request =
+            render_probe(probe, renderer, env, shared).map_err(|message| VerifyError {
+                message,
+                template: true,
+            })?;
         let (probe_cancel, mut probe_cancelled) =
             watch::channel(*cancel.borrow() != CancelLevel::None);
         let running = run_probe(&request, &mut probe_cancelled);
@@ -152,13 +168,16 @@ pub(crate) async fn verify(
         shared.emitter.emit(Event::ProbeFinished {
             step: step.to_string(),
             phase,
-            probe: probe.name.clone(),
+            probe: request.name.clone(),
             passed: outcome.passed,
             samples: outcome.samples,
             message: message.clone(),
         });
         if !outcome.passed {
-            return Err(format!("probe `{}` failed: {message}", probe.name));
+            return Err(VerifyError {
+                message: format!("probe `{}` failed: {message}", request.name),
+                template: false,
+            });
         }
     }
     Ok(())

@@ -7,7 +7,11 @@ use super::{EnvEntry, Template};
 /// One probe: what it checks and when.
 #[derive(Debug, Clone)]
 pub struct Probe {
+    /// The name as written (or the probe's place when it has none).
     pub name: String,
+    /// The name when it is a template (`name: "error rate below {{vars.max}}%"`), rendered
+    /// when the probe runs.
+    pub name_template: Option<Template>,
     pub kind: ProbeKind,
     pub timing: ProbeTiming,
     /// Timing values written as templates (`hold: "{{vars.watch_window}}"`), rendered and
@@ -148,6 +152,12 @@ pub struct HttpProbe {
 impl Probe {
     /// Every template of the probe.
     pub fn templates(&self) -> Vec<&super::Template> {
+        let mut templates = self.kind_templates();
+        templates.extend(self.name_template.iter());
+        templates
+    }
+
+    fn kind_templates(&self) -> Vec<&super::Template> {
         match &self.kind {
             ProbeKind::Command {
                 run,

@@ -36,6 +36,27 @@ impl Runbook {
         self.steps.iter().find(|step| step.id.as_str() == id)
     }
 
+    /// For each step, in file order, the step whose skip may skip it: itself when it has an
+    /// `if`, else (unless it says `after_skipped: run`) the first of its needs that may be
+    /// skipped (SPEC §4). `None`: it is never skipped.
+    pub fn skipped_by(&self) -> Vec<Option<usize>> {
+        let mut cause: Vec<Option<usize>> = vec![None; self.steps.len()];
+        for &index in self.graph.topological_order() {
+            let step = &self.steps[index];
+            cause[index] = if step.condition.is_some() {
+                Some(index)
+            } else if step.runs_after_skipped {
+                None
+            } else {
+                step.needs
+                    .iter()
+                    .copied()
+                    .find(|&need| cause[need].is_some())
+            };
+        }
+        cause
+    }
+
     pub fn var(&self, name: &str) -> Option<&VarDecl> {
         self.vars.iter().find(|var| var.name == name)
     }

@@ -47,6 +47,8 @@ pub struct Step {
     pub shell: Vec<Template>,
     pub env: Vec<EnvEntry>,
     pub cwd: Option<Template>,
+    /// For `run`, the limit of one attempt; for an approval gate, how long it waits for an
+    /// answer before `on_timeout` answers.
     pub timeout: Option<DurationValue>,
     pub retry: RetryPolicy,
     pub allow_failure: bool,
@@ -55,6 +57,12 @@ pub struct Step {
     pub grace: DurationValue,
     pub idempotent: bool,
     pub pivot: bool,
+    /// Its effect cannot be undone: no `rollback` expected, marked in plan and reports.
+    pub irreversible: bool,
+    /// `after_skipped: run`: runs even when a needed step was skipped.
+    pub runs_after_skipped: bool,
+    /// For an approval gate with a `timeout`: approve (not deny) when nobody answered.
+    pub approve_on_timeout: bool,
     /// The output keys it promises, when it declares them.
     pub outputs: Option<Vec<PromisedOutput>>,
     /// `on`: the hosts it runs on, one instance each; `None` runs it on the engine's machine.

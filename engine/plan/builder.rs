@@ -161,7 +161,12 @@ impl<'a> Renderer<'a> {
         };
         let interval = shown(&templates.interval, timing.interval);
         let timing_text = match (timing.within, timing.hold) {
-            (Some(within), _) => format!(
+            (Some(within), Some(hold)) => format!(
+                "within {}, then hold {} every {interval}",
+                shown(&templates.within, within),
+                shown(&templates.hold, hold)
+            ),
+            (Some(within), None) => format!(
                 "within {} every {interval}",
                 shown(&templates.within, within)
             ),
@@ -221,7 +226,10 @@ impl<'a> Renderer<'a> {
             ),
         };
         PlanProbe {
-            name: probe.name.clone(),
+            name: match &probe.name_template {
+                Some(template) => self.render(template).trim().to_string(),
+                None => probe.name.clone(),
+            },
             kind,
             target,
             expect,
@@ -325,11 +333,20 @@ pub fn build_plan(
                 .steps
                 .iter()
                 .filter(|step| {
-                    step.rollback.is_none() && matches!(step.action, Action::Run(_)) && !step.pivot
+                    step.rollback.is_none()
+                        && matches!(step.action, Action::Run(_))
+                        && !step.pivot
+                        && !step.irreversible
                 })
                 .map(|step| planner.id(step.index))
                 .collect(),
             instances: Vec::new(),
+            irreversible: runbook
+                .steps
+                .iter()
+                .filter(|step| step.irreversible)
+                .map(|step| planner.id(step.index))
+                .collect(),
             verify: rollback_verify,
         },
         hooks,
@@ -387,6 +404,8 @@ struct Planner<'a> {
     uncompensated: Vec<usize>,
     /// Pivot steps, in file order.
     pivots: Vec<usize>,
+    /// For each step, the step whose skip skips it (`Runbook::skipped_by`).
+    skipped_by: Vec<Option<usize>>,
 }
 
 impl<'a> Planner<'a> {
@@ -412,6 +431,7 @@ impl<'a> Planner<'a> {
             ),
             uncompensated: indexes(|step| !compensated_when_succeeded(step)),
             pivots: indexes(|step| step.pivot),
+            skipped_by: runbook.skipped_by(),
             ids: runbook
                 .steps
                 .iter()
@@ -506,6 +526,26 @@ impl<'a> Planner<'a> {
             allow_failure: step.allow_failure,
             idempotent: step.idempotent,
             pivot: step.pivot,
+            irreversible: step.irreversible,
+            after_skipped: if step.runs_after_skipped {
+                "run"
+            } else {
+                "skip"
+            },
+            skipped_with: if step.runs_after_skipped {
+                None
+            } else {
+                step.needs
+                    .iter()
+                    .copied()
+                    .find(|&need| self.skipped_by[need].is_some())
+                    .map(|need| self.id(need))
+            },
+            on_timeout: match (&step.action, &step.timeout) {
+                (Action::Approve(_), Some(_)) if step.approve_on_timeout => Some("approve"),
+                (Action::Approve(_), Some(_)) => Some("deny"),
+                _ => None,
+            },
             verify: renderer.probes(&step.verify),
             rollback,
             on_failure: self.failure_rollback(step),

@@ -199,6 +199,16 @@ pub struct PlanStep {
     pub allow_failure: bool,
     pub idempotent: bool,
     pub pivot: bool,
+    /// Its effect cannot be undone (a message sent): no compensation, by intent.
+    pub irreversible: bool,
+    /// `skip` (default): skipped when a step it needs was skipped; `run`: runs anyway.
+    pub after_skipped: &'static str,
+    /// A step it needs whose skip would skip this one too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_with: Option<SharedText>,
+    /// For an approval gate with a `timeout`: `approve` or `deny` when nobody answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<&'static str>,
     pub verify: Vec<PlanProbe>,
     pub rollback: Option<PlanCompensation>,
     pub on_failure: PlanFailure,
@@ -302,6 +312,8 @@ pub struct PlanRollback {
     /// otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<SharedText>,
+    /// Steps marked `irreversible`: a rollback cannot undo them, by intent.
+    pub irreversible: Vec<SharedText>,
     pub verify: Vec<PlanProbe>,
 }
 

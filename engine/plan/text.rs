@@ -1,6 +1,7 @@
 //! The plan as text for a person: variables, waves of steps with their rendered commands and
 //! probes, and the rollback each failure would take.
 
+use std::collections::HashSet;
 use std::fmt::Write;
 
 use super::model::{Plan, PlanFailure, PlanProbe, PlanRollout, PlanStep, SharedText};
@@ -91,11 +92,26 @@ pub fn to_text(plan: &Plan) -> String {
             write_block(&mut out, "    ", hook);
         }
     }
+    // Steps the plan already knows are skipped: an `if` false now, or a need skipped. Waves
+    // come in order, so a need is decided before the steps that need it.
+    let mut skipped: HashSet<&str> = HashSet::new();
     for (index, wave) in plan.waves.iter().enumerate() {
         let parallel = if wave.len() > 1 { " (in parallel)" } else { "" };
         let _ = writeln!(out, "\nwave {}{parallel}", index + 1);
         for step in plan.steps.iter().filter(|step| step.wave == index + 1) {
-            write_step(&mut out, step);
+            let certain = step
+                .skipped_with
+                .as_ref()
+                .is_some_and(|need| skipped.contains(need.as_str()));
+            if certain
+                || step
+                    .condition
+                    .as_ref()
+                    .is_some_and(|condition| condition.decision == "skipped")
+            {
+                skipped.insert(step.id.as_str());
+            }
+            write_step(&mut out, step, certain);
         }
     }
     for rollout in &plan.rollouts {
@@ -127,6 +143,16 @@ pub fn to_text(plan: &Plan) -> String {
             list(
                 &plan.rollback.without_rollback,
                 plan.rollback.without_rollback.len()
+            )
+        );
+    }
+    if !plan.rollback.irreversible.is_empty() {
+        let _ = writeln!(
+            out,
+            "  cannot be undone (irreversible): {}",
+            list(
+                &plan.rollback.irreversible,
+                plan.rollback.irreversible.len()
             )
         );
     }
@@ -264,7 +290,8 @@ fn list(items: &[SharedText], total: usize) -> String {
     }
 }
 
-fn write_step(out: &mut String, step: &PlanStep) {
+/// One step; `skipped` says a need of it is already known to be skipped.
+fn write_step(out: &mut String, step: &PlanStep, skipped: bool) {
     let name = if step.name != step.id {
         format!("  {}", step.name)
     } else {
@@ -279,14 +306,22 @@ fn write_step(out: &mut String, step: &PlanStep) {
     if step.pivot {
         flags.push("pivot".to_string());
     }
+    if step.irreversible {
+        flags.push("irreversible".to_string());
+    }
     if step.allow_failure {
         flags.push("allow_failure".to_string());
+    }
+    if step.after_skipped == "run" {
+        flags.push("after_skipped: run".to_string());
     }
     if !step.idempotent {
         flags.push("not idempotent".to_string());
     }
-    if let Some(timeout) = &step.timeout {
-        flags.push(format!("timeout {timeout}"));
+    match (&step.timeout, step.on_timeout) {
+        (Some(timeout), Some(answer)) => flags.push(format!("timeout {timeout}, then {answer}")),
+        (Some(timeout), None) => flags.push(format!("timeout {timeout}")),
+        (None, _) => {}
     }
     if step.retry.attempts > 1 {
         flags.push(format!(
@@ -311,6 +346,15 @@ fn write_step(out: &mut String, step: &PlanStep) {
             ids.join(", ")
         };
         let _ = writeln!(out, "    on {}: {shown}", step.on.join(", "));
+    }
+    match &step.skipped_with {
+        Some(need) if skipped => {
+            let _ = writeln!(out, "    skipped: it needs `{need}`, which is skipped");
+        }
+        Some(need) => {
+            let _ = writeln!(out, "    skipped when `{need}` is skipped");
+        }
+        None => {}
     }
     if let Some(condition) = step
         .condition

@@ -93,9 +93,16 @@ fn describe(event: &Event) -> Option<String> {
                 written_to_millisecond(duration.0)
             )
         }
-        Event::ApprovalRequested { step, question } => {
-            format!("{step}: waiting for approval: {question}")
-        }
+        Event::ApprovalRequested {
+            step,
+            question,
+            help,
+        } => match help {
+            Some(help) => format!("{step}: waiting for approval: {question}\n{help}"),
+            None => format!("{step}: waiting for approval: {question}"),
+        },
+        // The gate's end line says who answered.
+        Event::ApprovalAnswered { .. } => return None,
         Event::Stopping { message, .. } => format!("stopping: {message}"),
         Event::Notice { message } => format!("note: {message}"),
         Event::RollbackStarted { steps } if steps.is_empty() => {

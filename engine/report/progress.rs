@@ -67,7 +67,9 @@ impl Reporter for LiveProgress {
         if self.prompting
             && !matches!(
                 event,
-                Event::StepOutput { .. } | Event::ApprovalRequested { .. }
+                Event::StepOutput { .. }
+                    | Event::ApprovalRequested { .. }
+                    | Event::ApprovalAnswered { .. }
             )
         {
             self.prompting = false;
@@ -150,7 +152,7 @@ impl Reporter for LiveProgress {
                     self.overall.inc(1);
                 }
                 let mark = match status {
-                    StepStatus::Succeeded | StepStatus::Compensated => "✔",
+                    StepStatus::Succeeded | StepStatus::Compensated | StepStatus::Approved => "✔",
                     StepStatus::FailedAllowed => "!",
                     _ => "✖",
                 };
@@ -169,13 +171,17 @@ impl Reporter for LiveProgress {
                     tenths(duration.0)
                 ));
             }
-            Event::ApprovalRequested { step, .. } => {
+            Event::ApprovalRequested { step, help, .. } => {
+                if let Some(help) = help {
+                    self.println(format!("{step}: {help}"));
+                }
                 // The prompt is written to the terminal: stop drawing until it is answered,
                 // or the bars would overwrite the question.
                 self.finish_bar(step, false);
                 self.multi.set_draw_target(ProgressDrawTarget::hidden());
                 self.prompting = true;
             }
+            Event::ApprovalAnswered { .. } => {}
             Event::Stopping { message, .. } => self.println(format!("stopping: {message}")),
             Event::Notice { message } => self.println(format!("note: {message}")),
             Event::RollbackStarted { steps } => {

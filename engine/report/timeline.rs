@@ -34,6 +34,7 @@ impl TimelineEntry {
                 | StepStatus::Cancelled
                 | StepStatus::CompensationFailed
                 | StepStatus::Blocked
+                | StepStatus::Denied
         )
     }
 }

@@ -313,6 +313,32 @@ fn variable_value(var: &RecordedVar) -> String {
 
 /// One sentence on the rollback: whether it ran and how it ended, with counts.
 fn rollback_text(record: &RunRecord) -> String {
+    let text = rollback_state_text(record);
+    // Steps marked `irreversible` that ran: a rollback does not undo them, by intent.
+    let ran: Vec<String> = record
+        .irreversible
+        .iter()
+        .filter(|id| {
+            record.step(id).is_some_and(|step| {
+                !matches!(
+                    step.forward.status,
+                    StepStatus::Pending | StepStatus::Skipped
+                )
+            })
+        })
+        .cloned()
+        .collect();
+    if ran.is_empty() {
+        text
+    } else {
+        format!(
+            "{text}; not undone, by intent (irreversible): {}",
+            ran.join(", ")
+        )
+    }
+}
+
+fn rollback_state_text(record: &RunRecord) -> String {
     let count = |status: StepStatus| {
         record
             .steps
@@ -383,6 +409,8 @@ mod tests {
             probes: Vec::new(),
             compensation: compensation.map(phase),
             compensation_command: None,
+            waiting_for_approval: false,
+            approval: None,
         }
     }
 

@@ -448,6 +448,7 @@ impl JournalHeader {
             user: user(),
             vars,
             options,
+            irreversible: Vec::new(),
         }
     }
 }
@@ -464,7 +465,7 @@ impl super::journal_record::Resumed {
     }
 }
 
-fn user() -> String {
+pub(crate) fn user() -> String {
     use std::os::unix::fs::MetadataExt;
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))

@@ -48,6 +48,10 @@ pub struct JournalHeader {
     pub user: String,
     pub vars: Vec<RecordedVar>,
     pub options: RecordedOptions,
+    /// Steps marked `irreversible`: reports say a rollback does not undo them, by intent.
+    /// Absent when there are none (and in older journals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub irreversible: Vec<String>,
 }
 
 /// What drives a run: the first `run`, or a later `resume` or `rollback` of it.
@@ -57,6 +61,8 @@ pub enum RunMode {
     Run,
     Resume,
     Rollback,
+    /// `resume --retry-failed`: a run that stopped with work left forward goes on.
+    Retry,
 }
 
 impl RunMode {
@@ -65,6 +71,7 @@ impl RunMode {
             RunMode::Run => "run",
             RunMode::Resume => "resume",
             RunMode::Rollback => "rollback",
+            RunMode::Retry => "retry",
         }
     }
 }

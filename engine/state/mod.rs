@@ -1,5 +1,6 @@
 //! What a run keeps on disk: the state directory and one directory per run.
 
+mod gate_answers;
 mod journal;
 mod journal_record;
 mod lock;
@@ -10,6 +11,8 @@ mod run_summary;
 mod secret_outputs;
 mod unfinished_index;
 
+pub use gate_answers::{GateAnswer, take_gate_answer, write_gate_answer};
+pub(crate) use journal::user as current_user;
 pub use journal::{
     JOURNAL_FILE, JOURNAL_FORMAT, JournalError, JournalWriter, ReadJournal, for_each_record,
     read_journal,
@@ -24,8 +27,8 @@ pub use run_directory::{
     new_run_info, state_directory,
 };
 pub use run_record::{
-    RecordedAction, RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess, RecordedStep,
-    RollbackState, RunRecord,
+    RecordedAction, RecordedApproval, RecordedEnd, RecordedPhase, RecordedProbe, RecordedProcess,
+    RecordedStep, RollbackState, RunRecord,
 };
 pub use run_summary::{RunSummary, SUMMARY_FILE};
 pub use secret_outputs::{restore_secret_outputs, save_secret_outputs};

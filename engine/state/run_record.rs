@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::journal::{JOURNAL_FILE, JournalError, ReadJournal, for_each_record};
 pub use super::journal_record::RecordedVar;
 use super::journal_record::{Entry, Record, RecordedOptions, RunMode};
-use crate::events::{Event, Phase, RunOutcome, StepOutcome, StepStatus};
+use crate::events::{AnswerSource, Event, Phase, RunOutcome, StepOutcome, StepStatus};
 
 /// A probe's result.
 #[derive(Debug, Clone, Serialize)]
@@ -57,7 +57,7 @@ impl RecordedPhase {
     /// running when the engine stopped counts as cancelled.
     pub fn forward_outcome(&self) -> StepOutcome {
         match (self.status, self.outcome) {
-            (StepStatus::Succeeded, _) => StepOutcome::Succeeded,
+            (StepStatus::Succeeded | StepStatus::Approved, _) => StepOutcome::Succeeded,
             (StepStatus::Cancelled | StepStatus::Running, _) => StepOutcome::Cancelled,
             (_, Some(outcome @ (StepOutcome::TimedOut | StepOutcome::Cancelled))) => outcome,
             _ => StepOutcome::Failed,
@@ -76,6 +76,19 @@ pub struct RecordedStep {
     pub compensation: Option<RecordedPhase>,
     /// The compensation as rendered when the step finished (masked).
     pub compensation_command: Option<String>,
+    /// An approval gate waiting for an answer when the journal ends.
+    pub waiting_for_approval: bool,
+    /// Who or what answered the step's approval gate.
+    pub approval: Option<RecordedApproval>,
+}
+
+/// The answer of an approval gate.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedApproval {
+    pub approved: bool,
+    pub by: Option<String>,
+    pub how: AnswerSource,
+    pub reason: Option<String>,
 }
 
 /// A process group that was running when the journal ended (its step had no end record).
@@ -146,6 +159,8 @@ pub struct RunRecord {
     pub user: String,
     pub vars: Vec<RecordedVar>,
     pub options: RecordedOptions,
+    /// Steps marked `irreversible` in the runbook as run.
+    pub irreversible: Vec<String>,
     pub steps: Vec<RecordedStep>,
     pub stopping: Option<String>,
     pub rollback: Option<RollbackState>,
@@ -183,6 +198,7 @@ impl RunRecord {
             host: String::new(),
             user: String::new(),
             vars: Vec::new(),
+            irreversible: Vec::new(),
             options: RecordedOptions::default(),
             steps: Vec::new(),
             stopping: None,
@@ -223,6 +239,8 @@ impl RunRecord {
             probes: Vec::new(),
             compensation: None,
             compensation_command: None,
+            waiting_for_approval: false,
+            approval: None,
         });
         let last = self.steps.len() - 1;
         &mut self.steps[last]
@@ -271,11 +289,17 @@ impl RunRecord {
                 });
                 self.options = header.options;
                 self.vars = header.vars;
+                self.irreversible = header.irreversible;
                 return;
             }
             Record::Resumed(resumed) => {
                 // A later `resume` or `rollback` continues the run: its end is yet to come.
                 self.end = None;
+                if resumed.mode == RunMode::Retry {
+                    // Going forward again: what stopped the run then is over.
+                    self.stopping = None;
+                    self.rollback = None;
+                }
                 self.mode = resumed.mode;
                 self.actions.push(RecordedAction {
                     mode: resumed.mode,
@@ -298,6 +322,10 @@ impl RunRecord {
                 let step = self.step_mut(&step);
                 if !name.is_empty() {
                     step.name = name;
+                }
+                if phase == Phase::Forward && attempt == 1 {
+                    // Run again (`resume --retry-failed`): an earlier undo no longer holds.
+                    step.compensation = None;
                 }
                 let (phase, status) = if phase == Phase::Compensation {
                     let phase = step
@@ -370,6 +398,7 @@ impl RunRecord {
                 phase.outcome = outcome;
                 if !compensation {
                     step.outputs = outputs;
+                    step.waiting_for_approval = false;
                 }
             }
             Event::CompensationBlocked { step, waiting_on } => {
@@ -393,6 +422,25 @@ impl RunRecord {
                     phase,
                     pid,
                     start_time,
+                });
+            }
+            Event::ApprovalRequested { step, .. } => {
+                self.step_mut(&step).waiting_for_approval = true;
+            }
+            Event::ApprovalAnswered {
+                step,
+                approved,
+                by,
+                how,
+                reason,
+            } => {
+                let step = self.step_mut(&step);
+                step.waiting_for_approval = false;
+                step.approval = Some(RecordedApproval {
+                    approved,
+                    by,
+                    how,
+                    reason,
                 });
             }
             Event::CompensationRecorded { step, command } => {
@@ -432,8 +480,7 @@ impl RunRecord {
             | Event::StepStarted { .. }
             | Event::StepFinished { .. }
             | Event::StepOutput { .. }
-            | Event::AttemptFailed { .. }
-            | Event::ApprovalRequested { .. } => {}
+            | Event::AttemptFailed { .. } => {}
         }
     }
 
@@ -471,6 +518,7 @@ impl RunRecord {
         for action in self.actions.iter().skip(1) {
             let what = match action.mode {
                 RunMode::Rollback => "rolled back later",
+                RunMode::Retry => "retried later",
                 RunMode::Resume | RunMode::Run => "resumed",
             };
             let by = action.by();

@@ -1,5 +1,5 @@
-//! Warnings that keep a runbook honest: hard-coded secrets in scripts, and steps that change
-//! things without a way back.
+//! Warnings that keep a runbook honest: hard-coded secrets in scripts, steps that change
+//! things without a way back, and `after_skipped: run` where no need can be skipped.
 
 use std::sync::LazyLock;
 
@@ -7,7 +7,8 @@ use regex::Regex;
 
 use super::Diagnostic;
 use super::validator::Validator;
-use crate::document::{RawStep, Spanned};
+use crate::document::{AfterSkipped, RawRunbook, RawStep, Spanned};
+use crate::model::Runbook;
 
 /// Patterns of a literal credential in a script. A value that starts with `$` or `{{` is a
 /// reference, not a literal, and is not reported.
@@ -81,8 +82,10 @@ impl Validator<'_> {
     /// Warns when a step runs a command but has no compensation.
     pub(super) fn lint_step(&mut self, raw: &RawStep, _place: &str) {
         let changes_things = raw.run.is_some();
+        let irreversible = raw.irreversible.as_ref().filter(|flag| flag.value);
         let exempt = raw.pivot.as_ref().is_some_and(|pivot| pivot.value)
-            || raw.readonly.as_ref().is_some_and(|readonly| readonly.value);
+            || raw.readonly.as_ref().is_some_and(|readonly| readonly.value)
+            || irreversible.is_some();
         if changes_things && raw.rollback.is_none() && !exempt {
             let message = format!(
                 "step `{}` runs a command but has no `rollback`",
@@ -90,7 +93,7 @@ impl Validator<'_> {
             );
             self.push(
                 Diagnostic::warning("no-rollback", message, Some(raw.id.position))
-                    .with_help("add a `rollback`, or `readonly: true` if the step changes nothing"),
+                    .with_help("add a `rollback`, or say `readonly: true` (it changes nothing) or `irreversible: true` (a page)"),
             );
         }
         if let Some(readonly) = &raw.readonly
@@ -103,6 +106,50 @@ impl Validator<'_> {
                 message,
                 Some(readonly.position),
             ));
+        }
+        if let Some(irreversible) = irreversible
+            && raw.rollback.is_some()
+        {
+            let message = format!(
+                "step `{}` is `irreversible` but has a `rollback`",
+                raw.id.value
+            );
+            self.push(
+                Diagnostic::warning(
+                    "irreversible-rollback",
+                    message,
+                    Some(irreversible.position),
+                )
+                .with_help(
+                    "a step whose effect can be undone is not irreversible: drop one of them",
+                ),
+            );
+        }
+    }
+
+    /// Warns where `after_skipped: run` can change nothing: none of the step's needs can be
+    /// skipped, so it reads as a decision the runbook does not make.
+    pub(super) fn lint_after_skipped(&mut self, raw: &RawRunbook, runbook: &Runbook) {
+        let skipped_by = runbook.skipped_by();
+        for (step, raw_step) in runbook.steps.iter().zip(&raw.steps.value) {
+            let Some(after) = raw_step
+                .after_skipped
+                .as_ref()
+                .filter(|after| after.value == AfterSkipped::Run)
+            else {
+                continue;
+            };
+            if step.needs.iter().any(|&need| skipped_by[need].is_some()) {
+                continue;
+            }
+            let message = format!(
+                "step `{}` has `after_skipped: run`, but none of its needs can be skipped",
+                step.id
+            );
+            self.push(
+                Diagnostic::warning("after-skipped-unused", message, Some(after.position))
+                    .with_help("a need can be skipped when it, or a step it needs, has an `if`; drop `after_skipped`"),
+            );
         }
     }
 }

@@ -4,6 +4,7 @@
 mod diagnostic;
 mod hosts;
 mod lint;
+mod output_reads;
 mod probes;
 mod steps;
 mod templates;

@@ -112,8 +112,14 @@ impl Validator<'_> {
             }
             ProbeKind::Tcp { address }
         };
+        let name_template = raw
+            .name
+            .as_ref()
+            .filter(|name| name.value.contains("{{"))
+            .map(|name| self.template(name, &Scope::new(format!("{place}.name"), owner)));
         Some(Probe {
             name: label,
+            name_template,
             kind,
             timing,
             timing_templates,
@@ -189,16 +195,6 @@ impl Validator<'_> {
         } else {
             interval
         };
-        if let (Some(within_value), Some(_)) = (&raw.within, &raw.hold) {
-            let message = format!(
-                "probe `{label}` has both `within` and `hold`: choose wait-until (`within`) or a watch window (`hold`)"
-            );
-            self.push(Diagnostic::error(
-                "probe-timing",
-                message,
-                Some(within_value.position),
-            ));
-        }
         if let (Some(interval_value), None, None) = (&raw.interval, &raw.within, &raw.hold) {
             let message = format!("probe `{label}` has `interval` but neither `within` nor `hold`");
             self.push(

@@ -9,7 +9,8 @@ use super::templates::{Scope, TemplateOwner};
 use super::validator::Validator;
 use super::values::is_identifier;
 use crate::document::{
-    OutputField, RawCompensation, RawDefaults, RawRetry, RawRunbook, RawStep, Spanned,
+    AfterSkipped, OnTimeout, OutputField, RawCompensation, RawDefaults, RawRetry, RawRunbook,
+    RawStep, Spanned,
 };
 use crate::model::{
     Action, Compensation, DurationValue, PromisedOutput, RetryPolicy, Step, StepId, Template,
@@ -184,6 +185,8 @@ impl Validator<'_> {
                 "timeout",
                 &Scope::new(format!("{place}.timeout"), owner),
             ),
+            // A gate waits for a person: the steps' default limit is not its deadline.
+            None if raw.approve.is_some() => None,
             None => timing.timeout.clone(),
         };
         let grace = match &raw.grace {
@@ -261,6 +264,15 @@ impl Validator<'_> {
                 .as_ref()
                 .is_none_or(|idempotent| idempotent.value),
             pivot: raw.pivot.as_ref().is_some_and(|pivot| pivot.value),
+            irreversible: raw.irreversible.as_ref().is_some_and(|flag| flag.value),
+            runs_after_skipped: raw
+                .after_skipped
+                .as_ref()
+                .is_some_and(|after| after.value == AfterSkipped::Run),
+            approve_on_timeout: raw
+                .on_timeout
+                .as_ref()
+                .is_some_and(|answer| answer.value == OnTimeout::Approve),
             outputs,
             on,
             position: raw.id.position,
@@ -339,13 +351,14 @@ impl Validator<'_> {
                 Action::Check
             }
             (Some(run), None) => {
+                self.check_no_gate_options(raw);
                 self.lint_script(run, place);
                 Action::Run(self.template(run, &Scope::new(format!("{place}.run"), owner).shell()))
             }
             (None, Some(approve)) => {
-                if raw.shell.is_some() || raw.timeout.is_some() || raw.retry.is_some() {
+                if raw.shell.is_some() || raw.retry.is_some() {
                     let message = format!(
-                        "step `{}` is an approval gate: `shell`, `timeout` and `retry` apply only to `run`",
+                        "step `{}` is an approval gate: `shell` and `retry` apply only to `run`",
                         raw.id.value
                     );
                     self.push(Diagnostic::error(
@@ -354,11 +367,24 @@ impl Validator<'_> {
                         Some(approve.position),
                     ));
                 }
+                if let Some(on_timeout) = &raw.on_timeout
+                    && raw.timeout.is_none()
+                {
+                    let message = format!(
+                        "approval gate `{}` has `on_timeout` but no `timeout`",
+                        raw.id.value
+                    );
+                    self.push(
+                        Diagnostic::error("on-timeout-without-timeout", message, Some(on_timeout.position))
+                            .with_help("add `timeout: 10m`: how long the gate waits before `on_timeout` answers"),
+                    );
+                }
                 Action::Approve(
                     self.template(approve, &Scope::new(format!("{place}.approve"), owner)),
                 )
             }
             (None, None) => {
+                self.check_no_gate_options(raw);
                 if raw
                     .verify
                     .as_ref()
@@ -376,6 +402,26 @@ impl Validator<'_> {
                 }
                 Action::Check
             }
+        }
+    }
+
+    /// `on_timeout` answers a gate: refused on a step that is not one.
+    fn check_no_gate_options(&mut self, raw: &RawStep) {
+        if let Some(on_timeout) = &raw.on_timeout {
+            let message = format!(
+                "step `{}` has `on_timeout` but is not an approval gate",
+                raw.id.value
+            );
+            self.push(
+                Diagnostic::error(
+                    "on-timeout-without-gate",
+                    message,
+                    Some(on_timeout.position),
+                )
+                .with_help(
+                    "`on_timeout` answers an `approve` gate nobody answered within its `timeout`",
+                ),
+            );
         }
     }
 

@@ -256,11 +256,12 @@ impl Validator<'_> {
             .as_ref()
             .map(|summary| self.template(summary, &Scope::new("summary", TemplateOwner::Hook)));
         // Only a runbook with errors (a cycle) has no graph, and it is never handed out.
+        let has_graph = self.graph.is_some();
         let graph = self
             .graph
             .take()
             .unwrap_or_else(|| StepGraph::new(vec![Vec::new(); steps.len()]));
-        Runbook {
+        let runbook = Runbook {
             name: raw.name.value.clone(),
             lock: raw
                 .lock
@@ -282,7 +283,12 @@ impl Validator<'_> {
             rollback_verify,
             summary,
             inventory: std::mem::take(&mut self.inventory),
+        };
+        if has_graph {
+            self.check_output_reads(&runbook);
+            self.lint_after_skipped(raw, &runbook);
         }
+        runbook
     }
 
     /// Checks an `env` mapping: variable names and templated values.
