@@ -320,7 +320,7 @@ impl Dispatcher {
                 outputs: report
                     .outputs
                     .iter()
-                    .map(|(key, value)| (key.clone(), shared.emitter.mask(value)))
+                    .map(|(key, value)| (shared.emitter.mask(key), shared.emitter.mask(value)))
                     .collect(),
                 outcome: Some(report.outcome),
             });
