@@ -5,14 +5,14 @@
 
 use std::path::PathBuf;
 
-use super::args::{GlobalArgs, ResumeArgs, RollbackArgs};
+use super::args::{GlobalArgs, ResumeArgs, RollbackArgs, SecretVarArgs};
 use super::run::digest;
 use super::session::{SessionInput, finish_session, lock_runbook, runtime, start_session};
 use crate::errors::{EXIT_INVALID, EXIT_NEEDS_DECISION, EXIT_SUCCESS};
 use crate::events::{RunOutcome, StepOutcome, StepStatus};
 use crate::executor::{RunOptions, RunRecorder, Start};
 use crate::model::Runbook;
-use crate::plan::VarInputs;
+use crate::plan::{VarInputs, vars_file_values};
 use crate::rollback::{RanStep, plan_rollback};
 use crate::source::Source;
 use crate::state::RunInfo;
@@ -159,15 +159,56 @@ fn run_info(recovered: &Recovered) -> RunInfo {
     }
 }
 
-/// The recorded values of the run's variables; secrets are resolved again from their sources.
-fn recorded_inputs(record: &RunRecord) -> VarInputs {
-    let values = record
+/// The recorded values of the run's variables; secrets are resolved again from their sources,
+/// or taken from `given` (`--var`, `--vars-file`): the only values the journal cannot hold.
+/// A value given for a variable the journal recorded, or a secret the run was given on its
+/// command line and is not given again, is refused naming it.
+fn recorded_inputs(record: &RunRecord, given: &SecretVarArgs) -> Result<VarInputs, String> {
+    let mut values: Vec<(String, String)> = record
         .vars
         .iter()
         .filter(|var| !var.secret)
         .filter_map(|var| Some((var.name.clone(), var.value.clone()?)))
         .collect();
-    VarInputs { values, file: None }
+    let mut secrets = match &given.vars_file {
+        Some(path) => vars_file_values(path).map_err(|error| error.to_string())?,
+        None => Vec::new(),
+    };
+    secrets.extend(given.vars.iter().cloned());
+    let run = &record.run_id;
+    for (name, value) in secrets {
+        match record.vars.iter().find(|var| var.name == name) {
+            Some(var) if var.secret => values.push((name, value)),
+            Some(_) => {
+                return Err(format!(
+                    "`--var {name}`: run {run} recorded the value of `{name}` and a rollback or resume uses it: nothing was done\n  help: only secrets, which the journal does not record, are given again"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "`--var {name}`: run {run} has no variable `{name}`: nothing was done"
+                ));
+            }
+        }
+    }
+    for var in record.vars.iter().filter(|var| var.secret) {
+        let given_again = values.iter().any(|(name, _)| *name == var.name);
+        if !given_again && matches!(var.source.as_str(), "--var" | "--vars-file") {
+            return Err(format!(
+                "secret `{}` of run {run} was given by `{}` and the journal does not record secrets: nothing was done\n  help: give it again: `--var {}=...` (or `--vars-file FILE`)",
+                var.name, var.source, var.name
+            ));
+        }
+    }
+    Ok(VarInputs { values, file: None })
+}
+
+/// `recorded_inputs`, its refusal printed (exit 2, nothing done).
+fn given_inputs(record: &RunRecord, given: &SecretVarArgs) -> Result<VarInputs, i32> {
+    recorded_inputs(record, given).map_err(|message| {
+        errln!("error: {message}");
+        EXIT_INVALID
+    })
 }
 
 /// Stops process groups of steps that were still running when the engine died, before
@@ -195,6 +236,7 @@ async fn drive(
     mode: RunMode,
     options: RunOptions,
     start: impl FnOnce(&Recorded) -> Start,
+    inputs: VarInputs,
     global: &GlobalArgs,
 ) -> i32 {
     let state = state_directory(global.state_dir.as_deref());
@@ -213,7 +255,6 @@ async fn drive(
     stop_survivors(&recovered.record);
     let recorded = recorded(&recovered);
     let start = start(&recorded);
-    let inputs = recorded_inputs(&recovered.record);
     let (recorded_steps, secret_outputs) = crate::state::restore_secret_outputs(
         &recovered.directory,
         &recovered.runbook,
@@ -257,6 +298,10 @@ pub fn rollback(args: &RollbackArgs, global: &GlobalArgs) -> i32 {
         outln!("run {}: nothing to compensate", recovered.record.run_id);
         return EXIT_SUCCESS;
     }
+    let inputs = match given_inputs(&recovered.record, &args.secrets) {
+        Ok(inputs) => inputs,
+        Err(code) => return code,
+    };
     let options = RunOptions {
         concurrency: args.jobs.map(|jobs| jobs as usize),
         ..RunOptions::default()
@@ -275,6 +320,7 @@ pub fn rollback(args: &RollbackArgs, global: &GlobalArgs) -> i32 {
             outcomes: recorded.outcomes.clone(),
             requested: true,
         },
+        inputs,
         global,
     ))
 }
@@ -314,6 +360,10 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
         );
         return EXIT_SUCCESS;
     }
+    let inputs = match given_inputs(record, &args.secrets) {
+        Ok(inputs) => inputs,
+        Err(code) => return code,
+    };
     if rolling_back {
         let set = compensation_set(&recovered, &recorded_now);
         let requested = record.mode == RunMode::Rollback;
@@ -329,6 +379,7 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
                 // finishing a failed run's rollback is a failed, rolled back run (exit 1).
                 requested,
             },
+            inputs,
             global,
         ));
     }
@@ -378,6 +429,7 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
             outcomes: recorded.outcomes.clone(),
             failed,
         },
+        inputs,
         global,
     ))
 }

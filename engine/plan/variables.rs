@@ -99,6 +99,14 @@ fn read_vars_file(path: &Path) -> Result<Vec<(Spanned<String>, String)>, EngineE
         .collect())
 }
 
+/// The name and value of each entry of a `--vars-file`, in order.
+pub fn vars_file_values(path: &Path) -> Result<Vec<(String, String)>, EngineError> {
+    Ok(read_vars_file(path)?
+        .into_iter()
+        .map(|(key, value)| (key.value, value))
+        .collect())
+}
+
 /// Resolves every variable. `demand_required` is false for `validate`, which checks given
 /// values but does not ask for production inputs. Problems come back as diagnostics that
 /// name the variable and point at its declaration.
