@@ -15,6 +15,7 @@ mod report;
 mod run;
 mod schema;
 mod session;
+mod step_ids;
 mod validate;
 
 pub use app::main;

@@ -330,6 +330,14 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
         Ok(recovered) => recovered,
         Err(code) => return code,
     };
+    if let Err(code) = super::step_ids::check_step_ids(
+        &recovered.runbook,
+        &args.approve,
+        &args.assume_succeeded,
+        &args.assume_failed,
+    ) {
+        return code;
+    }
     let record = &recovered.record;
     let recorded_now = recorded(&recovered);
     let options = RunOptions {

@@ -28,6 +28,9 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    if let Err(code) = super::step_ids::check_step_ids(&loaded.runbook, &args.approve, &[], &[]) {
+        return code;
+    }
     match runtime() {
         Ok(runtime) => runtime.block_on(execute(loaded, args, global)),
         Err(code) => code,
