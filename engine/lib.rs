@@ -6,6 +6,7 @@
 //! subcommands and renders diagnostics. `process` (spawning a step in its own process group)
 //! and `secrets` (stream-safe masking) are the executor's foundations.
 
+pub mod bounded_read;
 pub mod ca_file;
 pub mod cli;
 pub mod document;
