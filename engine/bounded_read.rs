@@ -58,10 +58,25 @@ pub fn size(bytes: u64) -> String {
 
 /// The bytes of the regular file at `path`, at most `limit` of them.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, BoundedReadError> {
+    read_with_flags(path, limit, 0)
+}
+
+/// The same for a file a step could have replaced (its `$RUNBOOK_OUTPUT`): a symbolic link
+/// is refused rather than followed, so a step cannot make the engine record another file.
+pub fn read_bounded_no_symlink(path: &Path, limit: u64) -> Result<Vec<u8>, BoundedReadError> {
+    read_with_flags(path, limit, nix::libc::O_NOFOLLOW).map_err(|error| match error {
+        BoundedReadError::Io(error) if error.raw_os_error() == Some(nix::libc::ELOOP) => {
+            BoundedReadError::NotRegular("a symbolic link")
+        }
+        other => other,
+    })
+}
+
+fn read_with_flags(path: &Path, limit: u64, flags: i32) -> Result<Vec<u8>, BoundedReadError> {
     // Non-blocking, so that opening a FIFO with no writer returns at once (it is then refused).
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
+        .custom_flags(nix::libc::O_NONBLOCK | flags)
         .open(path)
         .map_err(BoundedReadError::Io)?;
     let metadata = file.metadata().map_err(BoundedReadError::Io)?;
