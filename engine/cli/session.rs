@@ -11,7 +11,7 @@ use crate::errors::{EXIT_INVALID, EXIT_LOCKED};
 use crate::executor::{Emitter, EventSink, RunOptions, RunRecorder, RunShared, Start, dispatch};
 use crate::model::Runbook;
 use crate::plan::{Context, ResolvedVar, VarInputs, resolve_vars};
-use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, summary_text};
+use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, for_stdout, summary_text};
 use crate::secrets::Masker;
 use crate::state::RunInfo;
 use crate::state::{LockError, RunLock};
@@ -156,7 +156,7 @@ pub(super) async fn finish_session(session: Session, start: Start, global: &Glob
     match dispatch(session.shared, session.context, start).await {
         Ok(result) => {
             if global.log_format == LogFormat::Text && global.progress != Progress::None {
-                out!("{}", summary_text(&result, &run_id));
+                out!("{}", for_stdout(&summary_text(&result, &run_id)));
             } else if global.log_format == LogFormat::Text {
                 outln!(
                     "run {run_id}: {} (exit {})",
