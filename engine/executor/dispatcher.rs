@@ -511,13 +511,23 @@ impl Dispatcher {
 /// the rollback reported, then those of the decision.
 fn finish_run(
     shared: &RunShared,
-    decision: Decision,
+    mut decision: Decision,
     mut needs_a_person: Vec<String>,
     steps: Vec<StepSummary>,
     stop_reason: Option<CancelReason>,
     started: Instant,
 ) -> RunResult {
-    needs_a_person.extend(decision.needs_a_person);
+    needs_a_person.append(&mut decision.needs_a_person);
+    // One behaviour whenever the journal failed, in any phase: nothing more was done, and a
+    // later `rollback RUN` finishes from what the journal holds; no compensation is blamed.
+    let decision = match shared.emitter.journal_failure() {
+        Some(cause) => {
+            let decision = super::outcome::after_journal_failure(&cause, &shared.info.id);
+            needs_a_person = decision.needs_a_person.clone();
+            decision
+        }
+        None => decision,
+    };
     let needs_a_person: Vec<String> = needs_a_person
         .iter()
         .map(|line| shared.emitter.mask(line))

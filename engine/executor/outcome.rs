@@ -72,6 +72,17 @@ fn signal_of(stop_reason: Option<&CancelReason>) -> Option<i32> {
     }
 }
 
+/// How a run ends whenever its journal could not be written, in any phase: nothing more was
+/// done (what is not recorded must not happen), and a later `rollback RUN` finishes from what
+/// the journal holds. No compensation is blamed: those not started were never tried.
+pub(crate) fn after_journal_failure(cause: &str, run_id: &str) -> Decision {
+    let mut decision = Decision::new(RunOutcome::FailedNotRolledBack, EXIT_FAILED_NOT_ROLLED_BACK);
+    decision.needs_a_person.push(format!(
+        "the journal could not be written: {cause}; fix it, then `runbook rollback {run_id}`"
+    ));
+    decision
+}
+
 /// Decides whether the run ends after its forward phase: it succeeded, the journal failed
 /// (nothing is compensated that could not be recorded), or `--no-rollback`.
 pub(crate) fn after_forward(
