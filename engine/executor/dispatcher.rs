@@ -72,14 +72,22 @@ pub async fn dispatch(
     let mut dispatcher = Dispatcher::new(shared, context);
     match start {
         Start::Fresh => {
-            let shared = &dispatcher.shared;
-            run_hooks(
-                shared,
+            let shared = dispatcher.shared.clone();
+            let stopped_by = run_hooks(
+                &shared,
                 &shared.runbook.hooks.on_start,
                 "on_start",
                 &dispatcher.context,
+                &mut signals,
             )
             .await;
+            if let Some(signal) = stopped_by {
+                let message = format!("{signal} received during the `on_start` hooks");
+                let reason = CancelReason::Signal {
+                    signal: signal.to_string(),
+                };
+                dispatcher.stop(reason, message);
+            }
         }
         Start::Resume {
             statuses,
@@ -466,8 +474,22 @@ impl Dispatcher {
         } else {
             (&runbook.hooks.on_failure, "on_failure")
         };
-        run_hooks(&shared, hooks, moment, &self.context).await;
-        run_hooks(&shared, &runbook.hooks.always, "always", &self.context).await;
+        let mut decision = decision;
+        let mut stopped_by = run_hooks(&shared, hooks, moment, &self.context, signals).await;
+        if stopped_by.is_none() {
+            stopped_by = run_hooks(
+                &shared,
+                &runbook.hooks.always,
+                "always",
+                &self.context,
+                signals,
+            )
+            .await;
+        }
+        // A signal while the hooks ran is honoured: the run exits with its code.
+        if let Some(signal) = stopped_by {
+            decision.exit_code = super::outcome::signal_exit(signal);
+        }
         finish_run(
             &shared,
             decision,
