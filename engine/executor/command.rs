@@ -213,6 +213,8 @@ pub(crate) async fn run_command(
     };
     tokio::pin!(sleep_until);
     let mut stop: Option<CommandEnd> = None;
+    // The main process had exited when the deadline fired: its exit came first.
+    let mut exited_in_time = false;
     let outcome = loop {
         if *cancel.borrow() != CancelLevel::None && stop.is_none() {
             stop = Some(CommandEnd::Cancelled);
@@ -225,7 +227,11 @@ pub(crate) async fn run_command(
                     handle_chunk(chunk, &mut on_line);
                 }
             }
-            () = &mut sleep_until => {
+            () = &mut sleep_until, if !exited_in_time => {
+                if process.has_exited() {
+                    exited_in_time = true;
+                    continue;
+                }
                 stop = Some(CommandEnd::TimedOut(timeout.unwrap_or_default()));
                 break None;
             }
