@@ -15,6 +15,11 @@ fn json_report(record: &RunRecord, timeline: &Timeline) -> String {
             "timeline".to_string(),
             serde_json::to_value(timeline).unwrap_or_default(),
         );
+        // `end` is null both while the engine works and after it died: say which.
+        object.insert(
+            "in_progress".to_string(),
+            serde_json::Value::Bool(record.in_progress()),
+        );
     }
     let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
