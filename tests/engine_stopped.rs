@@ -1,6 +1,7 @@
 //! An engine stopped (SIGSTOP, Ctrl-Z) past a step's timeout does not fail a step that
 //! finished in time (issue 10, item 14): when the engine runs again, the step's exit and its
-//! deadline are both due, and the exit, which came first, decides the outcome.
+//! deadline are both due, and the exit, which came first, decides the outcome. The time the
+//! engine was stopped does not count against a step still running either.
 
 mod common;
 
@@ -63,6 +64,49 @@ fn a_step_that_ended_while_the_engine_was_stopped_past_its_deadline_succeeds() {
         std::thread::sleep(left);
     }
     running.signal(Signal::SIGCONT);
+    let output = running.finish(LIMIT);
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert!(
+        !output.stdout.contains("timed out"),
+        "{}",
+        output.snapshot()
+    );
+}
+
+/// The step waits for `release`, which the test creates only after the engine was stopped
+/// past the step's 2 s timeout and continued again.
+const WAITING: &str = r#"
+version: 1
+name: stopped-engine-waiting
+steps:
+  - id: waiting
+    readonly: true
+    timeout: 2s
+    run: |
+      touch started
+      while [ ! -e release ]; do sleep 0.02; done
+"#;
+
+#[test]
+fn the_time_the_engine_was_stopped_does_not_count_against_a_running_step() {
+    let mut running = Test::new()
+        .runbook(WAITING)
+        .args([
+            "run",
+            "{file}",
+            "--progress",
+            "plain",
+            "--state-dir",
+            "{dir}/state",
+        ])
+        .spawn();
+    running.wait_for_file("started", LIMIT);
+    running.signal(Signal::SIGSTOP);
+    // Stopped past the step's whole timeout: that is the scenario, not a synchronisation.
+    std::thread::sleep(Duration::from_millis(2500));
+    running.signal(Signal::SIGCONT);
+    // The step is released at once: it ran well under 2 s of the engine's running time.
+    std::fs::write(running.path().join("release"), "").expect("release");
     let output = running.finish(LIMIT);
     assert_eq!(output.code, 0, "{}", output.snapshot());
     assert!(
