@@ -117,3 +117,52 @@ fn a_pipe_gets_the_bytes_as_printed() {
     assert_eq!(output.code, 1, "{}", output.snapshot());
     assert!(output.stdout.contains(RAW_TITLE), "{:?}", output.stdout);
 }
+
+/// `titled` writes an output whose value holds a window-title sequence.
+const TITLED_OUTPUT: &str = r#"
+version: 1
+name: titled-output
+steps:
+  - id: titled
+    readonly: true
+    run: printf 'note=\033]0;PWNED\007 done\n' >> "$RUNBOOK_OUTPUT"
+"#;
+
+#[test]
+fn show_and_report_on_a_terminal_neutralise_control_characters_from_outputs() {
+    let first = Test::new()
+        .runbook(TITLED_OUTPUT)
+        .args(["run", "{file}", "--state-dir", "{dir}/state"])
+        .run_within(LIMIT);
+    assert_eq!(first.code, 0, "{}", first.snapshot());
+    let directory = first.directory.clone();
+    let state = directory.join("state").display().to_string();
+    for args in [
+        vec!["show", "last"],
+        vec!["report", "last", "--format", "md"],
+    ] {
+        let output = Test::new()
+            .current_dir(&directory)
+            .wrap([
+                "bash",
+                "-c",
+                "exec script -qefc \"$(printf '%q ' \"$0\" \"$@\")\" /dev/null",
+            ])
+            .args(&args)
+            .args(["--state-dir", &state])
+            .run_within(LIMIT);
+        assert_eq!(output.code, 0, "{args:?}: {}", output.snapshot());
+        assert!(
+            !output.stdout.contains(RAW_TITLE),
+            "{args:?}: {:?}",
+            output.stdout
+        );
+        if args[0] == "show" {
+            assert!(
+                output.stdout.contains("^[]0;PWNED^G done"),
+                "{args:?}: {:?}",
+                output.stdout
+            );
+        }
+    }
+}

@@ -54,7 +54,7 @@ pub(crate) fn report(args: &ReportArgs, global: &GlobalArgs) -> i32 {
         ReportFormat::Json => json_report(&record, &timeline),
     };
     match &args.output {
-        None => out!("{text}"),
+        None => out!("{}", crate::report::for_stdout(&text)),
         Some(path) => {
             if let Err(error) = std::fs::write(path, text) {
                 errln!("error: cannot write the report to `{}`", path.display());
