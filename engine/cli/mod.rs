@@ -9,6 +9,7 @@ mod diagnostics;
 mod history;
 mod init;
 mod load;
+mod lost_compensations;
 mod plan;
 mod recover;
 mod report;

@@ -54,6 +54,11 @@ fn recover(run: &str, allow_changed: bool, global: &GlobalArgs) -> Result<Recove
             record.file, record.file
         )));
     };
+    if now != record.digest
+        && let Some(message) = super::lost_compensations::refusal(&record, &runbook)
+    {
+        return Err(fail(message));
+    }
     Ok(Recovered {
         record,
         directory,
