@@ -99,3 +99,47 @@ fn a_journal_replaced_by_dev_zero_or_a_fifo_is_refused_without_hanging() {
     all_refuse(&directory, &run);
     assert_eq!(engine(&directory, &["history"]).code, 0);
 }
+
+/// `plant` puts a link to `victim` where `print`'s log will be opened.
+const PLANTED_LOG: &str = r#"
+version: 1
+name: planted-log
+steps:
+  - id: plant
+    readonly: true
+    run: ln -s "$PWD/victim" "$RUNBOOK_RUN_DIR/logs/print.log"
+  - id: print
+    needs: [plant]
+    readonly: true
+    run: echo appended-output
+"#;
+
+#[test]
+fn a_step_log_replaced_by_a_link_is_not_written_through() {
+    let test = Test::new().runbook(PLANTED_LOG);
+    std::fs::write(test.path().join("victim"), "original\n").expect("victim");
+    let output = test
+        .args([
+            "run",
+            "{file}",
+            "--progress",
+            "plain",
+            "--state-dir",
+            "{dir}/state",
+        ])
+        .run_within(LIMIT);
+    assert!(!output.stderr.contains("panicked"), "{}", output.snapshot());
+    let victim = std::fs::read_to_string(output.directory.join("victim")).expect("victim");
+    assert_eq!(victim, "original\n", "the link's target is untouched");
+    assert_eq!(
+        output.code,
+        4,
+        "the run stops, fail closed: {}",
+        output.snapshot()
+    );
+    assert!(
+        output.stdout.contains("cannot write the step logs"),
+        "{}",
+        output.snapshot()
+    );
+}
