@@ -11,7 +11,8 @@ use crate::format::lowercase_first;
 
 /// The certificates of a PEM file; the reason says what is wrong with it.
 pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|error| {
+    // A CA bundle is tens of KiB; the bound keeps `/dev/zero` or a FIFO from hanging a probe.
+    let bytes = crate::bounded_read::read_bounded(path, 4 << 20).map_err(|error| {
         let text = error.to_string();
         lowercase_first(text.split(" (os error").next().unwrap_or(&text))
     })?;

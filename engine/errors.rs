@@ -12,6 +12,8 @@ pub const EXIT_ROLLBACK_INCOMPLETE: i32 = 3;
 pub const EXIT_FAILED_NOT_ROLLED_BACK: i32 = 4;
 /// `resume` needs a decision about an in-doubt step.
 pub const EXIT_NEEDS_DECISION: i32 = 5;
+/// The output could not be written (a full disk, `> /dev/full`): EX_IOERR of sysexits.
+pub const EXIT_IO: i32 = 74;
 /// Another run holds the lock.
 pub const EXIT_LOCKED: i32 = 75;
 /// Interrupted by SIGHUP, after its rollback.

@@ -7,6 +7,7 @@
 //! and `secrets` (stream-safe masking) are the executor's foundations; `remote` runs a step on
 //! a host over OpenSSH.
 
+pub mod bounded_read;
 pub mod ca_file;
 pub mod cli;
 pub mod document;

@@ -54,7 +54,21 @@ impl Source {
                 cap: MAX_RUNBOOK_BYTES,
             });
         }
-        let bytes = std::fs::read(path).map_err(unreadable)?;
+        // Bounded and regular files only: `/dev/zero` has a length of 0 and never ends, and
+        // a FIFO would block.
+        let bytes =
+            crate::bounded_read::read_bounded(path, MAX_RUNBOOK_BYTES as u64).map_err(|error| {
+                match error {
+                    crate::bounded_read::BoundedReadError::TooLarge { .. } => {
+                        SourceError::TooLarge {
+                            path: name.clone(),
+                            size: metadata.len(),
+                            cap: MAX_RUNBOOK_BYTES,
+                        }
+                    }
+                    other => unreadable(other.into()),
+                }
+            })?;
         if bytes.len() > MAX_RUNBOOK_BYTES {
             let size = bytes.len() as u64;
             return Err(SourceError::TooLarge {

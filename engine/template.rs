@@ -943,8 +943,33 @@ impl<'a> Scanner<'a> {
         {
             rest = after_root.trim_start_matches(['.', '/']);
             absolute = true;
-        } else if text.starts_with('@') || text.starts_with("..") {
+        } else if text.starts_with('@') {
             return;
+        } else if text.starts_with("..") {
+            // A parent path climbs out of `each`/`with` items, towards the whole context: a
+            // rooted rest (`../vars.x`) is checked as that path, the context itself
+            // (`..`, `../this`) is recorded as the whole context (an empty path).
+            let mut parent = text;
+            while let Some(after) = parent.strip_prefix("..") {
+                parent = after.trim_start_matches('/');
+                parent = parent.strip_prefix("./").unwrap_or(parent);
+            }
+            let parent = parent.trim_start_matches(['.', '/']);
+            if parent.is_empty() || parent == "this" {
+                self.references.push(Reference {
+                    path: Vec::new(),
+                    span,
+                    usage,
+                });
+                return;
+            }
+            rest = parent;
+            absolute = path_segments(rest)
+                .first()
+                .is_some_and(|first| ROOTS.contains(&first.as_str()));
+            if !absolute {
+                return;
+            }
         } else if let Some(after_this) = ["this.", "this/", "./"]
             .iter()
             .find_map(|prefix| text.strip_prefix(prefix))
@@ -954,7 +979,16 @@ impl<'a> Scanner<'a> {
             }
             rest = after_this;
         }
-        if rest.is_empty() || rest == "this" {
+        if rest.is_empty() || rest == "this" || rest == "." {
+            // Outside an `each`/`with` item, `this` is the whole context (every var, the
+            // engine's environment, step outputs): recorded as an empty path.
+            if absolute || !self.relative() {
+                self.references.push(Reference {
+                    path: Vec::new(),
+                    span,
+                    usage,
+                });
+            }
             return;
         }
         let path = path_segments(rest);

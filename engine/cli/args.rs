@@ -142,6 +142,8 @@ pub struct RollbackArgs {
     /// Most compensations running at once
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub jobs: Option<u32>,
+    #[command(flatten)]
+    pub secrets: SecretVarArgs,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +176,20 @@ pub struct ResumeArgs {
     /// Most steps running at once
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub jobs: Option<u32>,
+    #[command(flatten)]
+    pub secrets: SecretVarArgs,
+}
+
+/// Secret values for `rollback RUN` and `resume RUN`: the journal records every other value,
+/// but never a secret, so one the run was given by `--var` or `--vars-file` is given again.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SecretVarArgs {
+    /// A secret variable the run was given (the journal records no secret): `--var token=...`
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+    pub vars: Vec<(String, String)>,
+    /// A YAML file of secret variables the run was given
+    #[arg(long, value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -128,7 +128,7 @@ pub fn history(args: &HistoryArgs, global: &GlobalArgs) -> i32 {
                     runs.len()
                 );
             }
-            out!("{out}");
+            out!("{}", crate::report::for_stdout(&out));
         }
     }
     EXIT_SUCCESS
@@ -155,7 +155,7 @@ pub fn show(args: &ShowArgs, global: &GlobalArgs) -> i32 {
             "{}",
             serde_json::to_string_pretty(&record).unwrap_or_default()
         ),
-        _ => out!("{}", show_text(&record)),
+        _ => out!("{}", crate::report::for_stdout(&show_text(&record))),
     }
     EXIT_SUCCESS
 }

@@ -10,6 +10,7 @@ mod diagnostics;
 mod history;
 mod init;
 mod load;
+mod lost_compensations;
 mod plan;
 mod recover;
 mod report;
@@ -17,6 +18,7 @@ mod rollback_preview;
 mod run;
 mod schema;
 mod session;
+mod step_ids;
 mod validate;
 
 pub use app::main;

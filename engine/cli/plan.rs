@@ -41,7 +41,7 @@ pub fn print_plan(
 }
 
 /// Streams the JSON to stdout rather than building it: for a 10,000-step plan it is 15 MB.
-/// Write errors (a closed pipe) are ignored, as for every other output.
+/// A write error is remembered as for every other output (a closed pipe is not one).
 fn print_json(loaded: &Loaded) -> i32 {
     let masker = Masker::new(loaded.output_secrets());
     let masking = MaskingWriter {
@@ -53,13 +53,18 @@ fn print_json(loaded: &Loaded) -> i32 {
     let mut writer = BufWriter::with_capacity(1 << 16, masking);
     match serde_json::to_writer_pretty(&mut writer, &loaded.plan) {
         Ok(()) => {
-            let _ = writer
-                .write_all(b"\n")
-                .and_then(|()| writer.into_inner().map_err(|error| error.into_error()))
-                .and_then(MaskingWriter::finish);
+            super::output::note_stdout(
+                writer
+                    .write_all(b"\n")
+                    .and_then(|()| writer.into_inner().map_err(|error| error.into_error()))
+                    .and_then(MaskingWriter::finish),
+            );
             EXIT_SUCCESS
         }
-        Err(error) if error.is_io() => EXIT_SUCCESS,
+        Err(error) if error.is_io() => {
+            super::output::note_stdout(Err(error.into()));
+            EXIT_SUCCESS
+        }
         Err(error) => {
             errln!("error: cannot serialize the plan: {error}");
             EXIT_INVALID

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::args::{GlobalArgs, ResumeArgs, RollbackArgs};
+use super::args::{GlobalArgs, ResumeArgs, RollbackArgs, SecretVarArgs};
 use super::rollback_preview::preview;
 use super::run::digest;
 use super::session::{Session, SessionInput, finish_session, lock_runbook, runtime, start_session};
@@ -13,7 +13,7 @@ use crate::errors::{EXIT_INVALID, EXIT_NEEDS_DECISION, EXIT_SUCCESS};
 use crate::events::{RunOutcome, StepOutcome, StepStatus};
 use crate::executor::{RunOptions, RunRecorder, Start};
 use crate::model::Runbook;
-use crate::plan::VarInputs;
+use crate::plan::{VarInputs, vars_file_values};
 use crate::rollback::{RanStep, plan_rollback};
 use crate::source::Source;
 use crate::state::RunInfo;
@@ -58,6 +58,11 @@ fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Reco
             source.path().display()
         )));
     };
+    if digest(source.text()) != record.digest
+        && let Some(message) = super::lost_compensations::refusal(&record, &runbook)
+    {
+        return Err(fail(message));
+    }
     Ok(Recovered {
         record,
         directory,
@@ -237,15 +242,56 @@ fn run_info(recovered: &Recovered) -> RunInfo {
     }
 }
 
-/// The recorded values of the run's variables; secrets are resolved again from their sources.
-fn recorded_inputs(record: &RunRecord) -> VarInputs {
-    let values = record
+/// The recorded values of the run's variables; secrets are resolved again from their sources,
+/// or taken from `given` (`--var`, `--vars-file`): the only values the journal cannot hold.
+/// A value given for a variable the journal recorded, or a secret the run was given on its
+/// command line and is not given again, is refused naming it.
+fn recorded_inputs(record: &RunRecord, given: &SecretVarArgs) -> Result<VarInputs, String> {
+    let mut values: Vec<(String, String)> = record
         .vars
         .iter()
         .filter(|var| !var.secret)
         .filter_map(|var| Some((var.name.clone(), var.value.clone()?)))
         .collect();
-    VarInputs { values, file: None }
+    let mut secrets = match &given.vars_file {
+        Some(path) => vars_file_values(path).map_err(|error| error.to_string())?,
+        None => Vec::new(),
+    };
+    secrets.extend(given.vars.iter().cloned());
+    let run = &record.run_id;
+    for (name, value) in secrets {
+        match record.vars.iter().find(|var| var.name == name) {
+            Some(var) if var.secret => values.push((name, value)),
+            Some(_) => {
+                return Err(format!(
+                    "`--var {name}`: run {run} recorded the value of `{name}` and a rollback or resume uses it: nothing was done\n  help: only secrets, which the journal does not record, are given again"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "`--var {name}`: run {run} has no variable `{name}`: nothing was done"
+                ));
+            }
+        }
+    }
+    for var in record.vars.iter().filter(|var| var.secret) {
+        let given_again = values.iter().any(|(name, _)| *name == var.name);
+        if !given_again && matches!(var.source.as_str(), "--var" | "--vars-file") {
+            return Err(format!(
+                "secret `{}` of run {run} was given by `{}` and the journal does not record secrets: nothing was done\n  help: give it again: `--var {}=...` (or `--vars-file FILE`)",
+                var.name, var.source, var.name
+            ));
+        }
+    }
+    Ok(VarInputs { values, file: None })
+}
+
+/// `recorded_inputs`, its refusal printed (exit 2, nothing done).
+fn given_inputs(record: &RunRecord, given: &SecretVarArgs) -> Result<VarInputs, i32> {
+    recorded_inputs(record, given).map_err(|message| {
+        errln!("error: {message}");
+        EXIT_INVALID
+    })
 }
 
 /// Stops process groups of steps that were still running when the engine died, before
@@ -273,6 +319,7 @@ async fn drive(
     mode: RunMode,
     options: RunOptions,
     start: impl FnOnce(&Recorded) -> Start,
+    inputs: VarInputs,
     global: &GlobalArgs,
 ) -> i32 {
     let state = state_directory(global.state_dir.as_deref());
@@ -291,7 +338,7 @@ async fn drive(
     stop_survivors(&recovered.record);
     let recorded = recorded(&recovered);
     let start = start(&recorded);
-    match recovered_session(recovered, Some(recorder), mode, options, global) {
+    match recovered_session(recovered, Some(recorder), mode, options, inputs, global) {
         Ok(session) => finish_session(session, start, global).await,
         Err(code) => code,
     }
@@ -305,10 +352,10 @@ pub(super) fn recovered_session(
     recorder: Option<RunRecorder>,
     mode: RunMode,
     options: RunOptions,
+    inputs: VarInputs,
     global: &GlobalArgs,
 ) -> Result<Session, i32> {
     let info = run_info(&recovered);
-    let inputs = recorded_inputs(&recovered.record);
     let (recorded_steps, secret_outputs) = crate::state::restore_secret_outputs(
         &recovered.directory,
         &recovered.runbook,
@@ -360,6 +407,10 @@ pub fn rollback(args: &RollbackArgs, global: &GlobalArgs) -> i32 {
     if set.is_empty() {
         return say_nothing_left(&recovered.record);
     }
+    let inputs = match given_inputs(&recovered.record, &args.secrets) {
+        Ok(inputs) => inputs,
+        Err(code) => return code,
+    };
     let options = RunOptions {
         concurrency: args.jobs.map(|jobs| jobs as usize),
         ..RunOptions::default()
@@ -369,7 +420,7 @@ pub fn rollback(args: &RollbackArgs, global: &GlobalArgs) -> i32 {
         Err(code) => return code,
     };
     if args.dry_run {
-        return preview(recovered, set, &recorded_now, global);
+        return preview(recovered, set, &recorded_now, inputs, global);
     }
     runtime.block_on(drive(
         recovered,
@@ -381,6 +432,7 @@ pub fn rollback(args: &RollbackArgs, global: &GlobalArgs) -> i32 {
             outcomes: recorded.outcomes.clone(),
             requested: true,
         },
+        inputs,
         global,
     ))
 }
@@ -394,6 +446,14 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
         Ok(recovered) => recovered,
         Err(code) => return code,
     };
+    if let Err(code) = super::step_ids::check_step_ids(
+        &recovered.runbook,
+        &args.approve,
+        &args.assume_succeeded,
+        &args.assume_failed,
+    ) {
+        return code;
+    }
     let record = &recovered.record;
     let recorded_now = recorded(&recovered);
     let options = RunOptions {
@@ -410,7 +470,11 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
             .map(|step| step.index),
     };
     if args.retry_failed {
-        return retry_failed(recovered, recorded_now, options, global);
+        let inputs = match given_inputs(&recovered.record, &args.secrets) {
+            Ok(inputs) => inputs,
+            Err(code) => return code,
+        };
+        return retry_failed(recovered, recorded_now, options, inputs, global);
     }
     let runtime = match runtime() {
         Ok(runtime) => runtime,
@@ -434,6 +498,10 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
         );
         return EXIT_SUCCESS;
     }
+    let inputs = match given_inputs(record, &args.secrets) {
+        Ok(inputs) => inputs,
+        Err(code) => return code,
+    };
     if rolling_back {
         let set = compensation_set(&recovered, &recorded_now);
         let requested = record.mode == RunMode::Rollback;
@@ -449,6 +517,7 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
                 // finishing a failed run's rollback is a failed, rolled back run (exit 1).
                 requested,
             },
+            inputs,
             global,
         ));
     }
@@ -515,6 +584,7 @@ pub fn resume(args: &ResumeArgs, global: &GlobalArgs) -> i32 {
             outcomes: recorded.outcomes.clone(),
             failed,
         },
+        inputs,
         global,
     ))
 }
@@ -527,6 +597,7 @@ fn retry_failed(
     recovered: Recovered,
     recorded_now: Recorded,
     mut options: RunOptions,
+    inputs: VarInputs,
     global: &GlobalArgs,
 ) -> i32 {
     let record = &recovered.record;
@@ -589,6 +660,7 @@ fn retry_failed(
             outcomes: recorded.outcomes.clone(),
             failed: None,
         },
+        inputs,
         global,
     ))
 }

@@ -15,6 +15,11 @@ fn json_report(record: &RunRecord, timeline: &Timeline) -> String {
             "timeline".to_string(),
             serde_json::to_value(timeline).unwrap_or_default(),
         );
+        // `end` is null both while the engine works and after it died: say which.
+        object.insert(
+            "in_progress".to_string(),
+            serde_json::Value::Bool(record.in_progress()),
+        );
     }
     let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
@@ -49,7 +54,7 @@ pub(crate) fn report(args: &ReportArgs, global: &GlobalArgs) -> i32 {
         ReportFormat::Json => json_report(&record, &timeline),
     };
     match &args.output {
-        None => out!("{text}"),
+        None => out!("{}", crate::report::for_stdout(&text)),
         Some(path) => {
             if let Err(error) = std::fs::write(path, text) {
                 errln!("error: cannot write the report to `{}`", path.display());

@@ -8,6 +8,7 @@ use super::args::GlobalArgs;
 use super::recover::{Recorded, Recovered, recovered_session};
 use crate::errors::{EXIT_ROLLBACK_INCOMPLETE, EXIT_SUCCESS};
 use crate::executor::{RunOptions, preview_compensation};
+use crate::plan::VarInputs;
 use crate::state::RunMode;
 
 /// Prints the compensations of `set` (in rollback order) and `rollback_verify`; exit 0, or 3
@@ -16,6 +17,7 @@ pub(super) fn preview(
     recovered: Recovered,
     set: Vec<usize>,
     recorded: &Recorded,
+    inputs: VarInputs,
     global: &GlobalArgs,
 ) -> i32 {
     let run_id = recovered.record.run_id.clone();
@@ -24,6 +26,7 @@ pub(super) fn preview(
         None,
         RunMode::Rollback,
         RunOptions::default(),
+        inputs,
         global,
     ) {
         Ok(session) => session,

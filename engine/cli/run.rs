@@ -47,6 +47,9 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
         errln!("  help: `runbook plan` shows the instances and batches; nothing was run");
         return EXIT_INVALID;
     }
+    if let Err(code) = super::step_ids::check_step_ids(&loaded.runbook, &args.approve, &[], &[]) {
+        return code;
+    }
     match runtime() {
         Ok(runtime) => runtime.block_on(execute(loaded, args, fail_at, global)),
         Err(code) => code,

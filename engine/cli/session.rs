@@ -11,7 +11,9 @@ use crate::errors::{EXIT_INVALID, EXIT_LOCKED};
 use crate::executor::{Emitter, EventSink, RunOptions, RunRecorder, RunShared, Start, dispatch};
 use crate::model::Runbook;
 use crate::plan::{Context, ResolvedVar, VarInputs, resolve_vars};
-use crate::report::{JsonLines, LiveProgress, PlainLines, Reporter, final_line, summary_text};
+use crate::report::{
+    JsonLines, LiveProgress, PlainLines, Reporter, final_line, for_stdout, summary_text,
+};
 use crate::secrets::Masker;
 use crate::state::{LockError, RunInfo, RunLock, UnfinishedIndex};
 use crate::template::{PreparedContext, TemplateEngine};
@@ -164,7 +166,10 @@ pub(super) async fn finish_session(session: Session, start: Start, global: &Glob
     match dispatched {
         Ok(result) => {
             if global.log_format == LogFormat::Text && global.progress != Progress::None {
-                out!("{}", summary_text(&result, &run_id, rehearsal.as_deref()));
+                out!(
+                    "{}",
+                    for_stdout(&summary_text(&result, &run_id, rehearsal.as_deref()))
+                );
             } else if global.log_format == LogFormat::Text {
                 outln!("{}", final_line(&result, &run_id, rehearsal.as_deref()));
             }

@@ -205,14 +205,15 @@ pub(crate) async fn run_command(
         }
     };
     let deadline = timeout.map(|limit| tokio::time::Instant::now() + limit);
-    let sleep_until = async move {
-        match deadline {
-            Some(deadline) => tokio::time::sleep_until(deadline).await,
-            None => std::future::pending::<()>().await,
-        }
-    };
+    // Time the engine spends stopped (SIGSTOP, Ctrl-Z) does not count: the deadline moves by it.
+    let stopped_at_start = deadline.map(|_| super::stopped_time::stopped_total());
+    let sleep_until = tokio::time::sleep_until(
+        deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400)),
+    );
     tokio::pin!(sleep_until);
     let mut stop: Option<CommandEnd> = None;
+    // The main process had exited when the deadline fired: its exit came first.
+    let mut exited_in_time = false;
     let outcome = loop {
         if *cancel.borrow() != CancelLevel::None && stop.is_none() {
             stop = Some(CommandEnd::Cancelled);
@@ -225,7 +226,19 @@ pub(crate) async fn run_command(
                     handle_chunk(chunk, &mut on_line);
                 }
             }
-            () = &mut sleep_until => {
+            () = &mut sleep_until, if deadline.is_some() && !exited_in_time => {
+                if process.has_exited() {
+                    exited_in_time = true;
+                    continue;
+                }
+                if let (Some(deadline), Some(at_start)) = (deadline, stopped_at_start) {
+                    let stopped = super::stopped_time::stopped_total().saturating_sub(at_start);
+                    let moved = deadline + stopped;
+                    if moved > tokio::time::Instant::now() {
+                        sleep_until.as_mut().reset(moved);
+                        continue;
+                    }
+                }
                 stop = Some(CommandEnd::TimedOut(timeout.unwrap_or_default()));
                 break None;
             }

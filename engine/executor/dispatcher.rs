@@ -80,14 +80,22 @@ pub async fn dispatch(
     let mut dispatcher = Dispatcher::new(shared, context);
     match start {
         Start::Fresh => {
-            let shared = &dispatcher.shared;
-            run_hooks(
-                shared,
+            let shared = dispatcher.shared.clone();
+            let stopped_by = run_hooks(
+                &shared,
                 &shared.runbook.hooks.on_start,
                 "on_start",
                 &dispatcher.context,
+                &mut signals,
             )
             .await;
+            if let Some(signal) = stopped_by {
+                let message = format!("{signal} received during the `on_start` hooks");
+                let reason = CancelReason::Signal {
+                    signal: signal.to_string(),
+                };
+                dispatcher.stop(reason, message);
+            }
         }
         Start::Resume {
             statuses,
@@ -369,7 +377,7 @@ impl Dispatcher {
                 outputs: report
                     .outputs
                     .iter()
-                    .map(|(key, value)| (key.clone(), shared.emitter.mask(value)))
+                    .map(|(key, value)| (shared.emitter.mask(key), shared.emitter.mask(value)))
                     .collect(),
                 outcome: Some(report.outcome),
             });
@@ -535,8 +543,22 @@ impl Dispatcher {
         } else {
             (&runbook.hooks.on_failure, "on_failure")
         };
-        run_hooks(&shared, hooks, moment, &self.context).await;
-        run_hooks(&shared, &runbook.hooks.always, "always", &self.context).await;
+        let mut decision = decision;
+        let mut stopped_by = run_hooks(&shared, hooks, moment, &self.context, signals).await;
+        if stopped_by.is_none() {
+            stopped_by = run_hooks(
+                &shared,
+                &runbook.hooks.always,
+                "always",
+                &self.context,
+                signals,
+            )
+            .await;
+        }
+        // A signal while the hooks ran is honoured: the run exits with its code.
+        if let Some(signal) = stopped_by {
+            decision.exit_code = super::outcome::signal_exit(signal);
+        }
         let summary = render_summary(&shared, &self.context);
         finish_run(
             &shared,
@@ -616,14 +638,24 @@ fn skipped_report(index: usize) -> StepReport {
 /// the rollback reported, then those of the decision.
 fn finish_run(
     shared: &RunShared,
-    decision: Decision,
+    mut decision: Decision,
     mut needs_a_person: Vec<String>,
     steps: Vec<StepSummary>,
     stop_reason: Option<CancelReason>,
     summary: Option<String>,
     started: Instant,
 ) -> RunResult {
-    needs_a_person.extend(decision.needs_a_person);
+    needs_a_person.append(&mut decision.needs_a_person);
+    // One behaviour whenever the journal failed, in any phase: nothing more was done, and a
+    // later `rollback RUN` finishes from what the journal holds; no compensation is blamed.
+    let decision = match shared.emitter.journal_failure() {
+        Some(cause) => {
+            let decision = super::outcome::after_journal_failure(&cause, &shared.info.id);
+            needs_a_person = decision.needs_a_person.clone();
+            decision
+        }
+        None => decision,
+    };
     let needs_a_person: Vec<String> = needs_a_person
         .iter()
         .map(|line| shared.emitter.mask(line))

@@ -1,5 +1,7 @@
 //! Hooks (SPEC §8.8): commands at the start and the end of a run. A failing hook is
-//! reported and changes nothing else.
+//! reported and changes nothing else. A signal while a hook runs is honoured: the hook is
+//! stopped (SIGTERM, a short grace, SIGKILL), no further hook of the list starts, and the
+//! caller learns which signal it was, to end the run with its exit code.
 
 use std::time::Duration;
 
@@ -7,6 +9,7 @@ use tokio::sync::watch;
 
 use super::command::{CancelLevel, OutputLabel, run_command};
 use super::shared::{Renderer, RunShared};
+use super::signals::Signals;
 use crate::events::{Event, Phase};
 use crate::model::Hook;
 use crate::plan::Context;
@@ -15,9 +18,20 @@ use crate::process::CommandSpec;
 const HOOK_GRACE: Duration = Duration::from_secs(5);
 const DEFAULT_SHELL: [&str; 6] = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"];
 
-pub(crate) async fn run_hooks(shared: &RunShared, hooks: &[Hook], moment: &str, context: &Context) {
-    let (_never, mut cancel) = watch::channel(CancelLevel::None);
+/// Runs `hooks` in order; returns the signal that stopped them, if one did.
+pub(crate) async fn run_hooks(
+    shared: &RunShared,
+    hooks: &[Hook],
+    moment: &str,
+    context: &Context,
+    signals: &mut Signals,
+) -> Option<&'static str> {
+    let (stop, mut cancel) = watch::channel(CancelLevel::None);
+    let mut received = None;
     for (index, hook) in hooks.iter().enumerate() {
+        if received.is_some() {
+            break;
+        }
         let label = OutputLabel {
             step: format!("hooks.{moment}[{index}]"),
             phase: Phase::Hook,
@@ -48,7 +62,7 @@ pub(crate) async fn run_hooks(shared: &RunShared, hooks: &[Hook], moment: &str, 
             env,
             cwd: shared.runbook.directory.clone(),
         };
-        let result = run_command(
+        let command = run_command(
             &spec,
             &label,
             Some(timeout),
@@ -56,12 +70,28 @@ pub(crate) async fn run_hooks(shared: &RunShared, hooks: &[Hook], moment: &str, 
             &shared.emitter,
             &mut cancel,
             None,
-        )
-        .await;
+        );
+        tokio::pin!(command);
+        let result = loop {
+            tokio::select! {
+                result = &mut command => break result,
+                name = signals.next(), if received.is_none() => {
+                    shared.emitter.emit(Event::Notice {
+                        message: format!("{name} received while hook `{}` ran: stopping the hooks", hook.name),
+                    });
+                    received = Some(name);
+                    let _ = stop.send(CancelLevel::Graceful);
+                }
+            }
+        };
+        if received.is_some() {
+            break;
+        }
         if !result.end.succeeded() {
             shared.emitter.emit(Event::Notice {
                 message: format!("hook `{}` failed: {}", hook.name, result.end.describe()),
             });
         }
     }
+    received
 }

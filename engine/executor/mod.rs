@@ -19,6 +19,7 @@ mod run_result;
 mod shared;
 mod signals;
 mod step;
+mod stopped_time;
 mod verify;
 
 pub use command::CancelLevel;

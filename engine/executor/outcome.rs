@@ -72,6 +72,23 @@ fn signal_of(stop_reason: Option<&CancelReason>) -> Option<i32> {
     }
 }
 
+/// How a run ends whenever its journal could not be written, in any phase: nothing more was
+/// done (what is not recorded must not happen), and a later `rollback RUN` finishes from what
+/// the journal holds. No compensation is blamed: those not started were never tried.
+pub(crate) fn after_journal_failure(cause: &str, run_id: &str) -> Decision {
+    let mut decision = Decision::new(RunOutcome::FailedNotRolledBack, EXIT_FAILED_NOT_ROLLED_BACK);
+    // The run's record is the journal and the step logs: either failing stops it.
+    let what = if cause.starts_with("cannot write the step logs") {
+        cause.to_string()
+    } else {
+        format!("the journal could not be written: {cause}")
+    };
+    decision
+        .needs_a_person
+        .push(format!("{what}; fix it, then `runbook rollback {run_id}`"));
+    decision
+}
+
 /// Decides whether the run ends after its forward phase: it succeeded, the journal failed
 /// (nothing is compensated that could not be recorded), or `--no-rollback`.
 pub(crate) fn after_forward(

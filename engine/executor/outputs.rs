@@ -1,19 +1,35 @@
 //! Reads the `$RUNBOOK_OUTPUT` file a step appended to: `key=value` lines, and multi-line
 //! values as `key<<DELIM` ... `DELIM` (the GitHub Actions form).
 
-/// Parses an output file's text into ordered `(key, value)` pairs; a later key wins.
-/// Lines that are neither form are ignored, as are unterminated multi-line values.
-pub(crate) fn parse_outputs(text: &str) -> Vec<(String, String)> {
-    let mut outputs: Vec<(String, String)> = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
+/// The most distinct keys a step may write: beyond it the step fails (a runaway loop).
+pub(crate) const MAX_OUTPUT_KEYS: usize = 1000;
+
+/// What an output file holds: ordered `(key, value)` pairs (a later key wins, keeping the
+/// place of the first) and the 1-based numbers of the lines that are neither form.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ParsedOutputs {
+    pub pairs: Vec<(String, String)>,
+    pub malformed: Vec<usize>,
+}
+
+/// Parses an output file's text in one pass (keys found through an index, so 100,000 lines
+/// cost what 100 do, times 1000). An unterminated multi-line value is malformed from its
+/// opening line; a key written again replaces the value.
+pub(crate) fn parse_outputs(text: &str) -> ParsedOutputs {
+    let mut parsed = ParsedOutputs::default();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((number, line)) = lines.next() {
         let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
         let (key, value) = if let Some((key, delimiter)) =
             line.split_once("<<").filter(|(key, _)| !key.contains('='))
         {
             let mut value_lines = Vec::new();
             let mut terminated = false;
-            for next in lines.by_ref() {
+            for (_, next) in lines.by_ref() {
                 let next = next.strip_suffix('\r').unwrap_or(next);
                 if next == delimiter {
                     terminated = true;
@@ -22,21 +38,29 @@ pub(crate) fn parse_outputs(text: &str) -> Vec<(String, String)> {
                 value_lines.push(next);
             }
             if !terminated {
+                parsed.malformed.push(number + 1);
                 continue;
             }
             (key.trim().to_string(), value_lines.join("\n"))
         } else if let Some((key, value)) = line.split_once('=') {
             (key.trim().to_string(), value.to_string())
         } else {
+            parsed.malformed.push(number + 1);
             continue;
         };
         if key.is_empty() {
+            parsed.malformed.push(number + 1);
             continue;
         }
-        outputs.retain(|(existing, _)| *existing != key);
-        outputs.push((key, value));
+        match index.get(&key) {
+            Some(&at) => parsed.pairs[at].1 = value,
+            None => {
+                index.insert(key.clone(), parsed.pairs.len());
+                parsed.pairs.push((key, value));
+            }
+        }
     }
-    outputs
+    parsed
 }
 
 #[cfg(test)]
@@ -54,7 +78,7 @@ mod tests {
     fn simple_and_multi_line_values() {
         let text = "file=/tmp/a=b\nnotes<<EOF\nline 1\nline 2\nEOF\ntag=v1\r\n";
         assert_eq!(
-            parse_outputs(text),
+            parse_outputs(text).pairs,
             pairs(&[
                 ("file", "/tmp/a=b"),
                 ("notes", "line 1\nline 2"),
@@ -64,8 +88,12 @@ mod tests {
     }
 
     #[test]
-    fn later_keys_win_and_junk_is_ignored() {
-        assert_eq!(parse_outputs("a=1\njunk\na=2\n=x\n"), pairs(&[("a", "2")]));
-        assert_eq!(parse_outputs("x<<END\nnever ends\n"), pairs(&[]));
+    fn later_keys_win_and_junk_is_reported_by_line() {
+        let parsed = parse_outputs("a=1\njunk\nb=0\na=2\n=x\n\n");
+        assert_eq!(parsed.pairs, pairs(&[("a", "2"), ("b", "0")]));
+        assert_eq!(parsed.malformed, [2, 5]);
+        let parsed = parse_outputs("ok=1\nx<<END\nnever ends\n");
+        assert_eq!(parsed.pairs, pairs(&[("ok", "1")]));
+        assert_eq!(parsed.malformed, [2]);
     }
 }

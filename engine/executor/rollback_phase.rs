@@ -17,9 +17,15 @@ use crate::events::{Event, Phase, StepOutcome, StepStatus};
 use crate::plan::Context;
 use crate::rollback::must_wait_for;
 
+/// Signals during a rollback that stop it: the first ones are reported and ignored (a
+/// rollback is never skipped silently); this one stops the running compensations (SIGTERM,
+/// their grace, SIGKILL) and starts no more, so a compensation that never ends cannot hold
+/// the engine until SIGKILL orphans it.
+const STOP_AFTER_SIGNALS: usize = 3;
+
 /// Compensates `set` in reverse DAG order, independent ones in parallel. Returns whether
-/// every compensation succeeded. Signals during the rollback are reported and ignored: a
-/// rollback is never skipped silently.
+/// every compensation succeeded. A journal that cannot be written or a third signal halts it:
+/// no further compensation starts, and those left are listed for a person.
 pub(crate) async fn run_rollback(
     shared: &Arc<RunShared>,
     set: &[usize],
@@ -41,8 +47,11 @@ pub(crate) async fn run_rollback(
         .concurrency
         .unwrap_or(runbook.concurrency)
         .max(1);
-    // Compensations have their own cancellation, which nothing triggers.
-    let (_never, cancel) = watch::channel(CancelLevel::None);
+    // Compensations have their own cancellation: a third signal during the rollback.
+    let (stop_compensations, cancel) = watch::channel(CancelLevel::None);
+    let mut signals_received = 0;
+    // Why no further compensation starts: the operator insisted, or the journal failed.
+    let mut halted: Option<String> = None;
     #[derive(Clone, Copy, PartialEq)]
     enum State {
         Waiting,
@@ -77,7 +86,14 @@ pub(crate) async fn run_rollback(
                 needs_a_person.push(format!("compensation of `{}` was not run: it must come after `{}`, whose compensation failed", runbook.steps[index].id, on.join("`, `")));
                 continue;
             }
-            if running.len() < concurrency
+            if halted.is_none()
+                && let Some(cause) = shared.emitter.journal_failure()
+            {
+                // What cannot be recorded must not happen: a later `rollback RUN` does it.
+                halted = Some(format!("the journal could not be written ({cause})"));
+            }
+            if halted.is_none()
+                && running.len() < concurrency
                 && waits.iter().all(|&other| states[other] == State::Done)
             {
                 states[index] = State::Running;
@@ -97,18 +113,50 @@ pub(crate) async fn run_rollback(
             joined = running.join_next() => {
                 let Some(Ok(report)) = joined else { continue };
                 let index = report.index;
+                let journal_failed = shared.emitter.journal_failure().is_some();
+                let not_started = report
+                    .message
+                    .as_deref()
+                    .is_some_and(|message| message.starts_with("could not start"));
                 if report.succeeded {
                     states[index] = State::Done;
                     summaries[index].compensation = Some(StepStatus::Compensated);
+                } else if journal_failed && not_started {
+                    // Never tried: it could not be recorded, so it was not started. Not a
+                    // failed compensation, and nothing blocks on it: the rollback halts.
+                    states[index] = State::Waiting;
+                    halted.get_or_insert_with(|| "the journal could not be written".into());
                 } else {
                     states[index] = State::Failed;
                     summaries[index].compensation = Some(StepStatus::CompensationFailed);
                     summaries[index].compensation_message = report.message.clone();
-                    needs_a_person.push(format!("compensation of `{}` failed: {}; undo it by hand", runbook.steps[index].id, report.message.unwrap_or_default()));
+                    let id = &runbook.steps[index].id;
+                    if signals_received >= STOP_AFTER_SIGNALS {
+                        needs_a_person.push(format!("compensation of `{id}` was stopped before it finished (a third signal): check what it did, then undo the rest by hand"));
+                    } else {
+                        needs_a_person.push(format!("compensation of `{id}` failed: {}; undo it by hand", report.message.unwrap_or_default()));
+                    }
                 }
             }
             name = signals.next() => {
-                shared.emitter.emit(Event::Notice { message: format!("{name} received during rollback: compensations keep running so nothing is left half undone") });
+                signals_received += 1;
+                if signals_received < STOP_AFTER_SIGNALS {
+                    shared.emitter.emit(Event::Notice { message: format!("{name} received during rollback: compensations keep running so nothing is left half undone (a third signal stops them)") });
+                } else if halted.is_none() {
+                    shared.emitter.emit(Event::Notice { message: format!("{name} received a third time during rollback: stopping the running compensations; what is left is listed for a person") });
+                    halted = Some(format!("the rollback was stopped by a third signal ({name})"));
+                    let _ = stop_compensations.send(CancelLevel::Graceful);
+                }
+            }
+        }
+    }
+    if let Some(why) = &halted {
+        for &index in set {
+            if states[index] == State::Waiting {
+                needs_a_person.push(format!(
+                    "compensation of `{}` was not run: {why}",
+                    runbook.steps[index].id
+                ));
             }
         }
     }

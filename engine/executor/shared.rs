@@ -46,11 +46,15 @@ impl RunShared {
 
 /// Renders templates against one snapshot of the context.
 /// The renderer's form of the context is built on the first template that needs it: most
-/// steps of a long run have literal commands.
+/// steps of a long run have literal commands. Only `env` mappings (and HTTP headers) see
+/// secret values: every other template renders against a copy in which each text holding a
+/// secret is masked, so a path `validate` did not foresee (iteration, `lookup`, a derived
+/// value) hands a process `••••••`, never the secret.
 pub(crate) struct Renderer<'a> {
     shared: &'a RunShared,
     source: &'a Context,
     context: std::sync::OnceLock<Result<PreparedContext, String>>,
+    with_secrets: std::sync::OnceLock<Result<PreparedContext, String>>,
 }
 
 impl<'a> Renderer<'a> {
@@ -59,18 +63,39 @@ impl<'a> Renderer<'a> {
             shared,
             source: context,
             context: std::sync::OnceLock::new(),
+            with_secrets: std::sync::OnceLock::new(),
         })
     }
 
-    /// The rendered text, or a masked message naming the template's place.
+    /// The rendered text (secrets masked), or a masked message naming the template's place.
     pub fn render(&self, template: &Template) -> Result<String, String> {
+        self.render_in(template, false)
+    }
+
+    /// The rendered text with secret values: for environment entries and HTTP headers only.
+    fn render_secret(&self, template: &Template) -> Result<String, String> {
+        self.render_in(template, true)
+    }
+
+    fn render_in(&self, template: &Template, secrets: bool) -> Result<String, String> {
         if template.is_literal() {
             return Ok(template.text.clone());
         }
-        let context = self
-            .context
+        let masker = self.shared.emitter.masker();
+        let secrets = secrets || masker.is_empty();
+        let cell = if secrets {
+            &self.with_secrets
+        } else {
+            &self.context
+        };
+        let context = cell
             .get_or_init(|| {
-                PreparedContext::new(self.source.value()).map_err(|error| error.to_string())
+                let prepared = if secrets {
+                    PreparedContext::new(self.source.value())
+                } else {
+                    PreparedContext::new(&mask_values(self.source.value(), &masker))
+                };
+                prepared.map_err(|error| error.to_string())
             })
             .as_ref()
             .map_err(Clone::clone)?;
@@ -94,7 +119,7 @@ impl<'a> Renderer<'a> {
     pub fn render_env(&self, entries: &[EnvEntry]) -> Result<Vec<(String, String)>, String> {
         entries
             .iter()
-            .map(|entry| Ok((entry.name.clone(), self.render(&entry.value)?)))
+            .map(|entry| Ok((entry.name.clone(), self.render_secret(&entry.value)?)))
             .collect()
     }
 
@@ -112,6 +137,23 @@ impl<'a> Renderer<'a> {
             Some(template) => Ok(resolve(directory, &self.render(template)?)),
             None => Ok(directory.clone()),
         }
+    }
+}
+
+/// A copy of `value` in which every text (object keys too) has its secrets masked.
+fn mask_values(value: &serde_json::Value, masker: &crate::secrets::Masker) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(masker.mask_str(text)),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|item| mask_values(item, masker)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, item)| (masker.mask_str(key), mask_values(item, masker)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::approval::{Gate, approve};
 use super::command::{CancelLevel, CommandEnd, OutputLabel, run_command};
-use super::outputs::parse_outputs;
+use super::outputs::{MAX_OUTPUT_KEYS, parse_outputs};
 use super::shared::{Renderer, RunShared};
 use super::verify::verify;
 use crate::events::{DurationMs, Event, Phase, StepOutcome, StepStatus};
@@ -254,11 +254,7 @@ fn read_outputs(
     step: &Step,
     output_file: &std::path::Path,
 ) -> Result<Vec<(String, String)>, String> {
-    let written = std::fs::read_to_string(output_file).unwrap_or_default();
-    // The values now live in memory (and, masked, in the journal); a file left behind
-    // could keep a secret at rest.
-    let _ = std::fs::remove_file(output_file);
-    let outputs = parse_outputs(&written);
+    let outputs = bounded_outputs(shared, step, output_file)?;
     let secret: Vec<(String, String)> = outputs
         .iter()
         .filter(|(key, _)| step.is_secret_output(key))
@@ -278,6 +274,61 @@ fn read_outputs(
         )?;
     }
     Ok(outputs)
+}
+
+/// The most a step may write to `$RUNBOOK_OUTPUT`: values for later templates, not data.
+const MAX_OUTPUT_BYTES: u64 = 1 << 20;
+
+/// Reads and parses `$RUNBOOK_OUTPUT` within its bounds (size, keys; a regular file, not a
+/// link), warning about lines that are neither form. Beyond a bound the step fails.
+fn bounded_outputs(
+    shared: &RunShared,
+    step: &Step,
+    output_file: &std::path::Path,
+) -> Result<Vec<(String, String)>, String> {
+    use crate::bounded_read::{BoundedReadError, read_bounded_no_symlink, size};
+    let read = read_bounded_no_symlink(output_file, MAX_OUTPUT_BYTES);
+    // The values now live in memory (and, masked, in the journal); a file left behind
+    // could keep a secret at rest.
+    let _ = std::fs::remove_file(output_file);
+    let id = &step.id;
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(BoundedReadError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Vec::new());
+        }
+        Err(BoundedReadError::TooLarge { limit }) => {
+            return Err(format!(
+                "step `{id}` wrote more than {} to `$RUNBOOK_OUTPUT`, the limit: outputs are values for later steps, not data (write data to a file and output its path)",
+                size(limit)
+            ));
+        }
+        Err(error) => {
+            return Err(format!(
+                "cannot read the `$RUNBOOK_OUTPUT` of step `{id}`: {error}"
+            ));
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let parsed = parse_outputs(&text);
+    if parsed.pairs.len() > MAX_OUTPUT_KEYS {
+        return Err(format!(
+            "step `{id}` wrote {} output keys to `$RUNBOOK_OUTPUT`, more than the limit of {MAX_OUTPUT_KEYS}",
+            parsed.pairs.len()
+        ));
+    }
+    if let Some(first) = parsed.malformed.first() {
+        let lines = match parsed.malformed.len() {
+            1 => format!("line {first} is"),
+            count => format!("{count} lines (the first: line {first}) are"),
+        };
+        shared.emitter.emit(crate::events::Event::Notice {
+            message: format!(
+                "step `{id}`: {lines} of `$RUNBOOK_OUTPUT` neither `key=value` nor `key<<DELIMITER` ... `DELIMITER`: ignored"
+            ),
+        });
+    }
+    Ok(parsed.pairs)
 }
 
 /// The promised outputs an attempt did not write, as an error message.

@@ -67,6 +67,11 @@ pub fn parse_rendered(template: &Template, text: &str) -> Result<Duration, Strin
             "`{}` renders to `{trimmed}`, a duration over the limit of 366 days",
             template.place
         )),
+        // A zero limit would stop every attempt at once, as a literal `0s` is refused for.
+        Ok(duration) if duration.is_zero() && template.place.ends_with("timeout") => Err(format!(
+            "`{}` renders to `{trimmed}`: a timeout must be more than zero",
+            template.place
+        )),
         Ok(duration) => Ok(duration),
         Err(error) => Err(format!(
             "`{}` renders to `{trimmed}`, not a duration such as `30s` ({error})",

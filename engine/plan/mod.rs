@@ -18,4 +18,4 @@ pub use graphics::{to_dot, to_mermaid};
 pub use instances::select_hosts;
 pub use model::Plan;
 pub use text::to_text;
-pub use variables::{ResolvedVar, VarInputs, VarSource, resolve_vars};
+pub use variables::{ResolvedVar, VarInputs, VarSource, resolve_vars, vars_file_values};

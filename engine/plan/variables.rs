@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::Context;
+use crate::bounded_read::read_bounded_text;
 use crate::document::{OrderedMap, Scalar, Spanned};
 use crate::errors::EngineError;
 use crate::model::{Runbook, parse_rendered};
@@ -74,13 +75,19 @@ impl std::fmt::Debug for ResolvedVar {
     }
 }
 
+/// A `--vars-file` larger than this is refused before it is parsed.
+const MAX_VARS_FILE_BYTES: u64 = 4 << 20;
+/// A var's `file:` larger than this is refused: a value, not a data set.
+const MAX_VAR_FILE_BYTES: u64 = 1 << 20;
+
 /// Reads `--vars-file`: a YAML mapping of names to scalar values.
 fn read_vars_file(path: &Path) -> Result<Vec<(Spanned<String>, String)>, EngineError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|cause| EngineError::VarsFile {
-        path: name.clone(),
-        cause,
-    })?;
+    let text =
+        read_bounded_text(path, MAX_VARS_FILE_BYTES).map_err(|cause| EngineError::VarsFile {
+            path: name.clone(),
+            cause: cause.into(),
+        })?;
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -96,6 +103,14 @@ fn read_vars_file(path: &Path) -> Result<Vec<(Spanned<String>, String)>, EngineE
         .into_iter()
         // A number keeps its spelling (`1.10`, not `1.1`), as in the runbook itself.
         .map(|(key, value)| (key, value.value.written(&text).unwrap_or_default()))
+        .collect())
+}
+
+/// The name and value of each entry of a `--vars-file`, in order.
+pub fn vars_file_values(path: &Path) -> Result<Vec<(String, String)>, EngineError> {
+    Ok(read_vars_file(path)?
+        .into_iter()
+        .map(|(key, value)| (key.value, value))
         .collect())
 }
 
@@ -169,7 +184,7 @@ pub fn resolve_vars(
             (value, source) = (Some(given), VarSource::Env(name));
         } else if let Some(file) = &var.file {
             let path = runbook.directory.join(file);
-            match std::fs::read_to_string(&path) {
+            match read_bounded_text(&path, MAX_VAR_FILE_BYTES) {
                 Ok(text) => {
                     (value, source) = (
                         Some(text.trim_end_matches(['\n', '\r']).to_string()),
@@ -178,7 +193,7 @@ pub fn resolve_vars(
                 }
                 // A missing file falls back to the default; one that exists but cannot be read is
                 // an error, never silently skipped.
-                Err(error) if path.exists() => {
+                Err(error) if path.exists() || std::fs::symlink_metadata(&path).is_ok() => {
                     let message =
                         format!("cannot read `{file}` for variable `{}`: {error}", var.name);
                     problems.push(Diagnostic::error("var-file", message, Some(var.position)));

@@ -245,6 +245,15 @@ impl RunningProcess {
         self.output_leaked
     }
 
+    /// Whether the main process has exited, without waiting or reaping it: a deadline that
+    /// fires together with the exit (the engine was stopped, SIGSTOP or Ctrl-Z, past it) must
+    /// not turn a step that finished into one that timed out.
+    pub fn has_exited(&self) -> bool {
+        self.exit.is_some()
+            || self.exited_unreaped_at.is_some()
+            || unix::exited_unreaped(self.group) == Some(true)
+    }
+
     /// Cancel-safe: the only state changes, noticing or collecting the exit, happen without an
     /// await. Returns when the main process exited.
     async fn main_exit(&mut self) -> Instant {

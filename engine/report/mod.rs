@@ -10,6 +10,7 @@ mod plain;
 mod progress;
 mod run_report;
 mod summary;
+mod terminal;
 mod timeline;
 mod view;
 
@@ -18,6 +19,7 @@ pub use plain::PlainLines;
 pub use progress::LiveProgress;
 pub(crate) use run_report::{html_report, markdown_report};
 pub use summary::{final_line, summary_text};
+pub use terminal::{for_stdout, neutralise};
 pub(crate) use timeline::Timeline;
 
 /// Anything that shows events.

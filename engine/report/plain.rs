@@ -128,6 +128,8 @@ impl Reporter for PlainLines {
             return;
         }
         if let Some(text) = describe(event) {
+            // A step's bytes must not drive the operator's terminal.
+            let text = super::terminal::for_stdout(&text);
             let mut stdout = std::io::stdout().lock();
             let mut lines = text.lines();
             let _ = writeln!(stdout, "{} {}", clock(), lines.next().unwrap_or_default());

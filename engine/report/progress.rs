@@ -50,8 +50,9 @@ impl LiveProgress {
         }
     }
 
+    /// Every line goes to the terminal: step text in it is neutralised.
     fn println(&self, line: String) {
-        let _ = self.multi.println(line);
+        let _ = self.multi.println(super::terminal::neutralise(&line));
     }
 
     fn finish_bar(&mut self, step: &str, compensation: bool) {
@@ -119,7 +120,7 @@ impl Reporter for LiveProgress {
                     .running
                     .get(&(step.clone(), *phase == Phase::Compensation))
                 {
-                    bar.set_message(line.clone());
+                    bar.set_message(super::terminal::neutralise(line).into_owned());
                 }
             }
             Event::AttemptFailed {

@@ -298,6 +298,9 @@ fn outcome_text(record: &RunRecord) -> String {
             end.exit_code,
             elapsed(end.duration_ms)
         ),
+        None if record.in_progress() => {
+            "in progress: its engine is still running it, so this is the state so far".to_string()
+        }
         None => "unfinished: the journal has no end record".to_string(),
     }
 }

@@ -132,9 +132,11 @@ impl JournalWriter {
             path: path.display().to_string(),
             cause,
         };
+        // Never through a link put in its place: the cut below would truncate its target.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(path)
             .map_err(write_error)?;
         file.set_len(read.valid_length).map_err(write_error)?;
@@ -260,7 +262,7 @@ pub fn for_each_record(
         path: name.clone(),
         cause,
     };
-    let file = File::open(path).map_err(read_error)?;
+    let file = open_regular(path).map_err(read_error)?;
     let mut reader = BufReader::with_capacity(1 << 18, file);
     let mut journal = ReadJournal::default();
     let mut offset = 0u64;
@@ -268,11 +270,26 @@ pub fn for_each_record(
     let mut line = Vec::new();
     loop {
         line.clear();
-        let read = reader.read_until(b'\n', &mut line).map_err(read_error)?;
+        // A line is read with a bound: a record is at most a few MiB (outputs are capped), so
+        // a longer one is damage, not something to hold in memory.
+        let read = std::io::Read::take(&mut reader, MAX_RECORD_BYTES + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(read_error)?;
         if read == 0 {
             break;
         }
         line_number += 1;
+        if read as u64 > MAX_RECORD_BYTES {
+            return Err(JournalError::Damaged {
+                path: name.clone(),
+                line: line_number,
+                offset,
+                problem: format!(
+                    "a line longer than {} MiB, which no record is",
+                    MAX_RECORD_BYTES >> 20
+                ),
+            });
+        }
         let terminated = line.last() == Some(&b'\n');
         let content = if terminated {
             &line[..line.len() - 1]
@@ -305,6 +322,28 @@ pub fn for_each_record(
         return Err(JournalError::NoHeader { path: name });
     }
     Ok(journal)
+}
+
+/// The longest journal line read: far above any record the engine writes.
+const MAX_RECORD_BYTES: u64 = 64 << 20;
+
+/// Opens a journal to read it: not through a symbolic link, and only a regular file (a FIFO
+/// put in its place would block every `history`, a device would never end).
+fn open_regular(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|error| match error.raw_os_error() {
+            Some(nix::libc::ELOOP) => {
+                std::io::Error::other("it is a symbolic link, not the run's file")
+            }
+            _ => error,
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    Ok(file)
 }
 
 /// The parts of a line, found by its fixed layout (the CRC is checked against them).

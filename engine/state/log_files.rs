@@ -44,10 +44,12 @@ impl LogFiles {
     pub fn line(&mut self, step: &str, prefix: &str, line: &str) -> std::io::Result<()> {
         if !self.open.contains_key(step) {
             let file_name = step.replace(['/', '\\'], "_");
+            // Never through a link put in its place: output would be appended to its target.
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .mode(0o600)
+                .custom_flags(nix::libc::O_NOFOLLOW)
                 .open(self.directory.join(format!("{file_name}.log")))?;
             self.open.insert(
                 step.to_string(),

@@ -180,6 +180,9 @@ pub struct RunRecord {
     pub torn_tail: bool,
     #[serde(skip)]
     pub directory: PathBuf,
+    /// The engine that last drove the run: the header's, or a later `resume`'s/`rollback`'s.
+    #[serde(skip)]
+    engine_pid: u32,
     /// Where each step is in `steps`: a long journal names the same steps again and again.
     #[serde(skip)]
     step_index: HashMap<String, usize>,
@@ -212,6 +215,7 @@ impl RunRecord {
             records: 0,
             torn_tail: false,
             directory: directory.to_path_buf(),
+            engine_pid: 0,
             step_index: HashMap::new(),
         }
     }
@@ -278,6 +282,7 @@ impl RunRecord {
                 self.started_at = header.started_at;
                 self.mode = RunMode::Run;
                 self.pid = header.pid;
+                self.engine_pid = header.pid;
                 self.host = header.host;
                 self.user = header.user;
                 self.actions.push(RecordedAction {
@@ -308,6 +313,7 @@ impl RunRecord {
                     host: resumed.host,
                     end: None,
                 });
+                self.engine_pid = resumed.pid;
                 return;
             }
             Record::Event(event) => event,
@@ -510,9 +516,11 @@ impl RunRecord {
                 crate::format::tenths(std::time::Duration::from_millis(end.duration_ms))
             )
         };
+        let in_progress = self.in_progress();
         let mut story = match self.own_end() {
             Some(end) => ended(end),
             None if self.actions.len() > 1 => "unfinished (its engine stopped)".to_string(),
+            None if in_progress => "in_progress".to_string(),
             None => "unfinished".to_string(),
         };
         for action in self.actions.iter().skip(1) {
@@ -532,21 +540,47 @@ impl RunRecord {
             } else {
                 format!(" at {}", action.started)
             };
-            let how = action
-                .end
-                .as_ref()
-                .map_or_else(|| "unfinished".to_string(), ended);
+            let how = action.end.as_ref().map_or_else(
+                || {
+                    if in_progress {
+                        "in_progress".to_string()
+                    } else {
+                        "unfinished".to_string()
+                    }
+                },
+                ended,
+            );
             story.push_str(&format!("; {what}{by}{at}: {how}"));
         }
         story
     }
 
     /// `succeeded`, `rolled_back`, ..., or `unfinished` when the journal has no end.
+    /// `succeeded`, `rolled_back`, ..., `in_progress` while an engine still drives the run,
+    /// or `unfinished` when the journal has no end and no engine does (it died).
     pub fn outcome(&self) -> String {
-        self.end
-            .as_ref()
-            .map_or("unfinished", |end| end.outcome.name())
-            .to_string()
+        match &self.end {
+            Some(end) => end.outcome.name().to_string(),
+            None if self.in_progress() => "in_progress".to_string(),
+            None => "unfinished".to_string(),
+        }
+    }
+
+    /// Whether the run has no end yet because its engine is still at work: the process that
+    /// last drove it is alive and holds this run's journal open (a recycled process id
+    /// does not).
+    pub fn in_progress(&self) -> bool {
+        if self.end.is_some() || self.engine_pid == 0 {
+            return false;
+        }
+        let journal = self.directory.join(JOURNAL_FILE);
+        let journal = std::fs::canonicalize(&journal).unwrap_or(journal);
+        let Ok(descriptors) = std::fs::read_dir(format!("/proc/{}/fd", self.engine_pid)) else {
+            return false;
+        };
+        descriptors
+            .flatten()
+            .any(|entry| std::fs::read_link(entry.path()).is_ok_and(|target| target == journal))
     }
 }
 

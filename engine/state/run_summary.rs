@@ -138,7 +138,11 @@ impl RunSummary {
             ));
         };
         let summary = RunSummary::from_record(&record, stamp);
-        let _ = keep(directory, &summary);
+        // Whether a run without an end is in progress or unfinished depends on its engine,
+        // not on the journal: only ended runs are kept.
+        if record.end.is_some() {
+            let _ = keep(directory, &summary);
+        }
         Ok(summary)
     }
 }

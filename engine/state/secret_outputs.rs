@@ -35,11 +35,13 @@ pub fn save_secret_outputs(
     let target = file_of(run_directory, step);
     let temporary = directory.join(format!(".{step}.json.{}.tmp", std::process::id()));
     let written = (|| {
+        // A new file only: a link or file planted at the temporary name is refused, never
+        // written through.
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&temporary)?;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         file.write_all(text.as_bytes())?;
@@ -56,9 +58,10 @@ pub fn save_secret_outputs(
 
 /// The secret outputs stored for `step`; none when there is no file or it cannot be read.
 fn load(run_directory: &Path, step: &str) -> Vec<(String, String)> {
-    std::fs::read_to_string(file_of(run_directory, step))
+    // Not through a link, and bounded: outputs are at most 1 MiB a step, JSON-escaped.
+    crate::bounded_read::read_bounded_no_symlink(&file_of(run_directory, step), 8 << 20)
         .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default()
 }
 

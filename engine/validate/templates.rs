@@ -18,6 +18,10 @@ use crate::template::{
 pub(super) struct VarFacts {
     pub name: String,
     pub secret: bool,
+    /// The environment variable it is read from (`env:`), which is as secret as the var.
+    pub env_source: Option<String>,
+    /// For a var secret because its default reads a secret: what it reads (`vars.tok`).
+    pub derived_from: Option<String>,
     /// Every allowed value is safe to paste into a shell unquoted.
     pub shell_safe: bool,
 }
@@ -183,6 +187,20 @@ impl TemplateFacts<'_> {
         let mut runtime_paths = Vec::new();
         for reference in &analysis.references {
             let path: Vec<&str> = reference.path.iter().map(String::as_str).collect();
+            if path.is_empty() {
+                let text = value.value.get(reference.span.clone()).unwrap_or("this");
+                let message = format!(
+                    "`{text}` reads the whole template context in `{}`: every var, the engine's environment and step outputs, secrets included",
+                    scope.place
+                );
+                let position = locate(self.source, value, reference.span.start);
+                diagnostics.push(
+                    Diagnostic::error("whole-context", message, Some(position))
+                        .with_length(text.chars().count())
+                        .with_help("name the value you need (`vars.<name>`, `env.<NAME>`, `steps.<id>.outputs.<key>`)"),
+                );
+                continue;
+            }
             if matches!(path.first(), Some(&"steps") | Some(&"run")) {
                 runtime_paths.push(reference.path.clone());
             }
@@ -250,8 +268,14 @@ impl TemplateFacts<'_> {
                 }
                 if var.secret && !scope.secrets_allowed {
                     let env_name = name.to_ascii_uppercase();
+                    let what = match &var.derived_from {
+                        Some(source) => format!(
+                            "`vars.{name}` carries secret `{source}` (its default reads it) and"
+                        ),
+                        None => format!("secret `vars.{name}`"),
+                    };
                     return Some(
-                        Diagnostic::error("secret-inlined", format!("secret `vars.{name}` is pasted into `{place}`, where it would reach argv, logs or the terminal"), None)
+                        Diagnostic::error("secret-inlined", format!("{what} is pasted into `{place}`, where it would reach argv, logs or the terminal"), None)
                             .with_help(format!("pass it through `env:` (`{env_name}: \"{{{{vars.{name}}}}}\"`) and use \"${env_name}\" in the script")),
                     );
                 }
@@ -269,7 +293,19 @@ impl TemplateFacts<'_> {
                     "`vars` alone is not a value (in `{place}`): name a variable, `vars.<name>`"
                 ),
             ),
-            ["env", _name] => None,
+            ["env", env_name] => {
+                let source = self
+                    .vars
+                    .iter()
+                    .find(|var| var.secret && var.env_source.as_deref() == Some(*env_name));
+                match source {
+                    Some(var) if !scope.secrets_allowed => Some(
+                        Diagnostic::error("secret-inlined", format!("`env.{env_name}` is the source of secret `vars.{}` and is pasted into `{place}`, where it would reach argv, logs or the terminal", var.name), None)
+                            .with_help(format!("pass it through `env:` (`{env_name}: \"{{{{vars.{}}}}}\"`) and use \"${env_name}\" in the script", var.name)),
+                    ),
+                    _ => None,
+                }
+            }
             ["env", ..] => error(
                 "env-path",
                 format!("`{dotted}` is not an environment variable path (in `{place}`)"),
@@ -497,6 +533,37 @@ impl TemplateFacts<'_> {
             ),
         }
     }
+}
+
+/// What a var default reads that makes the var itself secret: a secret var, or the
+/// environment variable a secret is read from. `None` for a default free of secrets.
+pub(super) fn secret_read_by_default(
+    engine: &TemplateEngine,
+    vars: &[VarFacts],
+    text: &str,
+) -> Option<String> {
+    if !has_tag(text) {
+        return None;
+    }
+    let analysis = engine.analyze(text).ok()?;
+    analysis
+        .references
+        .iter()
+        .find_map(|reference| match reference.path.as_slice() {
+            [root, name, ..] if root == "vars" => vars
+                .iter()
+                .find(|var| var.secret && &var.name == name)
+                .map(|var| {
+                    var.derived_from
+                        .clone()
+                        .unwrap_or_else(|| format!("vars.{}", var.name))
+                }),
+            [root, name] if root == "env" => vars
+                .iter()
+                .find(|var| var.secret && var.env_source.as_ref() == Some(name))
+                .map(|_| format!("env.{name}")),
+            _ => None,
+        })
 }
 
 /// Whether a rollback script reads the outputs of its own step (`own`) other than through a

@@ -46,6 +46,17 @@ pub fn parse_duration(value: &Spanned<String>, key: &str) -> Result<Duration, Di
         Ok(duration) if duration > MAX_DURATION => {
             format!("`{key}` is too long: `{text}` (the limit is 366 days)")
         }
+        // A zero limit stops every attempt at once: refused, as a zero `interval` is.
+        Ok(duration) if duration.is_zero() && key.ends_with("timeout") => {
+            return Err(Diagnostic::error(
+                "zero-timeout",
+                format!(
+                    "`{key}` must be more than zero: `{text}` would stop every attempt at once"
+                ),
+                Some(value.position),
+            )
+            .with_help("leave `timeout` out for no limit, or give one such as `30s`"));
+        }
         Ok(duration) => return Ok(duration),
         Err(error) => format!("`{key}` is not a duration: `{text}` ({error})"),
     };

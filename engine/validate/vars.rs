@@ -2,7 +2,7 @@
 //! variables declared above them).
 
 use super::Diagnostic;
-use super::templates::{Scope, TemplateOwner, VarFacts};
+use super::templates::{Scope, TemplateOwner, VarFacts, secret_read_by_default};
 use super::validator::Validator;
 use super::values::is_var_name;
 use crate::document::{OrderedMap, RawVar, Spanned};
@@ -37,11 +37,24 @@ impl Validator<'_> {
                         .with_help("use letters, digits and `_`, not starting with a digit: it is written `vars.<name>` in templates"),
                 );
             }
-            let declaration = self.var(index, name, var);
+            let mut declaration = self.var(index, name, var);
+            // A default that reads a secret makes a secret: the value is tainted by it.
+            let derived_from = declaration
+                .default
+                .as_ref()
+                .filter(|_| !declaration.secret)
+                .and_then(|default| {
+                    secret_read_by_default(&self.engine, &self.vars, &default.text)
+                });
+            if derived_from.is_some() {
+                declaration.secret = true;
+            }
             // Declared before its default is checked would let a default read itself.
             self.vars.push(VarFacts {
                 name: declaration.name.clone(),
                 secret: declaration.secret,
+                env_source: declaration.env.clone(),
+                derived_from,
                 shell_safe: !declaration.choices.is_empty()
                     && declaration
                         .choices
