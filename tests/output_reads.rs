@@ -155,3 +155,49 @@ rollback_verify:
         output.snapshot()
     );
 }
+
+#[test]
+fn the_summary_and_failure_hooks_reading_an_output_are_warned_unless_guarded() {
+    let output = Test::new()
+        .runbook(
+            r#"
+version: 1
+name: after-failure
+steps:
+  - id: deploy
+    readonly: true
+    run: echo "version=2" >> "$RUNBOOK_OUTPUT"
+summary: "deployed {{steps.deploy.outputs.version}}, guarded {{default steps.deploy.outputs.version 'none'}}"
+hooks:
+  on_failure:
+    - name: page
+      run: echo failed at {{quote steps.deploy.outputs.version}}
+  always:
+    - name: note
+      env:
+        VERSION: "{{steps.deploy.outputs.version}}"
+      run: echo "$VERSION"
+  on_success:
+    - name: done
+      run: echo {{quote steps.deploy.outputs.version}}
+"#,
+        )
+        .args(["validate", "{file}"])
+        .run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    for what in ["the `summary`", "an `on_failure` hook", "an `always` hook"] {
+        assert!(
+            output
+                .stderr
+                .contains(&format!("{what} reads `steps.deploy.outputs.version`")),
+            "{what}: {}",
+            output.snapshot()
+        );
+    }
+    assert_eq!(
+        output.stderr.matches("before `deploy` wrote it").count(),
+        3,
+        "one warning each, none for the guarded read or on_success: {}",
+        output.snapshot()
+    );
+}

@@ -2,14 +2,15 @@
 //! (SPEC §4, §8 rule 6): the step may be skipped while the reader still runs (`after_skipped:
 //! run`), may fail with `allow_failure`, or, for a compensation reading its own step, may
 //! have failed before writing it; `rollback_verify` runs after a failure that may have come
-//! before the step ran at all. A read through `default` is guarded.
+//! before the step ran at all, and so do the `summary` and the `on_failure` and `always`
+//! hooks. A read through `default` is guarded.
 
 use std::collections::HashMap;
 
 use super::Diagnostic;
 use super::validator::Validator;
 use crate::document::Spanned;
-use crate::model::{Runbook, Step, Template};
+use crate::model::{Hook, Runbook, Step, Template};
 
 /// One `steps.<id>.outputs.<key>` read that fails when the output is missing.
 struct OutputRead {
@@ -88,25 +89,41 @@ impl Validator<'_> {
             }
         }
         self.step_ids = ids;
-        for probe in &runbook.rollback_verify {
-            for template in probe.templates() {
-                for read in self.unguarded_output_reads(template) {
-                    let path = read.path();
-                    let message = format!(
-                        "`rollback_verify` reads `{path}` (in `{}`), which does not exist when the run failed before `{}` wrote it",
-                        template.place, read.step
-                    );
-                    let position = self.locate(
-                        &Spanned::new(template.text.clone(), template.position),
-                        read.offset,
-                    );
-                    self.push(
-                        Diagnostic::warning("output-may-be-missing", message, Some(position))
-                            .with_length(path.chars().count())
-                            .with_help(format!("use `{{{{default {path} \"\"}}}}`")),
-                    );
-                }
+        // These run after a failure too, which may have come before the step ran at all.
+        let after_failure = [
+            ("`rollback_verify`", rollback_verify_templates(runbook)),
+            ("the `summary`", runbook.summary.iter().collect()),
+            (
+                "an `on_failure` hook",
+                hook_templates(&runbook.hooks.on_failure),
+            ),
+            ("an `always` hook", hook_templates(&runbook.hooks.always)),
+        ];
+        for (what, templates) in after_failure {
+            for template in templates {
+                self.warn_reads_after_failure(what, template);
             }
+        }
+    }
+
+    /// Warns about each unguarded output read of `template`, which `what` renders whether or
+    /// not the run got as far as the step that writes the output.
+    fn warn_reads_after_failure(&mut self, what: &str, template: &Template) {
+        for read in self.unguarded_output_reads(template) {
+            let path = read.path();
+            let message = format!(
+                "{what} reads `{path}` (in `{}`), which does not exist when the run failed before `{}` wrote it",
+                template.place, read.step
+            );
+            let position = self.locate(
+                &Spanned::new(template.text.clone(), template.position),
+                read.offset,
+            );
+            self.push(
+                Diagnostic::warning("output-may-be-missing", message, Some(position))
+                    .with_length(path.chars().count())
+                    .with_help(format!("use `{{{{default {path} \"\"}}}}`")),
+            );
         }
     }
 
@@ -140,6 +157,23 @@ impl Validator<'_> {
             })
             .collect()
     }
+}
+
+fn rollback_verify_templates(runbook: &Runbook) -> Vec<&Template> {
+    runbook
+        .rollback_verify
+        .iter()
+        .flat_map(|probe| probe.templates())
+        .collect()
+}
+
+fn hook_templates(hooks: &[Hook]) -> Vec<&Template> {
+    hooks
+        .iter()
+        .flat_map(|hook| {
+            std::iter::once(&hook.run).chain(hook.env.iter().map(|entry| &entry.value))
+        })
+        .collect()
 }
 
 /// The step whose output `path` (`steps.<id>.outputs.<key>`) names.
