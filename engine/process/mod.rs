@@ -5,6 +5,7 @@
 
 mod command;
 mod output;
+mod program_path;
 mod registry;
 mod running;
 mod tree;

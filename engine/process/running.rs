@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::command::{CommandSpec, SpawnError};
 use super::output::{OutputChunk, OutputStream, pump};
+use super::program_path;
 use super::registry;
 use super::tree::StepTree;
 use super::unix;
@@ -100,7 +101,22 @@ impl RunningProcess {
             source,
         })?;
 
-        let mut command = Command::new(program);
+        let step_path = spec
+            .env
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "PATH")
+            .map(|(_, value)| std::ffi::OsString::from(value))
+            .or_else(|| std::env::var_os("PATH"));
+        let mut command = match program_path::find(program, step_path.as_deref()) {
+            Some(file) => {
+                let mut command = Command::new(file);
+                // `$0` stays what the step wrote (`bash: line 1: ...`).
+                command.arg0(program);
+                command
+            }
+            None => Command::new(program),
+        };
         command
             .args(arguments)
             .envs(spec.env.iter().map(|(name, value)| (name, value)))
