@@ -93,11 +93,23 @@ fn a_journal_replaced_by_dev_zero_or_a_fifo_is_refused_without_hanging() {
     std::fs::remove_file(&journal).expect("remove");
     std::os::unix::fs::symlink("/dev/zero", &journal).expect("link");
     all_refuse(&directory, &run);
-    assert_eq!(engine(&directory, &["history"]).code, 0);
+    history_lists_it_as_damaged(&directory, &run);
     std::fs::remove_file(&journal).expect("remove");
     nix::unistd::mkfifo(&journal, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
     all_refuse(&directory, &run);
-    assert_eq!(engine(&directory, &["history"]).code, 0);
+    history_lists_it_as_damaged(&directory, &run);
+}
+
+/// `history` answers, and lists the run as damaged rather than leaving it out.
+fn history_lists_it_as_damaged(directory: &Path, run: &str) {
+    let history = engine(directory, &["history"]);
+    assert_eq!(history.code, 0, "{}", history.snapshot());
+    let row = history
+        .stdout
+        .lines()
+        .find(|line| line.contains(run))
+        .unwrap_or_else(|| panic!("no row for {run}: {}", history.snapshot()));
+    assert!(row.contains("damaged"), "{row}");
 }
 
 /// `plant` puts a link to `victim` where `print`'s log will be opened.

@@ -139,10 +139,16 @@ pub fn list_runs(state: &Path) -> Vec<PathBuf> {
     let mut runs: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())
-        .filter(|path| path.join(super::JOURNAL_FILE).is_file())
+        .filter(|path| has_journal(path))
         .collect();
     runs.sort();
     runs
+}
+
+/// Whether `directory` holds a journal: anything at its path counts, so that a link, a FIFO
+/// or a device put in its place is listed and reported as damage when read, never skipped.
+fn has_journal(directory: &Path) -> bool {
+    std::fs::symlink_metadata(directory.join(super::JOURNAL_FILE)).is_ok()
 }
 
 /// The names of the run directories, sorted (oldest first: ids start with their time), from
@@ -169,7 +175,7 @@ pub fn latest_runs(state: &Path, limit: usize) -> (Vec<PathBuf>, usize) {
         .iter()
         .rev()
         .map(|name| state.join("runs").join(name))
-        .filter(|path| path.join(super::JOURNAL_FILE).is_file())
+        .filter(|path| has_journal(path))
         .take(limit)
         .collect();
     latest.reverse();
@@ -186,13 +192,7 @@ pub fn find_run(state: &Path, name: &str) -> Result<PathBuf, String> {
         );
     }
     check_state_directory(state)?;
-    let has_journal = |id: &String| {
-        state
-            .join("runs")
-            .join(id)
-            .join(super::JOURNAL_FILE)
-            .is_file()
-    };
+    let has_journal = |id: &String| has_journal(&state.join("runs").join(id));
     // The names alone are listed: only the runs a name can match are looked into, so finding
     // one run stays fast in a state directory of thousands.
     let names = run_names(state);
