@@ -166,3 +166,48 @@ fn show_and_report_on_a_terminal_neutralise_control_characters_from_outputs() {
         }
     }
 }
+
+/// JSON (events, `show`, `history`) escapes the C1 controls serde leaves raw, `U+009B` (a
+/// one-character CSI on some terminals) among them; the values read back unchanged.
+#[test]
+fn json_output_escapes_c1_control_characters() {
+    let runbook = r#"
+version: 1
+name: c1-output
+steps:
+  - id: c1
+    readonly: true
+    run: |
+      printf 'csi \302\23331mred\n'
+      printf 'mark=\302\233x\n' >> "$RUNBOOK_OUTPUT"
+"#;
+    let output = Test::new()
+        .runbook(runbook)
+        .args([
+            "run",
+            "{file}",
+            "--log-format",
+            "json",
+            "--state-dir",
+            "{dir}/state",
+        ])
+        .run_within(LIMIT);
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert!(!output.stdout.contains('\u{9b}'), "{}", output.stdout);
+    assert!(output.stdout.contains("\\u009b31mred"), "{}", output.stdout);
+    for args in [
+        vec!["show", "last", "--format", "json"],
+        vec!["history", "--format", "json"],
+    ] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"));
+        command
+            .args(&args)
+            .arg("--state-dir")
+            .arg(output.directory.join("state"));
+        let shown = command.output().expect("run the binary");
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(shown.status.success(), "{args:?}: {text}");
+        assert!(!text.contains('\u{9b}'), "{args:?}: {text}");
+        let _: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    }
+}

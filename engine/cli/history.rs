@@ -77,7 +77,7 @@ pub fn history(args: &HistoryArgs, global: &GlobalArgs) -> i32 {
                 .collect();
             outln!(
                 "{}",
-                serde_json::to_string_pretty(&list).unwrap_or_default()
+                crate::report::escape_c1(&serde_json::to_string_pretty(&list).unwrap_or_default())
             );
         }
         _ => {
@@ -153,7 +153,7 @@ pub fn show(args: &ShowArgs, global: &GlobalArgs) -> i32 {
     match args.format {
         RecordFormat::Json => outln!(
             "{}",
-            serde_json::to_string_pretty(&record).unwrap_or_default()
+            crate::report::escape_c1(&serde_json::to_string_pretty(&record).unwrap_or_default())
         ),
         _ => out!("{}", crate::report::for_stdout(&show_text(&record))),
     }

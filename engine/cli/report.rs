@@ -21,7 +21,9 @@ fn json_report(record: &RunRecord, timeline: &Timeline) -> String {
             serde_json::Value::Bool(record.in_progress()),
         );
     }
-    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    let mut text =
+        crate::report::escape_c1(&serde_json::to_string_pretty(&value).unwrap_or_default())
+            .into_owned();
     text.push('\n');
     text
 }

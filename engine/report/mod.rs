@@ -14,7 +14,7 @@ mod terminal;
 mod timeline;
 mod view;
 
-pub use json::JsonLines;
+pub use json::{JsonLines, escape_c1};
 pub use plain::PlainLines;
 pub use progress::LiveProgress;
 pub(crate) use run_report::{html_report, markdown_report};
