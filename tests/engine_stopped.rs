@@ -115,3 +115,52 @@ fn the_time_the_engine_was_stopped_does_not_count_against_a_running_step() {
         output.snapshot()
     );
 }
+
+/// The verify probe must hold for 2 s; the engine is stopped for longer than that while the
+/// window is open, and the checked file is removed once it runs again.
+const HOLDING: &str = r#"
+version: 1
+name: stopped-engine-hold
+steps:
+  - id: change
+    readonly: true
+    run: touch ok
+    verify:
+      - name: ok stays
+        run: touch sampled; test -f ok
+        hold: 2s
+        interval: 100ms
+"#;
+
+#[test]
+fn a_hold_window_does_not_count_the_time_the_engine_was_stopped() {
+    let mut running = Test::new()
+        .runbook(HOLDING)
+        .args([
+            "run",
+            "{file}",
+            "--progress",
+            "plain",
+            "--state-dir",
+            "{dir}/state",
+        ])
+        .spawn();
+    running.wait_for_file("sampled", LIMIT);
+    running.signal(Signal::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(3000));
+    let sampled = running.path().join("sampled");
+    std::fs::remove_file(&sampled).expect("remove the sample marker");
+    running.signal(Signal::SIGCONT);
+    // The first sample after the stop passes. Stopped time is not holding time: the window
+    // still has most of its 2 s to go (counted from the stop, it would be over), and the file
+    // is gone within it.
+    running.wait_for_file("sampled", LIMIT);
+    std::fs::remove_file(running.path().join("ok")).expect("remove ok");
+    let output = running.finish(LIMIT);
+    assert_ne!(output.code, 0, "{}", output.snapshot());
+    assert!(
+        output.stdout.contains("`hold` window"),
+        "the hold failed: {}",
+        output.snapshot()
+    );
+}

@@ -203,9 +203,10 @@ async fn within_loop(
     interval: Duration,
     samples: &mut u32,
 ) -> (bool, String) {
-    let deadline = started + within;
+    let stopped_at_start = super::stopped_time::stopped_total();
     let mut previous: Option<Observation> = None;
     loop {
+        let deadline = paused(started + within, stopped_at_start);
         let sample_started = Instant::now();
         *samples += 1;
         let remaining = deadline.saturating_duration_since(sample_started);
@@ -228,6 +229,7 @@ async fn within_loop(
             return (false, previous.message(&context));
         }
         let next = sample_started + interval;
+        let deadline = paused(started + within, stopped_at_start);
         if observation.fatal || next >= deadline {
             let context = if observation.fatal {
                 format!("{count} over {elapsed}, not retried")
@@ -254,7 +256,8 @@ struct Window {
 /// The first sample must pass, and so must every sample until `hold` has elapsed.
 async fn hold_loop(kind: &RenderedProbeKind, window: &Window, samples: &mut u32) -> (bool, String) {
     let started = window.started;
-    let end = started + window.hold;
+    let stopped_at_start = super::stopped_time::stopped_total();
+    let end = || paused(started + window.hold, stopped_at_start);
     let length = in_message(window.hold);
     let prefix = window.settled.clone().unwrap_or_default();
     // Samples in the window so far: the settling sample counts as its first.
@@ -262,8 +265,8 @@ async fn hold_loop(kind: &RenderedProbeKind, window: &Window, samples: &mut u32)
     let mut sample_started = started;
     if window.settled.is_some() {
         let next = started + window.interval;
-        if next > end {
-            tokio::time::sleep_until(end).await;
+        if next > end() {
+            tokio::time::sleep_until(end()).await;
             return (
                 true,
                 format!("passed ({prefix}held on 1 sample over {length})"),
@@ -287,15 +290,21 @@ async fn hold_loop(kind: &RenderedProbeKind, window: &Window, samples: &mut u32)
             return (false, observation.message(&context));
         }
         let next = sample_started + window.interval;
-        if next > end {
+        if next > end() {
             // The window lasts its full length even when the last sample came earlier.
-            tokio::time::sleep_until(end).await;
+            tokio::time::sleep_until(end()).await;
             let context = format!("{prefix}on all {} over {length}", sample_count(in_window));
             return (true, observation.message(&context));
         }
         tokio::time::sleep_until(next).await;
         sample_started = Instant::now();
     }
+}
+
+/// `deadline` moved later by the time the engine spent stopped (SIGSTOP, Ctrl-Z) since
+/// `stopped_at_start`: a window measures the probe's time, not the engine's absence.
+fn paused(deadline: Instant, stopped_at_start: Duration) -> Instant {
+    deadline + super::stopped_time::stopped_total().saturating_sub(stopped_at_start)
 }
 
 fn sample_count(samples: u32) -> String {
