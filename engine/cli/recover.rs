@@ -28,6 +28,8 @@ pub(super) struct Recovered {
     pub record: RunRecord,
     pub directory: PathBuf,
     pub runbook: Runbook,
+    /// Where its instances run, when a step has `on` (`runbook` is then the instance runbook).
+    pub layout: Option<crate::executor::FleetLayout>,
 }
 
 /// Where `rollback` and `resume` take the runbook from.
@@ -63,10 +65,18 @@ fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Reco
     {
         return Err(fail(message));
     }
+    let (runbook, layout) = crate::executor::instance_runbook(runbook, &record.options.limit)
+        .map_err(|message| {
+            fail(format!(
+                "run {}: {message}: nothing was done",
+                record.run_id
+            ))
+        })?;
     Ok(Recovered {
         record,
         directory,
         runbook,
+        layout,
     })
 }
 
@@ -368,6 +378,7 @@ pub(super) fn recovered_session(
         inputs: &inputs,
         recorder,
         options,
+        layout: recovered.layout,
     };
     let mut session = start_session(input, global, |emitter, _| {
         if journaled {

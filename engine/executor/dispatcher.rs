@@ -53,8 +53,21 @@ pub enum Start {
     },
 }
 
-/// Runs the whole runbook: forward phase, rollback if needed, hooks.
+/// Runs the whole runbook: forward phase, rollback if needed, hooks; then closes the run's
+/// control masters, however it ended (dropped, they are killed).
 pub async fn dispatch(
+    shared: Arc<RunShared>,
+    context: Context,
+    start: Start,
+) -> std::io::Result<RunResult> {
+    let result = dispatch_run(shared.clone(), context, start).await;
+    if let Some(fleet) = &shared.fleet {
+        fleet.close().await;
+    }
+    result
+}
+
+async fn dispatch_run(
     shared: Arc<RunShared>,
     context: Context,
     start: Start,
@@ -156,7 +169,10 @@ impl Dispatcher {
         let reads = runbook
             .steps
             .iter()
-            .map(crate::model::Step::reads_steps)
+            .map(|step| match &shared.fleet {
+                Some(fleet) => fleet.reads(runbook, step.index),
+                None => step.reads_steps(),
+            })
             .collect();
         let (cancel, _) = watch::channel(CancelLevel::None);
         Dispatcher {
@@ -295,11 +311,21 @@ impl Dispatcher {
             let task = running.spawn(run_step(
                 self.shared.clone(),
                 index,
-                self.context.with_steps(&self.reads[index]),
+                self.step_context(index),
                 self.cancel.subscribe(),
             ));
             self.tasks.insert(task.id(), index);
         }
+    }
+
+    /// What the templates of step `index` read: the steps they name and, for an instance on
+    /// a host, `host` and its host's instances of those steps.
+    fn step_context(&self, index: usize) -> Context {
+        let mut context = self.context.with_steps(&self.reads[index]);
+        if let Some(fleet) = &self.shared.fleet {
+            fleet.instance_context(&self.shared.runbook, index, &mut context);
+        }
+        context
     }
 
     /// Stops the run for `reason`: no step starts any more, running ones are cancelled.
@@ -340,6 +366,7 @@ impl Dispatcher {
                     tail: Vec::new(),
                     outcome: StepOutcome::Failed,
                     undecided: false,
+                    not_started: false,
                 }
             }
         };
@@ -382,7 +409,7 @@ impl Dispatcher {
                 outcome: Some(report.outcome),
             });
             if step.rollback.is_some() {
-                record_compensation(shared, index, &self.context.with_steps(&self.reads[index]));
+                record_compensation(shared, index, &self.step_context(index));
             }
         }
         let stops = match status {
@@ -511,12 +538,21 @@ impl Dispatcher {
                     .statuses
                     .iter()
                     .zip(&self.finished_order)
-                    .map(|(&status, &finished_order)| RanStep {
-                        status,
+                    .zip(&self.reports)
+                    .map(|((&status, &finished_order), report)| RanStep {
+                        // An instance whose host was never reached did nothing to undo.
+                        status: if report.as_ref().is_some_and(|report| report.not_started) {
+                            StepStatus::Pending
+                        } else {
+                            status
+                        },
                         finished_order,
                     })
                     .collect();
-                let plan = plan_rollback(runbook, &ran);
+                let mut plan = plan_rollback(runbook, &ran);
+                if let Some(fleet) = &shared.fleet {
+                    fleet.order_rollback(&mut plan.compensate);
+                }
                 let complete = run_rollback(
                     &shared,
                     &plan.compensate,
@@ -583,9 +619,13 @@ impl Dispatcher {
         let shared = &self.shared;
         let mut summaries = self.summaries();
         let mut needs_a_person = Vec::new();
+        let mut set = set.to_vec();
+        if let Some(fleet) = &shared.fleet {
+            fleet.order_rollback(&mut set);
+        }
         let complete = run_rollback(
             shared,
-            set,
+            &set,
             &self.context,
             &self.resumed_outcomes,
             &mut summaries,
@@ -631,6 +671,7 @@ fn skipped_report(index: usize) -> StepReport {
         tail: Vec::new(),
         outcome: StepOutcome::Failed,
         undecided: false,
+        not_started: false,
     }
 }
 
@@ -762,6 +803,7 @@ mod tests {
             options,
             base_env: Vec::new(),
             approval_lock: tokio::sync::Mutex::new(()),
+            fleet: None,
         });
         (Dispatcher::new(shared, context), events)
     }
@@ -777,6 +819,7 @@ mod tests {
             tail: Vec::new(),
             outcome: StepOutcome::Failed,
             undecided: false,
+            not_started: false,
         }
     }
 
