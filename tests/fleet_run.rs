@@ -137,3 +137,164 @@ fn instances_run_on_their_hosts_with_outputs_and_logs_per_instance() {
     assert!(show.stdout.contains("deploy@web1"), "{}", show.snapshot());
     assert!(show.stdout.contains("check@web2"), "{}", show.snapshot());
 }
+
+/// A local backup, then `release` and `switch` rolled out over the `web` hosts in batches
+/// `batch`; each compensation appends `<instance>` to `undo` in the test directory, in the
+/// order they run. `release` fails on the hosts listed in the test directory's `fail`.
+fn rolling(hosts: &Hosts, directory: &Path, batch: &str, max_failed: &str) -> String {
+    let undo = directory.join("undo");
+    let fail = directory.join("fail");
+    format!(
+        "version: 1\nname: rolling\nconcurrency: 1\n{}rollout:\n  web:\n    batch: {batch}\n    max_failed: {max_failed}\nsteps:\n  - id: backup\n    run: \"true\"\n    rollback: echo backup >> {undo}\n  - id: release\n    on: web\n    needs: [backup]\n    run: |\n      if grep -qx \"$RUNBOOK_HOST\" {fail} 2>/dev/null; then echo \"no release on $RUNBOOK_HOST\" >&2; exit 3; fi\n      echo release > {{{{host.vars.root}}}}/release\n    rollback: echo \"release@$RUNBOOK_HOST\" >> {undo}\n  - id: switch\n    on: web\n    needs: [release]\n    run: echo switch > {{{{host.vars.root}}}}/switch\n    rollback: echo \"switch@$RUNBOOK_HOST\" >> {undo}\n",
+        hosts.yaml(),
+        undo = undo.display(),
+        fail = fail.display(),
+    )
+}
+
+fn undo_lines(output: &Output) -> Vec<String> {
+    common::lines(&output.directory, "undo")
+}
+
+#[test]
+fn a_failure_in_a_middle_batch_undoes_that_batch_then_the_earlier_ones_and_never_touches_the_last()
+{
+    let hosts = Hosts::start(&["web1", "web2", "web3", "web4"]);
+    let test = Test::new().file("fail", "web3\n");
+    let runbook = rolling(&hosts, test.path(), "[1, 2]", "0");
+    let output = test.runbook(&runbook).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    assert_eq!(
+        undo_lines(&output),
+        // Batch 2's hosts (web3 failed; web2's release had run, its switch had not), then
+        // batch 1, then what ran before the rollout.
+        [
+            "release@web3",
+            "release@web2",
+            "switch@web1",
+            "release@web1",
+            "backup"
+        ],
+        "{}",
+        output.snapshot()
+    );
+    assert!(
+        hosts.lines("web4", "release").is_empty() && hosts.lines("web4", "switch").is_empty(),
+        "the last batch never started"
+    );
+    assert!(
+        output.stdout.contains("release@web3") && output.stdout.contains("no release on web3"),
+        "{}",
+        output.snapshot()
+    );
+}
+
+#[test]
+fn a_run_that_succeeded_is_undone_by_rollback_run_batch_by_batch() {
+    let hosts = Hosts::start(&["web1", "web2", "web3"]);
+    let test = Test::new();
+    let runbook = rolling(&hosts, test.path(), "[1]", "0");
+    let output = test.runbook(&runbook).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    for name in ["web1", "web2", "web3"] {
+        assert_eq!(hosts.lines(name, "switch"), ["switch"]);
+    }
+    assert!(undo_lines(&output).is_empty());
+    let rollback = Test::new()
+        .args(["rollback", &run_id(&output)])
+        .env(
+            "XDG_STATE_HOME",
+            &output.directory.join("xdg-state").display().to_string(),
+        )
+        .run();
+    assert_eq!(rollback.code, 0, "{}", rollback.snapshot());
+    assert_eq!(
+        undo_lines(&output),
+        [
+            "switch@web3",
+            "release@web3",
+            "switch@web2",
+            "release@web2",
+            "switch@web1",
+            "release@web1",
+            "backup"
+        ],
+        "{}",
+        rollback.snapshot()
+    );
+}
+
+#[test]
+fn a_host_within_max_failed_is_undone_alone_and_the_rollout_goes_on() {
+    let hosts = Hosts::start(&["web1", "web2", "web3"]);
+    let test = Test::new().file("fail", "web2\n");
+    let runbook = rolling(&hosts, test.path(), "[1]", "1");
+    let output = test
+        .runbook(&runbook)
+        .args(["--log-format", "json", "run", "{file}"])
+        .run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert_eq!(
+        undo_lines(&output),
+        ["release@web2"],
+        "{}",
+        output.snapshot()
+    );
+    assert_eq!(
+        hosts.lines("web3", "switch"),
+        ["switch"],
+        "the rollout went on"
+    );
+    assert!(
+        hosts.lines("web2", "switch").is_empty(),
+        "web2 took no further part"
+    );
+    let events = json_events(&output.stdout);
+    let tolerated = events.iter().any(|event| {
+        event["event"] == "step_finished"
+            && event["step"] == "release@web2"
+            && event["status"] == "failed_tolerated"
+    });
+    assert!(tolerated, "{}", output.stdout);
+}
+
+#[test]
+fn an_unreachable_host_fails_its_instance_naming_host_and_address_and_undoes_nothing_of_it() {
+    let mut hosts = Hosts::start(&["web1", "web2"]);
+    let port = hosts.server("web2").port;
+    hosts.servers[1].kill();
+    let test = Test::new();
+    let runbook = rolling(&hosts, test.path(), "[1]", "0");
+    let output = test.runbook(&runbook).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    assert!(
+        output
+            .stdout
+            .contains(&format!("could not connect to web2 (127.0.0.1:{port})")),
+        "{}",
+        output.snapshot()
+    );
+    assert_eq!(
+        undo_lines(&output),
+        ["switch@web1", "release@web1", "backup"],
+        "web2's release never started: nothing of it is undone"
+    );
+}
+
+#[test]
+fn limit_runs_the_instances_of_the_hosts_it_names_only() {
+    let hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new();
+    let runbook = rolling(&hosts, test.path(), "[1]", "0");
+    let output = test
+        .runbook(&runbook)
+        .args(["run", "{file}", "--limit", "web2"])
+        .run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert_eq!(hosts.lines("web2", "switch"), ["switch"]);
+    assert!(
+        hosts.lines("web1", "release").is_empty(),
+        "{}",
+        output.snapshot()
+    );
+}

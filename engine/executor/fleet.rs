@@ -130,6 +130,11 @@ impl Fleet {
         self.layout.host.get(index).copied().flatten()
     }
 
+    /// Sets `host` to inventory host `host`.
+    pub fn host_context(&self, host: usize, context: &mut Context) {
+        context.set_host(self.hosts[host].clone());
+    }
+
     /// Sets `host` in the context of instance `index`, and makes `steps.<step>` read its own
     /// host's instance of each step it reads.
     pub fn instance_context(&self, runbook: &Runbook, index: usize, context: &mut Context) {

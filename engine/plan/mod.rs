@@ -12,6 +12,7 @@ mod model;
 mod text;
 mod variables;
 
+pub use batches::failure_budget;
 pub use builder::build_plan;
 pub use context::{Context, PlanPlaceholders};
 pub use fleet::host_value;
