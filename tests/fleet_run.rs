@@ -4,6 +4,12 @@
 //! `rollback RUN` of a run that succeeded, an unreachable host, `max_failed` and `--limit`.
 
 mod common;
+#[path = "e2e/secrets.rs"]
+#[expect(
+    dead_code,
+    reason = "only the argv watch and the output checks are used here"
+)]
+mod secrets;
 
 use std::path::{Path, PathBuf};
 
@@ -126,6 +132,12 @@ fn instances_run_on_their_hosts_with_outputs_and_logs_per_instance() {
         .filter_map(|event| event["step"].as_str())
         .collect();
     assert_eq!(finished.len(), 4, "{finished:?}");
+    let on_web2 = events
+        .iter()
+        .filter(|event| event["event"] == "step_finished" && event["step"] == "deploy@web2");
+    for event in on_web2 {
+        assert_eq!(event["host"], "web2", "{event}");
+    }
     assert!(finished.contains(&"check@web1"), "{finished:?}");
     let show = Test::new()
         .args(["show", &run_id(&output)])
@@ -297,4 +309,60 @@ fn limit_runs_the_instances_of_the_hosts_it_names_only() {
         "{}",
         output.snapshot()
     );
+}
+
+#[test]
+fn a_compensation_that_cannot_reach_its_host_leaves_the_rollback_incomplete_naming_the_host() {
+    let mut hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new();
+    let runbook = rolling(&hosts, test.path(), "[1]", "0");
+    let output = test.runbook(&runbook).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let port = hosts.server("web2").port;
+    hosts.servers[1].kill();
+    let rollback = Test::new()
+        .args(["rollback", &run_id(&output)])
+        .env(
+            "XDG_STATE_HOME",
+            &output.directory.join("xdg-state").display().to_string(),
+        )
+        .run();
+    assert_eq!(rollback.code, 3, "{}", rollback.snapshot());
+    let said = format!("{}{}", rollback.stdout, rollback.stderr);
+    assert!(
+        said.contains(&format!("could not connect to web2 (127.0.0.1:{port})")),
+        "{}",
+        rollback.snapshot()
+    );
+    assert!(
+        said.contains("compensation of `switch@web2` failed"),
+        "{}",
+        rollback.snapshot()
+    );
+}
+
+#[test]
+fn a_secret_reaches_the_script_on_its_host_but_no_command_line_on_either_side() {
+    let hosts = Hosts::start(&["web1"]);
+    let secret = "s3cr3t-fleet-token-never-on-argv";
+    let test = Test::new();
+    let started = test.path().join("started");
+    let runbook = format!(
+        "version: 1\nname: secret\nvars:\n  token: {{ env: RB_TOKEN, secret: true }}\n{}steps:\n  - id: use\n    on: web\n    env: {{ TOKEN: \"{{{{vars.token}}}}\" }}\n    run: |\n      printf %s \"$TOKEN\" > {{{{host.vars.root}}}}/token\n      touch {started}\n      sleep 1\n",
+        hosts.yaml(),
+        started = started.display()
+    );
+    let watch = secrets::ArgvWatch::start(secret);
+    let mut running = test
+        .runbook(&runbook)
+        .env("RB_TOKEN", secret)
+        .args(["run", "{file}"])
+        .spawn();
+    running.wait_for_file("started", std::time::Duration::from_secs(30));
+    let output = running.finish(std::time::Duration::from_secs(60));
+    watch.assert_clean();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert_eq!(hosts.lines("web1", "token"), [secret]);
+    secrets::assert_absent(secret, &output.stdout, "stdout");
+    secrets::assert_absent(secret, &output.stderr, "stderr");
 }
