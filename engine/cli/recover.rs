@@ -21,7 +21,7 @@ use crate::state::{
     JOURNAL_FILE, JournalWriter, LogFiles, RUNBOOK_COPY, Record, RecordedPhase, Resumed, RunMode,
     RunRecord, UnfinishedIndex, find_run, for_each_record, state_directory,
 };
-use crate::validate::validate;
+use crate::validate::{HostInputs, validate_with};
 
 /// A recorded run with its runbook loaded again.
 pub(super) struct Recovered {
@@ -51,7 +51,15 @@ fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Reco
     let record = RunRecord::load(&directory)
         .map_err(|error| fail(format!("run `{run}`: {error}: nothing was done")))?;
     let source = runbook_source(&record, &directory, choice).map_err(fail)?;
-    let validation = validate(&source);
+    let hosts = HostInputs {
+        inventories: record
+            .options
+            .inventories
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+    };
+    let validation = validate_with(&source, &hosts);
     let Some(runbook) = validation.runbook else {
         return Err(fail(format!(
             "the runbook `{}` of run {} is no longer valid (`runbook validate {}`): nothing was done",

@@ -225,6 +225,17 @@ fn journal_header(
         timestamp: info.timestamp.clone(),
         fail_at: args.fail_at.clone(),
         limit: args.vars.limit.clone(),
+        inventories: args
+            .vars
+            .inventories
+            .iter()
+            .map(|file| {
+                std::fs::canonicalize(file)
+                    .unwrap_or_else(|_| file.clone())
+                    .display()
+                    .to_string()
+            })
+            .collect(),
     };
     JournalHeader::new(
         &info.id,

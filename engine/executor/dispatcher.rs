@@ -808,13 +808,26 @@ impl Dispatcher {
                 after_rollback(stop_reason, result, &facts)
             }
         };
+        let mut decision = decision;
+        if self
+            .early_compensations
+            .iter()
+            .any(|report| !report.succeeded)
+            && matches!(
+                decision.outcome,
+                RunOutcome::Succeeded | RunOutcome::RolledBack
+            )
+        {
+            // A tolerated host was not undone: not a success, whatever the others did.
+            decision.outcome = RunOutcome::RollbackIncomplete;
+            decision.exit_code = crate::errors::EXIT_ROLLBACK_INCOMPLETE;
+        }
         self.context.set_run_status(decision.outcome.as_str());
         let (hooks, moment) = if decision.outcome == RunOutcome::Succeeded {
             (&runbook.hooks.on_success, "on_success")
         } else {
             (&runbook.hooks.on_failure, "on_failure")
         };
-        let mut decision = decision;
         let mut stopped_by = run_hooks(&shared, hooks, moment, &self.context, signals).await;
         if stopped_by.is_none() {
             stopped_by = run_hooks(

@@ -34,6 +34,9 @@ pub struct RecordedOptions {
     /// `rollback RUN` see the same instances. Absent when every host was selected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub limit: Vec<String>,
+    /// `--inventory FILE`s (absolute paths), read again by `resume` and `rollback RUN`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventories: Vec<String>,
 }
 
 /// The first record of a journal: which runbook ran (its path and digest), who ran it where,
