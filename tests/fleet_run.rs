@@ -366,3 +366,32 @@ fn a_secret_reaches_the_script_on_its_host_but_no_command_line_on_either_side() 
     secrets::assert_absent(secret, &output.stdout, "stdout");
     secrets::assert_absent(secret, &output.stderr, "stderr");
 }
+
+#[test]
+fn a_host_whose_sshd_dies_during_a_step_fails_the_instance_in_doubt() {
+    let mut hosts = Hosts::start(&["web1"]);
+    let test = Test::new();
+    let started = test.path().join("started");
+    let runbook = format!(
+        "version: 1\nname: dies\n{}steps:\n  - id: long\n    on: web\n    run: |\n      touch {started}\n      sleep 30\n    rollback: \"true\"\n",
+        hosts.yaml(),
+        started = started.display()
+    );
+    let mut running = test.runbook(&runbook).args(["run", "{file}"]).spawn();
+    running.wait_for_file("started", std::time::Duration::from_secs(30));
+    hosts.servers[0].kill();
+    let output = running.finish(std::time::Duration::from_secs(60));
+    let said = format!("{}{}", output.stdout, output.stderr);
+    assert!(
+        said.contains("the connection to web1 (127.0.0.1:") && said.contains("dropped"),
+        "{}",
+        output.snapshot()
+    );
+    // In doubt, so compensated; its host is gone, so that compensation cannot run.
+    assert_eq!(output.code, 3, "{}", output.snapshot());
+    assert!(
+        said.contains("compensation of `long@web1` failed"),
+        "{}",
+        output.snapshot()
+    );
+}

@@ -68,11 +68,6 @@ fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Reco
             source.path().display()
         )));
     };
-    if digest(source.text()) != record.digest
-        && let Some(message) = super::lost_compensations::refusal(&record, &runbook)
-    {
-        return Err(fail(message));
-    }
     let (runbook, layout) = crate::executor::instance_runbook(runbook, &record.options.limit)
         .map_err(|message| {
             fail(format!(
@@ -80,6 +75,11 @@ fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Reco
                 record.run_id
             ))
         })?;
+    if digest(source.text()) != record.digest
+        && let Some(message) = super::lost_compensations::refusal(&record, &runbook)
+    {
+        return Err(fail(message));
+    }
     Ok(Recovered {
         record,
         directory,
