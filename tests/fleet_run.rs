@@ -395,3 +395,55 @@ fn a_host_whose_sshd_dies_during_a_step_fails_the_instance_in_doubt() {
         output.snapshot()
     );
 }
+
+#[test]
+fn a_batch_whose_verify_fails_on_a_host_stops_the_rollout_before_the_next_batch() {
+    let hosts = Hosts::start(&["web1", "web2", "web3"]);
+    let test = Test::new().file("unhealthy", "web2\n");
+    let unhealthy = test.path().join("unhealthy");
+    let runbook = rolling(&hosts, test.path(), "[1]", "0").replace(
+        "    max_failed: 0\n",
+        &format!(
+            "    max_failed: 0\n    pause: 10ms\n    verify:\n      - name: healthy\n        run: \"! grep -qx {{{{host.name}}}} {}\"\n",
+            unhealthy.display()
+        ),
+    );
+    let output = test.runbook(&runbook).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    let said = format!("{}{}", output.stdout, output.stderr);
+    assert!(
+        said.contains("the `verify` of rollout `web` failed on web2 after batch 2"),
+        "{}",
+        output.snapshot()
+    );
+    assert_eq!(
+        undo_lines(&output),
+        [
+            "switch@web2",
+            "release@web2",
+            "switch@web1",
+            "release@web1",
+            "backup"
+        ],
+        "{}",
+        output.snapshot()
+    );
+    assert!(
+        hosts.lines("web3", "release").is_empty(),
+        "batch 3 never started"
+    );
+    let show = Test::new()
+        .args(["show", &run_id(&output)])
+        .env(
+            "XDG_STATE_HOME",
+            &output.directory.join("xdg-state").display().to_string(),
+        )
+        .run();
+    assert_eq!(show.code, 0, "{}", show.snapshot());
+    assert!(
+        show.stdout.contains("rollout web batch 2 on web2")
+            && show.stdout.contains("probe `healthy` failed"),
+        "{}",
+        show.snapshot()
+    );
+}
