@@ -99,6 +99,21 @@ fn run_id(output: &Output) -> String {
         .to_string()
 }
 
+/// The command lines of live processes that name `path` (a control master names its socket).
+fn processes_naming(path: &Path) -> Vec<String> {
+    let needle = path.display().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let argv = std::fs::read(entry.ok()?.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&argv).replace('\0', " ");
+            text.contains(&needle).then_some(text)
+        })
+        .collect()
+}
+
 fn log(directory: &Path, name: &str) -> String {
     std::fs::read_to_string(directory.join("logs").join(format!("{name}.log"))).unwrap_or_default()
 }
@@ -120,6 +135,11 @@ fn instances_run_on_their_hosts_with_outputs_and_logs_per_instance() {
         assert_eq!(hosts.lines(name, "checked"), [format!("v-{name}")]);
     }
     let directory = run_directory(&output);
+    let masters = processes_naming(&directory);
+    assert!(
+        masters.is_empty(),
+        "a control master outlived the run: {masters:?}"
+    );
     assert!(
         log(&directory, "deploy@web2").contains("deploying on web2"),
         "{}",
