@@ -122,7 +122,7 @@ fn log(directory: &Path, name: &str) -> String {
 fn instances_run_on_their_hosts_with_outputs_and_logs_per_instance() {
     let hosts = Hosts::start(&["web1", "web2"]);
     let runbook = format!(
-        "version: 1\nname: fleet\n{}steps:\n  - id: deploy\n    on: web\n    run: |\n      echo \"deploying on $RUNBOOK_HOST\"\n      echo \"$RUNBOOK_HOST\" > {{{{host.vars.root}}}}/deployed\n      echo \"version=v-$RUNBOOK_HOST\" >> \"$RUNBOOK_OUTPUT\"\n    rollback: rm {{{{host.vars.root}}}}/deployed\n  - id: check\n    on: web\n    needs: [deploy]\n    run: echo \"{{{{steps.deploy.outputs.version}}}}\" > {{{{host.vars.root}}}}/checked\n",
+        "version: 1\nname: fleet\n{}steps:\n  - id: deploy\n    on: web\n    run: |\n      echo \"deploying on $RUNBOOK_HOST\"\n      echo \"$RUNBOOK_HOST\" > {{{{host.vars.root}}}}/deployed\n      echo \"version=v-$RUNBOOK_HOST\" >> \"$RUNBOOK_OUTPUT\"\n    rollback: rm {{{{host.vars.root}}}}/deployed\n  - id: check\n    on: web\n    needs: [deploy]\n    run: echo \"{{{{steps.deploy.outputs.version}}}}\" > {{{{host.vars.root}}}}/checked\n    verify:\n      - name: on its host\n        run: test \"$RUNBOOK_HOST\" = \"{{{{host.name}}}}\"\n",
         hosts.yaml()
     );
     let output = Test::new()
@@ -424,7 +424,7 @@ fn a_batch_whose_verify_fails_on_a_host_stops_the_rollout_before_the_next_batch(
     let runbook = rolling(&hosts, test.path(), "[1]", "0").replace(
         "    max_failed: 0\n",
         &format!(
-            "    max_failed: 0\n    pause: 10ms\n    verify:\n      - name: healthy\n        run: \"! grep -qx {{{{host.name}}}} {}\"\n",
+            "    max_failed: 0\n    pause: 10ms\n    verify:\n      - name: healthy\n        run: \"! grep -qx \\\"$RUNBOOK_HOST\\\" {}\"\n",
             unhealthy.display()
         ),
     );

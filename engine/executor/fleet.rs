@@ -78,7 +78,7 @@ pub fn instance_runbook(
 #[derive(Debug)]
 pub struct Fleet {
     pub layout: FleetLayout,
-    pub masters: ControlMasters,
+    pub masters: std::sync::Arc<ControlMasters>,
     /// Per inventory host.
     pub targets: Vec<SshTarget>,
     /// Per inventory host, `host` as templates read it.
@@ -119,7 +119,7 @@ impl Fleet {
             .collect();
         Ok(Fleet {
             layout,
-            masters: ControlMasters::for_run(run_directory)?,
+            masters: std::sync::Arc::new(ControlMasters::for_run(run_directory)?),
             targets,
             hosts,
         })
@@ -128,6 +128,14 @@ impl Fleet {
     /// The host instance `index` runs on, if any.
     pub fn host_of(&self, index: usize) -> Option<usize> {
         self.layout.host.get(index).copied().flatten()
+    }
+
+    /// Where a `run` probe on inventory host `host` runs.
+    pub fn probe_host(&self, host: usize) -> super::probe::ProbeHost {
+        super::probe::ProbeHost {
+            masters: self.masters.clone(),
+            target: self.targets[host].clone(),
+        }
     }
 
     /// Sets `host` to inventory host `host`.

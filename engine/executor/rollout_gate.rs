@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::command::CancelLevel;
 use super::fleet::Fleet;
 use super::shared::{Renderer, RunShared};
-use super::verify::verify;
+use super::verify::{ProbePlace, verify_on};
 use crate::events::{Event, Phase};
 use crate::plan::Context;
 
@@ -96,9 +96,12 @@ pub(crate) async fn run_gate(
         fleet.host_context(host, &mut context);
         let id = format!("rollout {} batch {} on {name}", written.group, batch + 1);
         let outcome = match Renderer::new(&shared, &context) {
-            Ok(renderer) => verify(
+            Ok(renderer) => verify_on(
                 &written.verify,
-                &id,
+                ProbePlace {
+                    step: &id,
+                    on_host: Some(host),
+                },
                 Phase::Forward,
                 &renderer,
                 &shared.base_env,
