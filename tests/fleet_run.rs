@@ -232,6 +232,28 @@ fn a_run_that_succeeded_is_undone_by_rollback_run_batch_by_batch() {
         assert_eq!(hosts.lines(name, "switch"), ["switch"]);
     }
     assert!(undo_lines(&output).is_empty());
+    let state = output.directory.join("xdg-state").display().to_string();
+    let report = Test::new()
+        .args([
+            "report",
+            &run_id(&output),
+            "--format",
+            "html",
+            "--output",
+            "{dir}/report.html",
+        ])
+        .env("XDG_STATE_HOME", &state)
+        .run();
+    assert_eq!(report.code, 0, "{}", report.snapshot());
+    let html = std::fs::read_to_string(report.directory.join("report.html")).expect("report.html");
+    let svg = &html[html.find("<svg").expect("a chart")..];
+    let at = |row: &str| {
+        svg.find(row)
+            .unwrap_or_else(|| panic!("{row} in the chart"))
+    };
+    // Rows grouped by host: web1's instances, then web2's.
+    assert!(at("backup") < at("release@web1"));
+    assert!(at("switch@web1") < at("release@web2"), "{svg}");
     let rollback = Test::new()
         .args(["rollback", &run_id(&output)])
         .env(
