@@ -24,7 +24,15 @@ struct Hosts {
 
 impl Hosts {
     fn start(names: &[&str]) -> Hosts {
-        let servers: Vec<SshServer> = names.iter().map(|name| SshServer::start(name)).collect();
+        Hosts::start_with_env(names, &[])
+    }
+
+    /// As `start`, with more variables for the sessions' environment (sshd's `SetEnv`).
+    fn start_with_env(names: &[&str], environment: &[(&str, &str)]) -> Hosts {
+        let servers: Vec<SshServer> = names
+            .iter()
+            .map(|name| SshServer::start_with_env(name, environment))
+            .collect();
         let known_hosts = tempfile::tempdir().expect("a directory for known_hosts");
         let text: String = servers
             .iter()
@@ -487,5 +495,101 @@ fn a_batch_whose_verify_fails_on_a_host_stops_the_rollout_before_the_next_batch(
             && show.stdout.contains("probe `healthy` failed"),
         "{}",
         show.snapshot()
+    );
+}
+
+/// Not a test: the cost of a run of 8 hosts × 10 trivial steps in batches of 2, printed
+/// beside a bare `ssh` through a control master per command (`cargo nextest run --test
+/// fleet_run --run-ignored only --no-capture`). Nothing is asserted about time.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn measure_eight_hosts_ten_steps_batches_of_two() {
+    let names = [
+        "web1", "web2", "web3", "web4", "web5", "web6", "web7", "web8",
+    ];
+    // As the transport's benchmark: `SHLVL=1` keeps root's bash from sourcing `~/.bashrc`
+    // for every session, which would otherwise dominate both sides.
+    let hosts = Hosts::start_with_env(&names, &[("SHLVL", "1")]);
+    let mut steps = String::new();
+    for number in 0..10 {
+        let needs = if number == 0 {
+            String::new()
+        } else {
+            format!("    needs: [s{}]\n", number - 1)
+        };
+        steps.push_str(&format!(
+            "  - id: s{number}\n    on: web\n{needs}    shell: [sh, -c]\n    run: \"true\"\n"
+        ));
+    }
+    let runbook = format!(
+        "version: 1\nname: measure\nconcurrency: 2\n{}rollout:\n  web:\n    batch: [2]\nsteps:\n{steps}",
+        hosts.yaml()
+    );
+    let test = Test::new().runbook(&runbook).args(["run", "{file}"]);
+    let started = std::time::Instant::now();
+    let output = test.run();
+    let run = started.elapsed();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    // The same 80 commands as bare `ssh -S <master> host true`, in the same order and
+    // concurrency (two hosts at a time, each host's ten in sequence).
+    let server = hosts.server("web1");
+    let socket = hosts.known_hosts.path().join("m");
+    let mut master_args: Vec<String> = Vec::new();
+    for (name, value) in server.client_options() {
+        master_args.push("-o".into());
+        master_args.push(format!("{name}={value}"));
+    }
+    master_args.extend([
+        "-o".into(),
+        format!(
+            "UserKnownHostsFile={}",
+            hosts.known_hosts.path().join("known_hosts").display()
+        ),
+        "-i".into(),
+        server.client_key.display().to_string(),
+        "-p".into(),
+        server.port.to_string(),
+    ]);
+    let mut master = std::process::Command::new("ssh")
+        .args(["-M", "-N", "-S"])
+        .arg(&socket)
+        .args(&master_args)
+        .arg("127.0.0.1")
+        .spawn()
+        .expect("a master");
+    while !socket.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let started = std::time::Instant::now();
+    for _batch in 0..4 {
+        let pair: Vec<std::thread::JoinHandle<()>> = (0..2)
+            .map(|_| {
+                let socket = socket.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10 {
+                        let status = std::process::Command::new("ssh")
+                            .args(["-S"])
+                            .arg(&socket)
+                            .args(["127.0.0.1", "true"])
+                            .status()
+                            .expect("ssh");
+                        assert!(status.success());
+                    }
+                })
+            })
+            .collect();
+        for thread in pair {
+            thread.join().expect("a batch thread");
+        }
+    }
+    let bare = started.elapsed();
+    let _ = master.kill();
+    let _ = master.wait();
+    eprintln!(
+        "run of 80 instances (8 hosts x 10 steps, batches of 2): {:.0} ms in all, {:.1} ms per step of a host's sequence\nbare ssh -S <master> host true, same shape: {:.0} ms in all, {:.1} ms per command",
+        run.as_secs_f64() * 1000.0,
+        run.as_secs_f64() * 1000.0 / 40.0,
+        bare.as_secs_f64() * 1000.0,
+        bare.as_secs_f64() * 1000.0 / 40.0
     );
 }
