@@ -593,3 +593,36 @@ fn measure_eight_hosts_ten_steps_batches_of_two() {
         bare.as_secs_f64() * 1000.0 / 40.0
     );
 }
+
+#[test]
+fn resume_after_the_engine_died_during_a_rollout_continues_per_instance() {
+    let hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new();
+    let started = test.path().join("started");
+    let resumed = test.path().join("resumed");
+    let runbook = format!(
+        "version: 1\nname: resumed\n{}rollout:\n  web:\n    batch: [1]\nsteps:\n  - id: a\n    on: web\n    run: echo a >> {{{{host.vars.root}}}}/a\n  - id: b\n    on: web\n    needs: [a]\n    run: |\n      echo b >> {{{{host.vars.root}}}}/b\n      if [ ! -e {resumed} ]; then touch {started}; sleep 30; fi\n",
+        hosts.yaml(),
+        started = started.display(),
+        resumed = resumed.display()
+    );
+    let mut running = test.runbook(&runbook).args(["run", "{file}"]).spawn();
+    running.wait_for_file("started", std::time::Duration::from_secs(30));
+    running.signal(nix::sys::signal::Signal::SIGKILL);
+    let killed = running.finish(std::time::Duration::from_secs(30));
+    std::fs::write(&resumed, "").expect("mark the resume");
+    let resume = Test::new()
+        .args(["resume", &run_id(&killed)])
+        .env(
+            "XDG_STATE_HOME",
+            &killed.directory.join("xdg-state").display().to_string(),
+        )
+        .run();
+    assert_eq!(resume.code, 0, "{}", resume.snapshot());
+    // web1's `a` finished before the engine died and does not run again; its `b` was in
+    // doubt and, idempotent, ran again; then the second batch ran.
+    assert_eq!(hosts.lines("web1", "a"), ["a"]);
+    assert_eq!(hosts.lines("web1", "b"), ["b", "b"]);
+    assert_eq!(hosts.lines("web2", "a"), ["a"]);
+    assert_eq!(hosts.lines("web2", "b"), ["b"]);
+}
