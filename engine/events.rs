@@ -15,6 +15,9 @@ pub enum StepStatus {
     Succeeded,
     Failed,
     FailedAllowed,
+    /// An instance of a rollout that failed its host within `max_failed` (SPEC §12): the
+    /// host's instances were undone and it took no further part; the run went on.
+    FailedTolerated,
     Skipped,
     Cancelled,
     Compensating,
@@ -38,6 +41,7 @@ impl StepStatus {
             StepStatus::Succeeded => "succeeded",
             StepStatus::Failed => "failed",
             StepStatus::FailedAllowed => "failed (allowed)",
+            StepStatus::FailedTolerated => "failed (tolerated)",
             StepStatus::Skipped => "skipped",
             StepStatus::Cancelled => "cancelled",
             StepStatus::Compensating => "compensating",
@@ -58,6 +62,7 @@ impl StepStatus {
             StepStatus::Succeeded => "succeeded",
             StepStatus::Failed => "failed",
             StepStatus::FailedAllowed => "failed_allowed",
+            StepStatus::FailedTolerated => "failed_tolerated",
             StepStatus::Skipped => "skipped",
             StepStatus::Cancelled => "cancelled",
             StepStatus::Compensating => "compensating",

@@ -30,6 +30,7 @@ pub fn verdict(step: &Step, status: StepStatus, before_passed_pivot: bool) -> Ve
         StepStatus::Succeeded
             | StepStatus::Failed
             | StepStatus::FailedAllowed
+            | StepStatus::FailedTolerated
             | StepStatus::Cancelled
             | StepStatus::Approved
             | StepStatus::Denied

@@ -1,6 +1,6 @@
 //! Hosts, inventories, `--limit` and rollouts (SPEC §12) through the binary: what `plan`
 //! shows (instances, their edges, batches and what a failure in each undoes, in JSON, text,
-//! Mermaid and DOT), what `validate` refuses, and `run` refusing steps on hosts in this build.
+//! Mermaid and DOT) and what `validate` refuses (running them: tests/fleet_run.rs).
 
 mod common;
 
@@ -324,20 +324,6 @@ fn a_limit_matching_nothing_is_refused_naming_the_pattern_and_the_known_names() 
             insta::assert_snapshot!("limit_matches_nothing", output.snapshot());
         }
     }
-}
-
-#[test]
-fn run_refuses_steps_on_hosts_in_this_build() {
-    let output = Test::new().runbook(FLEET).args(["run", "{file}"]).run();
-    assert_eq!(output.code, 2, "{}", output.snapshot());
-    assert!(
-        output.stderr.contains(
-            "running steps on hosts is not available yet in this build: `migrate` has `on: db1`"
-        ),
-        "{}",
-        output.stderr
-    );
-    assert!(!output.marker_exists(), "nothing runs, not even locally");
 }
 
 #[test]

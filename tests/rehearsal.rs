@@ -1,7 +1,7 @@
 //! `run --fail-at STEP` rehearses a failure (SPEC §11): the step runs, then is failed, so
 //! the rollback from that point runs for real, exactly as the plan's "if a step fails" row
 //! promised; the run is marked a rehearsal in its journal, `history`, `show` and reports. A
-//! step that does not exist, or a host (not available yet), is refused before anything runs.
+//! step that does not exist, or an instance `id@host` it does not have, is refused before anything runs.
 
 mod common;
 
@@ -212,14 +212,14 @@ fn an_unknown_step_is_refused_with_a_suggestion_and_nothing_runs() {
 }
 
 #[test]
-fn a_host_is_refused_until_hosts_exist() {
+fn an_instance_the_runbook_does_not_have_is_refused() {
     let output = Test::new()
         .runbook(RUNBOOK)
         .args(["run", "{file}", "--fail-at", "deploy@web1"])
         .run();
     assert_eq!(output.code, 2, "{}", output.snapshot());
     assert!(
-        output.stderr.contains("hosts are not available yet"),
+        output.stderr.contains("has no step `deploy@web1`"),
         "{}",
         output.snapshot()
     );

@@ -20,6 +20,7 @@ pub(super) fn lost_compensations(record: &RunRecord, runbook: &Runbook) -> Vec<(
                 StepStatus::Succeeded
                     | StepStatus::Failed
                     | StepStatus::FailedAllowed
+                    | StepStatus::FailedTolerated
                     | StepStatus::Cancelled
                     | StepStatus::Running
             )

@@ -21,13 +21,15 @@ use crate::state::{
     JOURNAL_FILE, JournalWriter, LogFiles, RUNBOOK_COPY, Record, RecordedPhase, Resumed, RunMode,
     RunRecord, UnfinishedIndex, find_run, for_each_record, state_directory,
 };
-use crate::validate::validate;
+use crate::validate::{HostInputs, validate_with};
 
 /// A recorded run with its runbook loaded again.
 pub(super) struct Recovered {
     pub record: RunRecord,
     pub directory: PathBuf,
     pub runbook: Runbook,
+    /// Where its instances run, when a step has `on` (`runbook` is then the instance runbook).
+    pub layout: Option<crate::executor::FleetLayout>,
 }
 
 /// Where `rollback` and `resume` take the runbook from.
@@ -49,7 +51,15 @@ fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Reco
     let record = RunRecord::load(&directory)
         .map_err(|error| fail(format!("run `{run}`: {error}: nothing was done")))?;
     let source = runbook_source(&record, &directory, choice).map_err(fail)?;
-    let validation = validate(&source);
+    let hosts = HostInputs {
+        inventories: record
+            .options
+            .inventories
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+    };
+    let validation = validate_with(&source, &hosts);
     let Some(runbook) = validation.runbook else {
         return Err(fail(format!(
             "the runbook `{}` of run {} is no longer valid (`runbook validate {}`): nothing was done",
@@ -58,6 +68,13 @@ fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Reco
             source.path().display()
         )));
     };
+    let (runbook, layout) = crate::executor::instance_runbook(runbook, &record.options.limit)
+        .map_err(|message| {
+            fail(format!(
+                "run {}: {message}: nothing was done",
+                record.run_id
+            ))
+        })?;
     if digest(source.text()) != record.digest
         && let Some(message) = super::lost_compensations::refusal(&record, &runbook)
     {
@@ -67,6 +84,7 @@ fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Reco
         record,
         directory,
         runbook,
+        layout,
     })
 }
 
@@ -368,6 +386,7 @@ pub(super) fn recovered_session(
         inputs: &inputs,
         recorder,
         options,
+        layout: recovered.layout,
     };
     let mut session = start_session(input, global, |emitter, _| {
         if journaled {

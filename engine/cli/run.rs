@@ -6,7 +6,7 @@ use super::load::{Loaded, load, var_inputs};
 use super::plan::print_plan;
 use super::session::{SessionInput, finish_session, lock_runbook, runtime, start_session};
 use crate::errors::EXIT_INVALID;
-use crate::executor::{RunOptions, RunRecorder, Start};
+use crate::executor::{FleetLayout, RunOptions, RunRecorder, Start, instance_runbook};
 use crate::plan::ResolvedVar;
 use crate::state::RunInfo;
 use crate::state::{
@@ -29,42 +29,33 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> i32 {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    let mut loaded = loaded;
+    let layout = match instance_runbook(loaded.runbook.clone(), &args.vars.limit) {
+        Ok((runbook, layout)) => {
+            loaded.runbook = runbook;
+            layout
+        }
+        Err(message) => {
+            errln!("error: {message}: nothing was run");
+            return EXIT_INVALID;
+        }
+    };
     let fail_at = match args.fail_at.as_deref().map(|step| fail_at(&loaded, step)) {
         None => None,
         Some(Ok(index)) => Some(index),
         Some(Err(code)) => return code,
     };
-    if let Some(step) = loaded.runbook.steps.iter().find(|step| step.on.is_some()) {
-        let on = step
-            .on
-            .as_ref()
-            .map(|placement| placement.targets.join(", "))
-            .unwrap_or_default();
-        errln!(
-            "error: running steps on hosts is not available yet in this build: `{}` has `on: {on}`",
-            step.id
-        );
-        errln!("  help: `runbook plan` shows the instances and batches; nothing was run");
-        return EXIT_INVALID;
-    }
     if let Err(code) = super::step_ids::check_step_ids(&loaded.runbook, &args.approve, &[], &[]) {
         return code;
     }
     match runtime() {
-        Ok(runtime) => runtime.block_on(execute(loaded, args, fail_at, global)),
+        Ok(runtime) => runtime.block_on(execute(loaded, layout, args, fail_at, global)),
         Err(code) => code,
     }
 }
 
 /// The step `--fail-at` names, or exit 2 saying why not (nothing has run yet).
 fn fail_at(loaded: &Loaded, named: &str) -> Result<usize, i32> {
-    if let Some((step, host)) = named.split_once('@') {
-        errln!(
-            "error: `--fail-at {named}`: step `{step}` on host `{host}`: hosts are not available yet; nothing was run"
-        );
-        errln!("  help: name the step alone: `--fail-at {step}`");
-        return Err(EXIT_INVALID);
-    }
     let steps = &loaded.runbook.steps;
     if let Some(step) = loaded.runbook.step(named) {
         return Ok(step.index);
@@ -89,6 +80,7 @@ fn fail_at(loaded: &Loaded, named: &str) -> Result<usize, i32> {
 
 async fn execute(
     loaded: Loaded,
+    layout: Option<FleetLayout>,
     args: &RunArgs,
     fail_at: Option<usize>,
     global: &GlobalArgs,
@@ -174,6 +166,7 @@ async fn execute(
         inputs: &var_inputs(&args.vars),
         recorder: Some(recorder),
         options,
+        layout,
     };
     let session = start_session(input, global, |emitter, resolved| {
         let mut header = journal_header(&header_info, &runbook_name, &source, resolved, args);
@@ -231,6 +224,18 @@ fn journal_header(
         no_rollback: args.no_rollback,
         timestamp: info.timestamp.clone(),
         fail_at: args.fail_at.clone(),
+        limit: args.vars.limit.clone(),
+        inventories: args
+            .vars
+            .inventories
+            .iter()
+            .map(|file| {
+                std::fs::canonicalize(file)
+                    .unwrap_or_else(|_| file.clone())
+                    .display()
+                    .to_string()
+            })
+            .collect(),
     };
     JournalHeader::new(
         &info.id,

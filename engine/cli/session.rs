@@ -8,7 +8,9 @@ use std::sync::Arc;
 use super::args::{GlobalArgs, LogFormat, Progress};
 use super::diagnostics::render_error;
 use crate::errors::{EXIT_INVALID, EXIT_LOCKED};
-use crate::executor::{Emitter, EventSink, RunOptions, RunRecorder, RunShared, Start, dispatch};
+use crate::executor::{
+    Emitter, EventSink, Fleet, FleetLayout, RunOptions, RunRecorder, RunShared, Start, dispatch,
+};
 use crate::model::Runbook;
 use crate::plan::{Context, ResolvedVar, VarInputs, resolve_vars};
 use crate::report::{
@@ -66,6 +68,8 @@ pub(super) struct SessionInput<'a> {
     /// None for a preview (`rollback --dry-run`), which records nothing.
     pub recorder: Option<RunRecorder>,
     pub options: RunOptions,
+    /// Where instances run, when a step has `on` (the runbook is then an instance runbook).
+    pub layout: Option<FleetLayout>,
 }
 
 /// Resolves variables with their real values, builds the emitter, lets `first_record` write
@@ -81,6 +85,7 @@ pub(super) fn start_session(
         inputs,
         recorder,
         options,
+        layout,
     } = input;
     let engine = TemplateEngine::new();
     let runbook = Arc::new(runbook);
@@ -139,6 +144,16 @@ pub(super) fn start_session(
         "RUNBOOK_RUN_DIR".into(),
         info.directory.display().to_string(),
     ));
+    let fleet = match layout.map(|layout| Fleet::new(&runbook, layout, &info.directory)) {
+        None => None,
+        Some(Ok(fleet)) => Some(fleet),
+        Some(Err(error)) => {
+            errln!(
+                "error: cannot make the private directory for the ssh control sockets: {error}: nothing was done"
+            );
+            return Err(EXIT_INVALID);
+        }
+    };
     let shared = Arc::new(RunShared {
         runbook,
         engine,
@@ -147,6 +162,7 @@ pub(super) fn start_session(
         options,
         base_env,
         approval_lock: tokio::sync::Mutex::new(()),
+        fleet,
     });
     Ok(Session { shared, context })
 }

@@ -71,14 +71,14 @@ pub(crate) struct OutputLabel {
 }
 
 /// Splits a masked byte stream into lines for events and the tail.
-struct LineAssembler {
+pub(super) struct LineAssembler {
     masking: Option<MaskingStream>,
     partial: Vec<u8>,
     stream: Stream,
 }
 
 impl LineAssembler {
-    fn new(emitter: &Emitter, stream: Stream) -> LineAssembler {
+    pub(super) fn new(emitter: &Emitter, stream: Stream) -> LineAssembler {
         LineAssembler {
             masking: Some(emitter.masker().stream()),
             partial: Vec::new(),
@@ -86,7 +86,7 @@ impl LineAssembler {
         }
     }
 
-    fn push(&mut self, bytes: &[u8], sink: &mut impl FnMut(Stream, String)) {
+    pub(super) fn push(&mut self, bytes: &[u8], sink: &mut impl FnMut(Stream, String)) {
         let masked = match self.masking.as_mut() {
             Some(masking) => masking.push(bytes),
             None => bytes.to_vec(),
@@ -109,7 +109,7 @@ impl LineAssembler {
         }
     }
 
-    fn finish(mut self, sink: &mut impl FnMut(Stream, String)) {
+    pub(super) fn finish(mut self, sink: &mut impl FnMut(Stream, String)) {
         if let Some(masking) = self.masking.take() {
             let rest = masking.finish();
             self.split(&rest, sink);

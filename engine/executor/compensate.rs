@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::command::{CancelLevel, OutputLabel, run_command};
+use super::remote_command::run_remote_command;
 use super::shared::{Renderer, RunShared};
 use super::verify::verify;
 use crate::events::{DurationMs, Event, Phase, StepOutcome, StepStatus};
 use crate::plan::Context;
 use crate::process::CommandSpec;
+use crate::remote::RemoteRequest;
 
 /// A compensation without its own timeout gets this, so a hung undo cannot hang the run.
 const DEFAULT_COMPENSATION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -46,6 +48,10 @@ pub(crate) async fn compensate(
     let started = Instant::now();
     let step = &shared.runbook.steps[index];
     let id = step.id.to_string();
+    let mut context = context;
+    if let Some(fleet) = &shared.fleet {
+        fleet.instance_context(&shared.runbook, index, &mut context);
+    }
     let mut report = CompensationReport {
         index,
         succeeded: false,
@@ -76,6 +82,15 @@ pub(crate) async fn compensate(
         phase: Phase::Compensation,
         emit_lines: true,
     };
+    let remote = shared
+        .fleet
+        .as_ref()
+        .and_then(|fleet| Some((fleet, fleet.host_of(index)?)));
+    let remote_cwd = match compensation.cwd.as_ref().map(|cwd| renderer.render(cwd)) {
+        Some(Ok(cwd)) => Some(cwd),
+        Some(Err(message)) => return finished(&shared, report, started, Some(message)),
+        None => None,
+    };
     let spec = CommandSpec {
         argv,
         env: env.clone(),
@@ -83,20 +98,50 @@ pub(crate) async fn compensate(
     };
     for attempt in 1..=compensation.retry.attempts {
         report.attempts = attempt;
-        let result = run_command(
-            &spec,
-            &label,
-            Some(timing.timeout),
-            timing.grace,
-            &shared.emitter,
-            &mut cancel,
-            None,
-        )
-        .await;
+        let (result, message) = match remote {
+            Some((fleet, host)) => {
+                let (shell, script) = match spec.argv.split_last() {
+                    Some((script, shell)) => (shell.to_vec(), script.clone()),
+                    None => (Vec::new(), String::new()),
+                };
+                let request = RemoteRequest {
+                    shell,
+                    script,
+                    env: env.clone(),
+                    cwd: remote_cwd.clone(),
+                    grace: timing.grace,
+                };
+                let remote = run_remote_command(
+                    fleet,
+                    host,
+                    &request,
+                    &label,
+                    Some(timing.timeout),
+                    &shared.emitter,
+                    &mut cancel,
+                )
+                .await;
+                let message = shared.emitter.mask(&remote.describe());
+                (remote.result, message)
+            }
+            None => {
+                let result = run_command(
+                    &spec,
+                    &label,
+                    Some(timing.timeout),
+                    timing.grace,
+                    &shared.emitter,
+                    &mut cancel,
+                    None,
+                )
+                .await;
+                let message = result.end.describe();
+                (result, message)
+            }
+        };
         if result.end.succeeded() {
             break;
         }
-        let message = result.end.describe();
         if attempt == compensation.retry.attempts {
             let tries = if attempt > 1 {
                 format!(" (after {attempt} attempts)")

@@ -11,12 +11,14 @@ use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
 
 use super::command::CancelLevel;
+use super::compensate::{CompensationReport, compensate};
 use super::hooks::run_hooks;
 use super::outcome::{
     AfterForward, Decision, RollbackResult, StepFacts, after_forward, after_rollback,
     after_rollback_only,
 };
 use super::rollback_phase::{run_rollback, verify_rollback};
+use super::rollout_gate::{GateResult, RolloutState, batch_hosts, rollout_states, run_gate};
 use super::run_result::{RunResult, StepSummary};
 use super::shared::{Renderer, RunShared};
 use super::signals::Signals;
@@ -53,8 +55,21 @@ pub enum Start {
     },
 }
 
-/// Runs the whole runbook: forward phase, rollback if needed, hooks.
+/// Runs the whole runbook: forward phase, rollback if needed, hooks; then closes the run's
+/// control masters, however it ended (dropped, they are killed).
 pub async fn dispatch(
+    shared: Arc<RunShared>,
+    context: Context,
+    start: Start,
+) -> std::io::Result<RunResult> {
+    let result = dispatch_run(shared.clone(), context, start).await;
+    if let Some(fleet) = &shared.fleet {
+        fleet.close().await;
+    }
+    result
+}
+
+async fn dispatch_run(
     shared: Arc<RunShared>,
     context: Context,
     start: Start,
@@ -142,6 +157,16 @@ pub(crate) struct Dispatcher {
     tasks: HashMap<tokio::task::Id, usize>,
     /// The run's `timeout`, rendered when the forward phase starts.
     run_limit: Option<Duration>,
+    /// Each rollout's batch and failure budget (SPEC §12); empty without hosts.
+    rollouts: Vec<RolloutState>,
+    /// Per inventory host: it failed within `max_failed` and takes no further part.
+    excluded: Vec<bool>,
+    /// Per step: its compensation already ran in the forward phase (a tolerated host's).
+    compensated: Vec<bool>,
+    /// Tolerated hosts' instances to undo, each list in order, not yet started.
+    to_undo: Vec<Vec<usize>>,
+    /// What those compensations did.
+    early_compensations: Vec<CompensationReport>,
 }
 
 impl Dispatcher {
@@ -156,7 +181,10 @@ impl Dispatcher {
         let reads = runbook
             .steps
             .iter()
-            .map(crate::model::Step::reads_steps)
+            .map(|step| match &shared.fleet {
+                Some(fleet) => fleet.reads(runbook, step.index),
+                None => step.reads_steps(),
+            })
             .collect();
         let (cancel, _) = watch::channel(CancelLevel::None);
         Dispatcher {
@@ -171,6 +199,11 @@ impl Dispatcher {
             cancel,
             tasks: HashMap::new(),
             run_limit: None,
+            rollouts: rollout_states(&shared),
+            excluded: vec![false; runbook.inventory.hosts.len()],
+            compensated: vec![false; count],
+            to_undo: Vec::new(),
+            early_compensations: Vec::new(),
             shared,
             context,
         }
@@ -211,18 +244,43 @@ impl Dispatcher {
         };
         tokio::pin!(run_deadline);
         let mut deadline_passed = false;
+        let mut gates: JoinSet<GateResult> = JoinSet::new();
+        let mut undoing: JoinSet<Vec<CompensationReport>> = JoinSet::new();
         loop {
             if self.stop_reason.is_none()
                 && let Some(message) = self.shared.emitter.journal_failure()
             {
                 self.handle_journal_failure(message);
             }
+            for set in std::mem::take(&mut self.to_undo) {
+                undoing.spawn(undo_in_order(
+                    self.shared.clone(),
+                    set,
+                    self.context.clone(),
+                    self.outcomes(),
+                ));
+            }
             self.start_ready(&mut running);
-            if running.is_empty() {
+            if self.stop_reason.is_some() {
+                gates.abort_all();
+            } else {
+                self.advance_rollouts(&mut gates);
+            }
+            if running.is_empty() && gates.is_empty() && undoing.is_empty() {
                 break;
             }
             tokio::select! {
                 Some(joined) = running.join_next_with_id() => self.handle_step(joined),
+                Some(joined) = gates.join_next() => {
+                    if let Ok(result) = joined {
+                        self.handle_gate(result);
+                    }
+                }
+                Some(joined) = undoing.join_next() => {
+                    if let Ok(reports) = joined {
+                        self.early_compensations.extend(reports);
+                    }
+                }
                 name = signals.next() => self.handle_signal(name),
                 () = &mut run_deadline, if !deadline_passed => {
                     deadline_passed = true;
@@ -242,6 +300,7 @@ impl Dispatcher {
         (0..steps.len())
             .filter(|&index| {
                 self.statuses[index] == StepStatus::Pending
+                    && self.rollout_allows(index)
                     && steps[index].needs.iter().all(|&need| {
                         let status = self.statuses[need];
                         lets_dependents_run(&steps[need], status)
@@ -295,11 +354,179 @@ impl Dispatcher {
             let task = running.spawn(run_step(
                 self.shared.clone(),
                 index,
-                self.context.with_steps(&self.reads[index]),
+                self.step_context(index),
                 self.cancel.subscribe(),
             ));
             self.tasks.insert(task.id(), index);
         }
+    }
+
+    /// What the templates of step `index` read: the steps they name and, for an instance on
+    /// a host, `host` and its host's instances of those steps.
+    fn step_context(&self, index: usize) -> Context {
+        let mut context = self.context.with_steps(&self.reads[index]);
+        if let Some(fleet) = &self.shared.fleet {
+            fleet.instance_context(&self.shared.runbook, index, &mut context);
+        }
+        context
+    }
+
+    /// Whether the rollouts let step `index` start: its host did not fail, and it is in the
+    /// open batch of its rollout, if it has one.
+    fn rollout_allows(&self, index: usize) -> bool {
+        let Some(fleet) = &self.shared.fleet else {
+            return true;
+        };
+        if fleet.host_of(index).is_some_and(|host| self.excluded[host]) {
+            return false;
+        }
+        match fleet.layout.batch[index] {
+            None => true,
+            Some((rollout, batch)) => {
+                let state = &self.rollouts[rollout];
+                state.open && state.current == batch
+            }
+        }
+    }
+
+    /// Closes each rollout batch whose instances all ended, starting its gate (the rollout's
+    /// `verify` on its hosts, then `pause`).
+    fn advance_rollouts(&mut self, gates: &mut JoinSet<GateResult>) {
+        let shared = self.shared.clone();
+        let Some(fleet) = &shared.fleet else {
+            return;
+        };
+        for rollout in 0..self.rollouts.len() {
+            let state = &self.rollouts[rollout];
+            if !state.open || state.current >= state.batches {
+                continue;
+            }
+            let batch = state.current;
+            let busy = fleet
+                .layout
+                .batch
+                .iter()
+                .enumerate()
+                .filter(|(_, place)| **place == Some((rollout, batch)))
+                .any(|(index, _)| {
+                    matches!(
+                        self.statuses[index],
+                        StepStatus::Pending | StepStatus::Running
+                    )
+                });
+            if busy {
+                continue;
+            }
+            self.rollouts[rollout].open = false;
+            let hosts = batch_hosts(fleet, rollout, batch)
+                .into_iter()
+                .filter(|&host| !self.excluded[host])
+                .collect();
+            gates.spawn(run_gate(
+                shared.clone(),
+                self.context.clone(),
+                rollout,
+                batch,
+                hosts,
+                self.cancel.subscribe(),
+            ));
+        }
+    }
+
+    /// A batch's gate ended: hosts whose `verify` failed fail (within the budget or not);
+    /// unless the run stops, the next batch opens.
+    fn handle_gate(&mut self, result: GateResult) {
+        for (host, message) in result.failed {
+            if !self.host_failed(result.rollout, host, &message) && self.stop_reason.is_none() {
+                let id = self.shared.runbook.inventory.hosts[host].name.clone();
+                self.stop(CancelReason::StepFailed { step: id }, message);
+            }
+        }
+        if self.stop_reason.is_none() {
+            let state = &mut self.rollouts[result.rollout];
+            state.current += 1;
+            state.open = true;
+        }
+    }
+
+    /// Host `host` of rollout `rollout` failed: within `max_failed` its finished instances
+    /// are undone (newest first), its pending ones skipped, and it takes no further part
+    /// (true); beyond, false: the run fails.
+    fn host_failed(&mut self, rollout: usize, host: usize, message: &str) -> bool {
+        let shared = self.shared.clone();
+        let Some(fleet) = &shared.fleet else {
+            return false;
+        };
+        let state = &mut self.rollouts[rollout];
+        state.failed += 1;
+        if state.failed > state.budget {
+            return false;
+        }
+        let (failed, budget) = (state.failed, state.budget);
+        self.excluded[host] = true;
+        let name = &shared.runbook.inventory.hosts[host].name;
+        shared.emitter.emit(Event::Notice {
+            message: format!(
+                "{name} failed (tolerated: {failed} of `max_failed` {budget}): {message}; its instances are undone and it takes no further part"
+            ),
+        });
+        let count = shared.runbook.steps.len();
+        for index in 0..count {
+            if fleet.host_of(index) == Some(host) && self.statuses[index] == StepStatus::Pending {
+                let reason = format!("host {name} failed (tolerated)");
+                shared.emitter.emit(Event::StepSkipped {
+                    step: shared.runbook.steps[index].id.to_string(),
+                    reason: reason.clone(),
+                });
+                let mut report = skipped_report(index);
+                report.message = Some(reason);
+                self.finish_step(report);
+            }
+        }
+        let ran: Vec<RanStep> = (0..count)
+            .map(|index| {
+                let never_started = self.reports[index]
+                    .as_ref()
+                    .is_some_and(|report| report.not_started);
+                RanStep {
+                    status: if fleet.host_of(index) == Some(host) && !never_started {
+                        self.statuses[index]
+                    } else {
+                        StepStatus::Pending
+                    },
+                    finished_order: self.finished_order[index],
+                }
+            })
+            .collect();
+        let mut plan = plan_rollback(&shared.runbook, &ran);
+        fleet.order_rollback(&mut plan.compensate);
+        for &index in &plan.compensate {
+            self.compensated[index] = true;
+        }
+        if !plan.compensate.is_empty() {
+            self.to_undo.push(plan.compensate);
+        }
+        true
+    }
+
+    /// Whether the failure of step `index` is that of a rollout's host within `max_failed`
+    /// (then the host is taken out and its instances undone).
+    fn tolerated(&mut self, index: usize, report: &StepReport) -> bool {
+        let shared = self.shared.clone();
+        let Some(fleet) = &shared.fleet else {
+            return false;
+        };
+        let (Some((rollout, _)), Some(host)) = (fleet.layout.batch[index], fleet.host_of(index))
+        else {
+            return false;
+        };
+        if self.stop_reason.is_some() {
+            return false;
+        }
+        self.reports[index] = Some(report.clone());
+        let message = report.message.clone().unwrap_or_else(|| "failed".into());
+        let id = &shared.runbook.steps[index].id;
+        self.host_failed(rollout, host, &format!("`{id}`: {message}"))
     }
 
     /// Stops the run for `reason`: no step starts any more, running ones are cancelled.
@@ -340,6 +567,7 @@ impl Dispatcher {
                     tail: Vec::new(),
                     outcome: StepOutcome::Failed,
                     undecided: false,
+                    not_started: false,
                 }
             }
         };
@@ -348,7 +576,8 @@ impl Dispatcher {
 
     /// Records how a step ended, and stops the run if it failed or was cancelled.
     fn finish_step(&mut self, mut report: StepReport) {
-        let shared = &self.shared;
+        let shared = self.shared.clone();
+        let shared = &shared;
         let index = report.index;
         if shared.options.fail_at == Some(index) && report.status == StepStatus::Succeeded {
             // A rehearsal: what the step did stays done, and the run goes on as if it failed.
@@ -364,6 +593,10 @@ impl Dispatcher {
         self.finished += 1;
         self.finished_order[index] = self.finished;
         self.statuses[index] = status;
+        if status == StepStatus::Failed && self.tolerated(index, &report) {
+            status = StepStatus::FailedTolerated;
+            self.statuses[index] = status;
+        }
         self.context
             .set_step(step.id.as_str(), status.name(), &report.outputs);
         if status != StepStatus::Skipped {
@@ -382,7 +615,7 @@ impl Dispatcher {
                 outcome: Some(report.outcome),
             });
             if step.rollback.is_some() {
-                record_compensation(shared, index, &self.context.with_steps(&self.reads[index]));
+                record_compensation(shared, index, &self.step_context(index));
             }
         }
         let stops = match status {
@@ -458,6 +691,22 @@ impl Dispatcher {
                     compensation_message: None,
                 }
             })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|mut summary| {
+                let early = self.early_compensations.iter().rev().find(|report| {
+                    self.shared.runbook.steps[report.index].id.as_str() == summary.id
+                });
+                if let Some(report) = early {
+                    summary.compensation = Some(if report.succeeded {
+                        StepStatus::Compensated
+                    } else {
+                        StepStatus::CompensationFailed
+                    });
+                    summary.compensation_message = report.message.clone();
+                }
+                summary
+            })
             .collect()
     }
 
@@ -503,7 +752,18 @@ impl Dispatcher {
             })
             .collect();
         let stop_reason = self.stop_reason.as_ref();
-        let mut needs_a_person = Vec::new();
+        let mut needs_a_person: Vec<String> = self
+            .early_compensations
+            .iter()
+            .filter(|report| !report.succeeded)
+            .map(|report| {
+                format!(
+                    "compensation of `{}` (a tolerated host's) failed: {}; undo it by hand",
+                    runbook.steps[report.index].id,
+                    report.message.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
         let decision = match after_forward(stop_reason, shared.options.no_rollback, &facts) {
             AfterForward::Finish(decision) => decision,
             AfterForward::RollBack => {
@@ -511,12 +771,23 @@ impl Dispatcher {
                     .statuses
                     .iter()
                     .zip(&self.finished_order)
-                    .map(|(&status, &finished_order)| RanStep {
-                        status,
+                    .zip(&self.reports)
+                    .map(|((&status, &finished_order), report)| RanStep {
+                        // An instance whose host was never reached did nothing to undo.
+                        status: if report.as_ref().is_some_and(|report| report.not_started) {
+                            StepStatus::Pending
+                        } else {
+                            status
+                        },
                         finished_order,
                     })
                     .collect();
-                let plan = plan_rollback(runbook, &ran);
+                let mut plan = plan_rollback(runbook, &ran);
+                if let Some(fleet) = &shared.fleet {
+                    fleet.order_rollback(&mut plan.compensate);
+                    // A tolerated host's instances were undone already.
+                    plan.compensate.retain(|&index| !self.compensated[index]);
+                }
                 let complete = run_rollback(
                     &shared,
                     &plan.compensate,
@@ -537,13 +808,26 @@ impl Dispatcher {
                 after_rollback(stop_reason, result, &facts)
             }
         };
+        let mut decision = decision;
+        if self
+            .early_compensations
+            .iter()
+            .any(|report| !report.succeeded)
+            && matches!(
+                decision.outcome,
+                RunOutcome::Succeeded | RunOutcome::RolledBack
+            )
+        {
+            // A tolerated host was not undone: not a success, whatever the others did.
+            decision.outcome = RunOutcome::RollbackIncomplete;
+            decision.exit_code = crate::errors::EXIT_ROLLBACK_INCOMPLETE;
+        }
         self.context.set_run_status(decision.outcome.as_str());
         let (hooks, moment) = if decision.outcome == RunOutcome::Succeeded {
             (&runbook.hooks.on_success, "on_success")
         } else {
             (&runbook.hooks.on_failure, "on_failure")
         };
-        let mut decision = decision;
         let mut stopped_by = run_hooks(&shared, hooks, moment, &self.context, signals).await;
         if stopped_by.is_none() {
             stopped_by = run_hooks(
@@ -583,9 +867,13 @@ impl Dispatcher {
         let shared = &self.shared;
         let mut summaries = self.summaries();
         let mut needs_a_person = Vec::new();
+        let mut set = set.to_vec();
+        if let Some(fleet) = &shared.fleet {
+            fleet.order_rollback(&mut set);
+        }
         let complete = run_rollback(
             shared,
-            set,
+            &set,
             &self.context,
             &self.resumed_outcomes,
             &mut summaries,
@@ -619,6 +907,34 @@ fn lets_dependents_run(step: &crate::model::Step, status: StepStatus) -> bool {
     }
 }
 
+/// Compensates `set` one at a time, in its order (a tolerated host's instances, newest
+/// first), stopping at the first that fails.
+async fn undo_in_order(
+    shared: Arc<RunShared>,
+    set: Vec<usize>,
+    context: Context,
+    outcomes: Vec<StepOutcome>,
+) -> Vec<CompensationReport> {
+    let (_never, cancel) = watch::channel(CancelLevel::None);
+    let mut reports = Vec::with_capacity(set.len());
+    for index in set {
+        let report = compensate(
+            shared.clone(),
+            index,
+            context.clone(),
+            outcomes[index],
+            cancel.clone(),
+        )
+        .await;
+        let failed = !report.succeeded;
+        reports.push(report);
+        if failed {
+            break;
+        }
+    }
+    reports
+}
+
 /// The report of a step skipped before it started.
 fn skipped_report(index: usize) -> StepReport {
     StepReport {
@@ -631,6 +947,7 @@ fn skipped_report(index: usize) -> StepReport {
         tail: Vec::new(),
         outcome: StepOutcome::Failed,
         undecided: false,
+        not_started: false,
     }
 }
 
@@ -762,6 +1079,7 @@ mod tests {
             options,
             base_env: Vec::new(),
             approval_lock: tokio::sync::Mutex::new(()),
+            fleet: None,
         });
         (Dispatcher::new(shared, context), events)
     }
@@ -777,6 +1095,7 @@ mod tests {
             tail: Vec::new(),
             outcome: StepOutcome::Failed,
             undecided: false,
+            not_started: false,
         }
     }
 

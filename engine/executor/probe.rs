@@ -62,12 +62,21 @@ pub enum RenderedProbeKind {
         /// Bounds one sample, not the whole probe.
         timeout: Duration,
         expect: RenderedExpectation,
+        /// The host it runs on (a probe of an instance `id@host`); `None`: here.
+        on_host: Option<ProbeHost>,
     },
     Http(RenderedHttp),
     Tcp {
         /// `host:port`, with an IPv6 literal in brackets.
         address: String,
     },
+}
+
+/// Where a command probe of an instance runs: through the run's control master to its host.
+#[derive(Debug, Clone)]
+pub struct ProbeHost {
+    pub masters: std::sync::Arc<crate::remote::ControlMasters>,
+    pub target: crate::remote::SshTarget,
 }
 
 /// The expectations of a command probe, rendered.
@@ -396,6 +405,7 @@ async fn sample(kind: &RenderedProbeKind, limit: Option<Duration>) -> Observatio
             env,
             cwd,
             expect,
+            on_host,
             ..
         } => {
             let spec = CommandSpec {
@@ -403,7 +413,10 @@ async fn sample(kind: &RenderedProbeKind, limit: Option<Duration>) -> Observatio
                 env: env.clone(),
                 cwd: cwd.clone(),
             };
-            command_sample(&spec, timeout, expect).await
+            match on_host {
+                Some(host) => remote_command_sample(&spec, host, timeout, expect).await,
+                None => command_sample(&spec, timeout, expect).await,
+            }
         }
         RenderedProbeKind::Http(probe) => http_sample(probe, timeout).await,
         RenderedProbeKind::Tcp { address } => tcp_sample(address, timeout).await,
@@ -487,7 +500,99 @@ async fn command_sample(
     while let Some(chunk) = chunks.recv().await {
         collect(chunk);
     }
+    judge(exit, stdout, stderr, timeout, expect)
+}
 
+/// One sample of a command probe on its host: the script and environment on the session's
+/// stdin, as an instance's script goes.
+async fn remote_command_sample(
+    spec: &CommandSpec,
+    host: &ProbeHost,
+    timeout: Duration,
+    expect: &RenderedExpectation,
+) -> Observation {
+    let (shell, script) = match spec.argv.split_last() {
+        Some((script, shell)) => (shell.to_vec(), script.clone()),
+        None => (Vec::new(), String::new()),
+    };
+    let request = crate::remote::RemoteRequest {
+        shell,
+        script,
+        env: spec.env.clone(),
+        cwd: None,
+        grace: TERMINATE_GRACE,
+    };
+    let (output, mut chunks) = mpsc::channel(16);
+    let session =
+        crate::remote::RemoteSession::start(&host.masters, &host.target, &request, output);
+    let mut session = match session.await {
+        Ok(session) => session,
+        Err(error) => {
+            return Observation::failed(
+                format!(
+                    "expected exit code {}, but the probe did not run: {error}",
+                    expect.exit_code
+                ),
+                String::new(),
+            );
+        }
+    };
+    let mut stdout = Tail::new(MAX_STDOUT);
+    let mut stderr = Tail::new(MAX_STDERR);
+    let mut collect = |chunk: OutputChunk| match chunk.stream {
+        OutputStream::Stdout => stdout.push(&chunk.bytes),
+        OutputStream::Stderr => stderr.push(&chunk.bytes),
+    };
+    let deadline = Instant::now() + timeout;
+    let ended = loop {
+        tokio::select! {
+            Some(chunk) = chunks.recv() => collect(chunk),
+            result = session.wait() => break Some(result),
+            () = tokio::time::sleep_until(deadline) => break None,
+        }
+    };
+    let result = match ended {
+        Some(result) => Some(result),
+        None => {
+            let terminate = session.terminate(TERMINATE_GRACE);
+            tokio::pin!(terminate);
+            loop {
+                tokio::select! {
+                    Some(chunk) = chunks.recv() => collect(chunk),
+                    _ = &mut terminate => break None,
+                }
+            }
+        }
+    };
+    drop(session);
+    while let Some(chunk) = chunks.recv().await {
+        collect(chunk);
+    }
+    let exit = match result {
+        None => None,
+        Some(Ok(exit)) => Some(ExitOutcome::Exited(exit.code)),
+        Some(Err(error)) => {
+            return Observation::failed(
+                format!(
+                    "expected exit code {}, but the probe did not finish: {error}",
+                    expect.exit_code
+                ),
+                String::new(),
+            );
+        }
+    };
+    judge(exit, stdout, stderr, timeout, expect)
+}
+
+/// Whether a command probe's sample passed: its exit (`None`: it timed out) and output
+/// against the expectations.
+fn judge(
+    exit: Option<ExitOutcome>,
+    mut stdout: Tail,
+    mut stderr: Tail,
+    timeout: Duration,
+    expect: &RenderedExpectation,
+) -> Observation {
     let stdout_text = stdout.text();
     let stdout_quote = quote_output(
         "stdout",
@@ -961,6 +1066,7 @@ mod tests {
             cwd: std::env::temp_dir(),
             timeout: Duration::from_secs(30),
             expect,
+            on_host: None,
         }
     }
 

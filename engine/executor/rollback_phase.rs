@@ -42,11 +42,15 @@ pub(crate) async fn run_rollback(
             .map(|&index| runbook.steps[index].id.to_string())
             .collect(),
     });
-    let concurrency = shared
-        .options
-        .concurrency
-        .unwrap_or(runbook.concurrency)
-        .max(1);
+    let concurrency = match &shared.fleet {
+        // A rollout's hosts are undone batch by batch, in the order of `set`.
+        Some(fleet) if fleet.sequential_rollback() => 1,
+        _ => shared
+            .options
+            .concurrency
+            .unwrap_or(runbook.concurrency)
+            .max(1),
+    };
     // Compensations have their own cancellation: a third signal during the rollback.
     let (stop_compensations, cancel) = watch::channel(CancelLevel::None);
     let mut signals_received = 0;

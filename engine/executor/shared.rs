@@ -24,6 +24,8 @@ pub struct RunShared {
     pub base_env: Vec<(String, String)>,
     /// One approval prompt at a time on the terminal.
     pub approval_lock: tokio::sync::Mutex<()>,
+    /// The hosts steps run on, when a step has `on`.
+    pub fleet: Option<super::fleet::Fleet>,
 }
 
 impl RunShared {

@@ -9,12 +9,14 @@ use tokio::sync::watch;
 use super::approval::{Gate, approve};
 use super::command::{CancelLevel, CommandEnd, OutputLabel, run_command};
 use super::outputs::{MAX_OUTPUT_KEYS, parse_outputs};
+use super::remote_command::run_remote_command;
 use super::shared::{Renderer, RunShared};
 use super::verify::verify;
 use crate::events::{DurationMs, Event, Phase, StepOutcome, StepStatus};
 use crate::model::{Action, Step};
 use crate::plan::Context;
 use crate::process::CommandSpec;
+use crate::remote::RemoteRequest;
 use crate::state::save_secret_outputs;
 
 /// How a forward step ended.
@@ -35,6 +37,9 @@ pub(crate) struct StepReport {
     /// Its `if` could not be decided: a failure `allow_failure` does not cover, since the
     /// steps after it would go on as if a decision had been made.
     pub undecided: bool,
+    /// It runs on a host that could not be reached (or could not start it): its script never
+    /// ran, so there is nothing to compensate.
+    pub not_started: bool,
 }
 
 /// Truthiness of a rendered `if` (SPEC §6).
@@ -62,6 +67,7 @@ pub(crate) async fn run_step(
         tail: Vec::new(),
         outcome: StepOutcome::Failed,
         undecided: false,
+        not_started: false,
     };
     let renderer = match Renderer::new(&shared, &context) {
         Ok(renderer) => renderer,
@@ -161,10 +167,16 @@ pub(crate) async fn run_step(
                 Ok(timing) => timing,
                 Err(message) => return finish(report, started, Some(message)),
             };
+            let remote_cwd = match step.cwd.as_ref().map(|cwd| renderer.render(cwd)) {
+                Some(Ok(cwd)) => Some(cwd),
+                Some(Err(message)) => return finish(report, started, Some(message)),
+                None => None,
+            };
             let command = AttemptCommand {
                 argv,
                 env: env.clone(),
                 cwd,
+                remote_cwd,
                 timing,
             };
             if let Err((message, outcome)) =
@@ -244,6 +256,8 @@ struct AttemptCommand {
     argv: Vec<String>,
     env: Vec<(String, String)>,
     cwd: std::path::PathBuf,
+    /// On a host, the `cwd` as rendered (relative to the login directory); `None`: that.
+    remote_cwd: Option<String>,
     timing: Timing,
 }
 
@@ -366,8 +380,13 @@ async fn attempts(
         argv,
         env,
         cwd,
+        remote_cwd,
         timing,
     } = command;
+    let remote = shared
+        .fleet
+        .as_ref()
+        .and_then(|fleet| Some((fleet, fleet.host_of(index)?)));
     let step = &shared.runbook.steps[index];
     let id = step.id.to_string();
     let label = OutputLabel {
@@ -392,23 +411,67 @@ async fn attempts(
         if let Err(message) = shared.emitter.make_durable() {
             return Err((format!("not started: {message}"), StepOutcome::Failed));
         }
-        let mut attempt_env = env.clone();
-        attempt_env.push(("RUNBOOK_OUTPUT".into(), output_file.display().to_string()));
-        let spec = CommandSpec {
-            argv: argv.clone(),
-            env: attempt_env,
-            cwd: cwd.clone(),
+        let result = match remote {
+            Some((fleet, host)) => {
+                let (shell, script) = match argv.split_last() {
+                    Some((script, shell)) => (shell.to_vec(), script.clone()),
+                    None => (Vec::new(), String::new()),
+                };
+                let request = RemoteRequest {
+                    shell,
+                    script,
+                    env: env.clone(),
+                    cwd: remote_cwd.clone(),
+                    grace: timing.grace,
+                };
+                let remote = run_remote_command(
+                    fleet,
+                    host,
+                    &request,
+                    &label,
+                    timing.timeout,
+                    &shared.emitter,
+                    cancel,
+                )
+                .await;
+                if remote.error.is_some() {
+                    report.tail = remote.result.tail.clone();
+                    report.not_started = remote.never_started();
+                    let message = shared.emitter.mask(&remote.describe());
+                    return Err((message, StepOutcome::Failed));
+                }
+                if !remote.output.is_empty()
+                    && let Err(error) = write_output_file(&output_file, &remote.output)
+                {
+                    return Err((
+                        format!(
+                            "cannot keep the `$RUNBOOK_OUTPUT` of step `{id}` in the run directory: {error}"
+                        ),
+                        StepOutcome::Failed,
+                    ));
+                }
+                remote.result
+            }
+            None => {
+                let mut attempt_env = env.clone();
+                attempt_env.push(("RUNBOOK_OUTPUT".into(), output_file.display().to_string()));
+                let spec = CommandSpec {
+                    argv: argv.clone(),
+                    env: attempt_env,
+                    cwd: cwd.clone(),
+                };
+                run_command(
+                    &spec,
+                    &label,
+                    timing.timeout,
+                    timing.grace,
+                    &shared.emitter,
+                    cancel,
+                    None,
+                )
+                .await
+            }
         };
-        let result = run_command(
-            &spec,
-            &label,
-            timing.timeout,
-            timing.grace,
-            &shared.emitter,
-            cancel,
-            None,
-        )
-        .await;
         report.tail = result.tail;
         report.outputs = match read_outputs(shared, step, &output_file) {
             Ok(outputs) => outputs,
@@ -448,6 +511,22 @@ async fn attempts(
         }
     }
     Ok(())
+}
+
+/// Writes what a script wrote to `$RUNBOOK_OUTPUT` on its host where a local step's lands,
+/// private to the user, so that outputs are read by one rule.
+fn write_output_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
 }
 
 fn finish(mut report: StepReport, started: Instant, message: Option<String>) -> StepReport {

@@ -17,6 +17,7 @@ fn render_probe(
     renderer: &Renderer<'_>,
     env: &[(String, String)],
     shared: &RunShared,
+    on_host: Option<usize>,
 ) -> Result<ProbeRequest, String> {
     let kind = match &probe.kind {
         ProbeKind::Command {
@@ -41,6 +42,7 @@ fn render_probe(
                 env: all_env,
                 cwd: shared.runbook.directory.clone(),
                 timeout: *timeout,
+                on_host: on_host.and_then(|host| Some(shared.fleet.as_ref()?.probe_host(host))),
                 expect: RenderedExpectation {
                     exit_code: expect.exit_code,
                     stdout_contains: optional(&expect.stdout_contains)?,
@@ -132,6 +134,7 @@ pub(crate) struct VerifyError {
 }
 
 /// Runs `probes` in order; returns the failure of the first that fails.
+/// `run` probes of an instance `id@host` run on its host (SPEC §12).
 pub(crate) async fn verify(
     probes: &[Probe],
     step: &str,
@@ -141,11 +144,42 @@ pub(crate) async fn verify(
     shared: &RunShared,
     cancel: &mut watch::Receiver<CancelLevel>,
 ) -> Result<(), VerifyError> {
+    let on_host = shared.fleet.as_ref().and_then(|fleet| {
+        let index = shared.runbook.step(step)?.index;
+        fleet.host_of(index)
+    });
+    let place = ProbePlace { step, on_host };
+    verify_on(probes, place, phase, renderer, env, shared, cancel).await
+}
+
+/// What probes are run for, and where their `run` probes run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProbePlace<'a> {
+    /// The id events name.
+    pub step: &'a str,
+    /// The inventory host `run` probes run on; `None`: the engine's machine.
+    pub on_host: Option<usize>,
+}
+
+/// Runs `probes` in order, `run` probes on `place.on_host`; returns the failure of the
+/// first that fails.
+pub(crate) async fn verify_on(
+    probes: &[Probe],
+    place: ProbePlace<'_>,
+    phase: Phase,
+    renderer: &Renderer<'_>,
+    env: &[(String, String)],
+    shared: &RunShared,
+    cancel: &mut watch::Receiver<CancelLevel>,
+) -> Result<(), VerifyError> {
+    let step = place.step;
     for probe in probes {
         let request =
-            render_probe(probe, renderer, env, shared).map_err(|message| VerifyError {
-                message,
-                template: true,
+            render_probe(probe, renderer, env, shared, place.on_host).map_err(|message| {
+                VerifyError {
+                    message,
+                    template: true,
+                }
             })?;
         let (probe_cancel, mut probe_cancelled) =
             watch::channel(*cancel.borrow() != CancelLevel::None);

@@ -105,6 +105,17 @@ impl Context {
         }
     }
 
+    /// Makes `steps.<to>` read what `steps.<from>` holds, when it holds anything: an instance
+    /// `id@host` reads its own host's instance of a step as `steps.<step>`.
+    pub fn alias_step(&mut self, from: &str, to: &str) {
+        let Some(steps) = self.root.get_mut("steps").and_then(Value::as_object_mut) else {
+            return;
+        };
+        if let Some(value) = steps.get(from).cloned() {
+            steps.insert(to.to_string(), value);
+        }
+    }
+
     /// Sets `run.status`, for hooks.
     pub fn set_run_status(&mut self, status: &str) {
         if let Some(run) = self.root.get_mut("run").and_then(Value::as_object_mut) {

@@ -15,7 +15,7 @@ use crate::template::{BorrowedContext, TemplateEngine};
 use crate::validate::Diagnostic;
 
 /// `host` as the templates of an instance on `host` read it.
-fn host_value(host: &Host, ssh_user: Option<&str>, ssh_port: Option<u16>) -> Value {
+pub fn host_value(host: &Host, ssh_user: Option<&str>, ssh_port: Option<u16>) -> Value {
     let vars: Map<String, Value> = host
         .vars
         .iter()

@@ -250,7 +250,12 @@ impl<'a> InstanceRollback<'a> {
 }
 
 /// The order instances run in: the DAG order (instances are listed in it), except that each
-/// rollout's instances, in the places they take, are put batch by batch.
+/// rollout's instances, in the places they take, are put batch by batch. A rollback takes
+/// them in the reverse (the plan and a run by this one rule).
+pub fn rollback_ranks(expansion: &Expansion) -> Vec<usize> {
+    ranks(expansion)
+}
+
 fn ranks(expansion: &Expansion) -> Vec<usize> {
     let count = expansion.instances.len();
     let mut order: Vec<usize> = (0..count).collect();

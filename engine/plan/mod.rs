@@ -12,10 +12,13 @@ mod model;
 mod text;
 mod variables;
 
+pub use batches::failure_budget;
 pub use builder::build_plan;
 pub use context::{Context, PlanPlaceholders};
+pub use fleet::host_value;
 pub use graphics::{to_dot, to_mermaid};
-pub use instances::select_hosts;
+pub use instance_rollback::rollback_ranks;
+pub use instances::{Expansion, RolloutBatches, expand, select_hosts};
 pub use model::Plan;
 pub use text::to_text;
 pub use variables::{ResolvedVar, VarInputs, VarSource, resolve_vars, vars_file_values};

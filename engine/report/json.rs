@@ -18,6 +18,15 @@ impl Reporter for JsonLines {
         if let Some(object) = value.as_object_mut() {
             let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
             object.insert("time".into(), serde_json::Value::String(time));
+            // An instance `id@host` (SPEC §12) names its host.
+            let host = object
+                .get("step")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|step| step.split_once('@'))
+                .map(|(_, host)| host.to_string());
+            if let Some(host) = host {
+                object.insert("host".into(), serde_json::Value::String(host));
+            }
         }
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "{}", escape_c1(&value.to_string()));

@@ -154,7 +154,7 @@ impl Reporter for LiveProgress {
                 }
                 let mark = match status {
                     StepStatus::Succeeded | StepStatus::Compensated | StepStatus::Approved => "✔",
-                    StepStatus::FailedAllowed => "!",
+                    StepStatus::FailedAllowed | StepStatus::FailedTolerated => "!",
                     _ => "✖",
                 };
                 let name = if compensation {

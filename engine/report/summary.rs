@@ -45,11 +45,12 @@ pub fn summary_text(result: &RunResult, run_id: &str, rehearsal: Option<&str>) -
             step.id, status, attempts, duration
         );
     }
-    for step in result
-        .steps
-        .iter()
-        .filter(|step| matches!(step.status, StepStatus::Failed | StepStatus::FailedAllowed))
-    {
+    for step in result.steps.iter().filter(|step| {
+        matches!(
+            step.status,
+            StepStatus::Failed | StepStatus::FailedAllowed | StepStatus::FailedTolerated
+        )
+    }) {
         let mut message = step.message.as_deref().unwrap_or("").lines();
         let _ = writeln!(
             out,

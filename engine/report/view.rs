@@ -171,11 +171,13 @@ impl<'a> ReportView<'a> {
             origin: timeline.origin.as_deref(),
             span_ms: timeline.span_ms,
             phases: timeline.entries.iter().map(phase_row).collect(),
-            chart: record
-                .steps
-                .iter()
-                .map(|step| chart_step(&step.id, &step.name, timeline))
-                .collect(),
+            chart: grouped_by_host(
+                record
+                    .steps
+                    .iter()
+                    .map(|step| chart_step(&step.id, &step.name, timeline))
+                    .collect(),
+            ),
             probes: record
                 .steps
                 .iter()
@@ -229,6 +231,31 @@ fn phase_row(entry: &TimelineEntry) -> PhaseRow<'_> {
         message: entry.message.as_deref().unwrap_or_default(),
         went_wrong: entry.went_wrong(),
     }
+}
+
+/// The chart's rows grouped by host (SPEC §12): the steps on the engine's machine first, then
+/// each host's instances `id@host`, hosts in the order they first appear; the record's
+/// order within each group.
+fn grouped_by_host(rows: Vec<ChartStep<'_>>) -> Vec<ChartStep<'_>> {
+    let mut hosts: Vec<&str> = Vec::new();
+    let mut keyed: Vec<(usize, ChartStep<'_>)> = rows
+        .into_iter()
+        .map(|row| {
+            let key = match row.id.split_once('@') {
+                None => 0,
+                Some((_, host)) => match hosts.iter().position(|known| *known == host) {
+                    Some(position) => position + 1,
+                    None => {
+                        hosts.push(host);
+                        hosts.len()
+                    }
+                },
+            };
+            (key, row)
+        })
+        .collect();
+    keyed.sort_by_key(|(key, _)| *key);
+    keyed.into_iter().map(|(_, row)| row).collect()
 }
 
 fn chart_step<'a>(id: &'a str, name: &str, timeline: &'a Timeline) -> ChartStep<'a> {

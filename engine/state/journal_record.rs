@@ -30,6 +30,13 @@ pub struct RecordedOptions {
     /// from the journals of other runs (and of older engines).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fail_at: Option<String>,
+    /// `--limit`: the hosts the run's instances run on (SPEC §12), so `resume` and
+    /// `rollback RUN` see the same instances. Absent when every host was selected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limit: Vec<String>,
+    /// `--inventory FILE`s (absolute paths), read again by `resume` and `rollback RUN`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventories: Vec<String>,
 }
 
 /// The first record of a journal: which runbook ran (its path and digest), who ran it where,
