@@ -2,10 +2,12 @@
 //! its position so that one pass reports all of them.
 
 mod diagnostic;
+mod expansion;
 mod hosts;
 mod lint;
 mod output_reads;
 mod probes;
+mod snippets;
 mod steps;
 mod templates;
 mod validator;

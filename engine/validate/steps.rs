@@ -352,8 +352,8 @@ impl Validator<'_> {
             }
             (Some(run), None) => {
                 self.check_no_gate_options(raw);
-                self.lint_script(run, place);
-                Action::Run(self.template(run, &Scope::new(format!("{place}.run"), owner).shell()))
+                let scope = Scope::new(format!("{place}.run"), owner).shell();
+                Action::Run(self.script(run, place, &scope))
             }
             (None, Some(approve)) => {
                 if raw.shell.is_some() || raw.retry.is_some() {
@@ -511,14 +511,14 @@ impl Validator<'_> {
         };
         let run_position = self.position_or(raw.value.run.position, raw.position);
         let run = Spanned::new(raw.value.run.value.clone(), run_position);
-        self.lint_script(&run, &place);
-        let template = self.template(&run, &Scope::new(format!("{place}.run"), own).shell());
+        let scope = Scope::new(format!("{place}.run"), own).shell();
+        let template = self.script(&run, &place, &scope);
         let only_if_succeeded = raw
             .value
             .only_if_succeeded
             .as_ref()
             .is_some_and(|only| only.value);
-        if !only_if_succeeded && self.reads_own_outputs_unguarded(&run.value, index) {
+        if !only_if_succeeded && self.reads_own_outputs_unguarded(&template.text, index) {
             let message = format!(
                 "the rollback of `{}` reads the step's own outputs, but it also runs when the step failed before writing them",
                 step.id.value

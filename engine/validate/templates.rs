@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::Diagnostic;
+use super::expansion::Expansion;
 use crate::document::{Position, Spanned};
 use crate::model::Template;
 use crate::source::Source;
@@ -29,6 +30,8 @@ pub(super) struct VarFacts {
 /// What the checks know of the runbook so far, borrowed from the validator.
 pub(super) struct TemplateFacts<'a> {
     pub source: &'a Source,
+    /// The script being checked had snippets inserted: positions map back through it.
+    pub expansion: Option<&'a Expansion>,
     pub engine: &'a TemplateEngine,
     /// The variables checked so far, in declaration order.
     pub vars: &'a [VarFacts],
@@ -105,6 +108,12 @@ impl Scope {
 const ROOTS: [&str; 6] = ["vars", "env", "runbook", "run", "steps", "host"];
 
 impl TemplateFacts<'_> {
+    /// The position in the file of byte `offset` of `value`, through the snippet expansion
+    /// when `value` is an expanded script.
+    fn locate(&self, value: &Spanned<String>, offset: usize) -> Position {
+        locate_through(self.source, self.expansion, value, offset)
+    }
+
     /// Checks one template, adding its problems to `diagnostics`, and returns it as a model
     /// value.
     pub(super) fn template(
@@ -129,7 +138,7 @@ impl TemplateFacts<'_> {
                         | TemplateError::NulByte { offset } => *offset,
                     };
                     let position =
-                        offset.map_or(value.position, |offset| locate(self.source, value, offset));
+                        offset.map_or(value.position, |offset| self.locate(value, offset));
                     let message = format!("invalid template in `{}`: {error}", scope.place);
                     diagnostics.push(Diagnostic::error(
                         "template-syntax",
@@ -166,7 +175,7 @@ impl TemplateFacts<'_> {
                         || format!("helpers: {}", TemplateEngine::helper_names().join(", ")),
                         |best| format!("did you mean `{best}`?"),
                     );
-                let position = locate(self.source, value, helper.span.start);
+                let position = self.locate(value, helper.span.start);
                 diagnostics.push(
                     Diagnostic::error("unknown-helper", message, Some(position))
                         .with_length(helper.name.chars().count())
@@ -176,7 +185,7 @@ impl TemplateFacts<'_> {
         }
         for helper in &analysis.helpers {
             if let Some(diagnostic) = literal_comparison(&value.value, helper, &scope.place) {
-                let position = locate(self.source, value, helper.span.start);
+                let position = self.locate(value, helper.span.start);
                 diagnostics.push(Diagnostic {
                     position: Some(position),
                     length: helper.name.chars().count(),
@@ -193,7 +202,7 @@ impl TemplateFacts<'_> {
                     "`{text}` reads the whole template context in `{}`: every var, the engine's environment and step outputs, secrets included",
                     scope.place
                 );
-                let position = locate(self.source, value, reference.span.start);
+                let position = self.locate(value, reference.span.start);
                 diagnostics.push(
                     Diagnostic::error("whole-context", message, Some(position))
                         .with_length(text.chars().count())
@@ -206,7 +215,7 @@ impl TemplateFacts<'_> {
             }
             if let Some(diagnostic) = self.check_reference(&path, scope, reference.usage) {
                 // Locating scans the source, so it is done only for a reference with a problem.
-                let position = locate(self.source, value, reference.span.start);
+                let position = self.locate(value, reference.span.start);
                 let length = value
                     .value
                     .get(reference.span.clone())
@@ -645,6 +654,25 @@ fn literal_argument(text: &str) -> Option<(String, &str)> {
     let word = &text[..end];
     let literal = as_number(word).is_some() || matches!(word, "true" | "false" | "null");
     literal.then(|| (word.to_owned(), &text[end..]))
+}
+
+/// `locate` for a value that may be a script with snippets inserted: an offset inside an
+/// inserted snippet is the place of its `{{> name}}`, others are moved back to the text as
+/// written.
+pub(super) fn locate_through(
+    source: &Source,
+    expansion: Option<&Expansion>,
+    value: &Spanned<String>,
+    offset: usize,
+) -> Position {
+    match expansion.filter(|expansion| expansion.expanded == value.value) {
+        Some(expansion) => locate(
+            source,
+            &expansion.original,
+            expansion.original_offset(offset),
+        ),
+        None => locate(source, value, offset),
+    }
 }
 
 pub(super) fn locate(source: &Source, value: &Spanned<String>, offset: usize) -> Position {

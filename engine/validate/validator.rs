@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::Diagnostic;
 use super::templates::{
-    Scope, TemplateFacts, TemplateOwner, VarFacts, locate, reads_own_outputs_unguarded,
+    Scope, TemplateFacts, TemplateOwner, VarFacts, reads_own_outputs_unguarded,
 };
 use super::values::{is_env_name, is_identifier, parse_duration};
 use crate::document::{self, OrderedMap, Position, RawHook, RawRunbook, Spanned};
@@ -58,6 +58,10 @@ pub(super) struct Validator<'a> {
     pub inventory_failed: bool,
     /// The inventory files read, for diagnostics found after reading them.
     pub inventory_sources: Vec<Source>,
+    /// The `snippets` map, with whether some script included each.
+    pub(super) snippets: Vec<super::snippets::Snippet>,
+    /// While a script with snippets inserted is checked: how its text maps to the file.
+    pub(super) expansion: Option<super::expansion::Expansion>,
 }
 
 /// Inputs of a run that add hosts: `--inventory FILE`s, read after the runbook's own.
@@ -116,6 +120,8 @@ pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
         on_names: Vec::new(),
         inventory_failed: false,
         inventory_sources: Vec::new(),
+        snippets: Vec::new(),
+        expansion: None,
     };
     let runbook = validator.runbook(&raw);
     let mut diagnostics = validator.diagnostics;
@@ -150,6 +156,7 @@ impl Validator<'_> {
         let is_upstream = |target, step| graph.is_none_or(|graph| graph.is_upstream(target, step));
         let facts = TemplateFacts {
             source: self.source,
+            expansion: self.expansion.as_ref(),
             engine: &self.engine,
             vars: &self.vars,
             all_var_names: &self.all_var_names,
@@ -171,7 +178,7 @@ impl Validator<'_> {
 
     /// The position in the file of byte `offset` inside a template value.
     pub fn locate(&self, value: &Spanned<String>, offset: usize) -> Position {
-        locate(self.source, value, offset)
+        super::templates::locate_through(self.source, self.expansion.as_ref(), value, offset)
     }
 
     pub fn duration(&mut self, value: Option<&Spanned<String>>, key: &str) -> Option<Duration> {
@@ -228,6 +235,7 @@ impl Validator<'_> {
             None => 4,
         };
         let vars = self.vars(raw.vars.as_ref());
+        self.snippet_table(raw.snippets.as_ref());
         self.inventory(raw);
         let timeout = self.duration_value(
             raw.timeout.as_ref(),
@@ -256,6 +264,7 @@ impl Validator<'_> {
             .as_ref()
             .map(|summary| self.template(summary, &Scope::new("summary", TemplateOwner::Hook)));
         // Only a runbook with errors (a cycle) has no graph, and it is never handed out.
+        self.lint_unused_snippets();
         let has_graph = self.graph.is_some();
         let graph = self
             .graph
@@ -357,8 +366,7 @@ impl Validator<'_> {
 
     fn hook(&mut self, hook: &RawHook, place: &str) -> Hook {
         let scope = Scope::new(format!("{place}.run"), TemplateOwner::Hook).shell();
-        let run = self.template(&hook.run, &scope);
-        self.lint_script(&hook.run, place);
+        let run = self.script(&hook.run, place, &scope);
         let env = match &hook.env {
             Some(env) => self.env_entries(
                 &env.value,
