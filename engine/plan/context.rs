@@ -139,16 +139,26 @@ impl Context {
         &self.root
     }
 
-    /// Adds a resolved variable; an unset one stays absent, so strict rendering names it.
-    pub fn set_var(&mut self, name: &str, value: Option<String>, secret: bool) {
+    /// Adds a resolved variable; an unset one stays absent, so strict rendering names it. A
+    /// list var (its value a JSON array text) is an array, for `{{#each}}`.
+    pub fn set_var(&mut self, name: &str, value: Option<String>, secret: bool, list: bool) {
         let Some(value) = value else { return };
-        let shown = if secret && self.mask_secrets {
-            MASK.to_string()
+        let masked = secret && self.mask_secrets;
+        let value = if list {
+            let items = crate::model::parse_list(&value).unwrap_or_default();
+            Value::Array(
+                items
+                    .into_iter()
+                    .map(|item| Value::String(if masked { MASK.to_string() } else { item }))
+                    .collect(),
+            )
+        } else if masked {
+            Value::String(MASK.to_string())
         } else {
-            value
+            Value::String(value)
         };
         if let Some(vars) = self.root.get_mut("vars").and_then(Value::as_object_mut) {
-            vars.insert(name.to_string(), Value::String(shown));
+            vars.insert(name.to_string(), value);
         }
     }
 
