@@ -177,3 +177,28 @@ steps:
         output.stderr
     );
 }
+
+#[test]
+fn a_snippet_outside_a_script_is_refused_saying_where_snippets_go() {
+    let runbook = r#"
+version: 1
+name: snip
+snippets:
+  word: hello
+steps:
+  - id: a
+    readonly: true
+    run: echo "$WORD"
+    env:
+      WORD: "{{> word}}"
+"#;
+    let output = engine(runbook, &["validate", "{file}"]);
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    assert!(
+        output
+            .stderr
+            .contains("`{{> name}}` inserts a snippet only into a script"),
+        "{}",
+        output.stderr
+    );
+}
