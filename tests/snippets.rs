@@ -202,3 +202,31 @@ steps:
         output.stderr
     );
 }
+
+#[test]
+fn a_snippet_included_on_an_indented_line_keeps_the_indentation() {
+    let runbook = r#"
+version: 1
+name: snip
+snippets:
+  two_lines: |
+    echo one >> log
+    echo two >> log
+steps:
+  - id: a
+    readonly: true
+    run: |
+      if true; then
+        {{> two_lines}}
+      fi
+"#;
+    let output = engine(runbook, &["plan", "{file}"]);
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert!(
+        output.stdout.contains(
+            "$ if true; then\n        echo one >> log\n        echo two >> log\n      fi"
+        ),
+        "{}",
+        output.stdout
+    );
+}

@@ -184,6 +184,17 @@ impl Validator<'_> {
             chain.push(name.to_string());
             let inner = self.expand_text(run, body, place, chain, include, &mut Vec::new());
             chain.pop();
+            // An include alone on its (indented) line: the snippet's later lines get the same
+            // indentation, so the script reads as written (plan shows it).
+            let line_start = text[..whole.start()]
+                .rfind('\n')
+                .map_or(0, |index| index + 1);
+            let indent = &text[line_start..whole.start()];
+            let inner = if !indent.is_empty() && indent.chars().all(|c| c == ' ' || c == '\t') {
+                inner.replace('\n', &format!("\n{indent}"))
+            } else {
+                inner
+            };
             if chain.is_empty() {
                 insertions.push(Insertion {
                     expanded: out.len()..out.len() + inner.len(),
