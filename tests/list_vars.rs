@@ -200,3 +200,21 @@ steps:
         );
     }
 }
+
+#[test]
+fn a_list_reaches_env_as_json() {
+    let runbook = r#"
+version: 1
+name: lists
+vars:
+  services: [api, "web server"]
+steps:
+  - id: each
+    readonly: true
+    run: printf '%s\n' "$SERVICES" > log
+    env:
+      SERVICES: "{{json vars.services}}"
+"#;
+    let log = run_log(Test::new().runbook(runbook), &[]);
+    assert_eq!(log, "[\"api\",\"web server\"]\n");
+}

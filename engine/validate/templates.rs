@@ -25,6 +25,8 @@ pub(super) struct VarFacts {
     pub derived_from: Option<String>,
     /// Every allowed value is safe to paste into a shell unquoted.
     pub shell_safe: bool,
+    /// `type: list`: read by `#each` and helpers, never pasted whole.
+    pub list: bool,
 }
 
 /// What the checks know of the runbook so far, borrowed from the validator.
@@ -273,6 +275,12 @@ impl TemplateFacts<'_> {
                     return error(
                         "var-path",
                         format!("`{dotted}`: variables are plain values, they have no fields"),
+                    );
+                }
+                if var.list && usage != ReferenceUsage::HelperArgument {
+                    return Some(
+                        Diagnostic::error("list-pasted", format!("`vars.{name}` is a list, pasted whole into `{place}` (it would print `[a, b]`)"), None)
+                            .with_help(format!("read its items with `{{{{#each vars.{name}}}}}{{{{quote this}}}} {{{{/each}}}}`, or all of it as JSON with `{{{{json vars.{name}}}}}`")),
                     );
                 }
                 if var.secret && !scope.secrets_allowed {

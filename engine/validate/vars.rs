@@ -55,6 +55,7 @@ impl Validator<'_> {
                 secret: declaration.secret,
                 env_source: declaration.env.clone(),
                 derived_from,
+                list: declaration.list,
                 shell_safe: !declaration.choices.is_empty()
                     && declaration
                         .choices
