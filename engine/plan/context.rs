@@ -75,10 +75,22 @@ impl Context {
             .map(|(key, value)| (key.clone(), Value::String(value.clone())))
             .collect();
         if let Some(steps) = self.root.get_mut("steps").and_then(Value::as_object_mut) {
-            steps.insert(
-                id.to_string(),
-                json!({ "status": status, "outputs": outputs }),
-            );
+            let value = json!({ "status": status, "outputs": outputs });
+            // An instance `id[item]` of a step with `for_each` is read as
+            // `steps.<id>.items.<item>` (SPEC §13).
+            if let Some((step, item)) = id.strip_suffix(']').and_then(|rest| rest.split_once('[')) {
+                let entry = steps
+                    .entry(step.to_string())
+                    .or_insert_with(|| json!({ "items": {} }));
+                if let Some(items) = entry
+                    .as_object_mut()
+                    .map(|object| object.entry("items").or_insert_with(|| json!({})))
+                    .and_then(Value::as_object_mut)
+                {
+                    items.insert(item.to_string(), value.clone());
+                }
+            }
+            steps.insert(id.to_string(), value);
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod diagnostic;
 mod expansion;
+mod for_each;
 mod hosts;
 mod lint;
 mod output_reads;

@@ -93,7 +93,10 @@ impl Validator<'_> {
                     timing: &timing,
                     rollout_groups: &rollout_groups,
                 };
-                self.step(index, step, needs[index].clone(), &context)
+                self.current_instance = self.instances.get(index).cloned().flatten();
+                let step = self.step(index, step, needs[index].clone(), &context);
+                self.current_instance = None;
+                step
             })
             .collect();
         self.check_pivots(raw);
@@ -104,7 +107,12 @@ impl Validator<'_> {
         let mut first_seen: HashMap<&str, usize> = HashMap::new();
         for (index, step) in raw.steps.value.iter().enumerate() {
             let id = step.id.value.as_str();
-            if !is_identifier(id) {
+            // An instance `id[item]` of a step with `for_each`: its id as written is checked.
+            let written = match self.instances.get(index) {
+                Some(Some(instance)) => instance.step.as_str(),
+                _ => id,
+            };
+            if !is_identifier(written) {
                 let message = format!("step id `{id}` is not a valid id");
                 self.push(
                     Diagnostic::error("invalid-step-id", message, Some(step.id.position))

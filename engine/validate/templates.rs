@@ -34,6 +34,8 @@ pub(super) struct TemplateFacts<'a> {
     pub source: &'a Source,
     /// The script being checked had snippets inserted: positions map back through it.
     pub expansion: Option<&'a Expansion>,
+    /// The items of each step with `for_each`, by its id (its instances are `id[item]`).
+    pub for_each: &'a HashMap<String, Vec<String>>,
     pub engine: &'a TemplateEngine,
     /// The variables checked so far, in declaration order.
     pub vars: &'a [VarFacts],
@@ -352,6 +354,11 @@ impl TemplateFacts<'_> {
             }),
             ["steps", id, rest @ ..] => self.check_step_reference(id, rest, &dotted, scope, usage),
             ["host", rest @ ..] => self.check_host_reference(rest, &dotted, scope),
+            // A step with `for_each` has them replaced by each instance's values.
+            ["item" | "item_index", ..] => error(
+                "item-outside-for-each",
+                format!("`{dotted}` is known only in a step with `for_each` (used in `{place}`)"),
+            ),
             ["steps"] => error(
                 "step-path",
                 format!("`steps` alone is not a value (in `{place}`)"),
@@ -460,7 +467,34 @@ impl TemplateFacts<'_> {
         usage: ReferenceUsage,
     ) -> Option<Diagnostic> {
         let place = &scope.place;
-        let Some(&target) = self.step_ids.get(id) else {
+        // `steps.<id>.items.<item>...` reads instance `id[item]` of a step with `for_each`.
+        let (id, rest, instance_id) = match (self.for_each.get(id), rest) {
+            (Some(items), ["items", item, rest @ ..]) => {
+                if !items.iter().any(|known| known == item) {
+                    return Some(
+                        Diagnostic::error(
+                            "unknown-item",
+                            format!("`{dotted}` names `{item}`, not an item of `{id}`'s `for_each` (in `{place}`)"),
+                            None,
+                        )
+                        .with_help(if items.is_empty() { format!("`{id}` has no items") } else { format!("items: {}", items.join(", ")) }),
+                    );
+                }
+                (id, rest, format!("{id}[{item}]"))
+            }
+            (Some(_), _) => {
+                return Some(
+                    Diagnostic::error(
+                        "for-each-path",
+                        format!("step `{id}` runs once per item of its `for_each`: `{dotted}` does not say which (in `{place}`)"),
+                        None,
+                    )
+                    .with_help(format!("read one instance: `steps.{id}.items.<item>.outputs.<key>`")),
+                );
+            }
+            (None, rest) => (id, rest, id.to_string()),
+        };
+        let Some(&target) = self.step_ids.get(&instance_id) else {
             let help = suggest(id, self.step_names.iter().map(String::as_str))
                 .map(|best| format!("did you mean `steps.{best}`?"));
             return Some(

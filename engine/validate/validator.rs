@@ -62,6 +62,14 @@ pub(super) struct Validator<'a> {
     pub(super) snippets: Vec<super::snippets::Snippet>,
     /// While a script with snippets inserted is checked: how its text maps to the file.
     pub(super) expansion: Option<super::expansion::Expansion>,
+    /// The items of each step with `for_each`, by its id.
+    pub(super) for_each: HashMap<String, Vec<String>>,
+    /// While expanding: per step as written, its `for_each` items.
+    pub(super) for_each_by_index: Vec<Option<Vec<String>>>,
+    /// Per step (after expansion), the instance it is: (step id, item, index).
+    pub(super) instances: Vec<Option<super::for_each::Instance>>,
+    /// The instance whose templates are being checked: `item` is replaced in them.
+    pub(super) current_instance: Option<super::for_each::Instance>,
 }
 
 /// Inputs of a run that add hosts: `--inventory FILE`s, read after the runbook's own.
@@ -122,6 +130,10 @@ pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
         inventory_sources: Vec::new(),
         snippets: Vec::new(),
         expansion: None,
+        for_each: HashMap::new(),
+        for_each_by_index: Vec::new(),
+        instances: Vec::new(),
+        current_instance: None,
     };
     let runbook = validator.runbook(&raw);
     let mut diagnostics = validator.diagnostics;
@@ -152,11 +164,20 @@ impl Validator<'_> {
 
     /// Checks one template in `scope` and returns it as a model value.
     pub fn template(&mut self, value: &Spanned<String>, scope: &Scope) -> Template {
+        let substituted;
+        let value = match &self.current_instance {
+            Some(instance) if value.value.contains("{{") => {
+                substituted = Spanned::new(instance.substitute(&value.value), value.position);
+                &substituted
+            }
+            _ => value,
+        };
         let graph = self.graph.as_ref();
         let is_upstream = |target, step| graph.is_none_or(|graph| graph.is_upstream(target, step));
         let facts = TemplateFacts {
             source: self.source,
             expansion: self.expansion.as_ref(),
+            for_each: &self.for_each,
             engine: &self.engine,
             vars: &self.vars,
             all_var_names: &self.all_var_names,
@@ -192,6 +213,8 @@ impl Validator<'_> {
     }
 
     fn runbook(&mut self, raw: &RawRunbook) -> Runbook {
+        let expanded = self.expand_for_each(raw);
+        let raw = expanded.as_ref().unwrap_or(raw);
         if raw.version.value != 1 {
             let message = format!(
                 "unsupported `version` {}: this engine reads version 1",
