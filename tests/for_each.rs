@@ -183,3 +183,33 @@ steps:
         );
     }
 }
+
+#[test]
+fn a_rollback_later_compensates_each_instance_with_its_recorded_outputs() {
+    let first = engine(
+        Test::new().runbook(FAN_OUT).env("FOR_EACH_CHECK_EXIT", "0"),
+        &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
+    );
+    assert_eq!(first.code, 0, "{}", first.snapshot());
+    std::fs::write(first.directory.join("log"), "").expect("empty the log");
+    let state = first.directory.join("state").display().to_string();
+    let rolled = Test::new()
+        .current_dir(&first.directory)
+        .env("FOR_EACH_CHECK_EXIT", "0")
+        .args(["rollback", "last", "--state-dir", &state])
+        .run_within(LIMIT);
+    assert_eq!(rolled.code, 0, "{}", rolled.snapshot());
+    let log = lines(&first);
+    assert_eq!(log.len(), 4, "{log:?}");
+    assert_eq!(log[3], "undo prepare", "{log:?}");
+    let mut instances = log[..3].to_vec();
+    instances.sort();
+    assert_eq!(
+        instances,
+        [
+            "undo api 'pid-api'",
+            "undo web_v2 'pid-web_v2'",
+            "undo worker 'pid-worker'"
+        ]
+    );
+}
