@@ -70,6 +70,11 @@ pub struct RawStep {
     /// One instance `id[item]` per item of this list (items `[A-Za-z0-9_.-]+`), with `item`
     /// and `item_index` in its templates; a step that needs `id` waits for all of them.
     pub for_each: Option<Spanned<super::Scalar>>,
+    /// A module: a runbook file (relative to this file) whose steps join this runbook's DAG
+    /// as `id.<step>`; excludes `run` and `approve`.
+    pub uses: Option<Spanned<String>>,
+    /// The module's inputs (its `vars`): a literal, or one `{{path}}`.
+    pub with: Option<Spanned<OrderedMap<Spanned<String>>>>,
 }
 
 /// What a step does when a step it needs was skipped (SPEC §4).

@@ -76,19 +76,19 @@ impl Context {
             .collect();
         if let Some(steps) = self.root.get_mut("steps").and_then(Value::as_object_mut) {
             let value = json!({ "status": status, "outputs": outputs });
-            // An instance `id[item]` of a step with `for_each` is read as
-            // `steps.<id>.items.<item>` (SPEC §13).
-            if let Some((step, item)) = id.strip_suffix(']').and_then(|rest| rest.split_once('[')) {
-                let entry = steps
-                    .entry(step.to_string())
-                    .or_insert_with(|| json!({ "items": {} }));
-                if let Some(items) = entry
-                    .as_object_mut()
-                    .map(|object| object.entry("items").or_insert_with(|| json!({})))
-                    .and_then(Value::as_object_mut)
-                {
-                    items.insert(item.to_string(), value.clone());
+            // A module's step `call.step` is read as `steps.<call>.<step>`, an instance
+            // `id[item]` of a step with `for_each` as `steps.<id>.items.<item>` (SPEC §13).
+            let (base, item) = match id.strip_suffix(']').and_then(|rest| rest.split_once('[')) {
+                Some((base, item)) => (base, Some(item)),
+                None => (id, None),
+            };
+            if item.is_some() || base.contains('.') {
+                let mut path: Vec<&str> = base.split('.').collect();
+                if let Some(item) = item {
+                    path.push("items");
+                    path.push(item);
                 }
+                nest(steps, &path, &value);
             }
             steps.insert(id.to_string(), value);
         }
@@ -198,5 +198,27 @@ impl Context {
             }
             node = entry;
         }
+    }
+}
+
+/// Puts a step's `value` at `path` under `steps`, keeping what is already nested there.
+fn nest(steps: &mut Map<String, Value>, path: &[&str], value: &Value) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let entry = steps
+        .entry((*first).to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(object) = entry.as_object_mut() else {
+        return;
+    };
+    if rest.is_empty() {
+        if let Some(fields) = value.as_object() {
+            for (key, field) in fields {
+                object.insert(key.clone(), field.clone());
+            }
+        }
+    } else {
+        nest(object, rest, value);
     }
 }

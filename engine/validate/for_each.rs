@@ -158,10 +158,16 @@ impl Validator<'_> {
         let mut expanded = raw.clone();
         let mut steps = Vec::new();
         let mut instances = Vec::new();
-        for (step, items) in raw.steps.value.iter().zip(lists.iter_mut()) {
+        let mut rewrites = Vec::new();
+        let mut sources = Vec::new();
+        for (index, (step, items)) in raw.steps.value.iter().zip(lists.iter_mut()).enumerate() {
+            let step_rewrites = self.step_rewrites.get(index).cloned().unwrap_or_default();
+            let step_source = self.step_sources.get(index).cloned().flatten();
             let Some(items) = items.take() else {
                 steps.push(step.clone());
                 instances.push(None);
+                rewrites.push(step_rewrites);
+                sources.push(step_source);
                 continue;
             };
             self.for_each.insert(step.id.value.clone(), items.clone());
@@ -179,6 +185,8 @@ impl Validator<'_> {
                 }
                 steps.push(copy);
                 instances.push(Some(instance));
+                rewrites.push(step_rewrites.clone());
+                sources.push(step_source.clone());
             }
         }
         for step in &mut steps {
@@ -203,6 +211,8 @@ impl Validator<'_> {
         }
         expanded.steps.value = steps;
         self.instances = instances;
+        self.step_rewrites = rewrites;
+        self.step_sources = sources;
         Some(expanded)
     }
 }

@@ -6,6 +6,7 @@ mod expansion;
 mod for_each;
 mod hosts;
 mod lint;
+mod modules;
 mod output_reads;
 mod probes;
 mod snippets;

@@ -94,8 +94,15 @@ impl Validator<'_> {
                     rollout_groups: &rollout_groups,
                 };
                 self.current_instance = self.instances.get(index).cloned().flatten();
+                self.current_rewrites = self.step_rewrites.get(index).cloned().unwrap_or_default();
+                self.in_step = true;
+                let before = self.diagnostics.len();
                 let step = self.step(index, step, needs[index].clone(), &context);
+                let source = self.step_sources.get(index).cloned().flatten();
+                self.in_module_file(before, source.as_ref());
+                self.in_step = false;
                 self.current_instance = None;
+                self.current_rewrites = Vec::new();
                 step
             })
             .collect();
@@ -112,6 +119,8 @@ impl Validator<'_> {
                 Some(Some(instance)) => instance.step.as_str(),
                 _ => id,
             };
+            // A module's step `call.step`: the part written in the module.
+            let written = written.rsplit('.').next().unwrap_or(written);
             if !is_identifier(written) {
                 let message = format!("step id `{id}` is not a valid id");
                 self.push(

@@ -259,6 +259,14 @@ impl TemplateFacts<'_> {
                         .map(|best| format!("did you mean `vars.{best}`?"));
                     let help =
                         help.or_else(|| Some(format!("declare it under `vars:` (`{name}: ...`)")));
+                    if let Some(name) = name.strip_prefix(super::modules::UNDECLARED) {
+                        return error(
+                            "module-undeclared-var",
+                            format!(
+                                "a module's `{place}` reads `vars.{name}`, which the module does not declare: a module sees only its own inputs"
+                            ),
+                        );
+                    }
                     return Some(
                         Diagnostic::error(
                             "undefined-var",
@@ -467,33 +475,50 @@ impl TemplateFacts<'_> {
         usage: ReferenceUsage,
     ) -> Option<Diagnostic> {
         let place = &scope.place;
-        // `steps.<id>.items.<item>...` reads instance `id[item]` of a step with `for_each`.
-        let (id, rest, instance_id) = match (self.for_each.get(id), rest) {
-            (Some(items), ["items", item, rest @ ..]) => {
-                if !items.iter().any(|known| known == item) {
+        // `steps.<call>.<step>...` reads a module's step `call.step`; `steps.<id>.items.<item>`
+        // reads instance `id[item]` of a step with `for_each`.
+        let segments: Vec<&str> = std::iter::once(id).chain(rest.iter().copied()).collect();
+        let mut resolved = None;
+        for length in 1..=segments.len() {
+            let candidate = segments[..length].join(".");
+            if self.step_ids.contains_key(&candidate) {
+                resolved = Some((candidate.clone(), &rest[length - 1..], candidate));
+                break;
+            }
+            let Some(items) = self.for_each.get(&candidate) else {
+                continue;
+            };
+            match &segments[length..] {
+                ["items", item, tail @ ..] => {
+                    if !items.iter().any(|known| known == item) {
+                        return Some(
+                            Diagnostic::error(
+                                "unknown-item",
+                                format!("`{dotted}` names `{item}`, not an item of `{candidate}`'s `for_each` (in `{place}`)"),
+                                None,
+                            )
+                            .with_help(if items.is_empty() { format!("`{candidate}` has no items") } else { format!("items: {}", items.join(", ")) }),
+                        );
+                    }
+                    let instance = format!("{candidate}[{item}]");
+                    resolved = Some((candidate, tail, instance));
+                }
+                _ => {
                     return Some(
                         Diagnostic::error(
-                            "unknown-item",
-                            format!("`{dotted}` names `{item}`, not an item of `{id}`'s `for_each` (in `{place}`)"),
+                            "for-each-path",
+                            format!("step `{candidate}` runs once per item of its `for_each`: `{dotted}` does not say which (in `{place}`)"),
                             None,
                         )
-                        .with_help(if items.is_empty() { format!("`{id}` has no items") } else { format!("items: {}", items.join(", ")) }),
+                        .with_help(format!("read one instance: `steps.{candidate}.items.<item>.outputs.<key>`")),
                     );
                 }
-                (id, rest, format!("{id}[{item}]"))
             }
-            (Some(_), _) => {
-                return Some(
-                    Diagnostic::error(
-                        "for-each-path",
-                        format!("step `{id}` runs once per item of its `for_each`: `{dotted}` does not say which (in `{place}`)"),
-                        None,
-                    )
-                    .with_help(format!("read one instance: `steps.{id}.items.<item>.outputs.<key>`")),
-                );
-            }
-            (None, rest) => (id, rest, id.to_string()),
-        };
+            break;
+        }
+        let (id_text, rest, instance_id) =
+            resolved.unwrap_or_else(|| (id.to_string(), rest, id.to_string()));
+        let id = id_text.as_str();
         let Some(&target) = self.step_ids.get(&instance_id) else {
             let help = suggest(id, self.step_names.iter().map(String::as_str))
                 .map(|best| format!("did you mean `steps.{best}`?"));

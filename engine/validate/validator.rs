@@ -70,6 +70,16 @@ pub(super) struct Validator<'a> {
     pub(super) instances: Vec<Option<super::for_each::Instance>>,
     /// The instance whose templates are being checked: `item` is replaced in them.
     pub(super) current_instance: Option<super::for_each::Instance>,
+    /// Per step (after expansion), how a module step's templates are rewritten.
+    pub(super) step_rewrites: Vec<Vec<super::modules::Rewrite>>,
+    /// Per step (after expansion), the module file it was written in.
+    pub(super) step_sources: Vec<Option<Source>>,
+    /// The rewrites of the step being checked, or of templates outside steps.
+    pub(super) current_rewrites: Vec<super::modules::Rewrite>,
+    /// Module outputs read outside steps (hooks, summary).
+    pub(super) top_rewrites: Vec<super::modules::Rewrite>,
+    /// A step's templates are being checked.
+    pub(super) in_step: bool,
 }
 
 /// Inputs of a run that add hosts: `--inventory FILE`s, read after the runbook's own.
@@ -134,6 +144,11 @@ pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
         for_each_by_index: Vec::new(),
         instances: Vec::new(),
         current_instance: None,
+        step_rewrites: Vec::new(),
+        step_sources: Vec::new(),
+        current_rewrites: Vec::new(),
+        top_rewrites: Vec::new(),
+        in_step: false,
     };
     let runbook = validator.runbook(&raw);
     let mut diagnostics = validator.diagnostics;
@@ -165,12 +180,24 @@ impl Validator<'_> {
     /// Checks one template in `scope` and returns it as a model value.
     pub fn template(&mut self, value: &Spanned<String>, scope: &Scope) -> Template {
         let substituted;
-        let value = match &self.current_instance {
-            Some(instance) if value.value.contains("{{") => {
-                substituted = Spanned::new(instance.substitute(&value.value), value.position);
+        let value = if value.value.contains("{{") {
+            let rewrites = if self.in_step {
+                &self.current_rewrites
+            } else {
+                &self.top_rewrites
+            };
+            let mut text = super::modules::rewrite(&value.value, rewrites);
+            if let Some(instance) = &self.current_instance {
+                text = instance.substitute(&text);
+            }
+            if text == value.value {
+                value
+            } else {
+                substituted = Spanned::new(text, value.position);
                 &substituted
             }
-            _ => value,
+        } else {
+            value
         };
         let graph = self.graph.as_ref();
         let is_upstream = |target, step| graph.is_none_or(|graph| graph.is_upstream(target, step));
@@ -213,8 +240,6 @@ impl Validator<'_> {
     }
 
     fn runbook(&mut self, raw: &RawRunbook) -> Runbook {
-        let expanded = self.expand_for_each(raw);
-        let raw = expanded.as_ref().unwrap_or(raw);
         if raw.version.value != 1 {
             let message = format!(
                 "unsupported `version` {}: this engine reads version 1",
@@ -259,6 +284,17 @@ impl Validator<'_> {
         };
         let vars = self.vars(raw.vars.as_ref());
         self.snippet_table(raw.snippets.as_ref());
+        // Modules, then `for_each`: the rest sees ordinary steps.
+        let with_modules = self.expand_modules(raw).map(|flattened| {
+            let mut expanded = raw.clone();
+            expanded.steps.value = flattened.iter().map(|flat| flat.step.clone()).collect();
+            self.step_rewrites = flattened.iter().map(|flat| flat.rewrites.clone()).collect();
+            self.step_sources = flattened.into_iter().map(|flat| flat.source).collect();
+            expanded
+        });
+        let raw = with_modules.as_ref().unwrap_or(raw);
+        let with_instances = self.expand_for_each(raw);
+        let raw = with_instances.as_ref().unwrap_or(raw);
         self.inventory(raw);
         let timeout = self.duration_value(
             raw.timeout.as_ref(),
@@ -287,6 +323,13 @@ impl Validator<'_> {
             .as_ref()
             .map(|summary| self.template(summary, &Scope::new("summary", TemplateOwner::Hook)));
         // Only a runbook with errors (a cycle) has no graph, and it is never handed out.
+        // A module's outputs: checked like a hook's templates (any step may be read).
+        for (key, value) in raw.outputs.iter().flat_map(|outputs| outputs.value.iter()) {
+            self.template(
+                value,
+                &Scope::new(format!("outputs.{}", key.value), TemplateOwner::Hook),
+            );
+        }
         self.lint_unused_snippets();
         let has_graph = self.graph.is_some();
         let graph = self
