@@ -311,3 +311,77 @@ steps:
     }
     insta::assert_snapshot!("bad_calls", output.snapshot());
 }
+
+#[test]
+fn a_rollback_later_compensates_the_module_steps_too() {
+    let first = engine(
+        with_backup(MAIN).env("MODULES_MIGRATE_EXIT", "0"),
+        &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
+    );
+    assert_eq!(first.code, 0, "{}", first.snapshot());
+    std::fs::write(first.directory.join("log"), "").expect("empty the log");
+    let state = first.directory.join("state").display().to_string();
+    let rolled = Test::new()
+        .current_dir(&first.directory)
+        .env("MODULES_TOKEN", "s3cr3t-token")
+        .env("MODULES_MIGRATE_EXIT", "0")
+        .args(["rollback", "last", "--state-dir", &state])
+        .run_within(LIMIT);
+    assert_eq!(rolled.code, 0, "{}", rolled.snapshot());
+    let log = lines(&first);
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert_eq!(log[2], "undo start", "{log:?}");
+    let mut removed = log[..2].to_vec();
+    removed.sort();
+    assert_eq!(
+        removed,
+        ["remove 'backup-full.gz'", "remove 'backup-quick.gz'"]
+    );
+}
+
+#[test]
+fn a_module_with_for_each_takes_an_input_from_a_step_output() {
+    let fan = r#"
+version: 1
+name: fan
+vars:
+  who: { required: true }
+outputs:
+  api: "{{steps.hit.items.api.outputs.r}}"
+steps:
+  - id: hit
+    for_each: [api, worker]
+    readonly: true
+    run: |
+      echo "hit {{item}} for {{quote vars.who}}" >> log
+      echo "r={{item}}-{{vars.who}}" >> "$RUNBOOK_OUTPUT"
+    outputs: [r]
+"#;
+    let main = r#"
+version: 1
+name: fan-main
+steps:
+  - id: pre
+    readonly: true
+    run: echo "v=7" >> "$RUNBOOK_OUTPUT"
+    outputs: [v]
+  - id: f
+    needs: [pre]
+    uses: modules/fan.yaml
+    with:
+      who: "{{steps.pre.outputs.v}}"
+  - id: after
+    needs: [f]
+    readonly: true
+    run: echo "after {{quote steps.f.outputs.api}} {{quote steps.f.hit.items.worker.outputs.r}}" >> log
+"#;
+    let output = engine(
+        Test::new().runbook(main).file("modules/fan.yaml", fan),
+        &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
+    );
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let mut log = lines(&output);
+    assert_eq!(log.pop().as_deref(), Some("after 'api-7' 'worker-7'"));
+    log.sort();
+    assert_eq!(log, ["hit api for '7'", "hit worker for '7'"]);
+}
