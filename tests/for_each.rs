@@ -114,7 +114,7 @@ fn the_plan_shows_each_instance_with_its_values() {
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
     for expected in [
-        "deploy[api]  (needs prepare)",
+        "deploy[api]  (needs prepare)\n    written at runbook.yaml:8\n",
         "$ echo \"deploy worker 1 'worker'\" >> log",
         "check  (needs deploy[api], deploy[worker], deploy[web_v2])",
         "full rollback order: deploy[api] + deploy[worker] + deploy[web_v2] -> prepare",

@@ -385,3 +385,20 @@ steps:
     log.sort();
     assert_eq!(log, ["hit api for '7'", "hit worker for '7'"]);
 }
+
+#[test]
+fn the_plan_of_an_expanded_runbook() {
+    let output = engine(
+        with_backup(MAIN).env("MODULES_MIGRATE_EXIT", "0"),
+        &["plan", "{file}"],
+    );
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert!(
+        output
+            .stdout
+            .contains("db.dump  (needs start)\n    written at modules/backup.yaml:12\n"),
+        "{}",
+        output.stdout
+    );
+    insta::assert_snapshot!("expanded_plan", output.snapshot());
+}

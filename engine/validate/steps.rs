@@ -293,7 +293,32 @@ impl Validator<'_> {
             outputs,
             on,
             position: raw.id.position,
+            written_at: self.written_at(index, raw.id.position.line),
         }
+    }
+
+    /// `FILE:LINE` of a module's step or a `for_each` instance; `None` for a step written
+    /// once in the runbook itself.
+    fn written_at(&self, index: usize, line: usize) -> Option<String> {
+        let module = self.step_sources.get(index).cloned().flatten();
+        let instance = self.instances.get(index).is_some_and(Option::is_some);
+        let file = match &module {
+            Some(source) => {
+                let path = std::path::PathBuf::from(source.name());
+                let shown = path
+                    .strip_prefix(self.source.directory())
+                    .map_or(path.clone(), std::path::Path::to_path_buf);
+                shown.display().to_string()
+            }
+            None if instance => std::path::Path::new(self.source.name())
+                .file_name()
+                .map_or_else(
+                    || self.source.name().to_string(),
+                    |name| name.to_string_lossy().into_owned(),
+                ),
+            None => return None,
+        };
+        Some(format!("{file}:{line}"))
     }
 
     /// `defaults.timeout`, `grace` and `retry`, checked once: a default is written once for
