@@ -402,3 +402,40 @@ fn the_plan_of_an_expanded_runbook() {
     );
     insta::assert_snapshot!("expanded_plan", output.snapshot());
 }
+
+#[test]
+fn a_modules_steps_include_the_modules_own_snippets() {
+    let module = r#"
+version: 1
+name: noisy
+snippets:
+  say: echo "module snippet {{quote vars.word}}" >> log
+vars:
+  word: { required: true }
+steps:
+  - id: speak
+    readonly: true
+    run: "{{> say}}"
+"#;
+    let main = r#"
+version: 1
+name: main
+snippets:
+  say: echo "caller snippet" >> log
+steps:
+  - id: mine
+    readonly: true
+    run: "{{> say}}"
+  - id: call
+    needs: [mine]
+    uses: modules/noisy.yaml
+    with:
+      word: hi
+"#;
+    let output = engine(
+        Test::new().runbook(main).file("modules/noisy.yaml", module),
+        &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
+    );
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert_eq!(lines(&output), ["caller snippet", "module snippet 'hi'"]);
+}

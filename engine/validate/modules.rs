@@ -194,6 +194,18 @@ impl Validator<'_> {
                 .iter()
                 .map(|step| step.id.value.clone())
                 .collect();
+            let table = module_raw
+                .snippets
+                .iter()
+                .flat_map(|snippets| snippets.value.iter())
+                .map(|(name, text)| super::snippets::Snippet {
+                    name: name.clone(),
+                    text: text.clone(),
+                    used: true,
+                })
+                .collect();
+            self.module_snippets
+                .insert(module_source.name().to_string(), table);
             let mut next_chain = chain.to_vec();
             next_chain.push(PathBuf::from(module_source.name()));
             let (inner, inner_aliases) = self.flatten(

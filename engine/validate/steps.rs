@@ -97,8 +97,20 @@ impl Validator<'_> {
                 self.current_rewrites = self.step_rewrites.get(index).cloned().unwrap_or_default();
                 self.in_step = true;
                 let before = self.diagnostics.len();
-                let step = self.step(index, step, needs[index].clone(), &context);
                 let source = self.step_sources.get(index).cloned().flatten();
+                // A module's step includes the module's snippets.
+                let module_snippets = source.as_ref().map(|source| {
+                    let table = self
+                        .module_snippets
+                        .get(source.name())
+                        .cloned()
+                        .unwrap_or_default();
+                    std::mem::replace(&mut self.snippets, table)
+                });
+                let step = self.step(index, step, needs[index].clone(), &context);
+                if let Some(own) = module_snippets {
+                    self.snippets = own;
+                }
                 self.in_module_file(before, source.as_ref());
                 self.in_step = false;
                 self.current_instance = None;

@@ -80,6 +80,8 @@ pub(super) struct Validator<'a> {
     pub(super) top_rewrites: Vec<super::modules::Rewrite>,
     /// A step's templates are being checked.
     pub(super) in_step: bool,
+    /// Each module's own `snippets`, by its file: its steps include those, not the caller's.
+    pub(super) module_snippets: HashMap<String, Vec<super::snippets::Snippet>>,
 }
 
 /// Inputs of a run that add hosts: `--inventory FILE`s, read after the runbook's own.
@@ -149,6 +151,7 @@ pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
         current_rewrites: Vec::new(),
         top_rewrites: Vec::new(),
         in_step: false,
+        module_snippets: HashMap::new(),
     };
     let runbook = validator.runbook(&raw);
     let mut diagnostics = validator.diagnostics;
