@@ -528,6 +528,7 @@ impl Validator<'_> {
                             message,
                             Some(call_position),
                         )));
+                        inputs.push((name.value.clone(), Replacement::Literal(String::new())));
                     }
                     None if required => {
                         let message = format!(
@@ -590,6 +591,8 @@ impl Validator<'_> {
                             "compute the value in a var or a step output and pass `{{vars.x}}`",
                         ),
                 ));
+                // Reported once: the module's templates do not report it again.
+                inputs.push((name.value.clone(), Replacement::Literal(String::new())));
                 continue;
             };
             if !secret && self.is_secret_path(&path) {
