@@ -745,8 +745,14 @@ impl<'a> Scanner<'a> {
                     }
                 }
             }
-            Some('>' | '*') => {
-                return Err(self.error("partials and decorators are not supported", start));
+            Some('>') => {
+                return Err(self.error(
+                    "`{{> name}}` inserts a snippet only into a script (a `run`), not here",
+                    start,
+                ));
+            }
+            Some('*') => {
+                return Err(self.error("decorators are not supported", start));
             }
             Some('^') if inverse => {
                 self.position += 1;
@@ -1345,7 +1351,8 @@ mod tests {
             {{#if x}}{{/each}} => 9: `{{/each}}` does not close the open `{{#if}}` block
             é{{foo bar)}} => 11: expected `}}` to end the tag
             a {{ vars.x => 2: unclosed `{{` tag
-            {{> partial}} => 0: partials and decorators are not supported",
+            {{> partial}} => 0: `{{> name}}` inserts a snippet only into a script (a `run`), not here
+            {{* decorator}} => 0: decorators are not supported",
             syntax_error,
         );
         let grammar = syntax_error("{{foo bar=}}");

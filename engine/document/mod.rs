@@ -21,4 +21,4 @@ pub use step::{
     AfterSkipped, CompensationField, OnTimeout, OutputField, RawCompensation, RawOutput, RawRetry,
     RawStep, Script,
 };
-pub use vars::{RawVar, RawVarSpec, Scalar};
+pub use vars::{RawVar, RawVarSpec, Scalar, VarType};

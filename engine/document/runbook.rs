@@ -36,6 +36,11 @@ pub struct RawRunbook {
     pub concurrency: Option<Spanned<i64>>,
     /// Limit for the whole run.
     pub timeout: Option<Spanned<String>>,
+    /// Script text by name, inserted into any script as `{{> name}}` and rendered in that
+    /// script's context (SPEC §13).
+    pub snippets: Option<Spanned<OrderedMap<Spanned<String>>>>,
+    /// Only in a module: what it returns to its caller, name -> one `{{steps.<id>.outputs.<key>}}`.
+    pub outputs: Option<Spanned<OrderedMap<Spanned<String>>>>,
     /// The steps; they and their `needs` form a DAG.
     pub steps: Spanned<Vec<RawStep>>,
     /// Commands run at the start and the end of a run.

@@ -67,6 +67,14 @@ pub struct RawStep {
     pub outputs: Option<Spanned<Vec<Spanned<OutputField>>>>,
     /// Run on remote hosts: a host, a group, or a list; one instance `id@host` per host.
     pub on: Option<Spanned<Targets>>,
+    /// One instance `id[item]` per item of this list (items `[A-Za-z0-9_.-]+`), with `item`
+    /// and `item_index` in its templates; a step that needs `id` waits for all of them.
+    pub for_each: Option<Spanned<super::Scalar>>,
+    /// A module: a runbook file (relative to this file) whose steps join this runbook's DAG
+    /// as `id.<step>`; excludes `run` and `approve`.
+    pub uses: Option<Spanned<String>>,
+    /// The module's inputs (its `vars`): a literal, or one `{{path}}`.
+    pub with: Option<Spanned<OrderedMap<Spanned<String>>>>,
 }
 
 /// What a step does when a step it needs was skipped (SPEC §4).

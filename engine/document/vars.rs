@@ -5,7 +5,7 @@ use std::fmt;
 use std::ops::Range;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::de::{MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::de::{MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Deserializer};
 
 use super::Spanned;
@@ -15,9 +15,19 @@ use super::Spanned;
 /// with (`1.10`, `0755`, `0x1F`): the parser hands over only its value, so `parse` puts back
 /// the source text, found through the byte range in the second field (numbers only).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Scalar(pub Option<String>, pub(super) Option<Range<usize>>);
+pub struct Scalar(
+    pub Option<String>,
+    pub(super) Option<Range<usize>>,
+    pub(super) bool,
+);
 
 impl Scalar {
+    /// Whether the value was written as a YAML list (`[a, b]`): its text is then the items as a
+    /// JSON array of strings (`["a","b"]`), the form a `list` var's value has everywhere.
+    pub fn is_list(&self) -> bool {
+        self.2
+    }
+
     /// The value as written in `text` (the document it was parsed from): a number keeps its
     /// spelling (`1.10`, `0755`) instead of the parser's rendering of it.
     pub fn written(&self, text: &str) -> Option<String> {
@@ -54,12 +64,27 @@ pub struct RawVarSpec {
     pub file: Option<Spanned<String>>,
     /// Mask the value everywhere; it may reach processes only through `env` mappings.
     pub secret: Option<Spanned<bool>>,
+    /// `string` (the default) or `list`: a list comes from a YAML list, `--var k=a,b,c` or a
+    /// JSON array, and feeds `{{#each}}`.
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<VarType>>,
+}
+
+/// The `type` of a var.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VarType {
+    /// One text value.
+    String,
+    /// A list of text values.
+    List,
 }
 
 /// A scalar as the parser hands it over; a number's text is the parser's rendering of it.
 struct Token {
     text: Option<String>,
     number: bool,
+    list: bool,
 }
 
 impl Token {
@@ -67,6 +92,7 @@ impl Token {
         Token {
             text: Some(value.to_string()),
             number: false,
+            list: false,
         }
     }
 
@@ -74,7 +100,26 @@ impl Token {
         Token {
             text: Some(value.to_string()),
             number: true,
+            list: false,
         }
+    }
+
+    /// A YAML list of scalars, kept as a JSON array of their texts.
+    fn list<'de, A: SeqAccess<'de>>(mut access: A) -> Result<Token, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = access.next_element::<Token>()? {
+            if item.list {
+                return Err(serde::de::Error::custom(
+                    "a list value holds strings, numbers or booleans, not lists",
+                ));
+            }
+            items.push(serde_json::Value::String(item.text.unwrap_or_default()));
+        }
+        Ok(Token {
+            text: Some(serde_json::Value::Array(items).to_string()),
+            number: false,
+            list: true,
+        })
     }
 
     /// Keeps where a number was written, so `parse` can put back its text.
@@ -88,7 +133,7 @@ impl Token {
                 let start = usize::try_from(offset).ok()?;
                 Some(start..start + usize::try_from(length).ok()?)
             });
-        Scalar(self.text, range)
+        Scalar(self.text, range, self.list)
     }
 }
 
@@ -98,7 +143,11 @@ impl<'de> Visitor<'de> for TokenVisitor {
     type Value = Token;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a string, number or boolean")
+        formatter.write_str("a string, number, boolean or a list of them")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, access: A) -> Result<Token, A::Error> {
+        Token::list(access)
     }
 
     fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Token, E> {
@@ -125,6 +174,7 @@ impl<'de> Visitor<'de> for TokenVisitor {
         Ok(Token {
             text: None,
             number: false,
+            list: false,
         })
     }
 
@@ -172,6 +222,10 @@ impl<'de> Deserialize<'de> for VarShape {
 
             fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<VarShape, E> {
                 TokenVisitor.visit_str(value).map(VarShape::Plain)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, access: A) -> Result<VarShape, A::Error> {
+                Token::list(access).map(VarShape::Plain)
             }
 
             fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<VarShape, E> {
@@ -237,7 +291,12 @@ impl JsonSchema for Scalar {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": ["string", "number", "boolean", "null"] })
+        json_schema!({
+            "anyOf": [
+                { "type": ["string", "number", "boolean", "null"] },
+                { "type": "array", "items": { "type": ["string", "number", "boolean"] } }
+            ]
+        })
     }
 }
 
@@ -250,7 +309,11 @@ impl JsonSchema for RawVar {
         let declared = generator.subschema_for::<RawVarSpec>();
         json_schema!({
             "description": "A default value, or a declaration saying where the value comes from",
-            "anyOf": [{ "type": ["string", "number", "boolean", "null"] }, declared]
+            "anyOf": [
+                { "type": ["string", "number", "boolean", "null"] },
+                { "type": "array", "items": { "type": ["string", "number", "boolean"] } },
+                declared
+            ]
         })
     }
 }

@@ -5,6 +5,7 @@
 mod duration;
 mod graph;
 mod hosts;
+mod list_value;
 mod probe;
 mod runbook;
 mod step;
@@ -13,6 +14,7 @@ mod template;
 pub use duration::{DurationValue, MAX_DURATION, parse_rendered};
 pub use graph::{StepGraph, find_cycles};
 pub use hosts::{Host, HostCount, Inventory, Placement, Rollout, SshDefaults};
+pub use list_value::{list_text, parse_list};
 pub use probe::{
     Comparison, Expectation, HttpProbe, NumberCheck, Probe, ProbeKind, ProbeTiming, TimingTemplates,
 };

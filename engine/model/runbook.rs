@@ -111,6 +111,8 @@ pub struct VarDecl {
     pub env: Option<String>,
     pub file: Option<String>,
     pub secret: bool,
+    /// `type: list`: the value is a list (held as a JSON array text, see `parse_list`).
+    pub list: bool,
     pub position: Position,
 }
 

@@ -68,6 +68,9 @@ pub struct Step {
     /// `on`: the hosts it runs on, one instance each; `None` runs it on the engine's machine.
     pub on: Option<Placement>,
     pub position: Position,
+    /// For a module's step or a `for_each` instance, where it was written: `FILE:LINE`, the
+    /// file relative to the runbook's directory.
+    pub written_at: Option<String>,
 }
 
 /// One entry of a step's `outputs`: a key it promises to write, and whether its value is a

@@ -75,10 +75,22 @@ impl Context {
             .map(|(key, value)| (key.clone(), Value::String(value.clone())))
             .collect();
         if let Some(steps) = self.root.get_mut("steps").and_then(Value::as_object_mut) {
-            steps.insert(
-                id.to_string(),
-                json!({ "status": status, "outputs": outputs }),
-            );
+            let value = json!({ "status": status, "outputs": outputs });
+            // A module's step `call.step` is read as `steps.<call>.<step>`, an instance
+            // `id[item]` of a step with `for_each` as `steps.<id>.items.<item>` (SPEC §13).
+            let (base, item) = match id.strip_suffix(']').and_then(|rest| rest.split_once('[')) {
+                Some((base, item)) => (base, Some(item)),
+                None => (id, None),
+            };
+            if item.is_some() || base.contains('.') {
+                let mut path: Vec<&str> = base.split('.').collect();
+                if let Some(item) = item {
+                    path.push("items");
+                    path.push(item);
+                }
+                nest(steps, &path, &value);
+            }
+            steps.insert(id.to_string(), value);
         }
     }
 
@@ -150,16 +162,26 @@ impl Context {
         &self.root
     }
 
-    /// Adds a resolved variable; an unset one stays absent, so strict rendering names it.
-    pub fn set_var(&mut self, name: &str, value: Option<String>, secret: bool) {
+    /// Adds a resolved variable; an unset one stays absent, so strict rendering names it. A
+    /// list var (its value a JSON array text) is an array, for `{{#each}}`.
+    pub fn set_var(&mut self, name: &str, value: Option<String>, secret: bool, list: bool) {
         let Some(value) = value else { return };
-        let shown = if secret && self.mask_secrets {
-            MASK.to_string()
+        let masked = secret && self.mask_secrets;
+        let value = if list {
+            let items = crate::model::parse_list(&value).unwrap_or_default();
+            Value::Array(
+                items
+                    .into_iter()
+                    .map(|item| Value::String(if masked { MASK.to_string() } else { item }))
+                    .collect(),
+            )
+        } else if masked {
+            Value::String(MASK.to_string())
         } else {
-            value
+            Value::String(value)
         };
         if let Some(vars) = self.root.get_mut("vars").and_then(Value::as_object_mut) {
-            vars.insert(name.to_string(), Value::String(shown));
+            vars.insert(name.to_string(), value);
         }
     }
 
@@ -187,5 +209,27 @@ impl Context {
             }
             node = entry;
         }
+    }
+}
+
+/// Puts a step's `value` at `path` under `steps`, keeping what is already nested there.
+fn nest(steps: &mut Map<String, Value>, path: &[&str], value: &Value) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let entry = steps
+        .entry((*first).to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(object) = entry.as_object_mut() else {
+        return;
+    };
+    if rest.is_empty() {
+        if let Some(fields) = value.as_object() {
+            for (key, field) in fields {
+                object.insert(key.clone(), field.clone());
+            }
+        }
+    } else {
+        nest(object, rest, value);
     }
 }

@@ -222,6 +222,9 @@ pub struct PlanStep {
     /// One instance per selected host; omitted for a step on the engine's machine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instances: Option<Vec<PlanInstance>>,
+    /// For a module's step or a `for_each` instance, where it was written (`FILE:LINE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_at: Option<String>,
 }
 
 /// A block whose condition depends on what only a run knows: both branches, rendered.

@@ -335,6 +335,9 @@ fn write_step(out: &mut String, step: &PlanStep, skipped: bool) {
         format!("  [{}]", flags.join(", "))
     };
     let _ = writeln!(out, "  {}{name}{needs}{flags}", step.id);
+    if let Some(written_at) = &step.written_at {
+        let _ = writeln!(out, "    written at {written_at}");
+    }
     if let Some(instances) = &step.instances {
         let ids: Vec<&str> = instances
             .iter()

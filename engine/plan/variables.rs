@@ -217,18 +217,50 @@ pub fn resolve_vars(
                 }
             }
         }
+        // A list var's value, from wherever it came, is held as a JSON array text.
+        if var.list
+            && let Some(text) = &value
+        {
+            match crate::model::parse_list(text) {
+                Ok(items) => value = Some(crate::model::list_text(&items)),
+                Err(error) => {
+                    let message = format!(
+                        "the value of list variable `{}` (from {}) is not a list: {}",
+                        var.name,
+                        source.describe(),
+                        if var.secret {
+                            "a secret value".to_string()
+                        } else {
+                            error
+                        }
+                    );
+                    problems.push(
+                        Diagnostic::error("var-list", message, Some(var.position)).with_help(
+                            "give items separated by commas (`a,b,c`) or a JSON array (`[\"a\",\"b\"]`)",
+                        ),
+                    );
+                    value = None;
+                }
+            }
+        }
+        let items = match &value {
+            Some(text) if var.list => crate::model::parse_list(text).unwrap_or_default(),
+            Some(text) => vec![text.clone()],
+            None => Vec::new(),
+        };
         if let Some(text) = &value {
+            let outside = items.iter().find(|item| !var.choices.contains(item));
             if text.contains('\0') {
                 problems.push(Diagnostic::error(
                     "var-nul",
                     format!("the value of variable `{}` contains a NUL byte", var.name),
                     Some(var.position),
                 ));
-            } else if !var.choices.is_empty() && !var.choices.contains(text) {
+            } else if let Some(outside) = outside.filter(|_| !var.choices.is_empty()) {
                 let shown = if var.secret {
                     crate::secrets::MASK.to_string()
                 } else {
-                    text.clone()
+                    outside.clone()
                 };
                 let message = format!(
                     "`{shown}` is not an allowed value of variable `{}` (from {})",
@@ -239,7 +271,10 @@ pub fn resolve_vars(
                 problems.push(
                     Diagnostic::error("var-choice", message, Some(var.position)).with_help(help),
                 );
-            } else if var.required && text.is_empty() && demand_required {
+            } else if var.required
+                && (text.is_empty() || var.list && items.is_empty())
+                && demand_required
+            {
                 let message = format!("required variable `{}` is empty", var.name);
                 problems.push(Diagnostic::error(
                     "var-required",
@@ -266,7 +301,7 @@ pub fn resolve_vars(
                     .with_help(format!("give it with {}", ways.join(" or "))),
             );
         }
-        context.set_var(&var.name, value.clone(), var.secret);
+        context.set_var(&var.name, value.clone(), var.secret, var.list);
         resolved.push(ResolvedVar {
             name: var.name.clone(),
             value,

@@ -2,10 +2,14 @@
 //! its position so that one pass reports all of them.
 
 mod diagnostic;
+mod expansion;
+mod for_each;
 mod hosts;
 mod lint;
+mod modules;
 mod output_reads;
 mod probes;
+mod snippets;
 mod steps;
 mod templates;
 mod validator;

@@ -73,9 +73,8 @@ impl Validator<'_> {
         }
         let (timing, timing_templates) = self.probe_timing(raw, &label, place, owner);
         let kind = if let Some(run) = &raw.run {
-            self.lint_script(run, place);
-            let run_template =
-                self.template(run, &Scope::new(format!("{place}.run"), owner).shell());
+            let scope = Scope::new(format!("{place}.run"), owner).shell();
+            let run_template = self.script(run, place, &scope);
             let env = match &raw.env {
                 Some(env) => self.env_entries(
                     &env.value,

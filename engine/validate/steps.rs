@@ -93,7 +93,29 @@ impl Validator<'_> {
                     timing: &timing,
                     rollout_groups: &rollout_groups,
                 };
-                self.step(index, step, needs[index].clone(), &context)
+                self.current_instance = self.instances.get(index).cloned().flatten();
+                self.current_rewrites = self.step_rewrites.get(index).cloned().unwrap_or_default();
+                self.in_step = true;
+                let before = self.diagnostics.len();
+                let source = self.step_sources.get(index).cloned().flatten();
+                // A module's step includes the module's snippets.
+                let module_snippets = source.as_ref().map(|source| {
+                    let table = self
+                        .module_snippets
+                        .get(source.name())
+                        .cloned()
+                        .unwrap_or_default();
+                    std::mem::replace(&mut self.snippets, table)
+                });
+                let step = self.step(index, step, needs[index].clone(), &context);
+                if let Some(own) = module_snippets {
+                    self.snippets = own;
+                }
+                self.in_module_file(before, source.as_ref());
+                self.in_step = false;
+                self.current_instance = None;
+                self.current_rewrites = Vec::new();
+                step
             })
             .collect();
         self.check_pivots(raw);
@@ -104,7 +126,14 @@ impl Validator<'_> {
         let mut first_seen: HashMap<&str, usize> = HashMap::new();
         for (index, step) in raw.steps.value.iter().enumerate() {
             let id = step.id.value.as_str();
-            if !is_identifier(id) {
+            // An instance `id[item]` of a step with `for_each`: its id as written is checked.
+            let written = match self.instances.get(index) {
+                Some(Some(instance)) => instance.step.as_str(),
+                _ => id,
+            };
+            // A module's step `call.step`: the part written in the module.
+            let written = written.rsplit('.').next().unwrap_or(written);
+            if !is_identifier(written) {
                 let message = format!("step id `{id}` is not a valid id");
                 self.push(
                     Diagnostic::error("invalid-step-id", message, Some(step.id.position))
@@ -276,7 +305,32 @@ impl Validator<'_> {
             outputs,
             on,
             position: raw.id.position,
+            written_at: self.written_at(index, raw.id.position.line),
         }
+    }
+
+    /// `FILE:LINE` of a module's step or a `for_each` instance; `None` for a step written
+    /// once in the runbook itself.
+    fn written_at(&self, index: usize, line: usize) -> Option<String> {
+        let module = self.step_sources.get(index).cloned().flatten();
+        let instance = self.instances.get(index).is_some_and(Option::is_some);
+        let file = match &module {
+            Some(source) => {
+                let path = std::path::PathBuf::from(source.name());
+                let shown = path
+                    .strip_prefix(self.source.directory())
+                    .map_or(path.clone(), std::path::Path::to_path_buf);
+                shown.display().to_string()
+            }
+            None if instance => std::path::Path::new(self.source.name())
+                .file_name()
+                .map_or_else(
+                    || self.source.name().to_string(),
+                    |name| name.to_string_lossy().into_owned(),
+                ),
+            None => return None,
+        };
+        Some(format!("{file}:{line}"))
     }
 
     /// `defaults.timeout`, `grace` and `retry`, checked once: a default is written once for
@@ -352,8 +406,8 @@ impl Validator<'_> {
             }
             (Some(run), None) => {
                 self.check_no_gate_options(raw);
-                self.lint_script(run, place);
-                Action::Run(self.template(run, &Scope::new(format!("{place}.run"), owner).shell()))
+                let scope = Scope::new(format!("{place}.run"), owner).shell();
+                Action::Run(self.script(run, place, &scope))
             }
             (None, Some(approve)) => {
                 if raw.shell.is_some() || raw.retry.is_some() {
@@ -511,14 +565,14 @@ impl Validator<'_> {
         };
         let run_position = self.position_or(raw.value.run.position, raw.position);
         let run = Spanned::new(raw.value.run.value.clone(), run_position);
-        self.lint_script(&run, &place);
-        let template = self.template(&run, &Scope::new(format!("{place}.run"), own).shell());
+        let scope = Scope::new(format!("{place}.run"), own).shell();
+        let template = self.script(&run, &place, &scope);
         let only_if_succeeded = raw
             .value
             .only_if_succeeded
             .as_ref()
             .is_some_and(|only| only.value);
-        if !only_if_succeeded && self.reads_own_outputs_unguarded(&run.value, index) {
+        if !only_if_succeeded && self.reads_own_outputs_unguarded(&template.text, index) {
             let message = format!(
                 "the rollback of `{}` reads the step's own outputs, but it also runs when the step failed before writing them",
                 step.id.value

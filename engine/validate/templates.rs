@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::Diagnostic;
+use super::expansion::Expansion;
 use crate::document::{Position, Spanned};
 use crate::model::Template;
 use crate::source::Source;
@@ -24,11 +25,17 @@ pub(super) struct VarFacts {
     pub derived_from: Option<String>,
     /// Every allowed value is safe to paste into a shell unquoted.
     pub shell_safe: bool,
+    /// `type: list`: read by `#each` and helpers, never pasted whole.
+    pub list: bool,
 }
 
 /// What the checks know of the runbook so far, borrowed from the validator.
 pub(super) struct TemplateFacts<'a> {
     pub source: &'a Source,
+    /// The script being checked had snippets inserted: positions map back through it.
+    pub expansion: Option<&'a Expansion>,
+    /// The items of each step with `for_each`, by its id (its instances are `id[item]`).
+    pub for_each: &'a HashMap<String, Vec<String>>,
     pub engine: &'a TemplateEngine,
     /// The variables checked so far, in declaration order.
     pub vars: &'a [VarFacts],
@@ -105,6 +112,12 @@ impl Scope {
 const ROOTS: [&str; 6] = ["vars", "env", "runbook", "run", "steps", "host"];
 
 impl TemplateFacts<'_> {
+    /// The position in the file of byte `offset` of `value`, through the snippet expansion
+    /// when `value` is an expanded script.
+    fn locate(&self, value: &Spanned<String>, offset: usize) -> Position {
+        locate_through(self.source, self.expansion, value, offset)
+    }
+
     /// Checks one template, adding its problems to `diagnostics`, and returns it as a model
     /// value.
     pub(super) fn template(
@@ -129,7 +142,7 @@ impl TemplateFacts<'_> {
                         | TemplateError::NulByte { offset } => *offset,
                     };
                     let position =
-                        offset.map_or(value.position, |offset| locate(self.source, value, offset));
+                        offset.map_or(value.position, |offset| self.locate(value, offset));
                     let message = format!("invalid template in `{}`: {error}", scope.place);
                     diagnostics.push(Diagnostic::error(
                         "template-syntax",
@@ -166,7 +179,7 @@ impl TemplateFacts<'_> {
                         || format!("helpers: {}", TemplateEngine::helper_names().join(", ")),
                         |best| format!("did you mean `{best}`?"),
                     );
-                let position = locate(self.source, value, helper.span.start);
+                let position = self.locate(value, helper.span.start);
                 diagnostics.push(
                     Diagnostic::error("unknown-helper", message, Some(position))
                         .with_length(helper.name.chars().count())
@@ -176,7 +189,7 @@ impl TemplateFacts<'_> {
         }
         for helper in &analysis.helpers {
             if let Some(diagnostic) = literal_comparison(&value.value, helper, &scope.place) {
-                let position = locate(self.source, value, helper.span.start);
+                let position = self.locate(value, helper.span.start);
                 diagnostics.push(Diagnostic {
                     position: Some(position),
                     length: helper.name.chars().count(),
@@ -193,7 +206,7 @@ impl TemplateFacts<'_> {
                     "`{text}` reads the whole template context in `{}`: every var, the engine's environment and step outputs, secrets included",
                     scope.place
                 );
-                let position = locate(self.source, value, reference.span.start);
+                let position = self.locate(value, reference.span.start);
                 diagnostics.push(
                     Diagnostic::error("whole-context", message, Some(position))
                         .with_length(text.chars().count())
@@ -206,7 +219,7 @@ impl TemplateFacts<'_> {
             }
             if let Some(diagnostic) = self.check_reference(&path, scope, reference.usage) {
                 // Locating scans the source, so it is done only for a reference with a problem.
-                let position = locate(self.source, value, reference.span.start);
+                let position = self.locate(value, reference.span.start);
                 let length = value
                     .value
                     .get(reference.span.clone())
@@ -246,6 +259,14 @@ impl TemplateFacts<'_> {
                         .map(|best| format!("did you mean `vars.{best}`?"));
                     let help =
                         help.or_else(|| Some(format!("declare it under `vars:` (`{name}: ...`)")));
+                    if let Some(name) = name.strip_prefix(super::modules::UNDECLARED) {
+                        return error(
+                            "module-undeclared-var",
+                            format!(
+                                "a module's `{place}` reads `vars.{name}`, which the module does not declare: a module sees only its own inputs"
+                            ),
+                        );
+                    }
                     return Some(
                         Diagnostic::error(
                             "undefined-var",
@@ -264,6 +285,12 @@ impl TemplateFacts<'_> {
                     return error(
                         "var-path",
                         format!("`{dotted}`: variables are plain values, they have no fields"),
+                    );
+                }
+                if var.list && usage != ReferenceUsage::HelperArgument {
+                    return Some(
+                        Diagnostic::error("list-pasted", format!("`vars.{name}` is a list, pasted whole into `{place}` (it would print `[a, b]`)"), None)
+                            .with_help(format!("read its items with `{{{{#each vars.{name}}}}}{{{{quote this}}}} {{{{/each}}}}`, or all of it as JSON with `{{{{json vars.{name}}}}}`")),
                     );
                 }
                 if var.secret && !scope.secrets_allowed {
@@ -335,6 +362,11 @@ impl TemplateFacts<'_> {
             }),
             ["steps", id, rest @ ..] => self.check_step_reference(id, rest, &dotted, scope, usage),
             ["host", rest @ ..] => self.check_host_reference(rest, &dotted, scope),
+            // A step with `for_each` has them replaced by each instance's values.
+            ["item" | "item_index", ..] => error(
+                "item-outside-for-each",
+                format!("`{dotted}` is known only in a step with `for_each` (used in `{place}`)"),
+            ),
             ["steps"] => error(
                 "step-path",
                 format!("`steps` alone is not a value (in `{place}`)"),
@@ -443,7 +475,51 @@ impl TemplateFacts<'_> {
         usage: ReferenceUsage,
     ) -> Option<Diagnostic> {
         let place = &scope.place;
-        let Some(&target) = self.step_ids.get(id) else {
+        // `steps.<call>.<step>...` reads a module's step `call.step`; `steps.<id>.items.<item>`
+        // reads instance `id[item]` of a step with `for_each`.
+        let segments: Vec<&str> = std::iter::once(id).chain(rest.iter().copied()).collect();
+        let mut resolved = None;
+        for length in 1..=segments.len() {
+            let candidate = segments[..length].join(".");
+            if self.step_ids.contains_key(&candidate) {
+                resolved = Some((candidate.clone(), &rest[length - 1..], candidate));
+                break;
+            }
+            let Some(items) = self.for_each.get(&candidate) else {
+                continue;
+            };
+            match &segments[length..] {
+                ["items", item, tail @ ..] => {
+                    if !items.iter().any(|known| known == item) {
+                        return Some(
+                            Diagnostic::error(
+                                "unknown-item",
+                                format!("`{dotted}` names `{item}`, not an item of `{candidate}`'s `for_each` (in `{place}`)"),
+                                None,
+                            )
+                            .with_help(if items.is_empty() { format!("`{candidate}` has no items") } else { format!("items: {}", items.join(", ")) }),
+                        );
+                    }
+                    let instance = format!("{candidate}[{item}]");
+                    resolved = Some((candidate, tail, instance));
+                }
+                _ => {
+                    return Some(
+                        Diagnostic::error(
+                            "for-each-path",
+                            format!("step `{candidate}` runs once per item of its `for_each`: `{dotted}` does not say which (in `{place}`)"),
+                            None,
+                        )
+                        .with_help(format!("read one instance: `steps.{candidate}.items.<item>.outputs.<key>`")),
+                    );
+                }
+            }
+            break;
+        }
+        let (id_text, rest, instance_id) =
+            resolved.unwrap_or_else(|| (id.to_string(), rest, id.to_string()));
+        let id = id_text.as_str();
+        let Some(&target) = self.step_ids.get(&instance_id) else {
             let help = suggest(id, self.step_names.iter().map(String::as_str))
                 .map(|best| format!("did you mean `steps.{best}`?"));
             return Some(
@@ -645,6 +721,25 @@ fn literal_argument(text: &str) -> Option<(String, &str)> {
     let word = &text[..end];
     let literal = as_number(word).is_some() || matches!(word, "true" | "false" | "null");
     literal.then(|| (word.to_owned(), &text[end..]))
+}
+
+/// `locate` for a value that may be a script with snippets inserted: an offset inside an
+/// inserted snippet is the place of its `{{> name}}`, others are moved back to the text as
+/// written.
+pub(super) fn locate_through(
+    source: &Source,
+    expansion: Option<&Expansion>,
+    value: &Spanned<String>,
+    offset: usize,
+) -> Position {
+    match expansion.filter(|expansion| expansion.expanded == value.value) {
+        Some(expansion) => locate(
+            source,
+            &expansion.original,
+            expansion.original_offset(offset),
+        ),
+        None => locate(source, value, offset),
+    }
 }
 
 pub(super) fn locate(source: &Source, value: &Spanned<String>, offset: usize) -> Position {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::Diagnostic;
 use super::templates::{
-    Scope, TemplateFacts, TemplateOwner, VarFacts, locate, reads_own_outputs_unguarded,
+    Scope, TemplateFacts, TemplateOwner, VarFacts, reads_own_outputs_unguarded,
 };
 use super::values::{is_env_name, is_identifier, parse_duration};
 use crate::document::{self, OrderedMap, Position, RawHook, RawRunbook, Spanned};
@@ -58,6 +58,30 @@ pub(super) struct Validator<'a> {
     pub inventory_failed: bool,
     /// The inventory files read, for diagnostics found after reading them.
     pub inventory_sources: Vec<Source>,
+    /// The `snippets` map, with whether some script included each.
+    pub(super) snippets: Vec<super::snippets::Snippet>,
+    /// While a script with snippets inserted is checked: how its text maps to the file.
+    pub(super) expansion: Option<super::expansion::Expansion>,
+    /// The items of each step with `for_each`, by its id.
+    pub(super) for_each: HashMap<String, Vec<String>>,
+    /// While expanding: per step as written, its `for_each` items.
+    pub(super) for_each_by_index: Vec<Option<Vec<String>>>,
+    /// Per step (after expansion), the instance it is: (step id, item, index).
+    pub(super) instances: Vec<Option<super::for_each::Instance>>,
+    /// The instance whose templates are being checked: `item` is replaced in them.
+    pub(super) current_instance: Option<super::for_each::Instance>,
+    /// Per step (after expansion), how a module step's templates are rewritten.
+    pub(super) step_rewrites: Vec<Vec<super::modules::Rewrite>>,
+    /// Per step (after expansion), the module file it was written in.
+    pub(super) step_sources: Vec<Option<Source>>,
+    /// The rewrites of the step being checked, or of templates outside steps.
+    pub(super) current_rewrites: Vec<super::modules::Rewrite>,
+    /// Module outputs read outside steps (hooks, summary).
+    pub(super) top_rewrites: Vec<super::modules::Rewrite>,
+    /// A step's templates are being checked.
+    pub(super) in_step: bool,
+    /// Each module's own `snippets`, by its file: its steps include those, not the caller's.
+    pub(super) module_snippets: HashMap<String, Vec<super::snippets::Snippet>>,
 }
 
 /// Inputs of a run that add hosts: `--inventory FILE`s, read after the runbook's own.
@@ -116,6 +140,18 @@ pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
         on_names: Vec::new(),
         inventory_failed: false,
         inventory_sources: Vec::new(),
+        snippets: Vec::new(),
+        expansion: None,
+        for_each: HashMap::new(),
+        for_each_by_index: Vec::new(),
+        instances: Vec::new(),
+        current_instance: None,
+        step_rewrites: Vec::new(),
+        step_sources: Vec::new(),
+        current_rewrites: Vec::new(),
+        top_rewrites: Vec::new(),
+        in_step: false,
+        module_snippets: HashMap::new(),
     };
     let runbook = validator.runbook(&raw);
     let mut diagnostics = validator.diagnostics;
@@ -146,10 +182,32 @@ impl Validator<'_> {
 
     /// Checks one template in `scope` and returns it as a model value.
     pub fn template(&mut self, value: &Spanned<String>, scope: &Scope) -> Template {
+        let substituted;
+        let value = if value.value.contains("{{") {
+            let rewrites = if self.in_step {
+                &self.current_rewrites
+            } else {
+                &self.top_rewrites
+            };
+            let mut text = super::modules::rewrite(&value.value, rewrites);
+            if let Some(instance) = &self.current_instance {
+                text = instance.substitute(&text);
+            }
+            if text == value.value {
+                value
+            } else {
+                substituted = Spanned::new(text, value.position);
+                &substituted
+            }
+        } else {
+            value
+        };
         let graph = self.graph.as_ref();
         let is_upstream = |target, step| graph.is_none_or(|graph| graph.is_upstream(target, step));
         let facts = TemplateFacts {
             source: self.source,
+            expansion: self.expansion.as_ref(),
+            for_each: &self.for_each,
             engine: &self.engine,
             vars: &self.vars,
             all_var_names: &self.all_var_names,
@@ -171,7 +229,7 @@ impl Validator<'_> {
 
     /// The position in the file of byte `offset` inside a template value.
     pub fn locate(&self, value: &Spanned<String>, offset: usize) -> Position {
-        locate(self.source, value, offset)
+        super::templates::locate_through(self.source, self.expansion.as_ref(), value, offset)
     }
 
     pub fn duration(&mut self, value: Option<&Spanned<String>>, key: &str) -> Option<Duration> {
@@ -228,6 +286,18 @@ impl Validator<'_> {
             None => 4,
         };
         let vars = self.vars(raw.vars.as_ref());
+        self.snippet_table(raw.snippets.as_ref());
+        // Modules, then `for_each`: the rest sees ordinary steps.
+        let with_modules = self.expand_modules(raw).map(|flattened| {
+            let mut expanded = raw.clone();
+            expanded.steps.value = flattened.iter().map(|flat| flat.step.clone()).collect();
+            self.step_rewrites = flattened.iter().map(|flat| flat.rewrites.clone()).collect();
+            self.step_sources = flattened.into_iter().map(|flat| flat.source).collect();
+            expanded
+        });
+        let raw = with_modules.as_ref().unwrap_or(raw);
+        let with_instances = self.expand_for_each(raw);
+        let raw = with_instances.as_ref().unwrap_or(raw);
         self.inventory(raw);
         let timeout = self.duration_value(
             raw.timeout.as_ref(),
@@ -256,6 +326,14 @@ impl Validator<'_> {
             .as_ref()
             .map(|summary| self.template(summary, &Scope::new("summary", TemplateOwner::Hook)));
         // Only a runbook with errors (a cycle) has no graph, and it is never handed out.
+        // A module's outputs: checked like a hook's templates (any step may be read).
+        for (key, value) in raw.outputs.iter().flat_map(|outputs| outputs.value.iter()) {
+            self.template(
+                value,
+                &Scope::new(format!("outputs.{}", key.value), TemplateOwner::Hook),
+            );
+        }
+        self.lint_unused_snippets();
         let has_graph = self.graph.is_some();
         let graph = self
             .graph
@@ -357,8 +435,7 @@ impl Validator<'_> {
 
     fn hook(&mut self, hook: &RawHook, place: &str) -> Hook {
         let scope = Scope::new(format!("{place}.run"), TemplateOwner::Hook).shell();
-        let run = self.template(&hook.run, &scope);
-        self.lint_script(&hook.run, place);
+        let run = self.script(&hook.run, place, &scope);
         let env = match &hook.env {
             Some(env) => self.env_entries(
                 &env.value,

@@ -5,8 +5,8 @@ use super::Diagnostic;
 use super::templates::{Scope, TemplateOwner, VarFacts, secret_read_by_default};
 use super::validator::Validator;
 use super::values::is_var_name;
-use crate::document::{OrderedMap, RawVar, Spanned};
-use crate::model::VarDecl;
+use crate::document::{OrderedMap, Position, RawVar, Scalar, Spanned, VarType};
+use crate::model::{VarDecl, parse_list};
 
 /// Characters that mean nothing to a POSIX shell, so a value made only of them can be pasted
 /// into a script unquoted.
@@ -55,6 +55,7 @@ impl Validator<'_> {
                 secret: declaration.secret,
                 env_source: declaration.env.clone(),
                 derived_from,
+                list: declaration.list,
                 shell_safe: !declaration.choices.is_empty()
                     && declaration
                         .choices
@@ -82,10 +83,15 @@ impl Validator<'_> {
             env: None,
             file: None,
             secret: false,
+            list: false,
             position: name.position,
         };
         let spec = match &var.value {
             RawVar::Plain(scalar) => {
+                declaration.list = scalar.is_list();
+                if declaration.list {
+                    self.literal_list_items(scalar, &place, var.position);
+                }
                 declaration.default = scalar
                     .0
                     .as_ref()
@@ -105,6 +111,47 @@ impl Validator<'_> {
         declaration.secret = spec.secret.as_ref().is_some_and(|secret| secret.value);
         declaration.env = spec.env.as_ref().map(|env| env.value.clone());
         declaration.file = spec.file.as_ref().map(|file| file.value.clone());
+        let list_default = spec
+            .default
+            .as_ref()
+            .is_some_and(|default| default.value.is_list());
+        declaration.list = match spec.kind.as_ref().map(|kind| (kind.value, kind.position)) {
+            Some((VarType::String, position)) if list_default => {
+                let message = format!("`{place}` is `type: string` but its default is a list");
+                self.push(
+                    Diagnostic::error("var-type", message, Some(position))
+                        .with_help("say `type: list`, or give one value"),
+                );
+                false
+            }
+            Some((kind, _)) => kind == VarType::List,
+            None => list_default,
+        };
+        if let Some(default) = spec.default.as_ref().filter(|_| list_default) {
+            self.literal_list_items(&default.value, &place, default.position);
+        }
+        if declaration.list
+            && let Some(secret) = spec.secret.as_ref().filter(|secret| secret.value)
+        {
+            let message = format!("list variable `{place}` cannot be `secret`");
+            self.push(
+                Diagnostic::error("secret-list", message, Some(secret.position))
+                    .with_help("secrets are masked as whole values: give each secret its own var"),
+            );
+        }
+        if let Some(choice) = spec
+            .choices
+            .iter()
+            .flat_map(|choices| choices.value.iter())
+            .find(|choice| choice.value.is_list())
+        {
+            let message = format!("a choice of `{place}` is a list: each choice is one value");
+            self.push(Diagnostic::error(
+                "var-choice-list",
+                message,
+                Some(choice.position),
+            ));
+        }
         if let Some(default) = &spec.default
             && let Some(text) = &default.value.0
         {
@@ -128,12 +175,18 @@ impl Validator<'_> {
                 .default
                 .as_ref()
                 .and_then(|default| default.value.0.clone());
+            let default_items = match default_text {
+                Some(text) if declaration.list => parse_list(&text).unwrap_or_default(),
+                Some(text) => vec![text],
+                None => Vec::new(),
+            };
+            let outside = default_items
+                .into_iter()
+                .find(|item| !item.contains("{{") && !declaration.choices.contains(item));
             if let (Some(default), Some(position)) = (
-                default_text,
+                outside,
                 spec.default.as_ref().map(|default| default.position),
-            ) && !default.contains("{{")
-                && !declaration.choices.contains(&default)
-            {
+            ) {
                 let message =
                     format!("the default of `{place}`, `{default}`, is not one of its `choices`");
                 let help = format!("choices: {}", declaration.choices.join(", "));
@@ -165,6 +218,24 @@ impl Validator<'_> {
             ));
         }
         declaration
+    }
+
+    /// The items of a list written in the runbook are literal: a template there could render
+    /// into text that breaks the list.
+    fn literal_list_items(&mut self, scalar: &Scalar, place: &str, position: Position) {
+        let items = scalar
+            .0
+            .as_deref()
+            .map(parse_list)
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        if let Some(item) = items.iter().find(|item| item.contains("{{")) {
+            let message = format!("an item of the list `{place}`, `{item}`, is a template");
+            self.push(
+                Diagnostic::error("list-item-template", message, Some(position))
+                    .with_help("list items are literal; a value computed from others can be a plain var's default: `a,b,c`"),
+            );
+        }
     }
 }
 

@@ -1,0 +1,218 @@
+//! `for_each` on a step (SPEC §13): its items are read and checked here; the model expands the
+//! step into one instance `id[item]` per item once the runbook is valid.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::Diagnostic;
+use super::validator::Validator;
+use crate::document::RawRunbook;
+use crate::model::parse_list;
+
+/// An item names an instance, `id[item]`, and is a segment of `steps.<id>.items.<item>`:
+/// letters, digits, `_` and `-` (a `.` would split that path).
+fn is_item(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || matches!(character, '_' | '-'))
+}
+
+impl Validator<'_> {
+    /// Reads each step's `for_each` list into `self.for_each_by_index`, reporting items that
+    /// cannot name an instance.
+    fn for_each_lists(&mut self, raw: &RawRunbook) {
+        self.for_each_by_index = Vec::with_capacity(raw.steps.value.len());
+        for step in &raw.steps.value {
+            let Some(for_each) = &step.for_each else {
+                self.for_each_by_index.push(None);
+                continue;
+            };
+            let id = &step.id.value;
+            if !for_each.value.is_list() {
+                let message = format!(
+                    "`for_each` of step `{id}` is not a list: only a list written in the runbook is supported"
+                );
+                self.push(
+                    Diagnostic::error("for-each-list", message, Some(for_each.position)).with_help(
+                        "write the items (`for_each: [api, worker]`); `for_each` over a `list` var is not supported yet",
+                    ),
+                );
+                self.for_each_by_index.push(Some(Vec::new()));
+                continue;
+            }
+            if let Some(on) = &step.on {
+                let message = format!("step `{id}` has both `for_each` and `on`");
+                self.push(
+                    Diagnostic::error("for-each-on", message, Some(on.position))
+                        .with_help("give the hosts to `on` alone, or make one step per item"),
+                );
+            }
+            let items = for_each
+                .value
+                .0
+                .as_deref()
+                .map(parse_list)
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            let mut seen = HashSet::new();
+            for item in &items {
+                if !is_item(item) {
+                    let message =
+                        format!("`for_each` item `{item}` of step `{id}` cannot name an instance");
+                    self.push(
+                        Diagnostic::error("for-each-item", message, Some(for_each.position))
+                            .with_help(format!("an item is made of letters, digits, `_` and `-`: it names the instance `{id}[item]` and is read as `steps.{id}.items.<item>`")),
+                    );
+                } else if !seen.insert(item.as_str()) {
+                    let message = format!("`for_each` item `{item}` of step `{id}` is repeated");
+                    self.push(
+                        Diagnostic::error("for-each-repeated", message, Some(for_each.position))
+                            .with_help("each item names one instance: give each once"),
+                    );
+                }
+            }
+            self.for_each_by_index.push(Some(items));
+        }
+    }
+}
+
+/// One instance of a step with `for_each`.
+#[derive(Debug, Clone)]
+pub(super) struct Instance {
+    /// The step's id as written.
+    pub step: String,
+    pub item: String,
+    pub index: usize,
+}
+
+/// A `{{ ... }}` tag (no braces inside).
+static TAG: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\{\{([^{}]*)\}\}").ok());
+/// `item` or `item_index` as a word of a tag: a helper argument.
+static WORD: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(^|[\s(=])(item_index|item)([\s)]|$)").ok());
+
+impl Instance {
+    /// The instance's id, `id[item]`.
+    pub fn id(&self) -> String {
+        format!("{}[{}]", self.step, self.item)
+    }
+
+    /// `text` with this instance's values: `{{item}}` and `{{item_index}}` become the text,
+    /// `item` as a helper argument a string literal, and the step's reads of its own values
+    /// (`steps.<id>.outputs.*`, in its compensation) this instance's.
+    pub fn substitute(&self, text: &str) -> String {
+        let (Some(tag), Some(word)) = (TAG.as_ref(), WORD.as_ref()) else {
+            return text.to_string();
+        };
+        let own = format!("steps.{}.", self.step);
+        let own_instance = format!("steps.{}.items.{}.", self.step, self.item);
+        tag.replace_all(text, |captures: &regex::Captures<'_>| {
+            let whole = captures.get(0).map_or("", |found| found.as_str());
+            let inner = captures.get(1).map_or("", |found| found.as_str());
+            match inner
+                .trim_matches(|character: char| character == '~' || character.is_whitespace())
+            {
+                "item" => return self.item.clone(),
+                "item_index" => return self.index.to_string(),
+                _ => {}
+            }
+            let replace_words = |text: &str| {
+                word.replace_all(text, |found: &regex::Captures<'_>| {
+                    let value = match found.get(2).map(|word| word.as_str()) {
+                        Some("item") => format!("\"{}\"", self.item),
+                        _ => self.index.to_string(),
+                    };
+                    format!(
+                        "{}{value}{}",
+                        found.get(1).map_or("", |before| before.as_str()),
+                        found.get(3).map_or("", |after| after.as_str())
+                    )
+                })
+                .into_owned()
+            };
+            // Twice: adjacent words share the space between them.
+            let inner = replace_words(&replace_words(inner)).replace(&own, &own_instance);
+            if inner == captures.get(1).map_or("", |found| found.as_str()) {
+                whole.to_string()
+            } else {
+                format!("{{{{{inner}}}}}")
+            }
+        })
+        .into_owned()
+    }
+}
+
+impl Validator<'_> {
+    /// The runbook with each step that has `for_each` replaced by its instances, and `needs`
+    /// naming it by all of them; `None` when no step has `for_each`.
+    pub(super) fn expand_for_each(&mut self, raw: &RawRunbook) -> Option<RawRunbook> {
+        self.instances = vec![None; raw.steps.value.len()];
+        if raw.steps.value.iter().all(|step| step.for_each.is_none()) {
+            return None;
+        }
+        self.for_each_lists(raw);
+        let mut lists = std::mem::take(&mut self.for_each_by_index);
+        let mut expanded = raw.clone();
+        let mut steps = Vec::new();
+        let mut instances = Vec::new();
+        let mut rewrites = Vec::new();
+        let mut sources = Vec::new();
+        for (index, (step, items)) in raw.steps.value.iter().zip(lists.iter_mut()).enumerate() {
+            let step_rewrites = self.step_rewrites.get(index).cloned().unwrap_or_default();
+            let step_source = self.step_sources.get(index).cloned().flatten();
+            let Some(items) = items.take() else {
+                steps.push(step.clone());
+                instances.push(None);
+                rewrites.push(step_rewrites);
+                sources.push(step_source);
+                continue;
+            };
+            self.for_each.insert(step.id.value.clone(), items.clone());
+            for (index, item) in items.into_iter().enumerate() {
+                let instance = Instance {
+                    step: step.id.value.clone(),
+                    item,
+                    index,
+                };
+                let mut copy = step.clone();
+                copy.for_each = None;
+                copy.id.value = instance.id();
+                if let Some(name) = &mut copy.name {
+                    name.value = format!("{} [{}]", name.value, instance.item);
+                }
+                steps.push(copy);
+                instances.push(Some(instance));
+                rewrites.push(step_rewrites.clone());
+                sources.push(step_source.clone());
+            }
+        }
+        for step in &mut steps {
+            if let Some(needs) = &mut step.needs {
+                needs.value = needs
+                    .value
+                    .iter()
+                    .flat_map(|need| match self.for_each.get(&need.value) {
+                        Some(items) => items
+                            .iter()
+                            .map(|item| {
+                                crate::document::Spanned::new(
+                                    format!("{}[{item}]", need.value),
+                                    need.position,
+                                )
+                            })
+                            .collect(),
+                        None => vec![need.clone()],
+                    })
+                    .collect();
+            }
+        }
+        expanded.steps.value = steps;
+        self.instances = instances;
+        self.step_rewrites = rewrites;
+        self.step_sources = sources;
+        Some(expanded)
+    }
+}

@@ -1,0 +1,644 @@
+//! Modules (SPEC §13): a step with `uses: FILE` and `with:` brings the steps of another
+//! runbook file into this one's DAG as `call.step`. The module is read and checked here; its
+//! templates are rewritten as its steps are checked (`vars.<input>` becomes the `with` value,
+//! `steps.<step>` the prefixed step), so the rest of validation, the plan and the run see
+//! ordinary steps.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::Diagnostic;
+use super::validator::Validator;
+use crate::document::{RawRunbook, RawStep, RawVar, Spanned, parse_reporting_all};
+use crate::source::Source;
+use crate::suggest::suggest;
+
+/// The prefix a module's read of a var it does not declare gets, so that it is reported
+/// instead of reading the caller's var of that name.
+pub(super) const UNDECLARED: &str = "not_an_input_of_the_module__";
+
+/// Modules may use modules, this deep at most.
+const MAX_MODULE_DEPTH: usize = 16;
+
+/// A `{{ ... }}` tag (no braces inside).
+static TAG: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\{\{([^{}]*)\}\}").ok());
+/// `vars.<name>` as a word of a tag.
+static VAR: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(^|[\s(=~])vars\.([A-Za-z_][A-Za-z0-9_]*)").ok());
+/// `steps.<id>.` as the start of a word of a tag.
+static STEP: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(^|[\s(=~])steps\.([a-z0-9][a-z0-9_-]*)\.").ok());
+/// A `with` value that is one `{{path}}`.
+static ONE_PATH: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_.\[\]-]*)\s*\}\}$").ok());
+
+/// What a module input becomes in the module's templates.
+#[derive(Debug, Clone)]
+pub(super) enum Replacement {
+    /// Another path of the caller's context (`vars.db`, `steps.x.outputs.y`).
+    Path(String),
+    /// A literal text.
+    Literal(String),
+}
+
+/// One rewrite of a module step's templates, innermost first.
+#[derive(Debug, Clone)]
+pub(super) enum Rewrite {
+    /// A call of a module: its inputs and its own step ids, which get the call's prefix.
+    Module {
+        call: String,
+        inputs: Vec<(String, Replacement)>,
+        local_ids: Vec<String>,
+    },
+    /// `steps.<call>.outputs.<key>.` read at one level: the module step it names.
+    Outputs(Vec<(String, String)>),
+}
+
+/// A step after modules are brought in, with how its templates are rewritten and the module
+/// file it was written in.
+#[derive(Debug, Clone)]
+pub(super) struct Flattened {
+    pub step: RawStep,
+    pub rewrites: Vec<Rewrite>,
+    pub source: Option<Source>,
+}
+
+/// Applies `rewrites` to a template text, in order.
+pub(super) fn rewrite(text: &str, rewrites: &[Rewrite]) -> String {
+    let Some(tag) = TAG.as_ref() else {
+        return text.to_string();
+    };
+    let mut text = text.to_string();
+    for one in rewrites {
+        if !text.contains("{{") {
+            break;
+        }
+        text = tag
+            .replace_all(&text, |captures: &regex::Captures<'_>| {
+                let inner = captures.get(1).map_or("", |found| found.as_str());
+                match one {
+                    Rewrite::Module {
+                        call,
+                        inputs,
+                        local_ids,
+                    } => rewrite_module_tag(inner, call, inputs, local_ids),
+                    Rewrite::Outputs(aliases) => {
+                        let mut inner = format!("{inner} ");
+                        for (from, to) in aliases {
+                            inner = inner.replace(&format!("{from} "), &format!("{to} "));
+                            inner = inner.replace(&format!("{from})"), &format!("{to})"));
+                        }
+                        format!("{{{{{}}}}}", &inner[..inner.len() - 1])
+                    }
+                }
+            })
+            .into_owned();
+    }
+    text
+}
+
+fn rewrite_module_tag(
+    inner: &str,
+    call: &str,
+    inputs: &[(String, Replacement)],
+    local_ids: &[String],
+) -> String {
+    let (Some(var), Some(step)) = (VAR.as_ref(), STEP.as_ref()) else {
+        return format!("{{{{{inner}}}}}");
+    };
+    let trimmed =
+        inner.trim_matches(|character: char| character == '~' || character.is_whitespace());
+    if let Some(name) = trimmed.strip_prefix("vars.")
+        && let Some((_, Replacement::Literal(text))) =
+            inputs.iter().find(|(input, _)| input == name)
+    {
+        return text.clone();
+    }
+    // One pass: a replacement is never rewritten again (it is the caller's path).
+    let replace_vars = |text: &str| {
+        var.replace_all(text, |found: &regex::Captures<'_>| {
+            let before = found.get(1).map_or("", |part| part.as_str());
+            let name = found.get(2).map_or("", |part| part.as_str());
+            let after = "";
+            match inputs.iter().find(|(input, _)| input == name) {
+                Some((_, Replacement::Path(path))) => format!("{before}{path}{after}"),
+                Some((_, Replacement::Literal(text))) => format!("{before}\"{text}\"{after}"),
+                // Never the caller's var of that name: a module sees only its inputs.
+                None if name.starts_with(UNDECLARED) => format!("{before}vars.{name}{after}"),
+                None => format!("{before}vars.{UNDECLARED}{name}{after}"),
+            }
+        })
+        .into_owned()
+    };
+    let inner = replace_vars(inner);
+    let inner = step
+        .replace_all(&inner, |found: &regex::Captures<'_>| {
+            let before = found.get(1).map_or("", |part| part.as_str());
+            let id = found.get(2).map_or("", |part| part.as_str());
+            if local_ids.iter().any(|local| local == id) {
+                format!("{before}steps.{call}.{id}.")
+            } else {
+                found
+                    .get(0)
+                    .map_or(String::new(), |whole| whole.as_str().to_string())
+            }
+        })
+        .into_owned();
+    format!("{{{{{inner}}}}}")
+}
+
+impl Validator<'_> {
+    /// The steps of `raw` with every call of a module replaced by the module's steps, or
+    /// `None` when no step uses a module.
+    pub(super) fn expand_modules(&mut self, raw: &RawRunbook) -> Option<Vec<Flattened>> {
+        if raw.steps.value.iter().all(|step| step.uses.is_none()) {
+            return None;
+        }
+        let directory = self.source.directory();
+        let chain = vec![PathBuf::from(self.source.name())];
+        Some(self.flatten(raw, &directory, &chain, None).0)
+    }
+
+    fn flatten(
+        &mut self,
+        raw: &RawRunbook,
+        directory: &Path,
+        chain: &[PathBuf],
+        module: Option<&Source>,
+    ) -> (Vec<Flattened>, Vec<(String, String)>) {
+        let mut out: Vec<Flattened> = Vec::new();
+        let mut calls: HashMap<String, Vec<String>> = HashMap::new();
+        let mut aliases: Vec<(String, String)> = Vec::new();
+        for step in &raw.steps.value {
+            let Some(uses) = &step.uses else {
+                out.push(Flattened {
+                    step: step.clone(),
+                    rewrites: Vec::new(),
+                    source: module.cloned(),
+                });
+                continue;
+            };
+            let Some((module_raw, module_source)) =
+                self.load_module(step, uses, directory, chain, module)
+            else {
+                calls.insert(step.id.value.clone(), Vec::new());
+                continue;
+            };
+            let inputs = self.module_inputs(step, &module_raw, module);
+            let local_ids: Vec<String> = module_raw
+                .steps
+                .value
+                .iter()
+                .map(|step| step.id.value.clone())
+                .collect();
+            let table = module_raw
+                .snippets
+                .iter()
+                .flat_map(|snippets| snippets.value.iter())
+                .map(|(name, text)| super::snippets::Snippet {
+                    name: name.clone(),
+                    text: text.clone(),
+                    used: true,
+                })
+                .collect();
+            self.module_snippets
+                .insert(module_source.name().to_string(), table);
+            let mut next_chain = chain.to_vec();
+            next_chain.push(PathBuf::from(module_source.name()));
+            let (inner, inner_aliases) = self.flatten(
+                &module_raw,
+                &module_source.directory(),
+                &next_chain,
+                Some(&module_source),
+            );
+            let call = step.id.value.clone();
+            let module_rewrite = Rewrite::Module {
+                call: call.clone(),
+                inputs,
+                local_ids,
+            };
+            let mut ids = Vec::new();
+            for mut flat in inner {
+                let id = format!("{call}.{}", flat.step.id.value);
+                flat.step.id.value = id.clone();
+                let needs = flat.step.needs.as_ref().map(|needs| needs.value.clone());
+                match needs {
+                    Some(needs) if !needs.is_empty() => {
+                        if let Some(step_needs) = &mut flat.step.needs {
+                            for need in &mut step_needs.value {
+                                need.value = format!("{call}.{}", need.value);
+                            }
+                        }
+                    }
+                    // A first step of the module waits for what the call waits for.
+                    _ => flat.step.needs = step.needs.clone(),
+                }
+                flat.rewrites.push(module_rewrite.clone());
+                ids.push(id);
+                out.push(flat);
+            }
+            // The module's outputs, read by this level as `steps.<call>.outputs.<key>`.
+            if let Some(outputs) = &module_raw.outputs {
+                for (key, value) in outputs.value.iter() {
+                    let text = rewrite(
+                        &value.value,
+                        &[
+                            Rewrite::Outputs(inner_aliases.clone()),
+                            module_rewrite.clone(),
+                        ],
+                    );
+                    match ONE_PATH
+                        .as_ref()
+                        .and_then(|one| one.captures(text.trim()))
+                        .and_then(|captures| captures.get(1))
+                    {
+                        Some(path) => aliases.push((
+                            format!("steps.{call}.outputs.{}", key.value),
+                            path.as_str().to_string(),
+                        )),
+                        None => {
+                            let message = format!(
+                                "output `{}` of module `{}` is not one `{{{{steps.<id>.outputs.<key>}}}}`",
+                                key.value, uses.value
+                            );
+                            self.push(
+                                Diagnostic::error("module-output", message, Some(value.position))
+                                    .in_file(&module_source),
+                            );
+                        }
+                    }
+                }
+            }
+            calls.insert(call, ids);
+        }
+        // `needs: [call]` waits for every step of the module.
+        for flat in &mut out {
+            if let Some(needs) = &mut flat.step.needs {
+                needs.value = needs
+                    .value
+                    .iter()
+                    .flat_map(|need| match calls.get(&need.value) {
+                        Some(ids) => ids
+                            .iter()
+                            .map(|id| Spanned::new(id.clone(), need.position))
+                            .collect(),
+                        None => vec![need.clone()],
+                    })
+                    .collect();
+            }
+            if !aliases.is_empty() {
+                flat.rewrites.push(Rewrite::Outputs(aliases.clone()));
+            }
+        }
+        if module.is_none() && !aliases.is_empty() {
+            self.top_rewrites = vec![Rewrite::Outputs(aliases.clone())];
+        }
+        (out, aliases)
+    }
+
+    /// Reads and parses the module a call uses, reporting why not.
+    fn load_module(
+        &mut self,
+        step: &RawStep,
+        uses: &Spanned<String>,
+        directory: &Path,
+        chain: &[PathBuf],
+        module: Option<&Source>,
+    ) -> Option<(RawRunbook, Source)> {
+        let here = |diagnostic: Diagnostic| match module {
+            Some(source) => diagnostic.in_file(source),
+            None => diagnostic,
+        };
+        for (key, present) in [
+            ("run", step.run.is_some()),
+            ("approve", step.approve.is_some()),
+            ("rollback", step.rollback.is_some()),
+            ("verify", step.verify.is_some()),
+            ("for_each", step.for_each.is_some()),
+            ("on", step.on.is_some()),
+            ("if", step.condition.is_some()),
+            ("env", step.env.is_some()),
+            ("outputs", step.outputs.is_some()),
+        ] {
+            if present {
+                let message = format!(
+                    "step `{}` uses a module and has `{key}`: a call takes only `id`, `name`, `description`, `needs` and `with`",
+                    step.id.value
+                );
+                self.push(here(Diagnostic::error(
+                    "module-call-key",
+                    message,
+                    Some(uses.position),
+                )));
+                return None;
+            }
+        }
+        let path = directory.join(&uses.value);
+        let shown = path.display().to_string();
+        if chain.len() > MAX_MODULE_DEPTH {
+            let message = format!(
+                "modules use modules more than {MAX_MODULE_DEPTH} deep: {}",
+                chain_text(chain, &shown)
+            );
+            self.push(here(Diagnostic::error(
+                "module-depth",
+                message,
+                Some(uses.position),
+            )));
+            return None;
+        }
+        let canonical = std::fs::canonicalize(&path).ok();
+        if chain.iter().any(|seen| {
+            std::fs::canonicalize(seen)
+                .ok()
+                .is_some_and(|seen| Some(seen) == canonical)
+        }) {
+            let message = format!(
+                "modules use each other in a cycle: {}",
+                chain_text(chain, &shown)
+            );
+            self.push(here(Diagnostic::error(
+                "module-cycle",
+                message,
+                Some(uses.position),
+            )));
+            return None;
+        }
+        let source = match Source::read(&path) {
+            Ok(source) => source,
+            Err(error) => {
+                let cause = std::error::Error::source(&error)
+                    .map(|cause| format!(": {cause}"))
+                    .unwrap_or_default();
+                let message = format!(
+                    "module `{}` of step `{}` cannot be read (tried `{shown}`){cause}",
+                    uses.value, step.id.value
+                );
+                self.push(here(
+                    Diagnostic::error("module-missing", message, Some(uses.position))
+                        .with_help("a module path is relative to the file that uses it"),
+                ));
+                return None;
+            }
+        };
+        let module_raw = match parse_reporting_all(source.text()) {
+            Ok(raw) => raw,
+            Err(errors) => {
+                let first = errors
+                    .first()
+                    .map(|error| match error.position {
+                        Some(position) => format!(
+                            "{} at {}:{}:{}",
+                            error.message, shown, position.line, position.column
+                        ),
+                        None => error.message.clone(),
+                    })
+                    .unwrap_or_default();
+                let message = format!("module `{}` is not a runbook: {first}", uses.value);
+                self.push(here(Diagnostic::error(
+                    "module-not-a-runbook",
+                    message,
+                    Some(uses.position),
+                )));
+                return None;
+            }
+        };
+        let mut refused = false;
+        for (key, position) in [
+            (
+                "hooks",
+                module_raw.hooks.as_ref().map(|value| value.position),
+            ),
+            (
+                "concurrency",
+                module_raw.concurrency.as_ref().map(|value| value.position),
+            ),
+            (
+                "timeout",
+                module_raw.timeout.as_ref().map(|value| value.position),
+            ),
+            (
+                "rollback_verify",
+                module_raw
+                    .rollback_verify
+                    .as_ref()
+                    .map(|value| value.position),
+            ),
+        ] {
+            if let Some(position) = position {
+                let message = format!(
+                    "module `{}` has `{key}`: a module has no `hooks`, `concurrency`, `timeout` or `rollback_verify` (its caller's apply)",
+                    uses.value
+                );
+                self.push(
+                    Diagnostic::error("module-key", message, Some(position))
+                        .in_file(&source)
+                        .with_help(format!(
+                            "used by step `{}` at line {}",
+                            step.id.value, uses.position.line
+                        )),
+                );
+                refused = true;
+            }
+        }
+        (!refused).then_some((module_raw, source))
+    }
+
+    /// Checks a call's `with` against the module's `vars` and returns what each input
+    /// becomes.
+    fn module_inputs(
+        &mut self,
+        step: &RawStep,
+        module_raw: &RawRunbook,
+        module: Option<&Source>,
+    ) -> Vec<(String, Replacement)> {
+        let here = |diagnostic: Diagnostic| match module {
+            Some(source) => diagnostic.in_file(source),
+            None => diagnostic,
+        };
+        let uses = step.uses.as_ref().map_or("", |uses| uses.value.as_str());
+        let call_position = step
+            .uses
+            .as_ref()
+            .map_or(step.id.position, |uses| uses.position);
+        let declared: Vec<(&Spanned<String>, &Spanned<RawVar>)> = module_raw
+            .vars
+            .iter()
+            .flat_map(|vars| vars.value.iter())
+            .collect();
+        let names: Vec<&str> = declared
+            .iter()
+            .map(|(name, _)| name.value.as_str())
+            .collect();
+        let given: Vec<(&Spanned<String>, &Spanned<String>)> = step
+            .with
+            .iter()
+            .flat_map(|with| with.value.iter())
+            .collect();
+        for (key, _) in &given {
+            if !names.contains(&key.value.as_str()) {
+                let help = suggest(&key.value, names.iter().copied())
+                    .map(|best| format!("did you mean `{best}`?"))
+                    .unwrap_or_else(|| format!("module `{uses}` takes: {}", names.join(", ")));
+                let message = format!("module `{uses}` has no input `{}`", key.value);
+                self.push(here(
+                    Diagnostic::error("module-unknown-input", message, Some(key.position))
+                        .with_help(help),
+                ));
+            }
+        }
+        let mut inputs = Vec::new();
+        for (name, var) in declared {
+            let (required, default, choices, secret) = match &var.value {
+                RawVar::Plain(scalar) => (false, scalar.0.clone(), Vec::new(), false),
+                RawVar::Declared(spec) => (
+                    spec.required
+                        .as_ref()
+                        .is_some_and(|required| required.value),
+                    spec.default
+                        .as_ref()
+                        .and_then(|default| default.value.0.clone()),
+                    spec.choices
+                        .iter()
+                        .flat_map(|choices| choices.value.iter())
+                        .filter_map(|choice| choice.value.0.clone())
+                        .collect::<Vec<String>>(),
+                    spec.secret.as_ref().is_some_and(|secret| secret.value),
+                ),
+            };
+            let value = given
+                .iter()
+                .find(|(key, _)| key.value == name.value)
+                .map(|(_, value)| *value);
+            let Some(value) = value else {
+                match default {
+                    Some(default) if !default.contains("{{") => {
+                        inputs.push((name.value.clone(), Replacement::Literal(default)));
+                    }
+                    Some(_) => {
+                        let message = format!(
+                            "input `{}` of module `{uses}` has a templated default: give it in `with`",
+                            name.value
+                        );
+                        self.push(here(Diagnostic::error(
+                            "module-input-default",
+                            message,
+                            Some(call_position),
+                        )));
+                        inputs.push((name.value.clone(), Replacement::Literal(String::new())));
+                    }
+                    None if required => {
+                        let message = format!(
+                            "step `{}` does not give required input `{}` of module `{uses}`",
+                            step.id.value, name.value
+                        );
+                        self.push(here(
+                            Diagnostic::error("module-missing-input", message, Some(call_position))
+                                .with_help(format!(
+                                    "add `{}: ...` under `with` (declared on line {} of `{uses}`)",
+                                    name.value, name.position.line
+                                )),
+                        ));
+                        // Reported once: the module's templates do not report it again.
+                        inputs.push((name.value.clone(), Replacement::Literal(String::new())));
+                    }
+                    None => inputs.push((name.value.clone(), Replacement::Literal(String::new()))),
+                }
+                continue;
+            };
+            let text = value.value.trim();
+            if !text.contains("{{") {
+                if !choices.is_empty() && !choices.iter().any(|choice| choice == text) {
+                    let message = format!(
+                        "`{text}` is not an allowed value of input `{}` of module `{uses}`",
+                        name.value
+                    );
+                    self.push(here(
+                        Diagnostic::error("module-input-choice", message, Some(value.position))
+                            .with_help(format!("choices: {}", choices.join(", "))),
+                    ));
+                }
+                if text.contains('"') {
+                    let message = format!(
+                        "a literal `with` value holds a `\"` (input `{}`)",
+                        name.value
+                    );
+                    self.push(here(Diagnostic::error(
+                        "module-input-quote",
+                        message,
+                        Some(value.position),
+                    )));
+                }
+                inputs.push((name.value.clone(), Replacement::Literal(text.to_string())));
+                continue;
+            }
+            let Some(path) = ONE_PATH
+                .as_ref()
+                .and_then(|one| one.captures(text))
+                .and_then(|captures| captures.get(1))
+                .map(|path| path.as_str().to_string())
+            else {
+                let message = format!(
+                    "`with` value of input `{}` is neither a literal nor one `{{{{path}}}}`",
+                    name.value
+                );
+                self.push(here(
+                    Diagnostic::error("module-input-template", message, Some(value.position))
+                        .with_help(
+                            "compute the value in a var or a step output and pass `{{vars.x}}`",
+                        ),
+                ));
+                // Reported once: the module's templates do not report it again.
+                inputs.push((name.value.clone(), Replacement::Literal(String::new())));
+                continue;
+            };
+            if !secret && self.is_secret_path(&path) {
+                let message = format!(
+                    "secret `{path}` is passed into input `{}` of module `{uses}`, which is not `secret: true`",
+                    name.value
+                );
+                self.push(here(
+                    Diagnostic::error("module-secret-input", message, Some(value.position))
+                        .with_help(format!(
+                            "a secret goes only into an input declared `secret: true` (`{}` is declared on line {} of `{uses}`)",
+                            name.value,
+                            name.position.line
+                        )),
+                ));
+            }
+            inputs.push((name.value.clone(), Replacement::Path(path)));
+        }
+        inputs
+    }
+
+    /// Whether `path` (`vars.x`, `steps.a.outputs.k`) reads a secret of the caller.
+    fn is_secret_path(&self, path: &str) -> bool {
+        let parts: Vec<&str> = path.split('.').collect();
+        match parts.as_slice() {
+            ["vars", name] => self.vars.iter().any(|var| var.name == *name && var.secret),
+            _ => false,
+        }
+    }
+
+    /// Tags the diagnostics from `from` on that have no file with `source`'s.
+    pub(super) fn in_module_file(&mut self, from: usize, source: Option<&Source>) {
+        let Some(source) = source else { return };
+        for diagnostic in &mut self.diagnostics[from..] {
+            if diagnostic.file.is_none() {
+                *diagnostic = diagnostic.clone().in_file(source);
+            }
+        }
+    }
+}
+
+fn chain_text(chain: &[PathBuf], last: &str) -> String {
+    let mut parts: Vec<String> = chain
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    parts.push(last.to_string());
+    parts.join(" -> ")
+}
