@@ -439,7 +439,19 @@ pub fn rollback(args: &RollbackArgs, global: &GlobalArgs) -> i32 {
         Err(code) => return code,
     };
     if args.dry_run {
-        return preview(recovered, set, &recorded_now, inputs, global);
+        let run_id = recovered.record.run_id.clone();
+        let session = match recovered_session(
+            recovered,
+            None,
+            RunMode::Rollback,
+            RunOptions::default(),
+            inputs,
+            global,
+        ) {
+            Ok(session) => session,
+            Err(code) => return code,
+        };
+        return preview(session, &run_id, set, &recorded_now.outcomes);
     }
     runtime.block_on(drive(
         recovered,

@@ -4,34 +4,20 @@
 
 use std::fmt::Write;
 
-use super::args::GlobalArgs;
-use super::recover::{Recorded, Recovered, recovered_session};
+use super::session::Session;
 use crate::errors::{EXIT_ROLLBACK_INCOMPLETE, EXIT_SUCCESS};
-use crate::executor::{RunOptions, preview_compensation};
-use crate::plan::VarInputs;
-use crate::state::RunMode;
+use crate::events::StepOutcome;
+use crate::executor::preview_compensation;
 
 /// Prints the compensations of `set` (in rollback order) and `rollback_verify`; exit 0, or 3
-/// when a compensation cannot be rendered (the rollback itself would fail there).
+/// when a compensation cannot be rendered (the rollback itself would fail there). `session`
+/// is the recorded run's, built without a journal; `outcomes` are its steps' recorded ones.
 pub(super) fn preview(
-    recovered: Recovered,
+    session: Session,
+    run_id: &str,
     set: Vec<usize>,
-    recorded: &Recorded,
-    inputs: VarInputs,
-    global: &GlobalArgs,
+    outcomes: &[StepOutcome],
 ) -> i32 {
-    let run_id = recovered.record.run_id.clone();
-    let session = match recovered_session(
-        recovered,
-        None,
-        RunMode::Rollback,
-        RunOptions::default(),
-        inputs,
-        global,
-    ) {
-        Ok(session) => session,
-        Err(code) => return code,
-    };
     let shared = &session.shared;
     let mut out = String::new();
     let steps = if set.len() == 1 { "step" } else { "steps" };
@@ -43,7 +29,7 @@ pub(super) fn preview(
     let mut broken = 0;
     for (number, &index) in set.iter().enumerate() {
         let id = &shared.runbook.steps[index].id;
-        match preview_compensation(shared, index, &session.context, recorded.outcomes[index]) {
+        match preview_compensation(shared, index, &session.context, outcomes[index]) {
             Ok(compensation) => {
                 let _ = writeln!(
                     out,

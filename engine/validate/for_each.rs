@@ -2,11 +2,9 @@
 //! step into one instance `id[item]` per item once the runbook is valid.
 
 use std::collections::HashSet;
-use std::sync::LazyLock;
-
-use regex::Regex;
 
 use super::Diagnostic;
+use super::for_each_instance::Instance;
 use super::validator::Validator;
 use crate::document::RawRunbook;
 use crate::model::parse_list;
@@ -76,72 +74,6 @@ impl Validator<'_> {
             }
             self.for_each_by_index.push(Some(items));
         }
-    }
-}
-
-/// One instance of a step with `for_each`.
-#[derive(Debug, Clone)]
-pub(super) struct Instance {
-    /// The step's id as written.
-    pub step: String,
-    pub item: String,
-    pub index: usize,
-}
-
-/// A `{{ ... }}` tag (no braces inside).
-static TAG: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\{\{([^{}]*)\}\}").ok());
-/// `item` or `item_index` as a word of a tag: a helper argument.
-static WORD: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(^|[\s(=])(item_index|item)([\s)]|$)").ok());
-
-impl Instance {
-    /// The instance's id, `id[item]`.
-    pub fn id(&self) -> String {
-        format!("{}[{}]", self.step, self.item)
-    }
-
-    /// `text` with this instance's values: `{{item}}` and `{{item_index}}` become the text,
-    /// `item` as a helper argument a string literal, and the step's reads of its own values
-    /// (`steps.<id>.outputs.*`, in its compensation) this instance's.
-    pub fn substitute(&self, text: &str) -> String {
-        let (Some(tag), Some(word)) = (TAG.as_ref(), WORD.as_ref()) else {
-            return text.to_string();
-        };
-        let own = format!("steps.{}.", self.step);
-        let own_instance = format!("steps.{}.items.{}.", self.step, self.item);
-        tag.replace_all(text, |captures: &regex::Captures<'_>| {
-            let whole = captures.get(0).map_or("", |found| found.as_str());
-            let inner = captures.get(1).map_or("", |found| found.as_str());
-            match inner
-                .trim_matches(|character: char| character == '~' || character.is_whitespace())
-            {
-                "item" => return self.item.clone(),
-                "item_index" => return self.index.to_string(),
-                _ => {}
-            }
-            let replace_words = |text: &str| {
-                word.replace_all(text, |found: &regex::Captures<'_>| {
-                    let value = match found.get(2).map(|word| word.as_str()) {
-                        Some("item") => format!("\"{}\"", self.item),
-                        _ => self.index.to_string(),
-                    };
-                    format!(
-                        "{}{value}{}",
-                        found.get(1).map_or("", |before| before.as_str()),
-                        found.get(3).map_or("", |after| after.as_str())
-                    )
-                })
-                .into_owned()
-            };
-            // Twice: adjacent words share the space between them.
-            let inner = replace_words(&replace_words(inner)).replace(&own, &own_instance);
-            if inner == captures.get(1).map_or("", |found| found.as_str()) {
-                whole.to_string()
-            } else {
-                format!("{{{{{inner}}}}}")
-            }
-        })
-        .into_owned()
     }
 }
 

@@ -4,11 +4,14 @@
 mod diagnostic;
 mod expansion;
 mod for_each;
+mod for_each_instance;
 mod hosts;
 mod lint;
+mod module_rewrite;
 mod modules;
 mod output_reads;
 mod probes;
+mod snippet;
 mod snippets;
 mod steps;
 mod templates;

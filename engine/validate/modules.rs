@@ -11,51 +11,18 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::Diagnostic;
+use super::module_rewrite::{Replacement, Rewrite, rewrite};
 use super::validator::Validator;
 use crate::document::{RawRunbook, RawStep, RawVar, Spanned, parse_reporting_all};
 use crate::source::Source;
 use crate::suggest::suggest;
 
-/// The prefix a module's read of a var it does not declare gets, so that it is reported
-/// instead of reading the caller's var of that name.
-pub(super) const UNDECLARED: &str = "not_an_input_of_the_module__";
-
 /// Modules may use modules, this deep at most.
 const MAX_MODULE_DEPTH: usize = 16;
 
-/// A `{{ ... }}` tag (no braces inside).
-static TAG: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\{\{([^{}]*)\}\}").ok());
-/// `vars.<name>` as a word of a tag.
-static VAR: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(^|[\s(=~])vars\.([A-Za-z_][A-Za-z0-9_]*)").ok());
-/// `steps.<id>.` as the start of a word of a tag.
-static STEP: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(^|[\s(=~])steps\.([a-z0-9][a-z0-9_-]*)\.").ok());
 /// A `with` value that is one `{{path}}`.
 static ONE_PATH: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_.\[\]-]*)\s*\}\}$").ok());
-
-/// What a module input becomes in the module's templates.
-#[derive(Debug, Clone)]
-pub(super) enum Replacement {
-    /// Another path of the caller's context (`vars.db`, `steps.x.outputs.y`).
-    Path(String),
-    /// A literal text.
-    Literal(String),
-}
-
-/// One rewrite of a module step's templates, innermost first.
-#[derive(Debug, Clone)]
-pub(super) enum Rewrite {
-    /// A call of a module: its inputs and its own step ids, which get the call's prefix.
-    Module {
-        call: String,
-        inputs: Vec<(String, Replacement)>,
-        local_ids: Vec<String>,
-    },
-    /// `steps.<call>.outputs.<key>.` read at one level: the module step it names.
-    Outputs(Vec<(String, String)>),
-}
 
 /// A step after modules are brought in, with how its templates are rewritten and the module
 /// file it was written in.
@@ -64,90 +31,6 @@ pub(super) struct Flattened {
     pub step: RawStep,
     pub rewrites: Vec<Rewrite>,
     pub source: Option<Source>,
-}
-
-/// Applies `rewrites` to a template text, in order.
-pub(super) fn rewrite(text: &str, rewrites: &[Rewrite]) -> String {
-    let Some(tag) = TAG.as_ref() else {
-        return text.to_string();
-    };
-    let mut text = text.to_string();
-    for one in rewrites {
-        if !text.contains("{{") {
-            break;
-        }
-        text = tag
-            .replace_all(&text, |captures: &regex::Captures<'_>| {
-                let inner = captures.get(1).map_or("", |found| found.as_str());
-                match one {
-                    Rewrite::Module {
-                        call,
-                        inputs,
-                        local_ids,
-                    } => rewrite_module_tag(inner, call, inputs, local_ids),
-                    Rewrite::Outputs(aliases) => {
-                        let mut inner = format!("{inner} ");
-                        for (from, to) in aliases {
-                            inner = inner.replace(&format!("{from} "), &format!("{to} "));
-                            inner = inner.replace(&format!("{from})"), &format!("{to})"));
-                        }
-                        format!("{{{{{}}}}}", &inner[..inner.len() - 1])
-                    }
-                }
-            })
-            .into_owned();
-    }
-    text
-}
-
-fn rewrite_module_tag(
-    inner: &str,
-    call: &str,
-    inputs: &[(String, Replacement)],
-    local_ids: &[String],
-) -> String {
-    let (Some(var), Some(step)) = (VAR.as_ref(), STEP.as_ref()) else {
-        return format!("{{{{{inner}}}}}");
-    };
-    let trimmed =
-        inner.trim_matches(|character: char| character == '~' || character.is_whitespace());
-    if let Some(name) = trimmed.strip_prefix("vars.")
-        && let Some((_, Replacement::Literal(text))) =
-            inputs.iter().find(|(input, _)| input == name)
-    {
-        return text.clone();
-    }
-    // One pass: a replacement is never rewritten again (it is the caller's path).
-    let replace_vars = |text: &str| {
-        var.replace_all(text, |found: &regex::Captures<'_>| {
-            let before = found.get(1).map_or("", |part| part.as_str());
-            let name = found.get(2).map_or("", |part| part.as_str());
-            let after = "";
-            match inputs.iter().find(|(input, _)| input == name) {
-                Some((_, Replacement::Path(path))) => format!("{before}{path}{after}"),
-                Some((_, Replacement::Literal(text))) => format!("{before}\"{text}\"{after}"),
-                // Never the caller's var of that name: a module sees only its inputs.
-                None if name.starts_with(UNDECLARED) => format!("{before}vars.{name}{after}"),
-                None => format!("{before}vars.{UNDECLARED}{name}{after}"),
-            }
-        })
-        .into_owned()
-    };
-    let inner = replace_vars(inner);
-    let inner = step
-        .replace_all(&inner, |found: &regex::Captures<'_>| {
-            let before = found.get(1).map_or("", |part| part.as_str());
-            let id = found.get(2).map_or("", |part| part.as_str());
-            if local_ids.iter().any(|local| local == id) {
-                format!("{before}steps.{call}.{id}.")
-            } else {
-                found
-                    .get(0)
-                    .map_or(String::new(), |whole| whole.as_str().to_string())
-            }
-        })
-        .into_owned();
-    format!("{{{{{inner}}}}}")
 }
 
 impl Validator<'_> {
@@ -198,7 +81,7 @@ impl Validator<'_> {
                 .snippets
                 .iter()
                 .flat_map(|snippets| snippets.value.iter())
-                .map(|(name, text)| super::snippets::Snippet {
+                .map(|(name, text)| super::snippet::Snippet {
                     name: name.clone(),
                     text: text.clone(),
                     used: true,

@@ -8,6 +8,7 @@ use regex::Regex;
 
 use super::Diagnostic;
 use super::expansion::{Expansion, Insertion};
+use super::snippet::Snippet;
 use super::templates::Scope;
 use super::validator::Validator;
 use crate::document::{OrderedMap, Spanned};
@@ -21,14 +22,6 @@ static INCLUDE: LazyLock<Option<Regex>> =
 
 /// Snippets may include snippets, this deep at most (a cycle is reported before that).
 const MAX_SNIPPET_DEPTH: usize = 8;
-
-/// One declared snippet.
-#[derive(Debug, Clone)]
-pub(super) struct Snippet {
-    pub name: Spanned<String>,
-    pub text: Spanned<String>,
-    pub used: bool,
-}
 
 /// A snippet name: letters, digits, `_`, `-` and `.`.
 fn is_snippet_name(name: &str) -> bool {

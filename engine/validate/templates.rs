@@ -259,7 +259,7 @@ impl TemplateFacts<'_> {
                         .map(|best| format!("did you mean `vars.{best}`?"));
                     let help =
                         help.or_else(|| Some(format!("declare it under `vars:` (`{name}: ...`)")));
-                    if let Some(name) = name.strip_prefix(super::modules::UNDECLARED) {
+                    if let Some(name) = name.strip_prefix(super::module_rewrite::UNDECLARED) {
                         return error(
                             "module-undeclared-var",
                             format!(

@@ -59,7 +59,7 @@ pub(super) struct Validator<'a> {
     /// The inventory files read, for diagnostics found after reading them.
     pub inventory_sources: Vec<Source>,
     /// The `snippets` map, with whether some script included each.
-    pub(super) snippets: Vec<super::snippets::Snippet>,
+    pub(super) snippets: Vec<super::snippet::Snippet>,
     /// While a script with snippets inserted is checked: how its text maps to the file.
     pub(super) expansion: Option<super::expansion::Expansion>,
     /// The items of each step with `for_each`, by its id.
@@ -67,21 +67,21 @@ pub(super) struct Validator<'a> {
     /// While expanding: per step as written, its `for_each` items.
     pub(super) for_each_by_index: Vec<Option<Vec<String>>>,
     /// Per step (after expansion), the instance it is: (step id, item, index).
-    pub(super) instances: Vec<Option<super::for_each::Instance>>,
+    pub(super) instances: Vec<Option<super::for_each_instance::Instance>>,
     /// The instance whose templates are being checked: `item` is replaced in them.
-    pub(super) current_instance: Option<super::for_each::Instance>,
+    pub(super) current_instance: Option<super::for_each_instance::Instance>,
     /// Per step (after expansion), how a module step's templates are rewritten.
-    pub(super) step_rewrites: Vec<Vec<super::modules::Rewrite>>,
+    pub(super) step_rewrites: Vec<Vec<super::module_rewrite::Rewrite>>,
     /// Per step (after expansion), the module file it was written in.
     pub(super) step_sources: Vec<Option<Source>>,
     /// The rewrites of the step being checked, or of templates outside steps.
-    pub(super) current_rewrites: Vec<super::modules::Rewrite>,
+    pub(super) current_rewrites: Vec<super::module_rewrite::Rewrite>,
     /// Module outputs read outside steps (hooks, summary).
-    pub(super) top_rewrites: Vec<super::modules::Rewrite>,
+    pub(super) top_rewrites: Vec<super::module_rewrite::Rewrite>,
     /// A step's templates are being checked.
     pub(super) in_step: bool,
     /// Each module's own `snippets`, by its file: its steps include those, not the caller's.
-    pub(super) module_snippets: HashMap<String, Vec<super::snippets::Snippet>>,
+    pub(super) module_snippets: HashMap<String, Vec<super::snippet::Snippet>>,
 }
 
 /// Inputs of a run that add hosts: `--inventory FILE`s, read after the runbook's own.
@@ -189,7 +189,7 @@ impl Validator<'_> {
             } else {
                 &self.top_rewrites
             };
-            let mut text = super::modules::rewrite(&value.value, rewrites);
+            let mut text = super::module_rewrite::rewrite(&value.value, rewrites);
             if let Some(instance) = &self.current_instance {
                 text = instance.substitute(&text);
             }
