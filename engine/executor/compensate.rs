@@ -100,17 +100,12 @@ pub(crate) async fn compensate(
         report.attempts = attempt;
         let (result, message) = match remote {
             Some((fleet, host)) => {
-                let (shell, script) = match spec.argv.split_last() {
-                    Some((script, shell)) => (shell.to_vec(), script.clone()),
-                    None => (Vec::new(), String::new()),
-                };
-                let request = RemoteRequest {
-                    shell,
-                    script,
-                    env: env.clone(),
-                    cwd: remote_cwd.clone(),
-                    grace: timing.grace,
-                };
+                let request = RemoteRequest::from_argv(
+                    &spec.argv,
+                    env.clone(),
+                    remote_cwd.clone(),
+                    timing.grace,
+                );
                 let remote = run_remote_command(
                     fleet,
                     host,

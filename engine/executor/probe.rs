@@ -511,17 +511,12 @@ async fn remote_command_sample(
     timeout: Duration,
     expect: &RenderedExpectation,
 ) -> Observation {
-    let (shell, script) = match spec.argv.split_last() {
-        Some((script, shell)) => (shell.to_vec(), script.clone()),
-        None => (Vec::new(), String::new()),
-    };
-    let request = crate::remote::RemoteRequest {
-        shell,
-        script,
-        env: spec.env.clone(),
-        cwd: None,
-        grace: TERMINATE_GRACE,
-    };
+    let request = crate::remote::RemoteRequest::from_argv(
+        &spec.argv,
+        spec.env.clone(),
+        None,
+        TERMINATE_GRACE,
+    );
     let (output, mut chunks) = mpsc::channel(16);
     let session =
         crate::remote::RemoteSession::start(&host.masters, &host.target, &request, output);

@@ -32,6 +32,27 @@ pub struct RemoteRequest {
 }
 
 impl RemoteRequest {
+    /// The request for a command rendered as a local one would run it: `argv` is the shell
+    /// and its options followed by the script (`[bash, ..., -c, SCRIPT]`).
+    pub fn from_argv(
+        argv: &[String],
+        env: Vec<(String, String)>,
+        cwd: Option<String>,
+        grace: Duration,
+    ) -> RemoteRequest {
+        let (shell, script) = match argv.split_last() {
+            Some((script, shell)) => (shell.to_vec(), script.clone()),
+            None => (Vec::new(), String::new()),
+        };
+        RemoteRequest {
+            shell,
+            script,
+            env,
+            cwd,
+            grace,
+        }
+    }
+
     /// The shell program a session sends on stdin for this request on host `host`, with a
     /// fresh nonce: what runs on the host, to read or to time without ssh.
     pub fn program(&self, host: &str) -> Result<String, String> {

@@ -5,6 +5,7 @@ mod journal;
 mod journal_record;
 mod lock;
 mod log_files;
+mod private_file;
 mod run_directory;
 mod run_record;
 mod run_summary;

@@ -6,13 +6,13 @@
 //! either differs (the run went on, was resumed or rolled back later, or the file was damaged)
 //! or when it is missing or unreadable.
 
-use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::journal::{JOURNAL_FILE, JournalError};
+use super::private_file::{Durability, replace_private_file};
 use super::run_record::RunRecord;
 
 /// The file in each run directory.
@@ -160,24 +160,11 @@ fn read_kept(directory: &Path) -> Option<RunSummary> {
     serde_json::from_slice(&text).ok()
 }
 
-/// Writes the summary through a temporary file and a rename, so a reader never sees half.
+/// Keeps the summary for the next listing (derived data: losing it costs a read of the
+/// journal).
 fn keep(directory: &Path, summary: &RunSummary) -> std::io::Result<()> {
-    let temporary = directory.join(format!(".{SUMMARY_FILE}.{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&temporary)?;
-        file.write_all(&serde_json::to_vec(summary).map_err(std::io::Error::other)?)?;
-        std::fs::rename(&temporary, directory.join(SUMMARY_FILE))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
+    let text = serde_json::to_vec(summary).map_err(std::io::Error::other)?;
+    replace_private_file(&directory.join(SUMMARY_FILE), &text, Durability::Cache)
 }
 
 #[cfg(test)]

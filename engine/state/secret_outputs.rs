@@ -2,10 +2,10 @@
 //! masked, so their values live in `<run-dir>/secret-outputs/<step>.json`, written atomically
 //! and readable by the owner only (0600, in a 0700 directory).
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use super::private_file::{Durability, replace_private_file};
 use crate::model::Runbook;
 use crate::state::RecordedStep;
 
@@ -30,30 +30,11 @@ pub fn save_secret_outputs(
         .mode(0o700)
         .create(&directory)?;
     let text = serde_json::to_string(values).map_err(std::io::Error::other)?;
-    // A temporary file in the same directory, created 0600, renamed over the old one: a
-    // reader sees the old values or the new ones, never half a file.
-    let target = file_of(run_directory, step);
-    let temporary = directory.join(format!(".{step}.json.{}.tmp", std::process::id()));
-    let written = (|| {
-        // A new file only: a link or file planted at the temporary name is refused, never
-        // written through.
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&temporary)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, &target)?;
-        std::fs::File::open(&directory)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    written?;
-    Ok(())
+    replace_private_file(
+        &file_of(run_directory, step),
+        text.as_bytes(),
+        Durability::Durable,
+    )
 }
 
 /// The secret outputs stored for `step`; none when there is no file or it cannot be read.
@@ -98,6 +79,8 @@ pub fn restore_secret_outputs(
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

@@ -7,11 +7,11 @@
 //! is dropped when it is next read, and a state directory without the index (written by an
 //! older version, or with `index/` deleted) is scanned once to build it.
 
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::journal::JournalError;
+use super::private_file::{Durability, replace_private_file};
 use super::run_directory::list_runs;
 use super::run_record::RunRecord;
 
@@ -132,16 +132,14 @@ impl UnfinishedIndex {
             .create(&self.directory)
     }
 
-    /// Writes a marker without following a symlink planted at its path.
+    /// Writes a marker, on disk before the run's journal can be (never through a link
+    /// planted at its path).
     fn write_marker(&self, name: &str, owner: &str) -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(self.directory.join(name))?;
-        file.write_all(owner.as_bytes())
+        replace_private_file(
+            &self.directory.join(name),
+            owner.as_bytes(),
+            Durability::Durable,
+        )
     }
 }
 
