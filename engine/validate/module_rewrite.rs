@@ -11,6 +11,10 @@ use regex::Regex;
 /// instead of reading the caller's var of that name.
 pub(super) const UNDECLARED: &str = "not_an_input_of_the_module__";
 
+/// The prefix a module's read of an input given a template gets where the template cannot be
+/// inlined (inside a helper or a block), so that it is reported.
+pub(super) const TEMPLATED: &str = "input_given_a_template__";
+
 /// A `{{ ... }}` tag (no braces inside).
 static TAG: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\{\{([^{}]*)\}\}").ok());
 /// `vars.<name>` as a word of a tag.
@@ -26,6 +30,9 @@ pub(super) enum Replacement {
     Path(String),
     /// A literal text.
     Literal(String),
+    /// A template of the caller's context (`http://{{vars.host}}:{{vars.port}}/health`),
+    /// inlined where the module reads the input as a whole `{{vars.<input>}}`.
+    Template(String),
 }
 
 /// One rewrite of a module step's templates, innermost first.
@@ -75,6 +82,24 @@ pub(super) fn rewrite(text: &str, rewrites: &[Rewrite]) -> String {
     text
 }
 
+/// The vars a template reads (`vars.<name>` words of its tags), in order, each once.
+pub(super) fn var_reads(text: &str) -> Vec<String> {
+    let (Some(tag), Some(var)) = (TAG.as_ref(), VAR.as_ref()) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = Vec::new();
+    for inner in tag.captures_iter(text).filter_map(|found| found.get(1)) {
+        for found in var.captures_iter(inner.as_str().trim_start_matches(['#', '~', '^', '/'])) {
+            if let Some(name) = found.get(2).map(|name| name.as_str().to_string())
+                && !names.contains(&name)
+            {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
 fn rewrite_module_tag(
     inner: &str,
     call: &str,
@@ -87,9 +112,10 @@ fn rewrite_module_tag(
     let trimmed =
         inner.trim_matches(|character: char| character == '~' || character.is_whitespace());
     if let Some(name) = trimmed.strip_prefix("vars.")
-        && let Some((_, Replacement::Literal(text))) =
+        && let Some((_, Replacement::Literal(text) | Replacement::Template(text))) =
             inputs.iter().find(|(input, _)| input == name)
     {
+        // A template's own tags are the caller's: the rewrites of outer levels map them on.
         return text.clone();
     }
     // One pass: a replacement is never rewritten again (it is the caller's path).
@@ -101,8 +127,13 @@ fn rewrite_module_tag(
             match inputs.iter().find(|(input, _)| input == name) {
                 Some((_, Replacement::Path(path))) => format!("{before}{path}{after}"),
                 Some((_, Replacement::Literal(text))) => format!("{before}\"{text}\"{after}"),
+                Some((_, Replacement::Template(_))) => {
+                    format!("{before}vars.{TEMPLATED}{name}{after}")
+                }
                 // Never the caller's var of that name: a module sees only its inputs.
-                None if name.starts_with(UNDECLARED) => format!("{before}vars.{name}{after}"),
+                None if name.starts_with(UNDECLARED) || name.starts_with(TEMPLATED) => {
+                    format!("{before}vars.{name}{after}")
+                }
                 None => format!("{before}vars.{UNDECLARED}{name}{after}"),
             }
         })

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::Diagnostic;
-use super::module_rewrite::{Replacement, Rewrite, rewrite};
+use super::module_rewrite::{Replacement, Rewrite, rewrite, var_reads};
 use super::validator::Validator;
 use crate::document::{RawRunbook, RawStep, RawVar, Spanned, parse_reporting_all};
 use crate::source::Source;
@@ -464,33 +464,19 @@ impl Validator<'_> {
                 .and_then(|captures| captures.get(1))
                 .map(|path| path.as_str().to_string())
             else {
-                let message = format!(
-                    "`with` value of input `{}` is neither a literal nor one `{{{{path}}}}`",
-                    name.value
-                );
-                self.push(here(
-                    Diagnostic::error("module-input-template", message, Some(value.position))
-                        .with_help(
-                            "compute the value in a var or a step output and pass `{{vars.x}}`",
-                        ),
-                ));
-                // Reported once: the module's templates do not report it again.
-                inputs.push((name.value.clone(), Replacement::Literal(String::new())));
+                // Text mixed with tags, rendered in the caller's context where the module
+                // reads the input: the same secret check for every var it reads.
+                for read in var_reads(text) {
+                    let path = format!("vars.{read}");
+                    if !secret && self.is_secret_path(&path) {
+                        self.push(here(secret_into_plain_input(&path, name, uses, value)));
+                    }
+                }
+                inputs.push((name.value.clone(), Replacement::Template(text.to_string())));
                 continue;
             };
             if !secret && self.is_secret_path(&path) {
-                let message = format!(
-                    "secret `{path}` is passed into input `{}` of module `{uses}`, which is not `secret: true`",
-                    name.value
-                );
-                self.push(here(
-                    Diagnostic::error("module-secret-input", message, Some(value.position))
-                        .with_help(format!(
-                            "a secret goes only into an input declared `secret: true` (`{}` is declared on line {} of `{uses}`)",
-                            name.value,
-                            name.position.line
-                        )),
-                ));
+                self.push(here(secret_into_plain_input(&path, name, uses, value)));
             }
             inputs.push((name.value.clone(), Replacement::Path(path)));
         }
@@ -515,6 +501,22 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+fn secret_into_plain_input(
+    path: &str,
+    name: &Spanned<String>,
+    uses: &str,
+    value: &Spanned<String>,
+) -> Diagnostic {
+    let message = format!(
+        "secret `{path}` is passed into input `{}` of module `{uses}`, which is not `secret: true`",
+        name.value
+    );
+    Diagnostic::error("module-secret-input", message, Some(value.position)).with_help(format!(
+        "a secret goes only into an input declared `secret: true` (`{}` is declared on line {} of `{uses}`)",
+        name.value, name.position.line
+    ))
 }
 
 fn chain_text(chain: &[PathBuf], last: &str) -> String {

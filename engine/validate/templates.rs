@@ -259,6 +259,19 @@ impl TemplateFacts<'_> {
                         .map(|best| format!("did you mean `vars.{best}`?"));
                     let help =
                         help.or_else(|| Some(format!("declare it under `vars:` (`{name}: ...`)")));
+                    if let Some(name) = name.strip_prefix(super::module_rewrite::TEMPLATED) {
+                        return error(
+                            "module-input-template",
+                            format!(
+                                "a module's `{place}` reads input `{name}` inside an expression, and the call gives it a template: only a whole `{{{{vars.{name}}}}}` takes a template"
+                            ),
+                        )
+                        .map(|diagnostic| {
+                            diagnostic.with_help(format!(
+                                "pass it through `env:` (`NAME: \"{{{{vars.{name}}}}}\"`) and use \"$NAME\" in the script"
+                            ))
+                        });
+                    }
                     if let Some(name) = name.strip_prefix(super::module_rewrite::UNDECLARED) {
                         return error(
                             "module-undeclared-var",
