@@ -17,28 +17,34 @@ use e2e::state::ServiceState;
 use e2e::tools::{checked, git};
 use e2e::world::{DATABASE, Invocation, LIMIT, World, runbook};
 
-/// The safety net's steps that run side by side; their compensations may too.
-const SAFETY_NET: &[&str] = &["backup_db", "git_snapshot", "copy_env", "save_state"];
+/// The deploy's safety net (`runbooks/pre-deploy.yaml`, used as the module call
+/// `safety_net`): its steps that run side by side; their compensations may too.
+const SAFETY_NET: &[&str] = &[
+    "safety_net.backup_db.dump",
+    "safety_net.git_snapshot.snapshot",
+    "safety_net.copy_env.save",
+    "safety_net.save_state",
+];
 
 /// The compensations after a failure past the `.env` change, newest first: level 3.
 const FROM_RESTART: &[&[&str]] = &[
-    &["restart"],
-    &["configure"],
-    &["migrate"],
-    &["deploy_code"],
+    &["restart.service"],
+    &["configure.save"],
+    &["migrate.apply"],
+    &["deploy_code.service"],
     SAFETY_NET,
-    &["backup_dir"],
+    &["safety_net.backup_dir"],
 ];
 
 /// The same after a failure in or after the cache flush: the cache comes back first.
 const FROM_CACHE: &[&[&str]] = &[
-    &["flush_cache"],
-    &["restart"],
-    &["configure"],
-    &["migrate"],
-    &["deploy_code"],
+    &["flush_cache.snapshot"],
+    &["restart.service"],
+    &["configure.save"],
+    &["migrate.apply"],
+    &["deploy_code.service"],
     SAFETY_NET,
-    &["backup_dir"],
+    &["safety_net.backup_dir"],
 ];
 
 fn failed_step(invocation: &Invocation) -> (String, String) {
@@ -229,9 +235,9 @@ fn the_safety_net_is_complete_verified_and_named_by_one_timestamp() {
     let recorded = run
         .events
         .iter()
-        .find(|event| event["event"] == "step_finished" && event["step"] == "backup_db")
+        .find(|event| event["event"] == "step_finished" && event["step"] == "backup_db.dump")
         .map(|event| event["outputs"].clone())
-        .expect("backup_db finished");
+        .expect("backup_db.dump finished");
     assert_eq!(
         recorded,
         serde_json::json!([
@@ -298,7 +304,7 @@ fn a_backup_without_an_expected_table_fails_and_is_removed() {
     );
     assert_exit(&run, 1);
     let (step, message) = failed_step(&run);
-    assert_eq!(step, "backup_db");
+    assert_eq!(step, "backup_db.dump");
     assert!(
         message.contains("the dump has no table public.invoices"),
         "{message}"
@@ -320,19 +326,23 @@ fn a_failure_before_the_migration_rolls_back_only_the_code() {
 
     let run = world.run("deploy", &[]);
     assert_exit(&run, 1);
-    assert_eq!(failed_step(&run).0, "deploy_code");
-    let printed = printed(&run, "deploy_code");
+    assert_eq!(failed_step(&run).0, "deploy_code.service");
+    let printed = printed(&run, "deploy_code.service");
     assert!(
         printed.contains("cannot resolve dependency left-pad"),
         "{printed}"
     );
     assert!(
-        !mentions_step(&run.events, "migrate"),
+        !mentions_step(&run.events, "migrate.apply"),
         "the migration never ran"
     );
     assert_compensation_order(
         &run.events,
-        &[&["deploy_code"], SAFETY_NET, &["backup_dir"]],
+        &[
+            &["deploy_code.service"],
+            SAFETY_NET,
+            &["safety_net.backup_dir"],
+        ],
     );
     assert!(
         world.postgres.session_exists(DATABASE, "busy-writer"),
@@ -350,8 +360,8 @@ fn a_failure_after_the_migration_restores_database_code_and_env() {
 
     let run = world.run("deploy", &[]);
     assert_exit(&run, 1);
-    assert_eq!(failed_step(&run).0, "restart");
-    let printed = printed(&run, "restart");
+    assert_eq!(failed_step(&run).0, "restart.service");
+    let printed = printed(&run, "restart.service");
     assert!(
         printed.contains("/health did not answer after 25 checks: "),
         "{printed}"
@@ -403,8 +413,8 @@ fn a_failure_in_the_cache_step_restores_the_cache_and_everything_else() {
     let run = world.run("deploy", &[]);
     assert_exit(&run, 1);
     let (step, _) = failed_step(&run);
-    assert_eq!(step, "flush_cache");
-    let printed = printed(&run, "flush_cache");
+    assert_eq!(step, "flush_cache.snapshot");
+    let printed = printed(&run, "flush_cache.snapshot");
     assert!(
         printed.contains("flushed 5 keys matching cache:*\ncurl: (22)"),
         "the keys were flushed, then warming the cache failed:\n{printed}"
@@ -440,12 +450,14 @@ fn a_compensation_that_cannot_succeed_exits_3_and_says_what_a_person_must_do() {
         .unwrap_or_else(|| panic!("no `needs a person` section:\n{stdout}"));
     assert!(
         needs.contains(&format!(
-            "compensation of `migrate` failed: exit code 1; last output: {instruction}"
+            "compensation of `migrate.apply` failed: exit code 1; last output: {instruction}"
         )),
         "{stdout}"
     );
     assert!(
-        needs.contains("compensation of `deploy_code` was not run: it must come after `migrate`"),
+        needs.contains(
+            "compensation of `deploy_code.service` was not run: it must come after `migrate.apply`"
+        ),
         "{stdout}"
     );
     assert!(
@@ -550,10 +562,14 @@ fn an_emergency_rollback_whose_stable_release_fails_brings_the_previous_one_back
     let run = world.run("emergency-rollback", &[]);
     assert_exit(&run, 1);
     let (step, _) = failed_step(&run);
-    assert_eq!(step, "restart");
+    assert_eq!(step, "restart.service");
     assert_compensation_order(
         &run.events,
-        &[&["restart"], &["checkout_stable"], &["pause_queue"]],
+        &[
+            &["restart.service"],
+            &["checkout_stable.service"],
+            &["pause_queue"],
+        ],
     );
     world.snapshot().assert_restored(&before);
     let log = world.service_log();
@@ -607,25 +623,51 @@ fn the_deploy_opens_with_the_same_safety_net_as_pre_deploy() {
     };
     let deploy = plan("deploy");
     let pre_deploy = plan("pre-deploy");
-    let steps = |plan: &serde_json::Value| -> Vec<serde_json::Value> {
+    // The deploy opens with pre-deploy itself, used as a module (the call `safety_net`): the
+    // same steps, rendered the same, each written once, in pre-deploy.yaml or its modules.
+    let steps = |plan: &serde_json::Value, prefix: &str| -> Vec<(String, serde_json::Value)> {
         plan["steps"]
             .as_array()
             .expect("steps")
             .iter()
             .filter(|step| {
                 let id = step["id"].as_str().unwrap_or_default();
-                id == "backup_dir" || SAFETY_NET.contains(&id)
+                id.strip_prefix(prefix).is_some_and(|id| {
+                    id == "backup_dir" || SAFETY_NET.contains(&format!("safety_net.{id}").as_str())
+                })
             })
-            .cloned()
+            .map(|step| {
+                let mut step = step.clone();
+                let written_at = step
+                    .as_object_mut()
+                    .and_then(|fields| fields.remove("written_at"))
+                    .and_then(|value| value.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let text = serde_json::to_string(&step)
+                    .expect("JSON")
+                    .replace(&format!("\"{prefix}"), "\"")
+                    .replace(&format!("steps.{prefix}"), "steps.");
+                (written_at, serde_json::from_str(&text).expect("JSON"))
+            })
             .collect()
     };
-    assert_eq!(steps(&deploy).len(), 5);
-    assert_eq!(steps(&deploy), steps(&pre_deploy));
-    // The env they read is the same too.
-    let deploy_env = deploy["env"].as_array().expect("env");
-    for entry in pre_deploy["env"].as_array().expect("env") {
-        assert!(deploy_env.contains(entry), "deploy's env lacks {entry}");
+    let in_deploy = steps(&deploy, "safety_net.");
+    let own = steps(&pre_deploy, "");
+    assert_eq!(in_deploy.len(), 5);
+    assert_eq!(
+        in_deploy.iter().map(|(_, step)| step).collect::<Vec<_>>(),
+        own.iter().map(|(_, step)| step).collect::<Vec<_>>()
+    );
+    for ((written, step), (own_written, _)) in in_deploy.iter().zip(&own) {
+        assert!(
+            written.starts_with("pre-deploy.yaml:")
+                || (written.starts_with("modules/") && written == own_written),
+            "{} is written at {written}",
+            step["id"]
+        );
     }
+    // A module's top-level `env` would not reach its steps: pre-deploy's steps carry theirs.
+    assert_eq!(pre_deploy["env"], serde_json::json!([]));
 }
 
 #[test]
