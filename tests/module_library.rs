@@ -122,9 +122,9 @@ fn required_inputs(path: &str) -> Vec<String> {
         .unwrap_or_default();
     let values: &[&str] = match name.as_str() {
         "git-snapshot.yaml" => &["repo=/srv/app", "name=before-x"],
-        "pg-backup.yaml" => &["database=app", "dir=/var/backups", "tables=users"],
+        "pg-backup.yaml" => &["db_name=app", "backup_dir=/var/backups", "tables=users"],
         "pg-migration.yaml" => &[
-            "database=app",
+            "db_name=app",
             "migration=/srv/app/m.sql",
             "backup=/var/backups/app.sql.gz",
             "rows=public.users=4",
@@ -148,7 +148,7 @@ fn required_inputs(path: &str) -> Vec<String> {
     }
     if name.starts_with("pg-") {
         args.push("--var".to_string());
-        args.push("password=plan-only".to_string());
+        args.push("db_password=plan-only".to_string());
     }
     args
 }
