@@ -26,7 +26,12 @@ fn the_committed_schema_is_the_generated_one() {
 
 fn yaml_files() -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
-    for directory in ["examples", "runbooks"] {
+    for directory in [
+        "examples",
+        "examples/modules",
+        "runbooks",
+        "runbooks/modules",
+    ] {
         for entry in std::fs::read_dir(root().join(directory)).expect("directory") {
             let path = entry.expect("entry").path();
             if path
