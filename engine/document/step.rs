@@ -73,7 +73,7 @@ pub struct RawStep {
     /// A module: a runbook file (relative to this file) whose steps join this runbook's DAG
     /// as `id.<step>`; excludes `run` and `approve`.
     pub uses: Option<Spanned<String>>,
-    /// The module's inputs (its `vars`): a literal, or one `{{path}}`.
+    /// The module's inputs (its `vars`): a literal, or a template of the caller's context.
     pub with: Option<Spanned<OrderedMap<Spanned<String>>>>,
 }
 
