@@ -163,7 +163,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200)
         self.end_headers()
-        self.wfile.write(b"1.2.3")
+        version = open("VERSION").read().strip() if os.path.exists("VERSION") else "1.2.3"
+        self.wfile.write(version.encode())
     def log_message(self, *args):
         pass
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
@@ -309,6 +310,83 @@ fn a_pid_file_naming_a_zombie_or_a_reused_pid_counts_as_stopped() {
     let _ = unrelated.kill();
     let _ = unrelated.wait();
     let _ = zombie.wait();
+}
+
+#[test]
+fn a_release_is_checked_out_while_the_service_is_down_and_its_undo_brings_the_old_one_up() {
+    let port = free_port();
+    let runbook = format!(
+        r#"
+version: 1
+name: release-test
+steps:
+  - id: code
+    uses: {module}
+    with:
+      action: release
+      dir: "{{{{runbook.dir}}}}/app"
+      command: python3 ../server.py
+      port: "{port}"
+      pid_file: "{{{{runbook.dir}}}}/web.pid"
+      log_file: "{{{{runbook.dir}}}}/web.log"
+      health_url: "http://127.0.0.1:{port}/health"
+      version_url: "http://127.0.0.1:{port}/version"
+      health_interval: "0.1"
+      ref: v1
+      install: "true"
+  - id: fail
+    needs: [code]
+    readonly: true
+    run: cp app/VERSION checked-out; exit 1
+"#,
+        module = module("service.yaml"),
+    );
+    let test = Test::new().runbook(&runbook).file("server.py", SERVER);
+    let app = test.path().join("app");
+    std::fs::create_dir_all(&app).expect("app");
+    git(&app, &["init", "--quiet", "--initial-branch=main"]);
+    for version in ["1", "2"] {
+        std::fs::write(app.join("VERSION"), version).expect("VERSION");
+        git(&app, &["add", "VERSION"]);
+        git(
+            &app,
+            &[
+                "-c",
+                "user.name=T",
+                "-c",
+                "user.email=t@example.com",
+                "commit",
+                "-qm",
+                version,
+            ],
+        );
+        git(&app, &["tag", &format!("v{version}")]);
+    }
+    let output = engine(test, &["run", "{file}", "--state-dir", "{dir}/state"]);
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    // With nothing running, the release was checked out and installed.
+    assert_eq!(
+        std::fs::read_to_string(output.directory.join("checked-out")).expect("checked-out"),
+        "1"
+    );
+    // The undo: back on main at 2, and the service it started serves 2.
+    assert_eq!(git(&app, &["symbolic-ref", "--short", "HEAD"]), "main");
+    assert_eq!(
+        git(&app, &["rev-parse", "HEAD"]),
+        git(&app, &["rev-parse", "v2^{commit}"])
+    );
+    let started = pid_in(&output.directory, "web.pid");
+    assert!(process_alive(started), "{}", output.snapshot());
+    let served = Command::new("curl")
+        .args(["-fsS", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{port}/version"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&served.stdout), "2");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(started),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 fn git(directory: &Path, args: &[&str]) -> String {
