@@ -1,6 +1,7 @@
 //! The module library of `runbooks/modules/` (README "Modules"): each module validates on its
 //! own and its plan shows its compensation; the service module's stop is zombie-aware and
-//! kills what ignores SIGTERM; the git snapshot's undo checks the snapshot out again. The
+//! kills what ignores SIGTERM, and its release is checked out with the service down and undone
+//! with a restart; the git snapshot's undo checks the snapshot out again. The
 //! PostgreSQL, Redis and `.env` modules are proven against real services by
 //! `tests/e2e_services.rs`, which runs the runbooks built on them.
 
