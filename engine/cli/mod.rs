@@ -9,6 +9,7 @@ mod args;
 mod diagnostics;
 mod history;
 mod init;
+mod list_instances;
 mod load;
 mod lost_compensations;
 mod plan;

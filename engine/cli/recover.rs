@@ -21,7 +21,7 @@ use crate::state::{
     JOURNAL_FILE, JournalWriter, LogFiles, RUNBOOK_COPY, Record, RecordedPhase, Resumed, RunMode,
     RunRecord, UnfinishedIndex, find_run, for_each_record, state_directory,
 };
-use crate::validate::{HostInputs, validate_with};
+use crate::validate::{HostInputs, validate_with, validate_with_lists};
 
 /// A recorded run with its runbook loaded again.
 pub(super) struct Recovered {
@@ -59,7 +59,22 @@ fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Reco
             .map(PathBuf::from)
             .collect(),
     };
-    let validation = validate_with(&source, &hosts);
+    let mut validation = validate_with(&source, &hosts);
+    // A `for_each` over a list var: the instances of the items the run recorded.
+    if let Some(first) = validation
+        .runbook
+        .as_ref()
+        .filter(|runbook| runbook.has_undecided_instances())
+    {
+        let values = super::list_instances::list_values(
+            first,
+            record
+                .vars
+                .iter()
+                .map(|var| (var.name.as_str(), var.value.as_deref())),
+        );
+        validation = validate_with_lists(&source, &hosts, &values);
+    }
     let Some(runbook) = validation.runbook else {
         return Err(fail(format!(
             "the runbook `{}` of run {} is no longer valid (`runbook validate {}`): nothing was done",

@@ -2,12 +2,20 @@
 //! step into one instance `id[item]` per item once the runbook is valid.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use super::Diagnostic;
-use super::for_each_instance::Instance;
+use super::for_each_instance::{ANY_ITEM, Instance};
 use super::validator::Validator;
-use crate::document::RawRunbook;
-use crate::model::parse_list;
+use crate::document::{RawRunbook, RawStep};
+use crate::model::{ForEachVar, parse_list};
+use crate::suggest::suggest;
+
+/// `for_each: "{{vars.<name>}}"`.
+static ONE_VAR: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^\{\{\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$").ok());
 
 /// An item names an instance, `id[item]`, and is a segment of `steps.<id>.items.<item>`:
 /// letters, digits, `_` and `-` (a `.` would split that path).
@@ -23,24 +31,29 @@ impl Validator<'_> {
     /// cannot name an instance.
     fn for_each_lists(&mut self, raw: &RawRunbook) {
         self.for_each_by_index = Vec::with_capacity(raw.steps.value.len());
-        for step in &raw.steps.value {
+        for (index, step) in raw.steps.value.iter().enumerate() {
             let Some(for_each) = &step.for_each else {
                 self.for_each_by_index.push(None);
                 continue;
             };
             let id = &step.id.value;
-            if !for_each.value.is_list() {
-                let message = format!(
-                    "`for_each` of step `{id}` is not a list: only a list written in the runbook is supported"
-                );
-                self.push(
-                    Diagnostic::error("for-each-list", message, Some(for_each.position)).with_help(
-                        "write the items (`for_each: [api, worker]`); `for_each` over a `list` var is not supported yet",
-                    ),
-                );
-                self.for_each_by_index.push(Some(Vec::new()));
-                continue;
-            }
+            let items = if for_each.value.is_list() {
+                for_each
+                    .value
+                    .0
+                    .as_deref()
+                    .map(parse_list)
+                    .and_then(Result::ok)
+                    .unwrap_or_default()
+            } else {
+                match self.list_var_items(step, index) {
+                    Some(items) => items,
+                    None => {
+                        self.for_each_by_index.push(Some(Vec::new()));
+                        continue;
+                    }
+                }
+            };
             if let Some(on) = &step.on {
                 let message = format!("step `{id}` has both `for_each` and `on`");
                 self.push(
@@ -48,24 +61,27 @@ impl Validator<'_> {
                         .with_help("give the hosts to `on` alone, or make one step per item"),
                 );
             }
-            let items = for_each
-                .value
-                .0
-                .as_deref()
-                .map(parse_list)
-                .and_then(Result::ok)
-                .unwrap_or_default();
+            let from = match self.for_each_vars.iter().find(|each| each.step == *id) {
+                Some(each) if !each.decided => {
+                    self.for_each_by_index.push(Some(items));
+                    continue;
+                }
+                Some(each) => format!(" (from `vars.{}`)", each.var),
+                None => String::new(),
+            };
             let mut seen = HashSet::new();
             for item in &items {
                 if !is_item(item) {
-                    let message =
-                        format!("`for_each` item `{item}` of step `{id}` cannot name an instance");
+                    let message = format!(
+                        "`for_each` item `{item}`{from} of step `{id}` cannot name an instance"
+                    );
                     self.push(
                         Diagnostic::error("for-each-item", message, Some(for_each.position))
-                            .with_help(format!("an item is made of letters, digits, `_` and `-`: it names the instance `{id}[item]` and is read as `steps.{id}.items.<item>`")),
+                            .with_help(format!("an item is made of letters, digits, `_` and `-` (no `.`, which would split the path): it names the instance `{id}[item]` and is read as `steps.{id}.items.<item>`")),
                     );
                 } else if !seen.insert(item.as_str()) {
-                    let message = format!("`for_each` item `{item}` of step `{id}` is repeated");
+                    let message =
+                        format!("`for_each` item `{item}`{from} of step `{id}` is repeated");
                     self.push(
                         Diagnostic::error("for-each-repeated", message, Some(for_each.position))
                             .with_help("each item names one instance: give each once"),
@@ -78,6 +94,66 @@ impl Validator<'_> {
 }
 
 impl Validator<'_> {
+    /// The items of a `for_each` that is not a list written in the runbook: the value of the
+    /// `list` var it reads (a module's input is the caller's value), or the one item
+    /// `ANY_ITEM` while that value is unknown. `None` when it is not a list var, reported.
+    fn list_var_items(&mut self, step: &RawStep, index: usize) -> Option<Vec<String>> {
+        let for_each = step.for_each.as_ref()?;
+        let id = &step.id.value;
+        let written = for_each.value.0.clone().unwrap_or_default();
+        let rewrites = self.step_rewrites.get(index).cloned().unwrap_or_default();
+        let text = super::module_rewrite::rewrite(&written, &rewrites);
+        let text = text.trim();
+        if !text.contains("{{") && text != written.trim() {
+            // A module input given a literal: its items, comma-separated.
+            return Some(parse_list(text).unwrap_or_default());
+        }
+        let name = ONE_VAR
+            .as_ref()
+            .and_then(|one| one.captures(text))
+            .and_then(|captures| captures.get(1))
+            .map(|name| name.as_str().to_string());
+        let Some(name) = name else {
+            let message = format!(
+                "`for_each` of step `{id}` is neither a list nor one `{{{{vars.<list var>}}}}`"
+            );
+            self.push(
+                Diagnostic::error("for-each-list", message, Some(for_each.position)).with_help(
+                    "write the items (`for_each: [api, worker]`) or read a `type: list` var (`for_each: \"{{vars.services}}\"`)",
+                ),
+            );
+            return None;
+        };
+        let Some(var) = self.vars.iter().find(|var| var.name == name) else {
+            let shown = name.trim_start_matches(super::module_rewrite::UNDECLARED);
+            let message = format!("`for_each` of step `{id}` reads unknown variable `{shown}`");
+            let help = suggest(shown, self.vars.iter().map(|var| var.name.as_str()))
+                .map(|best| format!("did you mean `vars.{best}`?"));
+            self.push(
+                Diagnostic::error("for-each-var", message, Some(for_each.position))
+                    .with_optional_help(help),
+            );
+            return None;
+        };
+        if !var.list {
+            let message =
+                format!("`for_each` of step `{id}` reads `vars.{name}`, which is not a list");
+            self.push(
+                Diagnostic::error("for-each-var", message, Some(for_each.position)).with_help(
+                    format!("declare it `type: list` (`{name}: {{ type: list }}`) or give it a list default"),
+                ),
+            );
+            return None;
+        }
+        let items = self.list_values.get(&name).cloned();
+        self.for_each_vars.push(ForEachVar {
+            step: id.clone(),
+            var: name,
+            decided: items.is_some(),
+        });
+        Some(items.unwrap_or_else(|| vec![ANY_ITEM.to_string()]))
+    }
+
     /// The runbook with each step that has `for_each` replaced by its instances, and `needs`
     /// naming it by all of them; `None` when no step has `for_each`.
     pub(super) fn expand_for_each(&mut self, raw: &RawRunbook) -> Option<RawRunbook> {

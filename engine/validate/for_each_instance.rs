@@ -5,6 +5,10 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+/// The one item a step gets while the `list` var its `for_each` reads has no value yet: it is
+/// checked once, as `id[item]`.
+pub(super) const ANY_ITEM: &str = "item";
+
 /// One instance of a step with `for_each`.
 #[derive(Debug, Clone)]
 pub(super) struct Instance {

@@ -20,4 +20,6 @@ mod values;
 mod vars;
 
 pub use diagnostic::{Diagnostic, OtherFile, Severity};
-pub use validator::{HostInputs, Validation, validate, validate_with};
+pub use validator::{
+    HostInputs, ListValues, Validation, validate, validate_with, validate_with_lists,
+};

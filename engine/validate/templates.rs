@@ -36,6 +36,8 @@ pub(super) struct TemplateFacts<'a> {
     pub expansion: Option<&'a Expansion>,
     /// The items of each step with `for_each`, by its id (its instances are `id[item]`).
     pub for_each: &'a HashMap<String, Vec<String>>,
+    /// The steps whose `for_each` reads a `list` var (undecided: checked once, any item read).
+    pub for_each_vars: &'a [crate::model::ForEachVar],
     pub engine: &'a TemplateEngine,
     /// The variables checked so far, in declaration order.
     pub vars: &'a [VarFacts],
@@ -490,6 +492,16 @@ impl TemplateFacts<'_> {
             };
             match &segments[length..] {
                 ["items", item, tail @ ..] => {
+                    // Items not known yet (a `list` var without a value): any is accepted.
+                    let undecided = self
+                        .for_each_vars
+                        .iter()
+                        .any(|each| each.step == candidate && !each.decided);
+                    let item = if undecided {
+                        super::for_each_instance::ANY_ITEM
+                    } else {
+                        item
+                    };
                     if !items.iter().any(|known| known == item) {
                         return Some(
                             Diagnostic::error(

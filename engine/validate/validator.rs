@@ -82,7 +82,15 @@ pub(super) struct Validator<'a> {
     pub(super) in_step: bool,
     /// Each module's own `snippets`, by its file: its steps include those, not the caller's.
     pub(super) module_snippets: HashMap<String, Vec<super::snippet::Snippet>>,
+    /// The items of `list` vars, when known: a `for_each` reading one is expanded into them.
+    pub(super) list_values: &'a ListValues,
+    /// Each step whose `for_each` reads a `list` var.
+    pub(super) for_each_vars: Vec<crate::model::ForEachVar>,
 }
+
+/// The items of `list` vars by name, given to validation once the vars are resolved, so that
+/// `for_each: "{{vars.x}}"` is expanded into its instances (SPEC §13).
+pub type ListValues = HashMap<String, Vec<String>>;
 
 /// Inputs of a run that add hosts: `--inventory FILE`s, read after the runbook's own.
 #[derive(Debug, Clone, Default)]
@@ -97,6 +105,16 @@ pub fn validate(source: &Source) -> Validation {
 
 /// Validates a runbook file's text with the hosts of `--inventory` files.
 pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
+    validate_with_lists(source, host_inputs, &ListValues::new())
+}
+
+/// Validates a runbook file's text with the hosts of `--inventory` files and the items of
+/// its `list` vars: each `for_each` over one of them is expanded into its instances.
+pub fn validate_with_lists(
+    source: &Source,
+    host_inputs: &HostInputs,
+    list_values: &ListValues,
+) -> Validation {
     let raw = match document::parse_reporting_all(source.text()) {
         Ok(raw) => raw,
         Err(errors) => {
@@ -152,6 +170,8 @@ pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
         top_rewrites: Vec::new(),
         in_step: false,
         module_snippets: HashMap::new(),
+        list_values,
+        for_each_vars: Vec::new(),
     };
     let runbook = validator.runbook(&raw);
     let mut diagnostics = validator.diagnostics;
@@ -208,6 +228,7 @@ impl Validator<'_> {
             source: self.source,
             expansion: self.expansion.as_ref(),
             for_each: &self.for_each,
+            for_each_vars: &self.for_each_vars,
             engine: &self.engine,
             vars: &self.vars,
             all_var_names: &self.all_var_names,
@@ -361,6 +382,7 @@ impl Validator<'_> {
             rollback_verify,
             summary,
             inventory: std::mem::take(&mut self.inventory),
+            for_each_vars: std::mem::take(&mut self.for_each_vars),
         };
         if has_graph {
             self.check_output_reads(&runbook);
