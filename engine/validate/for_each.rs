@@ -168,14 +168,17 @@ impl Validator<'_> {
         let mut instances = Vec::new();
         let mut rewrites = Vec::new();
         let mut sources = Vec::new();
+        let mut effects = Vec::new();
         for (index, (step, items)) in raw.steps.value.iter().zip(lists.iter_mut()).enumerate() {
             let step_rewrites = self.step_rewrites.get(index).cloned().unwrap_or_default();
             let step_source = self.step_sources.get(index).cloned().flatten();
+            let step_effects = self.step_effects.get(index).cloned().unwrap_or_default();
             let Some(items) = items.take() else {
                 steps.push(step.clone());
                 instances.push(None);
                 rewrites.push(step_rewrites);
                 sources.push(step_source);
+                effects.push(step_effects);
                 continue;
             };
             self.for_each.insert(step.id.value.clone(), items.clone());
@@ -195,6 +198,7 @@ impl Validator<'_> {
                 instances.push(Some(instance));
                 rewrites.push(step_rewrites.clone());
                 sources.push(step_source.clone());
+                effects.push(step_effects.clone());
             }
         }
         for step in &mut steps {
@@ -221,6 +225,7 @@ impl Validator<'_> {
         self.instances = instances;
         self.step_rewrites = rewrites;
         self.step_sources = sources;
+        self.step_effects = effects;
         Some(expanded)
     }
 }

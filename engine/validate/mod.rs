@@ -1,6 +1,7 @@
 //! `RawRunbook` to `Runbook`: every rule of SPEC §2–§6 and §9, each problem collected with
 //! its position so that one pass reports all of them.
 
+mod call_effects;
 mod diagnostic;
 mod expansion;
 mod for_each;

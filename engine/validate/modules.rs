@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::Diagnostic;
+use super::call_effects::{CallCondition, CallEffects};
 use super::module_rewrite::{Replacement, Rewrite, rewrite};
 use super::validator::Validator;
 use crate::document::{RawRunbook, RawStep, RawVar, Spanned, parse_reporting_all};
@@ -31,6 +32,8 @@ pub(super) struct Flattened {
     pub step: RawStep,
     pub rewrites: Vec<Rewrite>,
     pub source: Option<Source>,
+    /// The `if` and `on` of the calls it is inside.
+    pub effects: CallEffects,
 }
 
 impl Validator<'_> {
@@ -61,6 +64,7 @@ impl Validator<'_> {
                     step: step.clone(),
                     rewrites: Vec::new(),
                     source: module.cloned(),
+                    effects: CallEffects::default(),
                 });
                 continue;
             };
@@ -98,6 +102,7 @@ impl Validator<'_> {
                 Some(&module_source),
             );
             let call = step.id.value.clone();
+            let call_source = module.cloned().unwrap_or_else(|| self.source.clone());
             let module_rewrite = Rewrite::Module {
                 call: call.clone(),
                 inputs,
@@ -120,6 +125,7 @@ impl Validator<'_> {
                     _ => flat.step.needs = step.needs.clone(),
                 }
                 flat.rewrites.push(module_rewrite.clone());
+                self.apply_call_effects(step, &mut flat, &call_source);
                 ids.push(id);
                 out.push(flat);
             }
@@ -182,6 +188,104 @@ impl Validator<'_> {
         (out, aliases)
     }
 
+    /// Gives a step of the module `call` uses the call's `on` and `if`.
+    fn apply_call_effects(&mut self, call: &RawStep, flat: &mut Flattened, call_source: &Source) {
+        if let Some(condition) = &call.condition {
+            flat.effects.conditions.push(CallCondition {
+                call: call.id.value.clone(),
+                text: condition.clone(),
+                rewrites_from: flat.rewrites.len(),
+                source: call_source.clone(),
+            });
+        }
+        let Some(on) = &call.on else { return };
+        if let Some(own) = &flat.step.on {
+            let message = format!(
+                "step `{}` has its own `on`, and the module call `{}` has `on` too",
+                flat.step.id.value, call.id.value
+            );
+            let written = match (&flat.effects.on_source, &flat.source) {
+                (None, Some(module)) => format!(
+                    " (the step's is at {}:{})",
+                    module.name(),
+                    own.position.line
+                ),
+                _ => String::new(),
+            };
+            let diagnostic = Diagnostic::error("module-call-on", message, Some(on.position))
+                .with_help(format!("give the hosts in one place: the call's `on` applies to every step of the module{written}"));
+            self.push(diagnostic.in_file(call_source));
+            return;
+        }
+        flat.step.on = Some(on.clone());
+        flat.effects.on_source = Some(call_source.clone());
+    }
+
+    /// The step's `if` with the `if` of each call it is inside: each checked in the file and
+    /// scope of its call, then all of them required.
+    pub(super) fn call_conditions(&mut self, index: usize, step: &mut crate::model::Step) {
+        let conditions = match self.step_effects.get(index) {
+            Some(effects) if !effects.conditions.is_empty() => effects.conditions.clone(),
+            _ => return,
+        };
+        let own_rewrites = std::mem::take(&mut self.current_rewrites);
+        let all_rewrites = self.step_rewrites.get(index).cloned().unwrap_or_default();
+        let owner = super::templates::TemplateOwner::Step {
+            step: index,
+            own: false,
+        };
+        for condition in conditions {
+            self.current_rewrites = all_rewrites
+                .get(condition.rewrites_from..)
+                .map(<[Rewrite]>::to_vec)
+                .unwrap_or_default();
+            let before = self.diagnostics.len();
+            let scope = super::templates::Scope::new(format!("steps.{}.if", condition.call), owner);
+            let checked = self.template(&condition.text, &scope);
+            self.call_diagnostics(before, &condition.source, condition.text.position);
+            step.condition = match step.condition.take() {
+                None => Some(checked),
+                Some(own) => match super::call_effects::both(&checked, &own) {
+                    Some(combined) => Some(combined),
+                    None => {
+                        let message = format!(
+                            "the `if` of module call `{}` and the `if` of its step `{}` cannot be combined",
+                            condition.call, step.id
+                        );
+                        self.push(
+                            Diagnostic::error("module-call-if", message, Some(condition.text.position))
+                                .in_file(&condition.source)
+                                .with_help("write each `if` as one `{{...}}` (or a literal): the step runs when both hold"),
+                        );
+                        Some(own)
+                    }
+                },
+            };
+        }
+        self.current_rewrites = own_rewrites;
+    }
+
+    /// The diagnostics from `before` on, found checking a call's `if` or `on` (at `position`
+    /// in `source`) for one step of its module: in the call's file, and reported for the
+    /// first step only.
+    pub(super) fn call_diagnostics(
+        &mut self,
+        before: usize,
+        source: &Source,
+        position: crate::document::Position,
+    ) {
+        let key = (source.name().to_string(), position.line, position.column);
+        if !self.checked_call_parts.insert(key) {
+            self.diagnostics.truncate(before);
+            return;
+        }
+        for diagnostic in &mut self.diagnostics[before..] {
+            if diagnostic.file.is_none() {
+                *diagnostic = diagnostic.clone().in_file(source);
+            }
+        }
+    }
+
     /// Reads and parses the module a call uses, reporting why not.
     fn load_module(
         &mut self,
@@ -201,14 +305,12 @@ impl Validator<'_> {
             ("rollback", step.rollback.is_some()),
             ("verify", step.verify.is_some()),
             ("for_each", step.for_each.is_some()),
-            ("on", step.on.is_some()),
-            ("if", step.condition.is_some()),
             ("env", step.env.is_some()),
             ("outputs", step.outputs.is_some()),
         ] {
             if present {
                 let message = format!(
-                    "step `{}` uses a module and has `{key}`: a call takes only `id`, `name`, `description`, `needs` and `with`",
+                    "step `{}` uses a module and has `{key}`: a call takes only `id`, `name`, `description`, `needs`, `if`, `on` and `with`",
                     step.id.value
                 );
                 self.push(here(Diagnostic::error(

@@ -107,11 +107,12 @@ impl Validator<'_> {
                         .unwrap_or_default();
                     std::mem::replace(&mut self.snippets, table)
                 });
-                let step = self.step(index, step, needs[index].clone(), &context);
+                let mut step = self.step(index, step, needs[index].clone(), &context);
                 if let Some(own) = module_snippets {
                     self.snippets = own;
                 }
                 self.in_module_file(before, source.as_ref());
+                self.call_conditions(index, &mut step);
                 self.in_step = false;
                 self.current_instance = None;
                 self.current_rewrites = Vec::new();
@@ -267,7 +268,17 @@ impl Validator<'_> {
             ));
         }
         self.lint_step(raw, &place);
+        let before = self.diagnostics.len();
         let on = self.placement(raw, rollout_groups);
+        // A module call's `on`: its problems are in the call's file.
+        if let (Some(on_source), Some(written)) = (
+            self.step_effects
+                .get(index)
+                .and_then(|effects| effects.on_source.clone()),
+            raw.on.as_ref(),
+        ) {
+            self.call_diagnostics(before, &on_source, written.position);
+        }
         Step {
             index,
             id: StepId(id.clone()),

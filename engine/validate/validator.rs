@@ -74,6 +74,11 @@ pub(super) struct Validator<'a> {
     pub(super) step_rewrites: Vec<Vec<super::module_rewrite::Rewrite>>,
     /// Per step (after expansion), the module file it was written in.
     pub(super) step_sources: Vec<Option<Source>>,
+    /// Per step (after expansion), the `if` and `on` of the module calls it is inside.
+    pub(super) step_effects: Vec<super::call_effects::CallEffects>,
+    /// The module calls' `if` and `on` already checked (file, line, column): checked for each
+    /// step of the module, reported once.
+    pub(super) checked_call_parts: std::collections::HashSet<(String, usize, usize)>,
     /// The rewrites of the step being checked, or of templates outside steps.
     pub(super) current_rewrites: Vec<super::module_rewrite::Rewrite>,
     /// Module outputs read outside steps (hooks, summary).
@@ -166,6 +171,8 @@ pub fn validate_with_lists(
         current_instance: None,
         step_rewrites: Vec::new(),
         step_sources: Vec::new(),
+        step_effects: Vec::new(),
+        checked_call_parts: std::collections::HashSet::new(),
         current_rewrites: Vec::new(),
         top_rewrites: Vec::new(),
         in_step: false,
@@ -313,6 +320,7 @@ impl Validator<'_> {
             let mut expanded = raw.clone();
             expanded.steps.value = flattened.iter().map(|flat| flat.step.clone()).collect();
             self.step_rewrites = flattened.iter().map(|flat| flat.rewrites.clone()).collect();
+            self.step_effects = flattened.iter().map(|flat| flat.effects.clone()).collect();
             self.step_sources = flattened.into_iter().map(|flat| flat.source).collect();
             expanded
         });
