@@ -42,6 +42,8 @@ pub struct ForEachVar {
     pub var: String,
     /// The var's items were given to validation, so the step was expanded into them.
     pub decided: bool,
+    /// `step` is a module call: its module's steps are the instances.
+    pub module_call: bool,
 }
 
 impl Runbook {

@@ -36,6 +36,8 @@ pub(super) struct CallEffects {
     pub conditions: Vec<CallCondition>,
     /// The step's `on` is its call's, written in this file.
     pub on_source: Option<Source>,
+    /// The step's `for_each` is that of this module call (its id after expansion).
+    pub for_each_call: Option<String>,
 }
 
 /// A condition as a helper argument: a literal's truthiness, or the argument text.

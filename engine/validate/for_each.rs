@@ -8,6 +8,7 @@ use regex::Regex;
 
 use super::Diagnostic;
 use super::for_each_instance::{ANY_ITEM, Instance};
+use super::module_rewrite::Rewrite;
 use super::validator::Validator;
 use crate::document::{RawRunbook, RawStep};
 use crate::model::{ForEachVar, parse_list};
@@ -36,60 +37,98 @@ impl Validator<'_> {
                 self.for_each_by_index.push(None);
                 continue;
             };
-            let id = &step.id.value;
-            let items = if for_each.value.is_list() {
+            // A module step given its call's `for_each`: the call's items, checked there.
+            if self
+                .step_effects
+                .get(index)
+                .is_some_and(|effects| effects.for_each_call.is_some())
+            {
+                let items = for_each
+                    .value
+                    .0
+                    .as_deref()
+                    .map(parse_list)
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                self.for_each_by_index.push(Some(items));
+                continue;
+            }
+            let rewrites = self.step_rewrites.get(index).cloned().unwrap_or_default();
+            let Some(items) = self.for_each_items(step, &rewrites, false) else {
+                self.for_each_by_index.push(Some(Vec::new()));
+                continue;
+            };
+            if let Some(on) = &step.on {
+                let message = format!("step `{}` has both `for_each` and `on`", step.id.value);
+                self.push(
+                    Diagnostic::error("for-each-on", message, Some(on.position))
+                        .with_help("give the hosts to `on` alone, or make one step per item"),
+                );
+            }
+            let items = self.check_items(step, items);
+            self.for_each_by_index.push(Some(items));
+        }
+    }
+
+    /// The items of a step's (or a module call's) `for_each`: a list written in the runbook,
+    /// or a `list` var's (`rewrites` make a module's input the caller's value); `None` when
+    /// it is neither, reported.
+    pub(super) fn for_each_items(
+        &mut self,
+        step: &RawStep,
+        rewrites: &[Rewrite],
+        module_call: bool,
+    ) -> Option<Vec<String>> {
+        let for_each = step.for_each.as_ref()?;
+        if for_each.value.is_list() {
+            return Some(
                 for_each
                     .value
                     .0
                     .as_deref()
                     .map(parse_list)
                     .and_then(Result::ok)
-                    .unwrap_or_default()
-            } else {
-                match self.list_var_items(step, index) {
-                    Some(items) => items,
-                    None => {
-                        self.for_each_by_index.push(Some(Vec::new()));
-                        continue;
-                    }
-                }
-            };
-            if let Some(on) = &step.on {
-                let message = format!("step `{id}` has both `for_each` and `on`");
-                self.push(
-                    Diagnostic::error("for-each-on", message, Some(on.position))
-                        .with_help("give the hosts to `on` alone, or make one step per item"),
-                );
-            }
-            let from = match self.for_each_vars.iter().find(|each| each.step == *id) {
-                Some(each) if !each.decided => {
-                    self.for_each_by_index.push(Some(items));
-                    continue;
-                }
-                Some(each) => format!(" (from `vars.{}`)", each.var),
-                None => String::new(),
-            };
-            let mut seen = HashSet::new();
-            for item in &items {
-                if !is_item(item) {
-                    let message = format!(
-                        "`for_each` item `{item}`{from} of step `{id}` cannot name an instance"
-                    );
-                    self.push(
-                        Diagnostic::error("for-each-item", message, Some(for_each.position))
-                            .with_help(format!("an item is made of letters, digits, `_` and `-` (no `.`, which would split the path): it names the instance `{id}[item]` and is read as `steps.{id}.items.<item>`")),
-                    );
-                } else if !seen.insert(item.as_str()) {
-                    let message =
-                        format!("`for_each` item `{item}`{from} of step `{id}` is repeated");
-                    self.push(
-                        Diagnostic::error("for-each-repeated", message, Some(for_each.position))
-                            .with_help("each item names one instance: give each once"),
-                    );
-                }
-            }
-            self.for_each_by_index.push(Some(items));
+                    .unwrap_or_default(),
+            );
         }
+        self.list_var_items(step, rewrites, module_call)
+    }
+
+    /// The items that name an instance, each once: the others are reported (and left out,
+    /// so nothing else is reported about them). Items not known yet (a `list` var without a
+    /// value) are checked once they are.
+    pub(super) fn check_items(&mut self, step: &RawStep, items: Vec<String>) -> Vec<String> {
+        let Some(for_each) = &step.for_each else {
+            return items;
+        };
+        let id = &step.id.value;
+        let from = match self.for_each_vars.iter().find(|each| each.step == *id) {
+            Some(each) if !each.decided => return items,
+            Some(each) => format!(" (from `vars.{}`)", each.var),
+            None => String::new(),
+        };
+        let mut seen = HashSet::new();
+        let mut good = Vec::new();
+        for item in items {
+            if !is_item(&item) {
+                let message = format!(
+                    "`for_each` item `{item}`{from} of step `{id}` cannot name an instance"
+                );
+                self.push(
+                    Diagnostic::error("for-each-item", message, Some(for_each.position))
+                        .with_help(format!("an item is made of letters, digits, `_` and `-` (no `.`, which would split the path): it names the instance `{id}[item]` and is read as `steps.{id}.items.<item>`")),
+                );
+            } else if !seen.insert(item.clone()) {
+                let message = format!("`for_each` item `{item}`{from} of step `{id}` is repeated");
+                self.push(
+                    Diagnostic::error("for-each-repeated", message, Some(for_each.position))
+                        .with_help("each item names one instance: give each once"),
+                );
+            } else {
+                good.push(item);
+            }
+        }
+        good
     }
 }
 
@@ -97,12 +136,16 @@ impl Validator<'_> {
     /// The items of a `for_each` that is not a list written in the runbook: the value of the
     /// `list` var it reads (a module's input is the caller's value), or the one item
     /// `ANY_ITEM` while that value is unknown. `None` when it is not a list var, reported.
-    fn list_var_items(&mut self, step: &RawStep, index: usize) -> Option<Vec<String>> {
+    fn list_var_items(
+        &mut self,
+        step: &RawStep,
+        rewrites: &[Rewrite],
+        module_call: bool,
+    ) -> Option<Vec<String>> {
         let for_each = step.for_each.as_ref()?;
         let id = &step.id.value;
         let written = for_each.value.0.clone().unwrap_or_default();
-        let rewrites = self.step_rewrites.get(index).cloned().unwrap_or_default();
-        let text = super::module_rewrite::rewrite(&written, &rewrites);
+        let text = super::module_rewrite::rewrite(&written, rewrites);
         let text = text.trim();
         if !text.contains("{{") && text != written.trim() {
             // A module input given a literal: its items, comma-separated.
@@ -150,6 +193,7 @@ impl Validator<'_> {
             step: id.clone(),
             var: name,
             decided: items.is_some(),
+            module_call,
         });
         Some(items.unwrap_or_else(|| vec![ANY_ITEM.to_string()]))
     }
@@ -169,6 +213,16 @@ impl Validator<'_> {
         let mut rewrites = Vec::new();
         let mut sources = Vec::new();
         let mut effects = Vec::new();
+        let mut groups: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        for (step, effects) in raw.steps.value.iter().zip(&self.step_effects) {
+            if let Some(call) = &effects.for_each_call {
+                groups
+                    .entry(call.clone())
+                    .or_default()
+                    .push(step.id.value.clone());
+            }
+        }
         for (index, (step, items)) in raw.steps.value.iter().zip(lists.iter_mut()).enumerate() {
             let step_rewrites = self.step_rewrites.get(index).cloned().unwrap_or_default();
             let step_source = self.step_sources.get(index).cloned().flatten();
@@ -182,11 +236,18 @@ impl Validator<'_> {
                 continue;
             };
             self.for_each.insert(step.id.value.clone(), items.clone());
+            // The steps of one module call with `for_each`: an instance reads and needs the
+            // others' instance of the same item.
+            let group = match &step_effects.for_each_call {
+                Some(call) => groups.get(call).cloned().unwrap_or_default(),
+                None => vec![step.id.value.clone()],
+            };
             for (index, item) in items.into_iter().enumerate() {
                 let instance = Instance {
                     step: step.id.value.clone(),
                     item,
                     index,
+                    group: group.clone(),
                 };
                 let mut copy = step.clone();
                 copy.for_each = None;
@@ -201,12 +262,23 @@ impl Validator<'_> {
                 effects.push(step_effects.clone());
             }
         }
-        for step in &mut steps {
+        for (step, instance) in steps.iter_mut().zip(&instances) {
             if let Some(needs) = &mut step.needs {
                 needs.value = needs
                     .value
                     .iter()
                     .flat_map(|need| match self.for_each.get(&need.value) {
+                        // Within one module call with `for_each`: the same item's instance.
+                        _ if instance
+                            .as_ref()
+                            .is_some_and(|instance| instance.group.contains(&need.value)) =>
+                        {
+                            let item = instance.as_ref().map_or("", |instance| &instance.item);
+                            vec![crate::document::Spanned::new(
+                                format!("{}[{item}]", need.value),
+                                need.position,
+                            )]
+                        }
                         Some(items) => items
                             .iter()
                             .map(|item| {

@@ -45,15 +45,19 @@ impl Validator<'_> {
         }
         let directory = self.source.directory();
         let chain = vec![PathBuf::from(self.source.name())];
-        Some(self.flatten(raw, &directory, &chain, None).0)
+        Some(self.flatten(raw, &directory, &chain, None, &[]).0)
     }
 
+    /// The steps of `raw` (the runbook, or the `module` at the end of `chain`, whose inputs
+    /// are `outer`'s, innermost call first) with its calls expanded, and the aliases of its
+    /// calls' outputs.
     fn flatten(
         &mut self,
         raw: &RawRunbook,
         directory: &Path,
         chain: &[PathBuf],
         module: Option<&Source>,
+        outer: &[Rewrite],
     ) -> (Vec<Flattened>, Vec<(String, String)>) {
         let mut out: Vec<Flattened> = Vec::new();
         let mut calls: HashMap<String, Vec<String>> = HashMap::new();
@@ -93,14 +97,6 @@ impl Validator<'_> {
                 .collect();
             self.module_snippets
                 .insert(module_source.name().to_string(), table);
-            let mut next_chain = chain.to_vec();
-            next_chain.push(PathBuf::from(module_source.name()));
-            let (inner, inner_aliases) = self.flatten(
-                &module_raw,
-                &module_source.directory(),
-                &next_chain,
-                Some(&module_source),
-            );
             let call = step.id.value.clone();
             let call_source = module.cloned().unwrap_or_else(|| self.source.clone());
             let module_rewrite = Rewrite::Module {
@@ -108,10 +104,26 @@ impl Validator<'_> {
                 inputs,
                 local_ids,
             };
+            let mut next_chain = chain.to_vec();
+            next_chain.push(PathBuf::from(module_source.name()));
+            let next_outer: Vec<Rewrite> = std::iter::once(module_rewrite.clone())
+                .chain(outer.iter().cloned())
+                .collect();
+            let (inner, inner_aliases) = self.flatten(
+                &module_raw,
+                &module_source.directory(),
+                &next_chain,
+                Some(&module_source),
+                &next_outer,
+            );
+            let call_items = self.call_items(step, outer, module);
             let mut ids = Vec::new();
             for mut flat in inner {
                 let id = format!("{call}.{}", flat.step.id.value);
                 flat.step.id.value = id.clone();
+                if let Some(inner_call) = &mut flat.effects.for_each_call {
+                    *inner_call = format!("{call}.{inner_call}");
+                }
                 let needs = flat.step.needs.as_ref().map(|needs| needs.value.clone());
                 match needs {
                     Some(needs) if !needs.is_empty() => {
@@ -126,6 +138,9 @@ impl Validator<'_> {
                 }
                 flat.rewrites.push(module_rewrite.clone());
                 self.apply_call_effects(step, &mut flat, &call_source);
+                if let Some(items) = &call_items {
+                    self.apply_call_for_each(step, items, &mut flat, &call_source);
+                }
                 ids.push(id);
                 out.push(flat);
             }
@@ -144,10 +159,26 @@ impl Validator<'_> {
                         .and_then(|one| one.captures(text.trim()))
                         .and_then(|captures| captures.get(1))
                     {
-                        Some(path) => aliases.push((
-                            format!("steps.{call}.outputs.{}", key.value),
-                            path.as_str().to_string(),
-                        )),
+                        Some(path) => {
+                            let path = path.as_str();
+                            aliases.push((
+                                format!("steps.{call}.outputs.{}", key.value),
+                                path.to_string(),
+                            ));
+                            // One instance of a call with `for_each`: its step's instance.
+                            for item in call_items.iter().flatten() {
+                                let instance = match path.rfind(".outputs.") {
+                                    Some(at) => {
+                                        format!("{}.items.{item}{}", &path[..at], &path[at..])
+                                    }
+                                    None => path.to_string(),
+                                };
+                                aliases.push((
+                                    format!("steps.{call}.items.{item}.outputs.{}", key.value),
+                                    instance,
+                                ));
+                            }
+                        }
                         None => {
                             let message = format!(
                                 "output `{}` of module `{}` is not one `{{{{steps.<id>.outputs.<key>}}}}`",
@@ -186,6 +217,67 @@ impl Validator<'_> {
             self.top_rewrites = vec![Rewrite::Outputs(aliases.clone())];
         }
         (out, aliases)
+    }
+
+    /// The items of a call's `for_each` (`outer` makes a module's input the caller's value),
+    /// checked; `None` when it has none.
+    fn call_items(
+        &mut self,
+        call: &RawStep,
+        outer: &[Rewrite],
+        module: Option<&Source>,
+    ) -> Option<Vec<String>> {
+        call.for_each.as_ref()?;
+        let before = self.diagnostics.len();
+        if let Some(on) = &call.on {
+            let message = format!(
+                "module call `{}` has both `for_each` and `on`",
+                call.id.value
+            );
+            self.push(
+                Diagnostic::error("for-each-on", message, Some(on.position))
+                    .with_help("give the hosts to `on` alone, or make one call per item"),
+            );
+        }
+        let items = self.for_each_items(call, outer, true).unwrap_or_default();
+        let items = self.check_items(call, items);
+        self.in_module_file(before, module);
+        if module.is_none() {
+            // So that a read of an instance that is not one says so (good ones are aliased).
+            self.for_each.insert(call.id.value.clone(), items.clone());
+        }
+        Some(items)
+    }
+
+    /// Gives a step of the module a call with `for_each` uses one instance per item: the
+    /// instances of one item need and read each other.
+    fn apply_call_for_each(
+        &mut self,
+        call: &RawStep,
+        items: &[String],
+        flat: &mut Flattened,
+        call_source: &Source,
+    ) {
+        let Some(for_each) = &call.for_each else {
+            return;
+        };
+        if flat.step.for_each.is_some() {
+            let message = format!(
+                "step `{}` has its own `for_each`, and the module call `{}` has `for_each` too",
+                flat.step.id.value, call.id.value
+            );
+            self.push(
+                Diagnostic::error("module-call-for-each", message, Some(for_each.position))
+                    .in_file(call_source)
+                    .with_help("a step is repeated over one list: make the module's list an input, or call the module once per item"),
+            );
+            // Reported: the call's items stand in, so nothing else is reported about it.
+        }
+        flat.step.for_each = Some(Spanned::new(
+            crate::document::Scalar::list(items),
+            for_each.position,
+        ));
+        flat.effects.for_each_call = Some(call.id.value.clone());
     }
 
     /// Gives a step of the module `call` uses the call's `on` and `if`.
@@ -304,7 +396,6 @@ impl Validator<'_> {
             ("approve", step.approve.is_some()),
             ("rollback", step.rollback.is_some()),
             ("verify", step.verify.is_some()),
-            ("for_each", step.for_each.is_some()),
             ("env", step.env.is_some()),
             ("outputs", step.outputs.is_some()),
         ] {

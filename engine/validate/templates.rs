@@ -487,6 +487,15 @@ impl TemplateFacts<'_> {
                 resolved = Some((candidate.clone(), &rest[length - 1..], candidate));
                 break;
             }
+            // One instance of a module call whose items are not known yet: checked with them.
+            if segments.get(length) == Some(&"items")
+                && self
+                    .for_each_vars
+                    .iter()
+                    .any(|each| each.module_call && !each.decided && each.step == candidate)
+            {
+                return None;
+            }
             let Some(items) = self.for_each.get(&candidate) else {
                 continue;
             };
@@ -514,6 +523,14 @@ impl TemplateFacts<'_> {
                     }
                     let instance = format!("{candidate}[{item}]");
                     resolved = Some((candidate, tail, instance));
+                }
+                // A module call with `for_each` read through one of its steps.
+                _ if (length + 1..=segments.len()).any(|longer| {
+                    let longer = segments[..longer].join(".");
+                    self.step_ids.contains_key(&longer) || self.for_each.contains_key(&longer)
+                }) =>
+                {
+                    continue;
                 }
                 _ => {
                     return Some(
