@@ -14,12 +14,14 @@ use crate::plan::{
 };
 use crate::source::Source;
 use crate::template::TemplateEngine;
-use crate::validate::{Diagnostic, HostInputs, ListValues, validate_with_lists};
+use crate::validate::{Diagnostic, HostInputs, ListValues, ModuleFile, validate_with_lists};
 
 /// A runbook ready to be shown or run.
 #[derive(Debug)]
 pub struct Loaded {
     pub source: Source,
+    /// The module files the runbook uses, as read.
+    pub modules: Vec<ModuleFile>,
     pub runbook: Runbook,
     pub vars: Vec<ResolvedVar>,
     pub plan: Plan,
@@ -90,7 +92,7 @@ pub fn load(
         err!("{}", render_error(&error));
         EXIT_INVALID
     })?;
-    let runbook = validated(&source, vars, &ListValues::new(), warnings, global)?;
+    let (runbook, modules) = validated(&source, vars, &ListValues::new(), warnings, global)?;
     let engine = TemplateEngine::new();
     let (runbook, mut context, resolved_vars) =
         match resolved(runbook, &source, vars, &engine, warnings, global)? {
@@ -102,7 +104,8 @@ pub fn load(
                         .iter()
                         .map(|var| (var.name.as_str(), var.value.as_deref())),
                 );
-                let runbook = validated(&source, vars, &values, warnings, global)?;
+                // The same module files: those of the first pass are kept.
+                let (runbook, _) = validated(&source, vars, &values, warnings, global)?;
                 resolved(runbook, &source, vars, &engine, warnings, global)?
             }
             done => done,
@@ -121,20 +124,22 @@ pub fn load(
     )?;
     Ok(Loaded {
         source,
+        modules,
         runbook,
         vars,
         plan,
     })
 }
 
-/// The runbook validated with the items of `lists`, or its problems printed (exit 2).
+/// The runbook validated with the items of `lists`, with the module files it read, or its
+/// problems printed (exit 2).
 fn validated(
     source: &Source,
     vars: &VarArgs,
     lists: &ListValues,
     warnings: Warnings,
     global: &GlobalArgs,
-) -> Result<Runbook, i32> {
+) -> Result<(Runbook, Vec<ModuleFile>), i32> {
     let validation = validate_with_lists(source, &host_inputs(vars), lists);
     if validation.has_errors() {
         print_diagnostics(source, &validation.diagnostics, warnings, global);
@@ -150,7 +155,11 @@ fn validated(
         );
         return Err(EXIT_INVALID);
     }
-    validation.runbook.ok_or(EXIT_INVALID)
+    let modules = validation.modules;
+    validation
+        .runbook
+        .map(|runbook| (runbook, modules))
+        .ok_or(EXIT_INVALID)
 }
 
 /// The runbook's variables resolved for the plan, with the context holding them, or their

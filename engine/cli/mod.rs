@@ -13,6 +13,7 @@ mod list_instances;
 mod load;
 mod lost_compensations;
 mod plan;
+mod recorded_runbook;
 mod recover;
 mod report;
 mod rollback_preview;

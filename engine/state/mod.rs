@@ -5,6 +5,7 @@ mod journal;
 mod journal_record;
 mod lock;
 mod log_files;
+mod module_copies;
 mod private_file;
 mod run_directory;
 mod run_record;
@@ -23,6 +24,7 @@ pub use journal_record::{
 };
 pub use lock::{LockError, RunLock};
 pub use log_files::LogFiles;
+pub use module_copies::{MODULE_COPIES, keep_modules, kept_modules};
 pub use run_directory::{
     RUNBOOK_COPY, RunDirectory, RunInfo, check_state_directory, find_run, latest_runs, list_runs,
     new_run_info, state_directory,

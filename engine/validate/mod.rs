@@ -8,6 +8,7 @@ mod for_each;
 mod for_each_instance;
 mod hosts;
 mod lint;
+mod module_files;
 mod module_rewrite;
 mod modules;
 mod output_reads;
@@ -21,6 +22,7 @@ mod values;
 mod vars;
 
 pub use diagnostic::{Diagnostic, OtherFile, Severity};
+pub use module_files::{KeptModules, ModuleFile};
 pub use validator::{
-    HostInputs, ListValues, Validation, validate, validate_with, validate_with_lists,
+    HostInputs, ListValues, Validation, validate, validate_kept, validate_with, validate_with_lists,
 };

@@ -378,6 +378,35 @@ impl Validator<'_> {
         }
     }
 
+    /// The module file at `path`: from the copies kept with a run when validating one, else
+    /// from the disk; each recorded once.
+    fn read_module(&mut self, path: &Path) -> Result<Source, crate::source::SourceError> {
+        let key = super::module_files::module_key(&self.source.directory(), path);
+        let source = match self.kept_modules {
+            Some(kept) => match kept.get(&key) {
+                Some(text) => {
+                    Source::new(path.to_path_buf(), path.display().to_string(), text.clone())
+                }
+                None => {
+                    return Err(crate::source::SourceError::Unreadable {
+                        path: path.display().to_string(),
+                        cause: std::io::Error::other(
+                            "it is not among the module files kept with the run",
+                        ),
+                    });
+                }
+            },
+            None => Source::read(path)?,
+        };
+        if !self.modules_read.iter().any(|module| module.path == key) {
+            self.modules_read.push(super::ModuleFile {
+                path: key,
+                source: source.clone(),
+            });
+        }
+        Ok(source)
+    }
+
     /// Reads and parses the module a call uses, reporting why not.
     fn load_module(
         &mut self,
@@ -443,7 +472,7 @@ impl Validator<'_> {
             )));
             return None;
         }
-        let source = match Source::read(&path) {
+        let source = match self.read_module(&path) {
             Ok(source) => source,
             Err(error) => {
                 let cause = std::error::Error::source(&error)

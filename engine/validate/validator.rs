@@ -23,6 +23,8 @@ use crate::template::TemplateEngine;
 pub struct Validation {
     pub runbook: Option<Runbook>,
     pub diagnostics: Vec<Diagnostic>,
+    /// The module files read, each once, in the order first used.
+    pub modules: Vec<super::ModuleFile>,
 }
 
 impl Validation {
@@ -91,6 +93,10 @@ pub(super) struct Validator<'a> {
     pub(super) list_values: &'a ListValues,
     /// Each step whose `for_each` reads a `list` var.
     pub(super) for_each_vars: Vec<crate::model::ForEachVar>,
+    /// Module texts to read instead of the files (a run's kept copies).
+    pub(super) kept_modules: Option<&'a super::KeptModules>,
+    /// The module files read, each once.
+    pub(super) modules_read: Vec<super::ModuleFile>,
 }
 
 /// The items of `list` vars by name, given to validation once the vars are resolved, so that
@@ -120,6 +126,26 @@ pub fn validate_with_lists(
     host_inputs: &HostInputs,
     list_values: &ListValues,
 ) -> Validation {
+    validate_all(source, host_inputs, list_values, None)
+}
+
+/// Validates a runbook kept with a run, reading the modules it uses from `kept` (the copies
+/// kept with the run) instead of the disk.
+pub fn validate_kept(
+    source: &Source,
+    host_inputs: &HostInputs,
+    list_values: &ListValues,
+    kept: &super::KeptModules,
+) -> Validation {
+    validate_all(source, host_inputs, list_values, Some(kept))
+}
+
+fn validate_all(
+    source: &Source,
+    host_inputs: &HostInputs,
+    list_values: &ListValues,
+    kept_modules: Option<&super::KeptModules>,
+) -> Validation {
     let raw = match document::parse_reporting_all(source.text()) {
         Ok(raw) => raw,
         Err(errors) => {
@@ -142,6 +168,7 @@ pub fn validate_with_lists(
             return Validation {
                 runbook: None,
                 diagnostics,
+                modules: Vec::new(),
             };
         }
     };
@@ -179,8 +206,11 @@ pub fn validate_with_lists(
         module_snippets: HashMap::new(),
         list_values,
         for_each_vars: Vec::new(),
+        kept_modules,
+        modules_read: Vec::new(),
     };
     let runbook = validator.runbook(&raw);
+    let modules = validator.modules_read;
     let mut diagnostics = validator.diagnostics;
     // The runbook's own problems first, then each inventory file's, each by position.
     diagnostics.sort_by_key(|diagnostic| {
@@ -199,6 +229,7 @@ pub fn validate_with_lists(
     Validation {
         runbook,
         diagnostics,
+        modules,
     }
 }
 
