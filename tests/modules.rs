@@ -439,3 +439,41 @@ steps:
     assert_eq!(output.code, 0, "{}", output.snapshot());
     assert_eq!(lines(&output), ["caller snippet", "module snippet 'hi'"]);
 }
+
+#[test]
+fn problems_with_a_modules_step_ids_and_needs_point_into_the_module_file() {
+    let module = r#"
+version: 1
+name: broken
+steps:
+  - id: dump
+    run: "true"
+    readonly: true
+  - id: dump
+    run: "true"
+    readonly: true
+  - id: Check
+    needs: [dumpp]
+    run: "true"
+    readonly: true
+"#;
+    let runbook = r#"
+version: 1
+name: main
+steps:
+  - id: start
+    run: "true"
+    readonly: true
+  - id: db
+    needs: [strat]
+    uses: modules/broken.yaml
+"#;
+    let output = engine(
+        Test::new()
+            .runbook(runbook)
+            .file("modules/broken.yaml", module),
+        &["validate", "{file}"],
+    );
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    insta::assert_snapshot!("module_ids_and_needs", output.snapshot());
+}

@@ -38,6 +38,8 @@ pub(super) struct CallEffects {
     pub on_source: Option<Source>,
     /// The step's `for_each` is that of this module call (its id after expansion).
     pub for_each_call: Option<String>,
+    /// The step's `needs` are its call's (a first step of the module), written in this file.
+    pub needs_source: Option<Source>,
 }
 
 /// A condition as a helper argument: a literal's truthiness, or the argument text.

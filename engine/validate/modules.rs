@@ -134,7 +134,10 @@ impl Validator<'_> {
                         }
                     }
                     // A first step of the module waits for what the call waits for.
-                    _ => flat.step.needs = step.needs.clone(),
+                    _ => {
+                        flat.step.needs = step.needs.clone();
+                        flat.effects.needs_source = Some(call_source.clone());
+                    }
                 }
                 flat.rewrites.push(module_rewrite.clone());
                 self.apply_call_effects(step, &mut flat, &call_source);
@@ -405,6 +408,25 @@ impl Validator<'_> {
             });
         }
         Ok(source)
+    }
+
+    /// The file a step's id is written in, when it is not the runbook (a module's step).
+    pub(super) fn id_file(&self, index: usize) -> Option<Source> {
+        self.step_sources.get(index).cloned().flatten()
+    }
+
+    /// The file a step's `needs` are written in, when it is not the runbook: the module's,
+    /// or for a first step of a module its call's.
+    pub(super) fn needs_file(&self, index: usize) -> Option<Source> {
+        match self
+            .step_effects
+            .get(index)
+            .and_then(|effects| effects.needs_source.clone())
+        {
+            Some(source) if source.name() == self.source.name() => None,
+            Some(source) => Some(source),
+            None => self.id_file(index),
+        }
     }
 
     /// Reads and parses the module a call uses, reporting why not.

@@ -527,7 +527,8 @@ impl Validator<'_> {
     /// Resolves `needs` names to indices, reporting unknown and self references.
     pub fn resolve_needs(&mut self, raw: &RawRunbook) -> Vec<Vec<usize>> {
         let mut all = Vec::new();
-        for step in &raw.steps.value {
+        for (index, step) in raw.steps.value.iter().enumerate() {
+            let before = self.diagnostics.len();
             let mut needs = Vec::new();
             for need in step.needs.iter().flat_map(|needs| &needs.value) {
                 match self.step_ids.get(&need.value) {
@@ -558,6 +559,30 @@ impl Validator<'_> {
                 }
             }
             all.push(needs);
+            // A module's step: its `needs` are written in the module's (or its call's) file.
+            let file = self.needs_file(index);
+            self.in_module_file(before, file.as_ref());
+            // A first step of a module has its call's `needs`: reported for one step only.
+            if self
+                .step_effects
+                .get(index)
+                .is_some_and(|effects| effects.needs_source.is_some())
+            {
+                let found: Vec<Diagnostic> = self.diagnostics.drain(before..).collect();
+                for diagnostic in found {
+                    let position = diagnostic.position.unwrap_or_default();
+                    let file = diagnostic.file.as_ref().map_or_else(
+                        || self.source.name().to_string(),
+                        |file| file.0.name().to_string(),
+                    );
+                    if self
+                        .checked_call_parts
+                        .insert((file, position.line, position.column))
+                    {
+                        self.diagnostics.push(diagnostic);
+                    }
+                }
+            }
         }
         all
     }
@@ -588,14 +613,27 @@ impl Validator<'_> {
             };
             let mut diagnostic = Diagnostic::error("cycle", message, Some(position))
                 .with_help("steps and their `needs` must form a DAG: remove one of these `needs`");
+            let file = self.needs_file(cycle[0]);
             for &step in &cycle[1..cycle.len() - 1] {
                 let other = &raw.steps.value[step];
                 let at = other
                     .needs
                     .as_ref()
                     .map_or(other.id.position, |needs| needs.position);
-                diagnostic = diagnostic
-                    .with_related(at, format!("`{}` is part of the cycle", other.id.value));
+                // Another file's place cannot be shown beside this one: named instead.
+                diagnostic = if self
+                    .needs_file(step)
+                    .map(|source| source.name().to_string())
+                    == file.as_ref().map(|source| source.name().to_string())
+                {
+                    diagnostic
+                        .with_related(at, format!("`{}` is part of the cycle", other.id.value))
+                } else {
+                    diagnostic
+                };
+            }
+            if let Some(file) = &file {
+                diagnostic = diagnostic.in_file(file);
             }
             self.push(diagnostic);
         }
