@@ -10,8 +10,8 @@ use crate::executor::{FleetLayout, RunOptions, RunRecorder, Start, instance_runb
 use crate::plan::ResolvedVar;
 use crate::state::RunInfo;
 use crate::state::{
-    JournalHeader, JournalWriter, LogFiles, Record, RecordedOptions, RecordedVar, RunDirectory,
-    UnfinishedIndex, keep_modules, new_run_info, state_directory,
+    JournalHeader, JournalWriter, LogFiles, Record, RecordedOptions, RecordedOrigin, RecordedVar,
+    RunDirectory, UnfinishedIndex, keep_modules, new_run_info, state_directory,
 };
 use crate::suggest::suggest;
 
@@ -174,6 +174,18 @@ async fn execute(
         .filter(|step| step.irreversible)
         .map(|step| step.id.to_string())
         .collect();
+    let origins: Vec<RecordedOrigin> = loaded
+        .runbook
+        .steps
+        .iter()
+        .filter_map(|step| {
+            Some(RecordedOrigin {
+                step: step.id.to_string(),
+                written_at: step.written_at.clone()?,
+                call: step.called_at.clone(),
+            })
+        })
+        .collect();
     let input = SessionInput {
         runbook: loaded.runbook,
         info,
@@ -191,6 +203,7 @@ async fn execute(
             args,
         );
         header.irreversible = irreversible;
+        header.origins = origins;
         emitter.record(&Record::Header(Box::new(header)))
     });
     match session {

@@ -20,7 +20,7 @@ pub use journal::{
     read_journal,
 };
 pub use journal_record::{
-    Entry, JournalHeader, Record, RecordedOptions, RecordedVar, Resumed, RunMode,
+    Entry, JournalHeader, Record, RecordedOptions, RecordedOrigin, RecordedVar, Resumed, RunMode,
 };
 pub use lock::{LockError, RunLock};
 pub use log_files::LogFiles;

@@ -40,6 +40,8 @@ pub(super) struct CallEffects {
     pub for_each_call: Option<String>,
     /// The step's `needs` are its call's (a first step of the module), written in this file.
     pub needs_source: Option<Source>,
+    /// The call that uses the module the step is written in: `` `uses: FILE` at FILE:LINE ``.
+    pub called_at: Option<String>,
 }
 
 /// A condition as a helper argument: a literal's truthiness, or the argument text.

@@ -140,6 +140,14 @@ impl Validator<'_> {
                     }
                 }
                 flat.rewrites.push(module_rewrite.clone());
+                if flat.effects.called_at.is_none() {
+                    flat.effects.called_at = Some(format!(
+                        "`uses: {}` at {}:{}",
+                        uses.value,
+                        self.shown_file(&call_source),
+                        uses.position.line
+                    ));
+                }
                 self.apply_call_effects(step, &mut flat, &call_source);
                 if let Some(items) = &call_items {
                     self.apply_call_for_each(step, items, &mut flat, &call_source);
@@ -408,6 +416,21 @@ impl Validator<'_> {
             });
         }
         Ok(source)
+    }
+
+    /// How reports name a file: relative to the runbook's directory, the runbook by its name.
+    pub(super) fn shown_file(&self, source: &Source) -> String {
+        let path = Path::new(source.name());
+        if source.name() == self.source.name() {
+            return path.file_name().map_or_else(
+                || source.name().to_string(),
+                |name| name.to_string_lossy().into_owned(),
+            );
+        }
+        path.strip_prefix(self.source.directory())
+            .unwrap_or(path)
+            .display()
+            .to_string()
     }
 
     /// The file a step's id is written in, when it is not the runbook (a module's step).

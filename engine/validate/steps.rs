@@ -332,6 +332,10 @@ impl Validator<'_> {
             on,
             position: raw.id.position,
             written_at: self.written_at(index, raw.id.position.line),
+            called_at: self
+                .step_effects
+                .get(index)
+                .and_then(|effects| effects.called_at.clone()),
         }
     }
 
