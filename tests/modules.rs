@@ -439,3 +439,80 @@ steps:
     assert_eq!(output.code, 0, "{}", output.snapshot());
     assert_eq!(lines(&output), ["caller snippet", "module snippet 'hi'"]);
 }
+
+#[test]
+fn problems_with_a_modules_step_ids_and_needs_point_into_the_module_file() {
+    let module = r#"
+version: 1
+name: broken
+steps:
+  - id: dump
+    run: "true"
+    readonly: true
+  - id: dump
+    run: "true"
+    readonly: true
+  - id: Check
+    needs: [dumpp]
+    run: "true"
+    readonly: true
+"#;
+    let runbook = r#"
+version: 1
+name: main
+steps:
+  - id: start
+    run: "true"
+    readonly: true
+  - id: db
+    needs: [strat]
+    uses: modules/broken.yaml
+"#;
+    let output = engine(
+        Test::new()
+            .runbook(runbook)
+            .file("modules/broken.yaml", module),
+        &["validate", "{file}"],
+    );
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    insta::assert_snapshot!("module_ids_and_needs", output.snapshot());
+}
+
+#[test]
+fn show_and_report_say_which_call_brought_each_module_step_in() {
+    let first = engine(
+        with_backup(MAIN).env("MODULES_MIGRATE_EXIT", "0"),
+        &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
+    );
+    assert_eq!(first.code, 0, "{}", first.snapshot());
+    let state = first.directory.join("state").display().to_string();
+    let command = |args: &[&str]| {
+        let output = Test::new()
+            .current_dir(&first.directory)
+            .args(args)
+            .args(["--state-dir", &state])
+            .run_within(LIMIT);
+        assert_eq!(output.code, 0, "{}", output.snapshot());
+        output.stdout
+    };
+    let shown = command(&["show", "last"]);
+    for expected in [
+        "written at modules/backup.yaml:12, from `uses: modules/backup.yaml` at runbook.yaml:12",
+        "written at modules/backup.yaml:22, from `uses: modules/backup.yaml` at runbook.yaml:18",
+    ] {
+        assert!(shown.contains(expected), "{expected}\n{shown}");
+    }
+    let markdown = command(&["report", "last"]);
+    assert!(
+        markdown.contains(
+            "| `db.dump` | written at modules/backup.yaml:12, from \\`uses: modules/backup.yaml\\` at runbook.yaml:12 |"
+        ),
+        "{markdown}"
+    );
+    let html = command(&["report", "last", "--format", "html"]);
+    assert!(html.contains("<h2>Modules and instances</h2>"), "{html}");
+    assert!(
+        html.contains("files.check") && html.contains("runbook.yaml:18"),
+        "{html}"
+    );
+}

@@ -239,6 +239,9 @@ pub fn show_text(record: &RunRecord) -> String {
         if let Some(command) = &step.compensation_command {
             write_block(&mut out, "      undo: $ ", command);
         }
+        if let Some(origin) = record.origins.iter().find(|origin| origin.step == step.id) {
+            let _ = writeln!(out, "      {}", crate::report::origin_text(origin));
+        }
         if record.irreversible.contains(&step.id) {
             let _ = writeln!(out, "      irreversible: a rollback does not undo it");
         }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::args::{GlobalArgs, VarArgs};
 use super::diagnostics::{Warnings, render_error, render_text, use_color};
+use super::list_instances::list_values;
 use crate::errors::EXIT_INVALID;
 use crate::model::Runbook;
 use crate::plan::{
@@ -13,12 +14,14 @@ use crate::plan::{
 };
 use crate::source::Source;
 use crate::template::TemplateEngine;
-use crate::validate::{Diagnostic, HostInputs, validate_with};
+use crate::validate::{Diagnostic, HostInputs, ListValues, ModuleFile, validate_with_lists};
 
 /// A runbook ready to be shown or run.
 #[derive(Debug)]
 pub struct Loaded {
     pub source: Source,
+    /// The module files the runbook uses, as read.
+    pub modules: Vec<ModuleFile>,
     pub runbook: Runbook,
     pub vars: Vec<ResolvedVar>,
     pub plan: Plan,
@@ -89,44 +92,26 @@ pub fn load(
         err!("{}", render_error(&error));
         EXIT_INVALID
     })?;
-    let validation = validate_with(&source, &host_inputs(vars));
-    if validation.has_errors() {
-        print_diagnostics(&source, &validation.diagnostics, warnings, global);
-        let errors = validation
-            .diagnostics
-            .iter()
-            .filter(|diagnostic| diagnostic.is_error())
-            .count();
-        errln!(
-            "error: `{}` is not a valid runbook ({errors} error{}): nothing was run",
-            source.name(),
-            if errors == 1 { "" } else { "s" }
-        );
-        return Err(EXIT_INVALID);
-    }
-    let Some(runbook) = validation.runbook else {
-        return Err(EXIT_INVALID);
-    };
+    let (runbook, modules) = validated(&source, vars, &ListValues::new(), warnings, global)?;
     let engine = TemplateEngine::new();
-    let mut context = Context::for_plan(&runbook, PlanPlaceholders);
-    let resolved = resolve_vars(&runbook, &var_inputs(vars), &mut context, &engine, true).map_err(
-        |error| {
-            err!("{}", render_error(&error));
-            EXIT_INVALID
-        },
-    )?;
+    let (runbook, mut context, resolved_vars) =
+        match resolved(runbook, &source, vars, &engine, warnings, global)? {
+            // A `for_each` over a list var: validated again with its items.
+            (runbook, _, first) if runbook.has_undecided_instances() => {
+                let values = list_values(
+                    &runbook,
+                    first
+                        .iter()
+                        .map(|var| (var.name.as_str(), var.value.as_deref())),
+                );
+                // The same module files: those of the first pass are kept.
+                let (runbook, _) = validated(&source, vars, &values, warnings, global)?;
+                resolved(runbook, &source, vars, &engine, warnings, global)?
+            }
+            done => done,
+        };
     let vars_args = vars;
-    let vars = match resolved {
-        Ok(vars) => vars,
-        Err(problems) => {
-            print_diagnostics(&source, &problems, warnings, global);
-            errln!(
-                "error: variables of `{}` are not valid: nothing was run",
-                source.name()
-            );
-            return Err(EXIT_INVALID);
-        }
-    };
+    let vars = resolved_vars;
     let plan = build_plan(&runbook, &vars, &mut context, &engine, &vars_args.limit).map_err(
         |problems| {
             print_diagnostics(&source, &problems, warnings, global);
@@ -139,10 +124,71 @@ pub fn load(
     )?;
     Ok(Loaded {
         source,
+        modules,
         runbook,
         vars,
         plan,
     })
+}
+
+/// The runbook validated with the items of `lists`, with the module files it read, or its
+/// problems printed (exit 2).
+fn validated(
+    source: &Source,
+    vars: &VarArgs,
+    lists: &ListValues,
+    warnings: Warnings,
+    global: &GlobalArgs,
+) -> Result<(Runbook, Vec<ModuleFile>), i32> {
+    let validation = validate_with_lists(source, &host_inputs(vars), lists);
+    if validation.has_errors() {
+        print_diagnostics(source, &validation.diagnostics, warnings, global);
+        let errors = validation
+            .diagnostics
+            .iter()
+            .filter(|diagnostic| diagnostic.is_error())
+            .count();
+        errln!(
+            "error: `{}` is not a valid runbook ({errors} error{}): nothing was run",
+            source.name(),
+            if errors == 1 { "" } else { "s" }
+        );
+        return Err(EXIT_INVALID);
+    }
+    let modules = validation.modules;
+    validation
+        .runbook
+        .map(|runbook| (runbook, modules))
+        .ok_or(EXIT_INVALID)
+}
+
+/// The runbook's variables resolved for the plan, with the context holding them, or their
+/// problems printed (exit 2).
+fn resolved(
+    runbook: Runbook,
+    source: &Source,
+    vars: &VarArgs,
+    engine: &TemplateEngine,
+    warnings: Warnings,
+    global: &GlobalArgs,
+) -> Result<(Runbook, Context, Vec<ResolvedVar>), i32> {
+    let mut context = Context::for_plan(&runbook, PlanPlaceholders);
+    let resolved =
+        resolve_vars(&runbook, &var_inputs(vars), &mut context, engine, true).map_err(|error| {
+            err!("{}", render_error(&error));
+            EXIT_INVALID
+        })?;
+    match resolved {
+        Ok(resolved) => Ok((runbook, context, resolved)),
+        Err(problems) => {
+            print_diagnostics(source, &problems, warnings, global);
+            errln!(
+                "error: variables of `{}` are not valid: nothing was run",
+                source.name()
+            );
+            Err(EXIT_INVALID)
+        }
+    }
 }
 
 /// Masks every secret value in `text`, and its common encodings (plan output can reach a

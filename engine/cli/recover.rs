@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use super::args::{GlobalArgs, ResumeArgs, RollbackArgs, SecretVarArgs};
+use super::recorded_runbook::{RunbookChoice, recorded_runbook};
 use super::rollback_preview::preview;
-use super::run::digest;
 use super::session::{Session, SessionInput, finish_session, lock_runbook, runtime, start_session};
 use crate::errors::{EXIT_INVALID, EXIT_NEEDS_DECISION, EXIT_SUCCESS};
 use crate::events::{RunOutcome, StepOutcome, StepStatus};
@@ -15,13 +15,12 @@ use crate::executor::{RunOptions, RunRecorder, Start};
 use crate::model::Runbook;
 use crate::plan::{VarInputs, vars_file_values};
 use crate::rollback::{RanStep, plan_rollback};
-use crate::source::Source;
 use crate::state::RunInfo;
 use crate::state::{
-    JOURNAL_FILE, JournalWriter, LogFiles, RUNBOOK_COPY, Record, RecordedPhase, Resumed, RunMode,
-    RunRecord, UnfinishedIndex, find_run, for_each_record, state_directory,
+    JOURNAL_FILE, JournalWriter, LogFiles, Record, RecordedPhase, Resumed, RunMode, RunRecord,
+    UnfinishedIndex, find_run, for_each_record, state_directory,
 };
-use crate::validate::{HostInputs, validate_with};
+use crate::validate::HostInputs;
 
 /// A recorded run with its runbook loaded again.
 pub(super) struct Recovered {
@@ -30,15 +29,6 @@ pub(super) struct Recovered {
     pub runbook: Runbook,
     /// Where its instances run, when a step has `on` (`runbook` is then the instance runbook).
     pub layout: Option<crate::executor::FleetLayout>,
-}
-
-/// Where `rollback` and `resume` take the runbook from.
-#[derive(Debug, Clone, Copy)]
-struct RunbookChoice {
-    /// `--use-current`: the file as it is now, not the copy kept with the run.
-    use_current: bool,
-    /// `--allow-changed`: the file as it is now even though its digest changed.
-    allow_changed: bool,
 }
 
 fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Recovered, i32> {
@@ -50,7 +40,6 @@ fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Reco
     let directory = find_run(&state, run).map_err(fail)?;
     let record = RunRecord::load(&directory)
         .map_err(|error| fail(format!("run `{run}`: {error}: nothing was done")))?;
-    let source = runbook_source(&record, &directory, choice).map_err(fail)?;
     let hosts = HostInputs {
         inventories: record
             .options
@@ -59,7 +48,8 @@ fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Reco
             .map(PathBuf::from)
             .collect(),
     };
-    let validation = validate_with(&source, &hosts);
+    let (source, validation, changed) =
+        recorded_runbook(&record, &directory, choice, &hosts).map_err(fail)?;
     let Some(runbook) = validation.runbook else {
         return Err(fail(format!(
             "the runbook `{}` of run {} is no longer valid (`runbook validate {}`): nothing was done",
@@ -75,9 +65,7 @@ fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Reco
                 record.run_id
             ))
         })?;
-    if digest(source.text()) != record.digest
-        && let Some(message) = super::lost_compensations::refusal(&record, &runbook)
-    {
+    if changed && let Some(message) = super::lost_compensations::refusal(&record, &runbook) {
         return Err(fail(message));
     }
     Ok(Recovered {
@@ -86,46 +74,6 @@ fn recover(run: &str, choice: RunbookChoice, global: &GlobalArgs) -> Result<Reco
         runbook,
         layout,
     })
-}
-
-/// The runbook of a recorded run: the copy kept in its directory (as run, whatever happened
-/// to the file since), or with `--use-current` or for a run kept without a copy (older
-/// engines) the file as it is now, refused if it changed unless `--allow-changed`. Either is
-/// named by the original path, so `runbook.dir` and default working directories stay.
-fn runbook_source(
-    record: &RunRecord,
-    directory: &std::path::Path,
-    choice: RunbookChoice,
-) -> Result<Source, String> {
-    let copy = directory.join(RUNBOOK_COPY);
-    if !choice.use_current && copy.is_file() {
-        let kept = Source::read(&copy)
-            .map_err(|error| format!("{error} (the runbook kept with run {})", record.run_id))?;
-        let kept_digest = digest(kept.text());
-        if kept_digest != record.digest {
-            return Err(format!(
-                "the runbook kept in `{}` does not match the digest run {} recorded ({} then, {kept_digest} now): nothing was done\n  help: `--use-current` takes the runbook file as it is now",
-                copy.display(),
-                record.run_id,
-                record.digest
-            ));
-        }
-        return Ok(Source::new(
-            PathBuf::from(&record.file),
-            record.file.clone(),
-            kept.text().to_string(),
-        ));
-    }
-    let source = Source::read(std::path::Path::new(&record.file))
-        .map_err(|error| format!("{error} (the runbook of run {})", record.run_id))?;
-    let now = digest(source.text());
-    if now != record.digest && !choice.allow_changed {
-        return Err(format!(
-            "the runbook `{}` changed since run {} ({} then, {now} now): nothing was done\n  help: pass `--allow-changed` to use the file as it is now",
-            record.file, record.run_id, record.digest
-        ));
-    }
-    Ok(source)
 }
 
 /// Whether the journal alone shows that a rollback would have nothing left to do: the run

@@ -10,8 +10,8 @@ use crate::executor::{FleetLayout, RunOptions, RunRecorder, Start, instance_runb
 use crate::plan::ResolvedVar;
 use crate::state::RunInfo;
 use crate::state::{
-    JournalHeader, JournalWriter, LogFiles, Record, RecordedOptions, RecordedVar, RunDirectory,
-    UnfinishedIndex, new_run_info, state_directory,
+    JournalHeader, JournalWriter, LogFiles, Record, RecordedOptions, RecordedOrigin, RecordedVar,
+    RunDirectory, UnfinishedIndex, keep_modules, new_run_info, state_directory,
 };
 use crate::suggest::suggest;
 
@@ -119,9 +119,22 @@ async fn execute(
     }
     match RunDirectory::create(&state, &info.id) {
         Ok(directory) => {
-            if let Err(error) = directory.keep_runbook(&loaded.source.bytes()) {
+            let modules: Vec<(String, Vec<u8>)> = loaded
+                .modules
+                .iter()
+                .map(|module| {
+                    (
+                        module.path.clone(),
+                        module.source.text().as_bytes().to_vec(),
+                    )
+                })
+                .collect();
+            if let Err(error) = directory
+                .keep_runbook(&loaded.source.bytes())
+                .and_then(|()| keep_modules(&directory.path, &modules))
+            {
                 errln!(
-                    "error: cannot keep a copy of the runbook in `{}`: {error}: nothing was run",
+                    "error: cannot keep a copy of the runbook and its modules in `{}`: {error}: nothing was run",
                     directory.path.display()
                 );
                 return EXIT_INVALID;
@@ -152,6 +165,7 @@ async fn execute(
     };
     let header_info = info.clone();
     let source = loaded.source;
+    let modules = loaded.modules;
     let runbook_name = loaded.runbook.name.clone();
     let irreversible: Vec<String> = loaded
         .runbook
@@ -159,6 +173,18 @@ async fn execute(
         .iter()
         .filter(|step| step.irreversible)
         .map(|step| step.id.to_string())
+        .collect();
+    let origins: Vec<RecordedOrigin> = loaded
+        .runbook
+        .steps
+        .iter()
+        .filter_map(|step| {
+            Some(RecordedOrigin {
+                step: step.id.to_string(),
+                written_at: step.written_at.clone()?,
+                call: step.called_at.clone(),
+            })
+        })
         .collect();
     let input = SessionInput {
         runbook: loaded.runbook,
@@ -169,8 +195,15 @@ async fn execute(
         layout,
     };
     let session = start_session(input, global, |emitter, resolved| {
-        let mut header = journal_header(&header_info, &runbook_name, &source, resolved, args);
+        let mut header = journal_header(
+            &header_info,
+            &runbook_name,
+            (&source, &modules),
+            resolved,
+            args,
+        );
         header.irreversible = irreversible;
+        header.origins = origins;
         emitter.record(&Record::Header(Box::new(header)))
     });
     match session {
@@ -198,12 +231,38 @@ pub(super) fn digest(text: &str) -> String {
     format!("sha256:{:x}", sha2::Sha256::digest(text.as_bytes()))
 }
 
+/// The digest of a runbook and the module files it uses (`path`, text), so an edited module
+/// is an edited runbook; without modules, the runbook text's own digest.
+pub(super) fn runbook_digest<'a>(
+    text: &str,
+    modules: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    use sha2::Digest;
+    let mut modules: Vec<(&str, &str)> = modules.into_iter().collect();
+    if modules.is_empty() {
+        return digest(text);
+    }
+    modules.sort();
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(text.as_bytes());
+    for (path, module) in modules {
+        // Lengths first: no two different sets of files hash alike.
+        hasher.update(format!(
+            "\0module {} {}\0{path}\0",
+            path.len(),
+            module.len()
+        ));
+        hasher.update(module.as_bytes());
+    }
+    format!("sha256:{:x}", hasher.finalize())
+}
+
 /// The first journal record: what ran, from which file (and its digest), with which values
 /// (secrets only by where they came from), and how.
 fn journal_header(
     info: &RunInfo,
     runbook: &str,
-    source: &crate::source::Source,
+    (source, modules): (&crate::source::Source, &[crate::validate::ModuleFile]),
     vars: &[ResolvedVar],
     args: &RunArgs,
 ) -> JournalHeader {
@@ -241,7 +300,12 @@ fn journal_header(
         &info.id,
         runbook,
         &file.display().to_string(),
-        &digest(source.text()),
+        &runbook_digest(
+            source.text(),
+            modules
+                .iter()
+                .map(|module| (module.path.as_str(), module.source.text())),
+        ),
         &info.started_at,
         vars,
         options,

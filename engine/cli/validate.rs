@@ -6,12 +6,13 @@ use serde_json::json;
 
 use super::args::{DiagnosticFormat, GlobalArgs, ValidateArgs};
 use super::diagnostics::{Warnings, diagnostic_json, render_error, render_text, use_color};
+use super::list_instances::{list_values, undecided_notes};
 use super::load::{host_inputs, var_inputs};
 use crate::errors::{EXIT_INVALID, EXIT_SUCCESS};
 use crate::plan::{Context, PlanPlaceholders, resolve_vars};
 use crate::source::Source;
 use crate::template::TemplateEngine;
-use crate::validate::{Diagnostic, validate_with};
+use crate::validate::{Diagnostic, validate_with, validate_with_lists};
 
 pub fn validate(args: &ValidateArgs, global: &GlobalArgs) -> i32 {
     let color = use_color(global.no_color, std::io::stderr().is_terminal());
@@ -33,7 +34,7 @@ pub fn validate(args: &ValidateArgs, global: &GlobalArgs) -> i32 {
                 continue;
             }
         };
-        let mut diagnostics = diagnostics_of(&source, args);
+        let (mut diagnostics, notes) = diagnostics_of(&source, args);
         if args.strict {
             for diagnostic in &mut diagnostics {
                 diagnostic.severity = crate::validate::Severity::Error;
@@ -59,6 +60,9 @@ pub fn validate(args: &ValidateArgs, global: &GlobalArgs) -> i32 {
                         plural(warnings, "warning")
                     );
                 } else {
+                    for note in &notes {
+                        outln!("note: {note}");
+                    }
                     outln!("`{name}` is valid ({})", plural(warnings, "warning"));
                 }
             }
@@ -67,7 +71,11 @@ pub fn validate(args: &ValidateArgs, global: &GlobalArgs) -> i32 {
                     .iter()
                     .map(|diagnostic| diagnostic_json(&name, diagnostic))
                     .collect();
-                reports.push(json!({"file": name, "valid": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": list}));
+                let mut report = json!({"file": name, "valid": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": list});
+                if !notes.is_empty() {
+                    report["notes"] = json!(notes);
+                }
+                reports.push(report);
             }
         }
     }
@@ -85,26 +93,35 @@ pub fn validate(args: &ValidateArgs, global: &GlobalArgs) -> i32 {
     }
 }
 
-/// The runbook's own diagnostics, plus checks of any variable values given.
-fn diagnostics_of(source: &Source, args: &ValidateArgs) -> Vec<Diagnostic> {
-    let validation = validate_with(source, &host_inputs(&args.vars));
+/// The runbook's own diagnostics, plus checks of any variable values given (with them, a
+/// `for_each` over a list var is checked per instance), and the notes on steps whose
+/// instances wait for a var's value.
+fn diagnostics_of(source: &Source, args: &ValidateArgs) -> (Vec<Diagnostic>, Vec<String>) {
+    let hosts = host_inputs(&args.vars);
+    let validation = validate_with(source, &hosts);
     let mut diagnostics = validation.diagnostics;
-    if let (Some(runbook), false) = (&validation.runbook, args.vars.limit.is_empty())
-        && let Err(problem) = crate::plan::select_hosts(&runbook.inventory, &args.vars.limit)
+    let mut runbook = validation.runbook;
+    if let (Some(found), false) = (&runbook, args.vars.limit.is_empty())
+        && let Err(problem) = crate::plan::select_hosts(&found.inventory, &args.vars.limit)
     {
         diagnostics.push(*problem);
     }
     let given = !args.vars.vars.is_empty() || args.vars.vars_file.is_some();
-    if let (Some(runbook), true) = (&validation.runbook, given) {
+    if let (Some(found), true) = (&runbook, given) {
         let engine = TemplateEngine::new();
-        let mut context = Context::for_plan(runbook, PlanPlaceholders);
-        match resolve_vars(
-            runbook,
-            &var_inputs(&args.vars),
-            &mut context,
-            &engine,
-            false,
-        ) {
+        let mut context = Context::for_plan(found, PlanPlaceholders);
+        match resolve_vars(found, &var_inputs(&args.vars), &mut context, &engine, false) {
+            Ok(Ok(resolved)) if found.has_undecided_instances() => {
+                let values = list_values(
+                    found,
+                    resolved
+                        .iter()
+                        .map(|var| (var.name.as_str(), var.value.as_deref())),
+                );
+                let again = validate_with_lists(source, &hosts, &values);
+                diagnostics = again.diagnostics;
+                runbook = again.runbook;
+            }
             Ok(Ok(_)) => {}
             Ok(Err(problems)) => diagnostics.extend(problems),
             Err(error) => diagnostics.push(Diagnostic::error(
@@ -117,5 +134,6 @@ fn diagnostics_of(source: &Source, args: &ValidateArgs) -> Vec<Diagnostic> {
             )),
         }
     }
-    diagnostics
+    let notes = runbook.as_ref().map(undecided_notes).unwrap_or_default();
+    (diagnostics, notes)
 }

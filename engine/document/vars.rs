@@ -22,6 +22,18 @@ pub struct Scalar(
 );
 
 impl Scalar {
+    /// A list of `items`, as if written as a YAML list.
+    pub fn list(items: &[String]) -> Scalar {
+        let json = serde_json::Value::Array(
+            items
+                .iter()
+                .cloned()
+                .map(serde_json::Value::String)
+                .collect(),
+        );
+        Scalar(Some(json.to_string()), None, true)
+    }
+
     /// Whether the value was written as a YAML list (`[a, b]`): its text is then the items as a
     /// JSON array of strings (`["a","b"]`), the form a `list` var's value has everywhere.
     pub fn is_list(&self) -> bool {

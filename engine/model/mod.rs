@@ -18,6 +18,6 @@ pub use list_value::{list_text, parse_list};
 pub use probe::{
     Comparison, Expectation, HttpProbe, NumberCheck, Probe, ProbeKind, ProbeTiming, TimingTemplates,
 };
-pub use runbook::{EnvEntry, Hook, Hooks, Runbook, VarDecl};
+pub use runbook::{EnvEntry, ForEachVar, Hook, Hooks, Runbook, VarDecl};
 pub use step::{Action, Compensation, PromisedOutput, RetryPolicy, Step, StepId};
 pub use template::Template;

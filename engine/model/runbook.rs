@@ -29,6 +29,28 @@ pub struct Runbook {
     pub summary: Option<Template>,
     /// Remote hosts and rollouts (SPEC §12); empty when no step has `on`.
     pub inventory: Inventory,
+    /// Each step whose `for_each` reads a `list` var (SPEC §13), and whether the var's value
+    /// was known when the runbook was validated (else the step was checked once).
+    pub for_each_vars: Vec<ForEachVar>,
+}
+
+/// A step whose instances are decided by a `list` var: `for_each: "{{vars.regions}}"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForEachVar {
+    /// The step's id as written (a module's step: `call.step`).
+    pub step: String,
+    pub var: String,
+    /// The var's items were given to validation, so the step was expanded into them.
+    pub decided: bool,
+    /// `step` is a module call: its module's steps are the instances.
+    pub module_call: bool,
+}
+
+impl Runbook {
+    /// Whether some step's instances wait for a list var's value to be known.
+    pub fn has_undecided_instances(&self) -> bool {
+        self.for_each_vars.iter().any(|each| !each.decided)
+    }
 }
 
 impl Runbook {

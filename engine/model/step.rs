@@ -71,6 +71,8 @@ pub struct Step {
     /// For a module's step or a `for_each` instance, where it was written: `FILE:LINE`, the
     /// file relative to the runbook's directory.
     pub written_at: Option<String>,
+    /// For a module's step, the call that brought it in: `` `uses: FILE` at FILE:LINE ``.
+    pub called_at: Option<String>,
 }
 
 /// One entry of a step's `outputs`: a key it promises to write, and whether its value is a

@@ -211,6 +211,22 @@ pub(super) fn render(view: &ReportView, chart: &str) -> String {
         let _ = writeln!(out, "</table>");
     }
 
+    if !view.origins.is_empty() {
+        let _ = writeln!(
+            out,
+            "<h2>Modules and instances</h2>\n<table class=\"origins\">\n<tr><th>Step</th><th>Written</th></tr>"
+        );
+        for origin in &view.origins {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td>{}</tr>",
+                code(origin.step),
+                message_cell(&origin.text)
+            );
+        }
+        let _ = writeln!(out, "</table>");
+    }
+
     let _ = writeln!(out, "<h2>Outputs</h2>");
     if view.outputs.is_empty() {
         let _ = writeln!(out, "<p>None recorded.</p>");

@@ -154,6 +154,14 @@ pub(super) fn render(view: &ReportView) -> String {
         }
     }
 
+    if !view.origins.is_empty() {
+        let _ = writeln!(out, "\n## Modules and instances\n");
+        let _ = writeln!(out, "| Step | Written |\n|---|---|");
+        for origin in &view.origins {
+            let _ = writeln!(out, "| {} | {} |", code(origin.step), text(&origin.text));
+        }
+    }
+
     let _ = writeln!(out, "\n## Outputs\n");
     if view.outputs.is_empty() {
         let _ = writeln!(out, "None recorded.");

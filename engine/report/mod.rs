@@ -21,6 +21,7 @@ pub(crate) use run_report::{html_report, markdown_report};
 pub use summary::{final_line, summary_text};
 pub use terminal::{for_stdout, neutralise};
 pub(crate) use timeline::Timeline;
+pub(crate) use view::origin_text;
 
 /// Anything that shows events.
 pub trait Reporter: Send {

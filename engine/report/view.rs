@@ -87,6 +87,23 @@ pub(crate) struct OutputRow<'a> {
     pub value: &'a str,
 }
 
+/// Where a step brought in by a module or a `for_each` was written.
+#[derive(Debug)]
+pub(crate) struct OriginRow<'a> {
+    pub step: &'a str,
+    /// `written at modules/backup.yaml:10, from `uses: modules/backup.yaml` at main.yaml:13`.
+    pub text: String,
+}
+
+/// Where a step was written, in the words of a report (and of `show`): `FILE:LINE`, and the
+/// module call that brought it in.
+pub(crate) fn origin_text(origin: &crate::state::RecordedOrigin) -> String {
+    match &origin.call {
+        Some(call) => format!("written at {}, from {call}", origin.written_at),
+        None => format!("written at {}", origin.written_at),
+    }
+}
+
 /// Everything a run report shows, in the words it shows it.
 #[derive(Debug)]
 pub(crate) struct ReportView<'a> {
@@ -126,6 +143,8 @@ pub(crate) struct ReportView<'a> {
     pub rollback: String,
     pub needs_a_person: Vec<String>,
     pub notices: &'a [String],
+    /// The steps brought in by modules and `for_each`, in the record's order.
+    pub origins: Vec<OriginRow<'a>>,
 }
 
 impl<'a> ReportView<'a> {
@@ -203,6 +222,14 @@ impl<'a> ReportView<'a> {
             rollback: rollback_text(record),
             needs_a_person: needs_a_person(record),
             notices: &record.notices,
+            origins: record
+                .origins
+                .iter()
+                .map(|origin| OriginRow {
+                    step: &origin.step,
+                    text: origin_text(origin),
+                })
+                .collect(),
         }
     }
 }

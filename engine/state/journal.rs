@@ -488,6 +488,7 @@ impl JournalHeader {
             vars,
             options,
             irreversible: Vec::new(),
+            origins: Vec::new(),
         }
     }
 }

@@ -59,6 +59,22 @@ pub struct JournalHeader {
     /// Absent when there are none (and in older journals).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub irreversible: Vec<String>,
+    /// Where each step brought in by a module or a `for_each` was written. Absent when there
+    /// are none (and in older journals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<RecordedOrigin>,
+}
+
+/// Where a step of a run was written, when not once in the runbook itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedOrigin {
+    pub step: String,
+    /// `FILE:LINE`, the file relative to the runbook's directory.
+    pub written_at: String,
+    /// For a module's step, the call: `` `uses: FILE` at FILE:LINE ``.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
 }
 
 /// What drives a run: the first `run`, or a later `resume` or `rollback` of it.

@@ -5,6 +5,7 @@ mod journal;
 mod journal_record;
 mod lock;
 mod log_files;
+mod module_copies;
 mod private_file;
 mod run_directory;
 mod run_record;
@@ -19,10 +20,11 @@ pub use journal::{
     read_journal,
 };
 pub use journal_record::{
-    Entry, JournalHeader, Record, RecordedOptions, RecordedVar, Resumed, RunMode,
+    Entry, JournalHeader, Record, RecordedOptions, RecordedOrigin, RecordedVar, Resumed, RunMode,
 };
 pub use lock::{LockError, RunLock};
 pub use log_files::LogFiles;
+pub use module_copies::{MODULE_COPIES, keep_modules, kept_modules};
 pub use run_directory::{
     RUNBOOK_COPY, RunDirectory, RunInfo, check_state_directory, find_run, latest_runs, list_runs,
     new_run_info, state_directory,

@@ -161,6 +161,9 @@ pub struct RunRecord {
     pub options: RecordedOptions,
     /// Steps marked `irreversible` in the runbook as run.
     pub irreversible: Vec<String>,
+    /// Where the steps brought in by modules and `for_each` were written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<super::journal_record::RecordedOrigin>,
     pub steps: Vec<RecordedStep>,
     pub stopping: Option<String>,
     pub rollback: Option<RollbackState>,
@@ -202,6 +205,7 @@ impl RunRecord {
             user: String::new(),
             vars: Vec::new(),
             irreversible: Vec::new(),
+            origins: Vec::new(),
             options: RecordedOptions::default(),
             steps: Vec::new(),
             stopping: None,
@@ -295,6 +299,7 @@ impl RunRecord {
                 self.options = header.options;
                 self.vars = header.vars;
                 self.irreversible = header.irreversible;
+                self.origins = header.origins;
                 return;
             }
             Record::Resumed(resumed) => {

@@ -2,12 +2,21 @@
 //! step into one instance `id[item]` per item once the runbook is valid.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use super::Diagnostic;
-use super::for_each_instance::Instance;
+use super::for_each_instance::{ANY_ITEM, Instance};
+use super::module_rewrite::Rewrite;
 use super::validator::Validator;
-use crate::document::RawRunbook;
-use crate::model::parse_list;
+use crate::document::{RawRunbook, RawStep};
+use crate::model::{ForEachVar, parse_list};
+use crate::suggest::suggest;
+
+/// `for_each: "{{vars.<name>}}"`.
+static ONE_VAR: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^\{\{\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$").ok());
 
 /// An item names an instance, `id[item]`, and is a segment of `steps.<id>.items.<item>`:
 /// letters, digits, `_` and `-` (a `.` would split that path).
@@ -23,61 +32,172 @@ impl Validator<'_> {
     /// cannot name an instance.
     fn for_each_lists(&mut self, raw: &RawRunbook) {
         self.for_each_by_index = Vec::with_capacity(raw.steps.value.len());
-        for step in &raw.steps.value {
+        for (index, step) in raw.steps.value.iter().enumerate() {
             let Some(for_each) = &step.for_each else {
                 self.for_each_by_index.push(None);
                 continue;
             };
-            let id = &step.id.value;
-            if !for_each.value.is_list() {
-                let message = format!(
-                    "`for_each` of step `{id}` is not a list: only a list written in the runbook is supported"
-                );
-                self.push(
-                    Diagnostic::error("for-each-list", message, Some(for_each.position)).with_help(
-                        "write the items (`for_each: [api, worker]`); `for_each` over a `list` var is not supported yet",
-                    ),
-                );
-                self.for_each_by_index.push(Some(Vec::new()));
+            // A module step given its call's `for_each`: the call's items, checked there.
+            if self
+                .step_effects
+                .get(index)
+                .is_some_and(|effects| effects.for_each_call.is_some())
+            {
+                let items = for_each
+                    .value
+                    .0
+                    .as_deref()
+                    .map(parse_list)
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                self.for_each_by_index.push(Some(items));
                 continue;
             }
+            let rewrites = self.step_rewrites.get(index).cloned().unwrap_or_default();
+            let Some(items) = self.for_each_items(step, &rewrites, false) else {
+                self.for_each_by_index.push(Some(Vec::new()));
+                continue;
+            };
             if let Some(on) = &step.on {
-                let message = format!("step `{id}` has both `for_each` and `on`");
+                let message = format!("step `{}` has both `for_each` and `on`", step.id.value);
                 self.push(
                     Diagnostic::error("for-each-on", message, Some(on.position))
                         .with_help("give the hosts to `on` alone, or make one step per item"),
                 );
             }
-            let items = for_each
-                .value
-                .0
-                .as_deref()
-                .map(parse_list)
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            let mut seen = HashSet::new();
-            for item in &items {
-                if !is_item(item) {
-                    let message =
-                        format!("`for_each` item `{item}` of step `{id}` cannot name an instance");
-                    self.push(
-                        Diagnostic::error("for-each-item", message, Some(for_each.position))
-                            .with_help(format!("an item is made of letters, digits, `_` and `-`: it names the instance `{id}[item]` and is read as `steps.{id}.items.<item>`")),
-                    );
-                } else if !seen.insert(item.as_str()) {
-                    let message = format!("`for_each` item `{item}` of step `{id}` is repeated");
-                    self.push(
-                        Diagnostic::error("for-each-repeated", message, Some(for_each.position))
-                            .with_help("each item names one instance: give each once"),
-                    );
-                }
-            }
+            let items = self.check_items(step, items);
             self.for_each_by_index.push(Some(items));
         }
+    }
+
+    /// The items of a step's (or a module call's) `for_each`: a list written in the runbook,
+    /// or a `list` var's (`rewrites` make a module's input the caller's value); `None` when
+    /// it is neither, reported.
+    pub(super) fn for_each_items(
+        &mut self,
+        step: &RawStep,
+        rewrites: &[Rewrite],
+        module_call: bool,
+    ) -> Option<Vec<String>> {
+        let for_each = step.for_each.as_ref()?;
+        if for_each.value.is_list() {
+            return Some(
+                for_each
+                    .value
+                    .0
+                    .as_deref()
+                    .map(parse_list)
+                    .and_then(Result::ok)
+                    .unwrap_or_default(),
+            );
+        }
+        self.list_var_items(step, rewrites, module_call)
+    }
+
+    /// The items that name an instance, each once: the others are reported (and left out,
+    /// so nothing else is reported about them). Items not known yet (a `list` var without a
+    /// value) are checked once they are.
+    pub(super) fn check_items(&mut self, step: &RawStep, items: Vec<String>) -> Vec<String> {
+        let Some(for_each) = &step.for_each else {
+            return items;
+        };
+        let id = &step.id.value;
+        let from = match self.for_each_vars.iter().find(|each| each.step == *id) {
+            Some(each) if !each.decided => return items,
+            Some(each) => format!(" (from `vars.{}`)", each.var),
+            None => String::new(),
+        };
+        let mut seen = HashSet::new();
+        let mut good = Vec::new();
+        for item in items {
+            if !is_item(&item) {
+                let message = format!(
+                    "`for_each` item `{item}`{from} of step `{id}` cannot name an instance"
+                );
+                self.push(
+                    Diagnostic::error("for-each-item", message, Some(for_each.position))
+                        .with_help(format!("an item is made of letters, digits, `_` and `-` (no `.`, which would split the path): it names the instance `{id}[item]` and is read as `steps.{id}.items.<item>`")),
+                );
+            } else if !seen.insert(item.clone()) {
+                let message = format!("`for_each` item `{item}`{from} of step `{id}` is repeated");
+                self.push(
+                    Diagnostic::error("for-each-repeated", message, Some(for_each.position))
+                        .with_help("each item names one instance: give each once"),
+                );
+            } else {
+                good.push(item);
+            }
+        }
+        good
     }
 }
 
 impl Validator<'_> {
+    /// The items of a `for_each` that is not a list written in the runbook: the value of the
+    /// `list` var it reads (a module's input is the caller's value), or the one item
+    /// `ANY_ITEM` while that value is unknown. `None` when it is not a list var, reported.
+    fn list_var_items(
+        &mut self,
+        step: &RawStep,
+        rewrites: &[Rewrite],
+        module_call: bool,
+    ) -> Option<Vec<String>> {
+        let for_each = step.for_each.as_ref()?;
+        let id = &step.id.value;
+        let written = for_each.value.0.clone().unwrap_or_default();
+        let text = super::module_rewrite::rewrite(&written, rewrites);
+        let text = text.trim();
+        if !text.contains("{{") && text != written.trim() {
+            // A module input given a literal: its items, comma-separated.
+            return Some(parse_list(text).unwrap_or_default());
+        }
+        let name = ONE_VAR
+            .as_ref()
+            .and_then(|one| one.captures(text))
+            .and_then(|captures| captures.get(1))
+            .map(|name| name.as_str().to_string());
+        let Some(name) = name else {
+            let message = format!(
+                "`for_each` of step `{id}` is neither a list nor one `{{{{vars.<list var>}}}}`"
+            );
+            self.push(
+                Diagnostic::error("for-each-list", message, Some(for_each.position)).with_help(
+                    "write the items (`for_each: [api, worker]`) or read a `type: list` var (`for_each: \"{{vars.services}}\"`)",
+                ),
+            );
+            return None;
+        };
+        let Some(var) = self.vars.iter().find(|var| var.name == name) else {
+            let shown = name.trim_start_matches(super::module_rewrite::UNDECLARED);
+            let message = format!("`for_each` of step `{id}` reads unknown variable `{shown}`");
+            let help = suggest(shown, self.vars.iter().map(|var| var.name.as_str()))
+                .map(|best| format!("did you mean `vars.{best}`?"));
+            self.push(
+                Diagnostic::error("for-each-var", message, Some(for_each.position))
+                    .with_optional_help(help),
+            );
+            return None;
+        };
+        if !var.list {
+            let message =
+                format!("`for_each` of step `{id}` reads `vars.{name}`, which is not a list");
+            self.push(
+                Diagnostic::error("for-each-var", message, Some(for_each.position)).with_help(
+                    format!("declare it `type: list` (`{name}: {{ type: list }}`) or give it a list default"),
+                ),
+            );
+            return None;
+        }
+        let items = self.list_values.get(&name).cloned();
+        self.for_each_vars.push(ForEachVar {
+            step: id.clone(),
+            var: name,
+            decided: items.is_some(),
+            module_call,
+        });
+        Some(items.unwrap_or_else(|| vec![ANY_ITEM.to_string()]))
+    }
+
     /// The runbook with each step that has `for_each` replaced by its instances, and `needs`
     /// naming it by all of them; `None` when no step has `for_each`.
     pub(super) fn expand_for_each(&mut self, raw: &RawRunbook) -> Option<RawRunbook> {
@@ -92,22 +212,42 @@ impl Validator<'_> {
         let mut instances = Vec::new();
         let mut rewrites = Vec::new();
         let mut sources = Vec::new();
+        let mut effects = Vec::new();
+        let mut groups: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        for (step, effects) in raw.steps.value.iter().zip(&self.step_effects) {
+            if let Some(call) = &effects.for_each_call {
+                groups
+                    .entry(call.clone())
+                    .or_default()
+                    .push(step.id.value.clone());
+            }
+        }
         for (index, (step, items)) in raw.steps.value.iter().zip(lists.iter_mut()).enumerate() {
             let step_rewrites = self.step_rewrites.get(index).cloned().unwrap_or_default();
             let step_source = self.step_sources.get(index).cloned().flatten();
+            let step_effects = self.step_effects.get(index).cloned().unwrap_or_default();
             let Some(items) = items.take() else {
                 steps.push(step.clone());
                 instances.push(None);
                 rewrites.push(step_rewrites);
                 sources.push(step_source);
+                effects.push(step_effects);
                 continue;
             };
             self.for_each.insert(step.id.value.clone(), items.clone());
+            // The steps of one module call with `for_each`: an instance reads and needs the
+            // others' instance of the same item.
+            let group = match &step_effects.for_each_call {
+                Some(call) => groups.get(call).cloned().unwrap_or_default(),
+                None => vec![step.id.value.clone()],
+            };
             for (index, item) in items.into_iter().enumerate() {
                 let instance = Instance {
                     step: step.id.value.clone(),
                     item,
                     index,
+                    group: group.clone(),
                 };
                 let mut copy = step.clone();
                 copy.for_each = None;
@@ -119,14 +259,26 @@ impl Validator<'_> {
                 instances.push(Some(instance));
                 rewrites.push(step_rewrites.clone());
                 sources.push(step_source.clone());
+                effects.push(step_effects.clone());
             }
         }
-        for step in &mut steps {
+        for (step, instance) in steps.iter_mut().zip(&instances) {
             if let Some(needs) = &mut step.needs {
                 needs.value = needs
                     .value
                     .iter()
                     .flat_map(|need| match self.for_each.get(&need.value) {
+                        // Within one module call with `for_each`: the same item's instance.
+                        _ if instance
+                            .as_ref()
+                            .is_some_and(|instance| instance.group.contains(&need.value)) =>
+                        {
+                            let item = instance.as_ref().map_or("", |instance| &instance.item);
+                            vec![crate::document::Spanned::new(
+                                format!("{}[{item}]", need.value),
+                                need.position,
+                            )]
+                        }
                         Some(items) => items
                             .iter()
                             .map(|item| {
@@ -145,6 +297,7 @@ impl Validator<'_> {
         self.instances = instances;
         self.step_rewrites = rewrites;
         self.step_sources = sources;
+        self.step_effects = effects;
         Some(expanded)
     }
 }

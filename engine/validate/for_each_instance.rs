@@ -5,6 +5,10 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+/// The one item a step gets while the `list` var its `for_each` reads has no value yet: it is
+/// checked once, as `id[item]`.
+pub(super) const ANY_ITEM: &str = "item";
+
 /// One instance of a step with `for_each`.
 #[derive(Debug, Clone)]
 pub(super) struct Instance {
@@ -12,6 +16,9 @@ pub(super) struct Instance {
     pub step: String,
     pub item: String,
     pub index: usize,
+    /// The steps whose instance of this item it reads as its own: itself, or every step of
+    /// the module call with `for_each` it belongs to.
+    pub group: Vec<String>,
 }
 
 /// A `{{ ... }}` tag (no braces inside).
@@ -19,6 +26,29 @@ static TAG: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\{\{([^{}]*)
 /// `item` or `item_index` as a word of a tag: a helper argument.
 static WORD: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"(^|[\s(=])(item_index|item)([\s)]|$)").ok());
+
+/// `text` with each `step` (`steps.<id>.`) followed by `outputs.` or `status` (not by more of
+/// a longer step id) replaced with `instance`.
+fn replace_step(text: &str, step: &str, instance: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(found) = rest.find(step) {
+        let after = &rest[found + step.len()..];
+        out.push_str(&rest[..found]);
+        let starts_word = rest[..found]
+            .chars()
+            .last()
+            .is_none_or(|before| !(before.is_alphanumeric() || "_.-[]".contains(before)));
+        if starts_word && (after.starts_with("outputs.") || after.starts_with("status")) {
+            out.push_str(instance);
+        } else {
+            out.push_str(step);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
 
 impl Instance {
     /// The instance's id, `id[item]`.
@@ -33,8 +63,16 @@ impl Instance {
         let (Some(tag), Some(word)) = (TAG.as_ref(), WORD.as_ref()) else {
             return text.to_string();
         };
-        let own = format!("steps.{}.", self.step);
-        let own_instance = format!("steps.{}.items.{}.", self.step, self.item);
+        let own: Vec<(String, String)> = self
+            .group
+            .iter()
+            .map(|step| {
+                (
+                    format!("steps.{step}."),
+                    format!("steps.{step}.items.{}.", self.item),
+                )
+            })
+            .collect();
         tag.replace_all(text, |captures: &regex::Captures<'_>| {
             let whole = captures.get(0).map_or("", |found| found.as_str());
             let inner = captures.get(1).map_or("", |found| found.as_str());
@@ -60,7 +98,10 @@ impl Instance {
                 .into_owned()
             };
             // Twice: adjacent words share the space between them.
-            let inner = replace_words(&replace_words(inner)).replace(&own, &own_instance);
+            let mut inner = replace_words(&replace_words(inner));
+            for (step, instance) in &own {
+                inner = replace_step(&inner, step, instance);
+            }
             if inner == captures.get(1).map_or("", |found| found.as_str()) {
                 whole.to_string()
             } else {

@@ -1,12 +1,14 @@
 //! `RawRunbook` to `Runbook`: every rule of SPEC §2–§6 and §9, each problem collected with
 //! its position so that one pass reports all of them.
 
+mod call_effects;
 mod diagnostic;
 mod expansion;
 mod for_each;
 mod for_each_instance;
 mod hosts;
 mod lint;
+mod module_files;
 mod module_rewrite;
 mod modules;
 mod output_reads;
@@ -20,4 +22,7 @@ mod values;
 mod vars;
 
 pub use diagnostic::{Diagnostic, OtherFile, Severity};
-pub use validator::{HostInputs, Validation, validate, validate_with};
+pub use module_files::{KeptModules, ModuleFile};
+pub use validator::{
+    HostInputs, ListValues, Validation, validate, validate_kept, validate_with, validate_with_lists,
+};

@@ -107,11 +107,12 @@ impl Validator<'_> {
                         .unwrap_or_default();
                     std::mem::replace(&mut self.snippets, table)
                 });
-                let step = self.step(index, step, needs[index].clone(), &context);
+                let mut step = self.step(index, step, needs[index].clone(), &context);
                 if let Some(own) = module_snippets {
                     self.snippets = own;
                 }
                 self.in_module_file(before, source.as_ref());
+                self.call_conditions(index, &mut step);
                 self.in_step = false;
                 self.current_instance = None;
                 self.current_rewrites = Vec::new();
@@ -125,39 +126,54 @@ impl Validator<'_> {
     fn register_ids(&mut self, raw: &RawRunbook) {
         let mut first_seen: HashMap<&str, usize> = HashMap::new();
         for (index, step) in raw.steps.value.iter().enumerate() {
-            let id = step.id.value.as_str();
-            // An instance `id[item]` of a step with `for_each`: its id as written is checked.
-            let written = match self.instances.get(index) {
-                Some(Some(instance)) => instance.step.as_str(),
-                _ => id,
-            };
-            // A module's step `call.step`: the part written in the module.
-            let written = written.rsplit('.').next().unwrap_or(written);
-            if !is_identifier(written) {
-                let message = format!("step id `{id}` is not a valid id");
-                self.push(
-                    Diagnostic::error("invalid-step-id", message, Some(step.id.position))
-                        .with_help("use lowercase letters, digits, `_` and `-`, starting with a letter or digit"),
-                );
-            }
-            if let Some(&first) = first_seen.get(id) {
-                let first_position = raw.steps.value[first].id.position;
-                let message = format!(
-                    "duplicate step id `{id}` (first used on line {})",
-                    first_position.line
-                );
-                self.push(
-                    Diagnostic::error("duplicate-id", message, Some(step.id.position))
-                        .with_label("used again here")
-                        .with_related(first_position, "first used here")
-                        .with_help("step ids must be unique"),
-                );
-            } else {
-                first_seen.insert(id, index);
-                self.step_ids.insert(id.to_string(), index);
-            }
-            self.step_names.push(id.to_string());
+            let before = self.diagnostics.len();
+            self.register_id(raw, index, step, &mut first_seen);
+            // A module's step: its id is written in the module's file.
+            let file = self.id_file(index);
+            self.in_module_file(before, file.as_ref());
         }
+    }
+
+    fn register_id<'r>(
+        &mut self,
+        raw: &'r RawRunbook,
+        index: usize,
+        step: &'r crate::document::RawStep,
+        first_seen: &mut HashMap<&'r str, usize>,
+    ) {
+        let id = step.id.value.as_str();
+        // An instance `id[item]` of a step with `for_each`: its id as written is checked.
+        let written = match self.instances.get(index) {
+            Some(Some(instance)) => instance.step.as_str(),
+            _ => id,
+        };
+        // A module's step `call.step`: the part written in the module.
+        let written = written.rsplit('.').next().unwrap_or(written);
+        if !is_identifier(written) {
+            let message = format!("step id `{id}` is not a valid id");
+            self.push(
+                Diagnostic::error("invalid-step-id", message, Some(step.id.position)).with_help(
+                    "use lowercase letters, digits, `_` and `-`, starting with a letter or digit",
+                ),
+            );
+        }
+        if let Some(&first) = first_seen.get(id) {
+            let first_position = raw.steps.value[first].id.position;
+            let message = format!(
+                "duplicate step id `{id}` (first used on line {})",
+                first_position.line
+            );
+            self.push(
+                Diagnostic::error("duplicate-id", message, Some(step.id.position))
+                    .with_label("used again here")
+                    .with_related(first_position, "first used here")
+                    .with_help("step ids must be unique"),
+            );
+        } else {
+            first_seen.insert(id, index);
+            self.step_ids.insert(id.to_string(), index);
+        }
+        self.step_names.push(id.to_string());
     }
 
     fn step(
@@ -267,7 +283,17 @@ impl Validator<'_> {
             ));
         }
         self.lint_step(raw, &place);
+        let before = self.diagnostics.len();
         let on = self.placement(raw, rollout_groups);
+        // A module call's `on`: its problems are in the call's file.
+        if let (Some(on_source), Some(written)) = (
+            self.step_effects
+                .get(index)
+                .and_then(|effects| effects.on_source.clone()),
+            raw.on.as_ref(),
+        ) {
+            self.call_diagnostics(before, &on_source, written.position);
+        }
         Step {
             index,
             id: StepId(id.clone()),
@@ -306,6 +332,10 @@ impl Validator<'_> {
             on,
             position: raw.id.position,
             written_at: self.written_at(index, raw.id.position.line),
+            called_at: self
+                .step_effects
+                .get(index)
+                .and_then(|effects| effects.called_at.clone()),
         }
     }
 

@@ -36,6 +36,8 @@ pub(super) struct TemplateFacts<'a> {
     pub expansion: Option<&'a Expansion>,
     /// The items of each step with `for_each`, by its id (its instances are `id[item]`).
     pub for_each: &'a HashMap<String, Vec<String>>,
+    /// The steps whose `for_each` reads a `list` var (undecided: checked once, any item read).
+    pub for_each_vars: &'a [crate::model::ForEachVar],
     pub engine: &'a TemplateEngine,
     /// The variables checked so far, in declaration order.
     pub vars: &'a [VarFacts],
@@ -498,11 +500,30 @@ impl TemplateFacts<'_> {
                 resolved = Some((candidate.clone(), &rest[length - 1..], candidate));
                 break;
             }
+            // One instance of a module call whose items are not known yet: checked with them.
+            if segments.get(length) == Some(&"items")
+                && self
+                    .for_each_vars
+                    .iter()
+                    .any(|each| each.module_call && !each.decided && each.step == candidate)
+            {
+                return None;
+            }
             let Some(items) = self.for_each.get(&candidate) else {
                 continue;
             };
             match &segments[length..] {
                 ["items", item, tail @ ..] => {
+                    // Items not known yet (a `list` var without a value): any is accepted.
+                    let undecided = self
+                        .for_each_vars
+                        .iter()
+                        .any(|each| each.step == candidate && !each.decided);
+                    let item = if undecided {
+                        super::for_each_instance::ANY_ITEM
+                    } else {
+                        item
+                    };
                     if !items.iter().any(|known| known == item) {
                         return Some(
                             Diagnostic::error(
@@ -515,6 +536,14 @@ impl TemplateFacts<'_> {
                     }
                     let instance = format!("{candidate}[{item}]");
                     resolved = Some((candidate, tail, instance));
+                }
+                // A module call with `for_each` read through one of its steps.
+                _ if (length + 1..=segments.len()).any(|longer| {
+                    let longer = segments[..longer].join(".");
+                    self.step_ids.contains_key(&longer) || self.for_each.contains_key(&longer)
+                }) =>
+                {
+                    continue;
                 }
                 _ => {
                     return Some(

@@ -23,6 +23,8 @@ use crate::template::TemplateEngine;
 pub struct Validation {
     pub runbook: Option<Runbook>,
     pub diagnostics: Vec<Diagnostic>,
+    /// The module files read, each once, in the order first used.
+    pub modules: Vec<super::ModuleFile>,
 }
 
 impl Validation {
@@ -74,6 +76,11 @@ pub(super) struct Validator<'a> {
     pub(super) step_rewrites: Vec<Vec<super::module_rewrite::Rewrite>>,
     /// Per step (after expansion), the module file it was written in.
     pub(super) step_sources: Vec<Option<Source>>,
+    /// Per step (after expansion), the `if` and `on` of the module calls it is inside.
+    pub(super) step_effects: Vec<super::call_effects::CallEffects>,
+    /// The module calls' `if` and `on` already checked (file, line, column): checked for each
+    /// step of the module, reported once.
+    pub(super) checked_call_parts: std::collections::HashSet<(String, usize, usize)>,
     /// The rewrites of the step being checked, or of templates outside steps.
     pub(super) current_rewrites: Vec<super::module_rewrite::Rewrite>,
     /// Module outputs read outside steps (hooks, summary).
@@ -82,7 +89,19 @@ pub(super) struct Validator<'a> {
     pub(super) in_step: bool,
     /// Each module's own `snippets`, by its file: its steps include those, not the caller's.
     pub(super) module_snippets: HashMap<String, Vec<super::snippet::Snippet>>,
+    /// The items of `list` vars, when known: a `for_each` reading one is expanded into them.
+    pub(super) list_values: &'a ListValues,
+    /// Each step whose `for_each` reads a `list` var.
+    pub(super) for_each_vars: Vec<crate::model::ForEachVar>,
+    /// Module texts to read instead of the files (a run's kept copies).
+    pub(super) kept_modules: Option<&'a super::KeptModules>,
+    /// The module files read, each once.
+    pub(super) modules_read: Vec<super::ModuleFile>,
 }
+
+/// The items of `list` vars by name, given to validation once the vars are resolved, so that
+/// `for_each: "{{vars.x}}"` is expanded into its instances (SPEC §13).
+pub type ListValues = HashMap<String, Vec<String>>;
 
 /// Inputs of a run that add hosts: `--inventory FILE`s, read after the runbook's own.
 #[derive(Debug, Clone, Default)]
@@ -97,6 +116,36 @@ pub fn validate(source: &Source) -> Validation {
 
 /// Validates a runbook file's text with the hosts of `--inventory` files.
 pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
+    validate_with_lists(source, host_inputs, &ListValues::new())
+}
+
+/// Validates a runbook file's text with the hosts of `--inventory` files and the items of
+/// its `list` vars: each `for_each` over one of them is expanded into its instances.
+pub fn validate_with_lists(
+    source: &Source,
+    host_inputs: &HostInputs,
+    list_values: &ListValues,
+) -> Validation {
+    validate_all(source, host_inputs, list_values, None)
+}
+
+/// Validates a runbook kept with a run, reading the modules it uses from `kept` (the copies
+/// kept with the run) instead of the disk.
+pub fn validate_kept(
+    source: &Source,
+    host_inputs: &HostInputs,
+    list_values: &ListValues,
+    kept: &super::KeptModules,
+) -> Validation {
+    validate_all(source, host_inputs, list_values, Some(kept))
+}
+
+fn validate_all(
+    source: &Source,
+    host_inputs: &HostInputs,
+    list_values: &ListValues,
+    kept_modules: Option<&super::KeptModules>,
+) -> Validation {
     let raw = match document::parse_reporting_all(source.text()) {
         Ok(raw) => raw,
         Err(errors) => {
@@ -119,6 +168,7 @@ pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
             return Validation {
                 runbook: None,
                 diagnostics,
+                modules: Vec::new(),
             };
         }
     };
@@ -148,12 +198,19 @@ pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
         current_instance: None,
         step_rewrites: Vec::new(),
         step_sources: Vec::new(),
+        step_effects: Vec::new(),
+        checked_call_parts: std::collections::HashSet::new(),
         current_rewrites: Vec::new(),
         top_rewrites: Vec::new(),
         in_step: false,
         module_snippets: HashMap::new(),
+        list_values,
+        for_each_vars: Vec::new(),
+        kept_modules,
+        modules_read: Vec::new(),
     };
     let runbook = validator.runbook(&raw);
+    let modules = validator.modules_read;
     let mut diagnostics = validator.diagnostics;
     // The runbook's own problems first, then each inventory file's, each by position.
     diagnostics.sort_by_key(|diagnostic| {
@@ -172,6 +229,7 @@ pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
     Validation {
         runbook,
         diagnostics,
+        modules,
     }
 }
 
@@ -208,6 +266,7 @@ impl Validator<'_> {
             source: self.source,
             expansion: self.expansion.as_ref(),
             for_each: &self.for_each,
+            for_each_vars: &self.for_each_vars,
             engine: &self.engine,
             vars: &self.vars,
             all_var_names: &self.all_var_names,
@@ -292,6 +351,7 @@ impl Validator<'_> {
             let mut expanded = raw.clone();
             expanded.steps.value = flattened.iter().map(|flat| flat.step.clone()).collect();
             self.step_rewrites = flattened.iter().map(|flat| flat.rewrites.clone()).collect();
+            self.step_effects = flattened.iter().map(|flat| flat.effects.clone()).collect();
             self.step_sources = flattened.into_iter().map(|flat| flat.source).collect();
             expanded
         });
@@ -361,6 +421,7 @@ impl Validator<'_> {
             rollback_verify,
             summary,
             inventory: std::mem::take(&mut self.inventory),
+            for_each_vars: std::mem::take(&mut self.for_each_vars),
         };
         if has_graph {
             self.check_output_reads(&runbook);
@@ -466,7 +527,8 @@ impl Validator<'_> {
     /// Resolves `needs` names to indices, reporting unknown and self references.
     pub fn resolve_needs(&mut self, raw: &RawRunbook) -> Vec<Vec<usize>> {
         let mut all = Vec::new();
-        for step in &raw.steps.value {
+        for (index, step) in raw.steps.value.iter().enumerate() {
+            let before = self.diagnostics.len();
             let mut needs = Vec::new();
             for need in step.needs.iter().flat_map(|needs| &needs.value) {
                 match self.step_ids.get(&need.value) {
@@ -497,6 +559,30 @@ impl Validator<'_> {
                 }
             }
             all.push(needs);
+            // A module's step: its `needs` are written in the module's (or its call's) file.
+            let file = self.needs_file(index);
+            self.in_module_file(before, file.as_ref());
+            // A first step of a module has its call's `needs`: reported for one step only.
+            if self
+                .step_effects
+                .get(index)
+                .is_some_and(|effects| effects.needs_source.is_some())
+            {
+                let found: Vec<Diagnostic> = self.diagnostics.drain(before..).collect();
+                for diagnostic in found {
+                    let position = diagnostic.position.unwrap_or_default();
+                    let file = diagnostic.file.as_ref().map_or_else(
+                        || self.source.name().to_string(),
+                        |file| file.0.name().to_string(),
+                    );
+                    if self
+                        .checked_call_parts
+                        .insert((file, position.line, position.column))
+                    {
+                        self.diagnostics.push(diagnostic);
+                    }
+                }
+            }
         }
         all
     }
@@ -527,14 +613,27 @@ impl Validator<'_> {
             };
             let mut diagnostic = Diagnostic::error("cycle", message, Some(position))
                 .with_help("steps and their `needs` must form a DAG: remove one of these `needs`");
+            let file = self.needs_file(cycle[0]);
             for &step in &cycle[1..cycle.len() - 1] {
                 let other = &raw.steps.value[step];
                 let at = other
                     .needs
                     .as_ref()
                     .map_or(other.id.position, |needs| needs.position);
-                diagnostic = diagnostic
-                    .with_related(at, format!("`{}` is part of the cycle", other.id.value));
+                // Another file's place cannot be shown beside this one: named instead.
+                diagnostic = if self
+                    .needs_file(step)
+                    .map(|source| source.name().to_string())
+                    == file.as_ref().map(|source| source.name().to_string())
+                {
+                    diagnostic
+                        .with_related(at, format!("`{}` is part of the cycle", other.id.value))
+                } else {
+                    diagnostic
+                };
+            }
+            if let Some(file) = &file {
+                diagnostic = diagnostic.in_file(file);
             }
             self.push(diagnostic);
         }
