@@ -366,3 +366,14 @@ impl<'de> Deserialize<'de> for DurationMs {
             .map(|milliseconds| DurationMs(Duration::from_millis(milliseconds)))
     }
 }
+
+/// The row a rollout's gate has in events, the journal and `show` (SPEC §12): `rollout web
+/// batch 2 on web2`, the `step` of the probes the gate ran on that host after that batch.
+pub fn gate_row(group: &str, batch_number: usize, host: &str) -> String {
+    format!("rollout {group} batch {batch_number} on {host}")
+}
+
+/// Whether `step` names a rollout gate's row rather than a step (a step id has no space).
+pub fn is_gate_row(step: &str) -> bool {
+    step.starts_with("rollout ") && step.contains(" batch ") && step.contains(" on ")
+}

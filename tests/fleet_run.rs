@@ -496,6 +496,19 @@ fn a_batch_whose_verify_fails_on_a_host_stops_the_rollout_before_the_next_batch(
         "{}",
         show.snapshot()
     );
+    // Each gate row has the status its probes gave it.
+    let row = |id: &str| {
+        show.stdout
+            .lines()
+            .find(|line| line.trim_start().starts_with(id))
+            .unwrap_or_else(|| panic!("a row `{id}` in:\n{}", show.stdout))
+            .split_whitespace()
+            .nth(6)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(row("rollout web batch 1 on web1"), "succeeded");
+    assert_eq!(row("rollout web batch 2 on web2"), "failed");
 }
 
 /// Not a test: the cost of a run of 8 hosts × 10 trivial steps in batches of 2, printed

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::journal::{JOURNAL_FILE, JournalError, ReadJournal, for_each_record};
 pub use super::journal_record::RecordedVar;
 use super::journal_record::{Entry, Record, RecordedOptions, RunMode};
-use crate::events::{AnswerSource, Event, Phase, RunOutcome, StepOutcome, StepStatus};
+use crate::events::{AnswerSource, Event, Phase, RunOutcome, StepOutcome, StepStatus, is_gate_row};
 
 /// A probe's result.
 #[derive(Debug, Clone, Serialize)]
@@ -371,6 +371,17 @@ impl RunRecord {
                 };
                 if step == "rollback_verify" {
                     self.rollback_verify.push(probe);
+                } else if is_gate_row(&step) {
+                    // A gate has no step events: its probes decide its status.
+                    let row = self.step_mut(&step);
+                    let failed = !probe.passed || row.forward.status == StepStatus::Failed;
+                    row.forward.status = if failed {
+                        StepStatus::Failed
+                    } else {
+                        StepStatus::Succeeded
+                    };
+                    row.forward.finished = Some(time);
+                    row.probes.push(probe);
                 } else {
                     self.step_mut(&step).probes.push(probe);
                 }
@@ -608,6 +619,36 @@ mod tests {
             outputs: Vec::new(),
             outcome: Some(outcome),
         }
+    }
+
+    fn probe(step: &str, probe: &str, passed: bool) -> Event {
+        Event::ProbeFinished {
+            step: step.into(),
+            phase: Phase::Forward,
+            probe: probe.into(),
+            passed,
+            samples: 1,
+            message: if passed { String::new() } else { "no".into() },
+        }
+    }
+
+    #[test]
+    fn a_gate_row_is_failed_once_one_of_its_probes_failed_else_succeeded() {
+        let mut record = RunRecord::new(Path::new("run"));
+        let gate = crate::events::gate_row("web", 1, "web1");
+        let failing = crate::events::gate_row("web", 2, "web2");
+        record.apply(entry(2, "t", probe(&gate, "up", true)));
+        record.apply(entry(3, "t", probe(&failing, "down", false)));
+        record.apply(entry(4, "t", probe(&failing, "up", true)));
+        record.apply(entry(5, "t", probe("deploy", "up", true)));
+        let status = |id: &str| record.step(id).map(|step| step.forward.status);
+        assert_eq!(status(&gate), Some(StepStatus::Succeeded));
+        assert_eq!(status(&failing), Some(StepStatus::Failed));
+        assert_eq!(
+            status("deploy"),
+            Some(StepStatus::Pending),
+            "a step's own events decide"
+        );
     }
 
     #[test]
