@@ -292,6 +292,12 @@ pub enum Event {
         step: String,
         reason: String,
     },
+    /// Steps that never started when the forward phase ended (the run stopped first):
+    /// journaled so that `show` and `resume` see every step of the run.
+    StepsNotStarted {
+        steps: Vec<String>,
+        reason: String,
+    },
     StepFinished {
         step: String,
         phase: Phase,

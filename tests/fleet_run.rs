@@ -639,3 +639,50 @@ fn resume_after_the_engine_died_during_a_rollout_continues_per_instance() {
     assert_eq!(hosts.lines("web2", "a"), ["a"]);
     assert_eq!(hosts.lines("web2", "b"), ["b"]);
 }
+
+#[test]
+fn a_run_stopped_without_rollback_journals_the_instances_it_never_started() {
+    let hosts = Hosts::start(&["web1", "web2", "web3", "web4"]);
+    let test = Test::new().file("fail", "web3\n");
+    let runbook = rolling(&hosts, test.path(), "[1, 2]", "0");
+    let output = test
+        .runbook(&runbook)
+        .args(["run", "{file}", "--no-rollback"])
+        .run();
+    assert_eq!(output.code, 4, "{}", output.snapshot());
+    assert!(undo_lines(&output).is_empty(), "{}", output.snapshot());
+    let state = output.directory.join("xdg-state").display().to_string();
+    let show = Test::new()
+        .args(["show", &run_id(&output)])
+        .env("XDG_STATE_HOME", &state)
+        .run();
+    assert_eq!(show.code, 0, "{}", show.snapshot());
+    let status = |id: &str| {
+        let line = show
+            .stdout
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("a row `{id}` in:\n{}", show.stdout));
+        line[line.find(id).expect("the id") + id.len()..]
+            .split("attempts")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(status("release@web3"), "failed");
+    assert_eq!(status("switch@web1"), "succeeded");
+    for never in ["switch@web3", "release@web4", "switch@web4"] {
+        assert_eq!(status(never), "not started", "{}", show.stdout);
+    }
+    // What never started still runs when the run is taken up again.
+    std::fs::write(output.directory.join("fail"), "").expect("clear the failure");
+    let retry = Test::new()
+        .args(["resume", &run_id(&output), "--retry-failed"])
+        .env("XDG_STATE_HOME", &state)
+        .run();
+    assert_eq!(retry.code, 0, "{}", retry.snapshot());
+    for name in ["web1", "web2", "web3", "web4"] {
+        assert_eq!(hosts.lines(name, "switch"), ["switch"], "{name}");
+    }
+}

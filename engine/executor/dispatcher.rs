@@ -679,6 +679,7 @@ impl Dispatcher {
     async fn finish(mut self, signals: &mut Signals, started: Instant) -> RunResult {
         let shared = self.shared.clone();
         let runbook = &shared.runbook;
+        self.journal_not_started();
         if let Some(index) = shared.options.fail_at
             && !matches!(
                 self.statuses[index],
@@ -794,6 +795,29 @@ impl Dispatcher {
             summary,
             started,
         )
+    }
+
+    /// Names, once the forward phase is over, the steps the run stopped before they started,
+    /// so that the journal (`show`, `resume`) knows every step of the run.
+    fn journal_not_started(&self) {
+        if self.stop_reason.is_none() {
+            return;
+        }
+        let steps: Vec<String> = self
+            .shared
+            .runbook
+            .steps
+            .iter()
+            .filter(|step| self.statuses[step.index] == StepStatus::Pending)
+            .map(|step| step.id.to_string())
+            .collect();
+        if steps.is_empty() {
+            return;
+        }
+        self.shared.emitter.emit(Event::StepsNotStarted {
+            steps,
+            reason: "the run stopped before it started".into(),
+        });
     }
 
     /// `runbook rollback RUN`, or `resume` finishing a rollback: compensates `set`, in

@@ -31,6 +31,9 @@ pub struct RecordedPhase {
     pub finished: Option<String>,
     pub duration_ms: u64,
     pub message: Option<String>,
+    /// The run stopped before this step started (it is still pending: `resume` may run it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_started: bool,
     /// How the forward run ended (succeeded, failed, timed out, cancelled), once it did.
     #[serde(skip)]
     pub outcome: Option<StepOutcome>,
@@ -48,8 +51,18 @@ impl RecordedPhase {
             finished: None,
             duration_ms: 0,
             message: None,
+            not_started: false,
             outcome: None,
             finished_seq: None,
+        }
+    }
+
+    /// The status as `show` names it: `not started` for a step the run stopped before.
+    pub fn status_name(&self) -> &'static str {
+        if self.not_started && self.status == StepStatus::Pending {
+            "not started"
+        } else {
+            self.status.name()
         }
     }
 
@@ -342,6 +355,7 @@ impl RunRecord {
                     (&mut step.forward, StepStatus::Running)
                 };
                 phase.status = status;
+                phase.not_started = false;
                 phase.attempts = attempt.max(phase.attempts);
                 if phase.started.is_none() {
                     phase.started = Some(time);
@@ -353,6 +367,15 @@ impl RunRecord {
                 step.forward.message = Some(reason);
                 step.forward.finished = Some(time);
                 step.forward.finished_seq = Some(seq);
+            }
+            Event::StepsNotStarted { steps, reason } => {
+                for id in steps {
+                    let step = self.step_mut(&id);
+                    if step.forward.status == StepStatus::Pending {
+                        step.forward.not_started = true;
+                        step.forward.message = Some(reason.clone());
+                    }
+                }
             }
             Event::ProbeFinished {
                 step,
@@ -649,6 +672,43 @@ mod tests {
             Some(StepStatus::Pending),
             "a step's own events decide"
         );
+    }
+
+    #[test]
+    fn a_step_the_run_stopped_before_is_not_started_until_a_resume_starts_it() {
+        let mut record = RunRecord::new(Path::new("run"));
+        record.apply(entry(
+            2,
+            "t",
+            finished("a", StepStatus::Failed, StepOutcome::Failed, "no"),
+        ));
+        record.apply(entry(
+            3,
+            "t",
+            Event::StepsNotStarted {
+                steps: vec!["a".into(), "b".into()],
+                reason: "stopped".into(),
+            },
+        ));
+        let status = |record: &RunRecord, id: &str| {
+            record
+                .step(id)
+                .map(|step| step.forward.status_name())
+                .unwrap_or_default()
+        };
+        assert_eq!(status(&record, "a"), "failed");
+        assert_eq!(status(&record, "b"), "not started");
+        record.apply(entry(
+            4,
+            "t",
+            Event::StepStarted {
+                step: "b".into(),
+                name: "B".into(),
+                phase: Phase::Forward,
+                attempt: 1,
+            },
+        ));
+        assert_eq!(status(&record, "b"), "running");
     }
 
     #[test]
