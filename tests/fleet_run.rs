@@ -686,3 +686,32 @@ fn a_run_stopped_without_rollback_journals_the_instances_it_never_started() {
         assert_eq!(hosts.lines(name, "switch"), ["switch"], "{name}");
     }
 }
+
+#[test]
+fn the_time_the_engine_was_stopped_does_not_count_against_a_remote_step() {
+    let hosts = Hosts::start(&["web1"]);
+    let test = Test::new();
+    let started = test.path().join("started");
+    let release = test.path().join("release");
+    let runbook = format!(
+        "version: 1\nname: stopped\n{}steps:\n  - id: waiting\n    on: web\n    readonly: true\n    timeout: 2s\n    run: |\n      touch {started}\n      while [ ! -e {release} ]; do sleep 0.02; done\n",
+        hosts.yaml(),
+        started = started.display(),
+        release = release.display()
+    );
+    let mut running = test.runbook(&runbook).args(["run", "{file}"]).spawn();
+    running.wait_for_file("started", std::time::Duration::from_secs(30));
+    running.signal(nix::sys::signal::Signal::SIGSTOP);
+    // Stopped past the step's whole timeout: that is the scenario, not a synchronisation.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    running.signal(nix::sys::signal::Signal::SIGCONT);
+    // Released at once: the step ran well under 2 s of the engine's running time.
+    std::fs::write(&release, "").expect("release");
+    let output = running.finish(std::time::Duration::from_secs(60));
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert!(
+        !output.stdout.contains("timed out"),
+        "{}",
+        output.snapshot()
+    );
+}
