@@ -715,3 +715,26 @@ fn the_time_the_engine_was_stopped_does_not_count_against_a_remote_step() {
         output.snapshot()
     );
 }
+
+#[test]
+fn the_summary_and_a_step_on_the_engines_machine_name_one_hosts_instance() {
+    let hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new();
+    let seen = test.path().join("seen");
+    let runbook = format!(
+        "version: 1\nname: versions\n{}summary: \"web1 runs {{{{steps.deploy.hosts.web1.outputs.version}}}}, web2 runs {{{{steps.deploy.hosts.web2.outputs.version}}}}\"\nsteps:\n  - id: deploy\n    on: web\n    readonly: true\n    run: echo \"version=v-$RUNBOOK_HOST\" >> \"$RUNBOOK_OUTPUT\"\n  - id: after\n    needs: [deploy]\n    readonly: true\n    run: echo {{{{quote steps.deploy.hosts.web2.outputs.version}}}} {{{{quote steps.deploy.hosts.web2.status}}}} > {seen}\n",
+        hosts.yaml(),
+        seen = seen.display()
+    );
+    let output = test.runbook(&runbook).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert!(
+        output.stdout.contains("web1 runs v-web1, web2 runs v-web2"),
+        "{}",
+        output.snapshot()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&seen).expect("the step wrote"),
+        "v-web2 succeeded\n"
+    );
+}

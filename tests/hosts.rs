@@ -614,3 +614,24 @@ fn max_failed_is_a_count_or_a_share_rounded_down() {
     assert_eq!(tolerated("\"10%\""), ("10%".into(), 0.into()));
     assert_eq!(tolerated("2"), ("2".into(), 2.into()));
 }
+
+#[test]
+fn a_host_instance_path_names_a_host_the_step_runs_on_and_is_read_where_every_instance_ended() {
+    let output = Test::new()
+        .runbook(
+            "version: 1\nname: paths\nhosts:\n  web1: { address: 10.0.0.1, groups: [web] }\n  web2: { address: 10.0.0.2, groups: [web] }\nsummary: \"{{steps.deploy.hosts.web3.outputs.version}} {{steps.deploy.outputs.version}}\"\nsteps:\n  - id: deploy\n    on: web\n    readonly: true\n    run: \"true\"\n  - id: check\n    on: web\n    needs: [deploy]\n    readonly: true\n    run: echo {{quote steps.deploy.hosts.web1.status}}\n",
+        )
+        .args(["validate", "{file}"])
+        .run();
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    let said = output.stderr.clone() + &output.stdout;
+    for expected in [
+        "`steps.deploy.hosts.web3.outputs.version` names `web3`, not a host step `deploy` runs on",
+        "step `deploy` runs once per host: `steps.deploy.outputs.version` does not say which",
+        "is read in `steps[1].run`, which runs on a host",
+        "runbook.yaml:6:",
+        "runbook.yaml:16:",
+    ] {
+        assert!(said.contains(expected), "{expected}\n{}", output.snapshot());
+    }
+}

@@ -76,6 +76,26 @@ impl Validator<'_> {
             }
         }
         self.host_vars = host_vars;
+        let hosts = &self.inventory.hosts;
+        self.step_hosts = raw
+            .steps
+            .value
+            .iter()
+            .map(|step| {
+                let Some(on) = &step.on else {
+                    return Vec::new();
+                };
+                hosts
+                    .iter()
+                    .filter(|host| {
+                        on.value.0.iter().any(|target| {
+                            target.value == host.name || host.groups.contains(&target.value)
+                        })
+                    })
+                    .map(|host| host.name.clone())
+                    .collect()
+            })
+            .collect();
         self.check_group_names();
         if let Some(ssh) = &raw.ssh {
             self.inventory.ssh = self.ssh(&ssh.value);

@@ -49,6 +49,8 @@ pub(super) struct Validator<'a> {
     pub inventory: Inventory,
     /// Per step, whether it has `on`.
     pub steps_on: Vec<bool>,
+    /// Per step, the hosts its `on` names (directly or by group), in inventory order.
+    pub step_hosts: Vec<Vec<String>>,
     /// Every `host.vars.*` name some host defines.
     pub host_vars: Vec<String>,
     pub host_inputs: &'a HostInputs,
@@ -135,6 +137,7 @@ pub fn validate_with(source: &Source, host_inputs: &HostInputs) -> Validation {
         all_var_names: Vec::new(),
         inventory: Inventory::default(),
         steps_on: Vec::new(),
+        step_hosts: Vec::new(),
         host_vars: Vec::new(),
         host_inputs,
         on_names: Vec::new(),
@@ -217,6 +220,7 @@ impl Validator<'_> {
             secret_outputs: &self.secret_outputs,
             is_upstream: &is_upstream,
             steps_on: &self.steps_on,
+            step_hosts: &self.step_hosts,
             host_vars: &self.host_vars,
         };
         facts.template(value, scope, &mut self.diagnostics)
