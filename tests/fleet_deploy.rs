@@ -212,6 +212,8 @@ fn deploy(test: Test, fleet: &Fleet) -> Output {
             &format!("release_url={release_url}"),
             "--var",
             &format!("restart={}", restart_command()),
+            "--var",
+            "pause=10ms",
         ])
         .run()
 }

@@ -635,3 +635,29 @@ fn a_host_instance_path_names_a_host_the_step_runs_on_and_is_read_where_every_in
         assert!(said.contains(expected), "{expected}\n{}", output.snapshot());
     }
 }
+
+#[test]
+fn a_rollout_pause_may_be_a_template_checked_before_anything_runs() {
+    let runbook = "version: 1\nname: paused\nvars:\n  pause: { default: 30s }\nhosts:\n  web1: { address: 10.0.0.1, groups: [web] }\n  web2: { address: 10.0.0.2, groups: [web] }\nrollout:\n  web:\n    pause: \"{{vars.pause}}\"\nsteps:\n  - id: deploy\n    on: web\n    readonly: true\n    run: \"true\"\n";
+    let plan = Test::new()
+        .runbook(runbook)
+        .args(["plan", "{file}", "--var", "pause=2m"])
+        .run();
+    assert_eq!(plan.code, 0, "{}", plan.snapshot());
+    assert!(
+        plan.stdout.contains("pause 2m between batches"),
+        "{}",
+        plan.snapshot()
+    );
+    let bad = Test::new()
+        .runbook(runbook)
+        .args(["run", "{file}", "--var", "pause=soon"])
+        .run();
+    assert_eq!(bad.code, 2, "{}", bad.snapshot());
+    let said = bad.stdout.clone() + &bad.stderr;
+    assert!(
+        said.contains("rollout.web.pause") && said.contains("runbook.yaml:10:"),
+        "{}",
+        bad.snapshot()
+    );
+}

@@ -40,7 +40,7 @@ pub(crate) async fn run_gate(
     };
     let planned = &fleet.layout.rollouts[rollout];
     let written = &shared.runbook.inventory.rollouts[planned.rollout];
-    for host in hosts {
+    for &host in &hosts {
         if written.verify.is_empty() {
             break;
         }
@@ -77,7 +77,23 @@ pub(crate) async fn run_gate(
         }
     }
     let last = batch + 1 >= planned.batches.len();
-    if let (Some(pause), false, true) = (written.pause, last, result.failed.is_empty()) {
+    let pause = match &written.pause {
+        Some(pause) if !last && result.failed.is_empty() => {
+            match Renderer::new(&shared, &context).and_then(|renderer| renderer.duration(pause)) {
+                Ok(pause) => Some(pause),
+                Err(message) => {
+                    // Without its pause the rollout must not go on: the batch's gate fails.
+                    let why = format!("the `pause` of rollout `{}`: {message}", written.group);
+                    result
+                        .failed
+                        .extend(hosts.iter().map(|&host| (host, why.clone())));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Some(pause) = pause {
         shared.emitter.emit(Event::Notice {
             message: format!(
                 "rollout `{}`: batch {} done; pausing {} before batch {}",

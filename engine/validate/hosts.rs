@@ -456,7 +456,12 @@ impl Validator<'_> {
                 .as_ref()
                 .and_then(|amount| self.failure_budget(amount, &place))
                 .unwrap_or(HostCount::Hosts(0));
-            let pause = self.duration(raw.value.pause.as_ref(), &format!("{place}.pause"));
+            let pause_place = format!("{place}.pause");
+            let pause = self.duration_value(
+                raw.value.pause.as_ref(),
+                &pause_place,
+                &super::templates::Scope::new(pause_place.clone(), TemplateOwner::Runbook),
+            );
             let verify = match &raw.value.verify {
                 Some(probes) => self.probes(
                     &probes.value,
