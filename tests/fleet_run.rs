@@ -738,3 +738,27 @@ fn the_summary_and_a_step_on_the_engines_machine_name_one_hosts_instance() {
         "v-web2 succeeded\n"
     );
 }
+
+#[test]
+fn a_rollout_verify_reads_the_outputs_of_its_hosts_own_instances() {
+    let hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new();
+    let runbook = format!(
+        "version: 1\nname: gate\n{}rollout:\n  web:\n    batch: [1]\n    verify:\n      - name: its own release\n        run: test {{{{quote steps.deploy.outputs.version}}}} = \"v-$RUNBOOK_HOST\"\nsteps:\n  - id: deploy\n    on: web\n    readonly: true\n    run: echo \"version=v-$RUNBOOK_HOST\" >> \"$RUNBOOK_OUTPUT\"\n",
+        hosts.yaml()
+    );
+    let output = test.runbook(&runbook).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let show = Test::new()
+        .args(["show", &run_id(&output)])
+        .env(
+            "XDG_STATE_HOME",
+            &output.directory.join("xdg-state").display().to_string(),
+        )
+        .run();
+    assert!(
+        show.stdout.contains("rollout web batch 2 on web2"),
+        "{}",
+        show.snapshot()
+    );
+}

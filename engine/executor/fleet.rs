@@ -145,9 +145,17 @@ impl Fleet {
         }
     }
 
-    /// Sets `host` to inventory host `host`.
-    pub fn host_context(&self, host: usize, context: &mut Context) {
+    /// Sets `host` to inventory host `host`, and makes `steps.<step>` read that host's
+    /// instance of each step on it (what a rollout's `verify` reads for the host).
+    pub fn host_context(&self, runbook: &Runbook, host: usize, context: &mut Context) {
         context.set_host(self.hosts[host].clone());
+        for step in &runbook.steps {
+            if self.host_of(step.index) == Some(host)
+                && let Some((written, _)) = step.id.as_str().split_once('@')
+            {
+                context.alias_step(step.id.as_str(), written);
+            }
+        }
     }
 
     /// Sets `host` in the context of instance `index`, and makes `steps.<step>` read its own

@@ -46,7 +46,7 @@ pub(crate) async fn run_gate(
         }
         let name = &shared.runbook.inventory.hosts[host].name;
         let mut context = context.clone();
-        fleet.host_context(host, &mut context);
+        fleet.host_context(&shared.runbook, host, &mut context);
         let id = crate::events::gate_row(&written.group, batch + 1, name);
         let outcome = match Renderer::new(&shared, &context) {
             Ok(renderer) => verify_on(
