@@ -661,3 +661,22 @@ fn a_rollout_pause_may_be_a_template_checked_before_anything_runs() {
         bad.snapshot()
     );
 }
+
+#[test]
+fn an_instance_reading_a_step_that_has_no_instance_on_its_host_is_refused() {
+    let output = Test::new()
+        .runbook(
+            "version: 1\nname: apart\nhosts:\n  web1: { address: 10.0.0.1, groups: [web] }\n  db1: { address: 10.0.0.2, groups: [db] }\nsteps:\n  - id: stage\n    on: web\n    readonly: true\n    run: echo version=1 >> \"$RUNBOOK_OUTPUT\"\n  - id: migrate\n    on: db\n    needs: [stage]\n    readonly: true\n    run: echo {{quote steps.stage.outputs.version}}\n",
+        )
+        .args(["validate", "{file}"])
+        .run();
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    let said = output.stderr.clone() + &output.stdout;
+    assert!(
+        said.contains(
+            "`steps.stage.outputs.version` is read on db1, where step `stage` does not run"
+        ) && said.contains("runbook.yaml:15:23"),
+        "{}",
+        output.snapshot()
+    );
+}

@@ -447,6 +447,29 @@ impl TemplateFacts<'_> {
                 None,
             )
             .with_help(format!("use `steps.{id}.outputs.<key>` or `steps.{id}.status`")))),
+            _ if target_on && let TemplateOwner::Step { step, .. } = scope.owner => {
+                // An instance reads its own host's instance: there must be one.
+                let hosts = self.step_hosts.get(target).map(Vec::as_slice).unwrap_or_default();
+                let missing = self
+                    .step_hosts
+                    .get(step)
+                    .and_then(|reader| reader.iter().find(|host| !hosts.contains(host)));
+                match missing {
+                    Some(host) if reader_on && step != target => Err(Box::new(Diagnostic::error(
+                        "no-instance-on-host",
+                        format!("`{dotted}` is read on {host}, where step `{id}` does not run: an instance reads its own host's instance (in `{place}`)"),
+                        None,
+                    )
+                    .with_help(format!("run `{}` on hosts of `{id}`, or read the value in a step without `on` (`steps.{id}.hosts.<host>.outputs.<key>`)", self.step_names[step])))),
+                    _ if !reader_on => Err(Box::new(Diagnostic::error(
+                        "host-instance-path",
+                        format!("step `{id}` runs once per host: `{dotted}` does not say which (in `{place}`)"),
+                        None,
+                    )
+                    .with_help(format!("read one host's instance: `steps.{id}.hosts.<host>.outputs.<key>`")))),
+                    _ => Ok(rest),
+                }
+            }
             _ if target_on && !reader_on => Err(Box::new(Diagnostic::error(
                 "host-instance-path",
                 format!("step `{id}` runs once per host: `{dotted}` does not say which (in `{place}`)"),
