@@ -292,6 +292,12 @@ pub enum Event {
         step: String,
         reason: String,
     },
+    /// Steps that never started when the forward phase ended (the run stopped first):
+    /// journaled so that `show` and `resume` see every step of the run.
+    StepsNotStarted {
+        steps: Vec<String>,
+        reason: String,
+    },
     StepFinished {
         step: String,
         phase: Phase,
@@ -365,4 +371,15 @@ impl<'de> Deserialize<'de> for DurationMs {
         u64::deserialize(deserializer)
             .map(|milliseconds| DurationMs(Duration::from_millis(milliseconds)))
     }
+}
+
+/// The row a rollout's gate has in events, the journal and `show` (SPEC §12): `rollout web
+/// batch 2 on web2`, the `step` of the probes the gate ran on that host after that batch.
+pub fn gate_row(group: &str, batch_number: usize, host: &str) -> String {
+    format!("rollout {group} batch {batch_number} on {host}")
+}
+
+/// Whether `step` names a rollout gate's row rather than a step (a step id has no space).
+pub fn is_gate_row(step: &str) -> bool {
+    step.starts_with("rollout ") && step.contains(" batch ") && step.contains(" on ")
 }

@@ -496,6 +496,19 @@ fn a_batch_whose_verify_fails_on_a_host_stops_the_rollout_before_the_next_batch(
         "{}",
         show.snapshot()
     );
+    // Each gate row has the status its probes gave it.
+    let row = |id: &str| {
+        show.stdout
+            .lines()
+            .find(|line| line.trim_start().starts_with(id))
+            .unwrap_or_else(|| panic!("a row `{id}` in:\n{}", show.stdout))
+            .split_whitespace()
+            .nth(6)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(row("rollout web batch 1 on web1"), "succeeded");
+    assert_eq!(row("rollout web batch 2 on web2"), "failed");
 }
 
 /// Not a test: the cost of a run of 8 hosts × 10 trivial steps in batches of 2, printed
@@ -625,4 +638,127 @@ fn resume_after_the_engine_died_during_a_rollout_continues_per_instance() {
     assert_eq!(hosts.lines("web1", "b"), ["b", "b"]);
     assert_eq!(hosts.lines("web2", "a"), ["a"]);
     assert_eq!(hosts.lines("web2", "b"), ["b"]);
+}
+
+#[test]
+fn a_run_stopped_without_rollback_journals_the_instances_it_never_started() {
+    let hosts = Hosts::start(&["web1", "web2", "web3", "web4"]);
+    let test = Test::new().file("fail", "web3\n");
+    let runbook = rolling(&hosts, test.path(), "[1, 2]", "0");
+    let output = test
+        .runbook(&runbook)
+        .args(["run", "{file}", "--no-rollback"])
+        .run();
+    assert_eq!(output.code, 4, "{}", output.snapshot());
+    assert!(undo_lines(&output).is_empty(), "{}", output.snapshot());
+    let state = output.directory.join("xdg-state").display().to_string();
+    let show = Test::new()
+        .args(["show", &run_id(&output)])
+        .env("XDG_STATE_HOME", &state)
+        .run();
+    assert_eq!(show.code, 0, "{}", show.snapshot());
+    let status = |id: &str| {
+        let line = show
+            .stdout
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("a row `{id}` in:\n{}", show.stdout));
+        line[line.find(id).expect("the id") + id.len()..]
+            .split("attempts")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(status("release@web3"), "failed");
+    assert_eq!(status("switch@web1"), "succeeded");
+    for never in ["switch@web3", "release@web4", "switch@web4"] {
+        assert_eq!(status(never), "not started", "{}", show.stdout);
+    }
+    // What never started still runs when the run is taken up again.
+    std::fs::write(output.directory.join("fail"), "").expect("clear the failure");
+    let retry = Test::new()
+        .args(["resume", &run_id(&output), "--retry-failed"])
+        .env("XDG_STATE_HOME", &state)
+        .run();
+    assert_eq!(retry.code, 0, "{}", retry.snapshot());
+    for name in ["web1", "web2", "web3", "web4"] {
+        assert_eq!(hosts.lines(name, "switch"), ["switch"], "{name}");
+    }
+}
+
+#[test]
+fn the_time_the_engine_was_stopped_does_not_count_against_a_remote_step() {
+    let hosts = Hosts::start(&["web1"]);
+    let test = Test::new();
+    let started = test.path().join("started");
+    let release = test.path().join("release");
+    let runbook = format!(
+        "version: 1\nname: stopped\n{}steps:\n  - id: waiting\n    on: web\n    readonly: true\n    timeout: 2s\n    run: |\n      touch {started}\n      while [ ! -e {release} ]; do sleep 0.02; done\n",
+        hosts.yaml(),
+        started = started.display(),
+        release = release.display()
+    );
+    let mut running = test.runbook(&runbook).args(["run", "{file}"]).spawn();
+    running.wait_for_file("started", std::time::Duration::from_secs(30));
+    running.signal(nix::sys::signal::Signal::SIGSTOP);
+    // Stopped past the step's whole timeout: that is the scenario, not a synchronisation.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    running.signal(nix::sys::signal::Signal::SIGCONT);
+    // Released at once: the step ran well under 2 s of the engine's running time.
+    std::fs::write(&release, "").expect("release");
+    let output = running.finish(std::time::Duration::from_secs(60));
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert!(
+        !output.stdout.contains("timed out"),
+        "{}",
+        output.snapshot()
+    );
+}
+
+#[test]
+fn the_summary_and_a_step_on_the_engines_machine_name_one_hosts_instance() {
+    let hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new();
+    let seen = test.path().join("seen");
+    let runbook = format!(
+        "version: 1\nname: versions\n{}summary: \"web1 runs {{{{steps.deploy.hosts.web1.outputs.version}}}}, web2 runs {{{{steps.deploy.hosts.web2.outputs.version}}}}\"\nsteps:\n  - id: deploy\n    on: web\n    readonly: true\n    run: echo \"version=v-$RUNBOOK_HOST\" >> \"$RUNBOOK_OUTPUT\"\n  - id: after\n    needs: [deploy]\n    readonly: true\n    run: echo {{{{quote steps.deploy.hosts.web2.outputs.version}}}} {{{{quote steps.deploy.hosts.web2.status}}}} > {seen}\n",
+        hosts.yaml(),
+        seen = seen.display()
+    );
+    let output = test.runbook(&runbook).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert!(
+        output.stdout.contains("web1 runs v-web1, web2 runs v-web2"),
+        "{}",
+        output.snapshot()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&seen).expect("the step wrote"),
+        "v-web2 succeeded\n"
+    );
+}
+
+#[test]
+fn a_rollout_verify_reads_the_outputs_of_its_hosts_own_instances() {
+    let hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new();
+    let runbook = format!(
+        "version: 1\nname: gate\n{}rollout:\n  web:\n    batch: [1]\n    verify:\n      - name: its own release\n        run: test {{{{quote steps.deploy.outputs.version}}}} = \"v-$RUNBOOK_HOST\"\nsteps:\n  - id: deploy\n    on: web\n    readonly: true\n    run: echo \"version=v-$RUNBOOK_HOST\" >> \"$RUNBOOK_OUTPUT\"\n",
+        hosts.yaml()
+    );
+    let output = test.runbook(&runbook).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let show = Test::new()
+        .args(["show", &run_id(&output)])
+        .env(
+            "XDG_STATE_HOME",
+            &output.directory.join("xdg-state").display().to_string(),
+        )
+        .run();
+    assert!(
+        show.stdout.contains("rollout web batch 2 on web2"),
+        "{}",
+        show.snapshot()
+    );
 }

@@ -614,3 +614,69 @@ fn max_failed_is_a_count_or_a_share_rounded_down() {
     assert_eq!(tolerated("\"10%\""), ("10%".into(), 0.into()));
     assert_eq!(tolerated("2"), ("2".into(), 2.into()));
 }
+
+#[test]
+fn a_host_instance_path_names_a_host_the_step_runs_on_and_is_read_where_every_instance_ended() {
+    let output = Test::new()
+        .runbook(
+            "version: 1\nname: paths\nhosts:\n  web1: { address: 10.0.0.1, groups: [web] }\n  web2: { address: 10.0.0.2, groups: [web] }\nsummary: \"{{steps.deploy.hosts.web3.outputs.version}} {{steps.deploy.outputs.version}}\"\nsteps:\n  - id: deploy\n    on: web\n    readonly: true\n    run: \"true\"\n  - id: check\n    on: web\n    needs: [deploy]\n    readonly: true\n    run: echo {{quote steps.deploy.hosts.web1.status}}\n",
+        )
+        .args(["validate", "{file}"])
+        .run();
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    let said = output.stderr.clone() + &output.stdout;
+    for expected in [
+        "`steps.deploy.hosts.web3.outputs.version` names `web3`, not a host step `deploy` runs on",
+        "step `deploy` runs once per host: `steps.deploy.outputs.version` does not say which",
+        "is read in `steps[1].run`, which runs on a host",
+        "runbook.yaml:6:",
+        "runbook.yaml:16:",
+    ] {
+        assert!(said.contains(expected), "{expected}\n{}", output.snapshot());
+    }
+}
+
+#[test]
+fn a_rollout_pause_may_be_a_template_checked_before_anything_runs() {
+    let runbook = "version: 1\nname: paused\nvars:\n  pause: { default: 30s }\nhosts:\n  web1: { address: 10.0.0.1, groups: [web] }\n  web2: { address: 10.0.0.2, groups: [web] }\nrollout:\n  web:\n    pause: \"{{vars.pause}}\"\nsteps:\n  - id: deploy\n    on: web\n    readonly: true\n    run: \"true\"\n";
+    let plan = Test::new()
+        .runbook(runbook)
+        .args(["plan", "{file}", "--var", "pause=2m"])
+        .run();
+    assert_eq!(plan.code, 0, "{}", plan.snapshot());
+    assert!(
+        plan.stdout.contains("pause 2m between batches"),
+        "{}",
+        plan.snapshot()
+    );
+    let bad = Test::new()
+        .runbook(runbook)
+        .args(["run", "{file}", "--var", "pause=soon"])
+        .run();
+    assert_eq!(bad.code, 2, "{}", bad.snapshot());
+    let said = bad.stdout.clone() + &bad.stderr;
+    assert!(
+        said.contains("rollout.web.pause") && said.contains("runbook.yaml:10:"),
+        "{}",
+        bad.snapshot()
+    );
+}
+
+#[test]
+fn an_instance_reading_a_step_that_has_no_instance_on_its_host_is_refused() {
+    let output = Test::new()
+        .runbook(
+            "version: 1\nname: apart\nhosts:\n  web1: { address: 10.0.0.1, groups: [web] }\n  db1: { address: 10.0.0.2, groups: [db] }\nsteps:\n  - id: stage\n    on: web\n    readonly: true\n    run: echo version=1 >> \"$RUNBOOK_OUTPUT\"\n  - id: migrate\n    on: db\n    needs: [stage]\n    readonly: true\n    run: echo {{quote steps.stage.outputs.version}}\n",
+        )
+        .args(["validate", "{file}"])
+        .run();
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    let said = output.stderr.clone() + &output.stdout;
+    assert!(
+        said.contains(
+            "`steps.stage.outputs.version` is read on db1, where step `stage` does not run"
+        ) && said.contains("runbook.yaml:15:23"),
+        "{}",
+        output.snapshot()
+    );
+}

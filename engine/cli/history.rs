@@ -213,7 +213,7 @@ pub fn show_text(record: &RunRecord) -> String {
             out,
             "  {:<20} {:<18} attempts {:<2} {}",
             step.id,
-            forward.status.name(),
+            forward.status_name(),
             forward.attempts,
             tenths(Duration::from_millis(forward.duration_ms))
         );

@@ -302,3 +302,31 @@ fn finished(
     });
     report
 }
+
+/// Compensates `set` one at a time, in its order (a tolerated host's instances, newest
+/// first), stopping at the first that fails.
+pub(crate) async fn undo_in_order(
+    shared: Arc<RunShared>,
+    set: Vec<usize>,
+    context: Context,
+    outcomes: Vec<StepOutcome>,
+) -> Vec<CompensationReport> {
+    let (_never, cancel) = watch::channel(CancelLevel::None);
+    let mut reports = Vec::with_capacity(set.len());
+    for index in set {
+        let report = compensate(
+            shared.clone(),
+            index,
+            context.clone(),
+            outcomes[index],
+            cancel.clone(),
+        )
+        .await;
+        let failed = !report.succeeded;
+        reports.push(report);
+        if failed {
+            break;
+        }
+    }
+    reports
+}

@@ -11,14 +11,15 @@ use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
 
 use super::command::CancelLevel;
-use super::compensate::{CompensationReport, compensate};
+use super::compensate::{CompensationReport, undo_in_order};
 use super::hooks::run_hooks;
 use super::outcome::{
     AfterForward, Decision, RollbackResult, StepFacts, after_forward, after_rollback,
     after_rollback_only,
 };
 use super::rollback_phase::{run_rollback, verify_rollback};
-use super::rollout_gate::{GateResult, RolloutState, batch_hosts, rollout_states, run_gate};
+use super::rollout_gate::{GateResult, run_gate};
+use super::rollouts::{Rollouts, pending_on_host};
 use super::run_result::{RunResult, StepSummary};
 use super::shared::{Renderer, RunShared};
 use super::signals::Signals;
@@ -157,12 +158,8 @@ pub(crate) struct Dispatcher {
     tasks: HashMap<tokio::task::Id, usize>,
     /// The run's `timeout`, rendered when the forward phase starts.
     run_limit: Option<Duration>,
-    /// Each rollout's batch and failure budget (SPEC §12); empty without hosts.
-    rollouts: Vec<RolloutState>,
-    /// Per inventory host: it failed within `max_failed` and takes no further part.
-    excluded: Vec<bool>,
-    /// Per step: its compensation already ran in the forward phase (a tolerated host's).
-    compensated: Vec<bool>,
+    /// Each rollout's batch, failure budget and failed hosts (SPEC §12); empty without hosts.
+    rollouts: Rollouts,
     /// Tolerated hosts' instances to undo, each list in order, not yet started.
     to_undo: Vec<Vec<usize>>,
     /// What those compensations did.
@@ -199,9 +196,7 @@ impl Dispatcher {
             cancel,
             tasks: HashMap::new(),
             run_limit: None,
-            rollouts: rollout_states(&shared),
-            excluded: vec![false; runbook.inventory.hosts.len()],
-            compensated: vec![false; count],
+            rollouts: Rollouts::new(runbook, shared.fleet.as_ref().map(|fleet| &fleet.layout)),
             to_undo: Vec::new(),
             early_compensations: Vec::new(),
             shared,
@@ -371,63 +366,30 @@ impl Dispatcher {
         context
     }
 
-    /// Whether the rollouts let step `index` start: its host did not fail, and it is in the
-    /// open batch of its rollout, if it has one.
+    /// Whether the rollouts let step `index` start (see `Rollouts::allows`).
     fn rollout_allows(&self, index: usize) -> bool {
-        let Some(fleet) = &self.shared.fleet else {
-            return true;
-        };
-        if fleet.host_of(index).is_some_and(|host| self.excluded[host]) {
-            return false;
-        }
-        match fleet.layout.batch[index] {
-            None => true,
-            Some((rollout, batch)) => {
-                let state = &self.rollouts[rollout];
-                state.open && state.current == batch
-            }
-        }
+        self.shared
+            .fleet
+            .as_ref()
+            .is_none_or(|fleet| self.rollouts.allows(&fleet.layout, index))
     }
 
     /// Closes each rollout batch whose instances all ended, starting its gate (the rollout's
     /// `verify` on its hosts, then `pause`).
     fn advance_rollouts(&mut self, gates: &mut JoinSet<GateResult>) {
-        let shared = self.shared.clone();
-        let Some(fleet) = &shared.fleet else {
+        let Some(fleet) = &self.shared.fleet else {
             return;
         };
-        for rollout in 0..self.rollouts.len() {
-            let state = &self.rollouts[rollout];
-            if !state.open || state.current >= state.batches {
-                continue;
-            }
-            let batch = state.current;
-            let busy = fleet
-                .layout
-                .batch
-                .iter()
-                .enumerate()
-                .filter(|(_, place)| **place == Some((rollout, batch)))
-                .any(|(index, _)| {
-                    matches!(
-                        self.statuses[index],
-                        StepStatus::Pending | StepStatus::Running
-                    )
-                });
-            if busy {
-                continue;
-            }
-            self.rollouts[rollout].open = false;
-            let hosts = batch_hosts(fleet, rollout, batch)
-                .into_iter()
-                .filter(|&host| !self.excluded[host])
-                .collect();
+        for ended in self
+            .rollouts
+            .close_ended_batches(&fleet.layout, &self.statuses)
+        {
             gates.spawn(run_gate(
-                shared.clone(),
+                self.shared.clone(),
                 self.context.clone(),
-                rollout,
-                batch,
-                hosts,
+                ended.rollout,
+                ended.batch,
+                ended.hosts,
                 self.cancel.subscribe(),
             ));
         }
@@ -443,9 +405,7 @@ impl Dispatcher {
             }
         }
         if self.stop_reason.is_none() {
-            let state = &mut self.rollouts[result.rollout];
-            state.current += 1;
-            state.open = true;
+            self.rollouts.open_next(result.rollout);
         }
     }
 
@@ -457,56 +417,51 @@ impl Dispatcher {
         let Some(fleet) = &shared.fleet else {
             return false;
         };
-        let state = &mut self.rollouts[rollout];
-        state.failed += 1;
-        if state.failed > state.budget {
+        let Some(tolerated) = self.rollouts.host_failed(rollout, host) else {
             return false;
-        }
-        let (failed, budget) = (state.failed, state.budget);
-        self.excluded[host] = true;
+        };
         let name = &shared.runbook.inventory.hosts[host].name;
         shared.emitter.emit(Event::Notice {
             message: format!(
-                "{name} failed (tolerated: {failed} of `max_failed` {budget}): {message}; its instances are undone and it takes no further part"
+                "{name} failed (tolerated: {} of `max_failed` {}): {message}; its instances are undone and it takes no further part",
+                tolerated.failed, tolerated.budget
             ),
         });
-        let count = shared.runbook.steps.len();
-        for index in 0..count {
-            if fleet.host_of(index) == Some(host) && self.statuses[index] == StepStatus::Pending {
-                let reason = format!("host {name} failed (tolerated)");
-                shared.emitter.emit(Event::StepSkipped {
-                    step: shared.runbook.steps[index].id.to_string(),
-                    reason: reason.clone(),
-                });
-                let mut report = skipped_report(index);
-                report.message = Some(reason);
-                self.finish_step(report);
-            }
+        for index in pending_on_host(&fleet.layout, host, &self.statuses) {
+            let reason = format!("host {name} failed (tolerated)");
+            shared.emitter.emit(Event::StepSkipped {
+                step: shared.runbook.steps[index].id.to_string(),
+                reason: reason.clone(),
+            });
+            let mut report = skipped_report(index);
+            report.message = Some(reason);
+            self.finish_step(report);
         }
-        let ran: Vec<RanStep> = (0..count)
-            .map(|index| {
-                let never_started = self.reports[index]
-                    .as_ref()
-                    .is_some_and(|report| report.not_started);
-                RanStep {
-                    status: if fleet.host_of(index) == Some(host) && !never_started {
-                        self.statuses[index]
-                    } else {
-                        StepStatus::Pending
-                    },
-                    finished_order: self.finished_order[index],
-                }
-            })
-            .collect();
-        let mut plan = plan_rollback(&shared.runbook, &ran);
-        fleet.order_rollback(&mut plan.compensate);
-        for &index in &plan.compensate {
-            self.compensated[index] = true;
-        }
-        if !plan.compensate.is_empty() {
-            self.to_undo.push(plan.compensate);
+        let set = self
+            .rollouts
+            .undo_host(&shared.runbook, &fleet.layout, host, &self.ran());
+        if !set.is_empty() {
+            self.to_undo.push(set);
         }
         true
+    }
+
+    /// How each step ended and when, as the rollback rule reads it: an instance whose host
+    /// was never reached did nothing to undo, as if it never ran.
+    fn ran(&self) -> Vec<RanStep> {
+        self.statuses
+            .iter()
+            .zip(&self.finished_order)
+            .zip(&self.reports)
+            .map(|((&status, &finished_order), report)| RanStep {
+                status: if report.as_ref().is_some_and(|report| report.not_started) {
+                    StepStatus::Pending
+                } else {
+                    status
+                },
+                finished_order,
+            })
+            .collect()
     }
 
     /// Whether the failure of step `index` is that of a rollout's host within `max_failed`
@@ -724,6 +679,7 @@ impl Dispatcher {
     async fn finish(mut self, signals: &mut Signals, started: Instant) -> RunResult {
         let shared = self.shared.clone();
         let runbook = &shared.runbook;
+        self.journal_not_started();
         if let Some(index) = shared.options.fail_at
             && !matches!(
                 self.statuses[index],
@@ -767,26 +723,12 @@ impl Dispatcher {
         let decision = match after_forward(stop_reason, shared.options.no_rollback, &facts) {
             AfterForward::Finish(decision) => decision,
             AfterForward::RollBack => {
-                let ran: Vec<RanStep> = self
-                    .statuses
-                    .iter()
-                    .zip(&self.finished_order)
-                    .zip(&self.reports)
-                    .map(|((&status, &finished_order), report)| RanStep {
-                        // An instance whose host was never reached did nothing to undo.
-                        status: if report.as_ref().is_some_and(|report| report.not_started) {
-                            StepStatus::Pending
-                        } else {
-                            status
-                        },
-                        finished_order,
-                    })
-                    .collect();
-                let mut plan = plan_rollback(runbook, &ran);
+                let mut plan = plan_rollback(runbook, &self.ran());
                 if let Some(fleet) = &shared.fleet {
                     fleet.order_rollback(&mut plan.compensate);
                     // A tolerated host's instances were undone already.
-                    plan.compensate.retain(|&index| !self.compensated[index]);
+                    plan.compensate
+                        .retain(|&index| !self.rollouts.compensated(index));
                 }
                 let complete = run_rollback(
                     &shared,
@@ -855,6 +797,29 @@ impl Dispatcher {
         )
     }
 
+    /// Names, once the forward phase is over, the steps the run stopped before they started,
+    /// so that the journal (`show`, `resume`) knows every step of the run.
+    fn journal_not_started(&self) {
+        if self.stop_reason.is_none() {
+            return;
+        }
+        let steps: Vec<String> = self
+            .shared
+            .runbook
+            .steps
+            .iter()
+            .filter(|step| self.statuses[step.index] == StepStatus::Pending)
+            .map(|step| step.id.to_string())
+            .collect();
+        if steps.is_empty() {
+            return;
+        }
+        self.shared.emitter.emit(Event::StepsNotStarted {
+            steps,
+            reason: "the run stopped before it started".into(),
+        });
+    }
+
     /// `runbook rollback RUN`, or `resume` finishing a rollback: compensates `set`, in
     /// reverse DAG order, then `rollback_verify`. No forward step runs and no hook.
     async fn rollback_only(
@@ -905,34 +870,6 @@ fn lets_dependents_run(step: &crate::model::Step, status: StepStatus) -> bool {
         StepStatus::Denied => step.allow_failure,
         status => status.satisfies_needs(),
     }
-}
-
-/// Compensates `set` one at a time, in its order (a tolerated host's instances, newest
-/// first), stopping at the first that fails.
-async fn undo_in_order(
-    shared: Arc<RunShared>,
-    set: Vec<usize>,
-    context: Context,
-    outcomes: Vec<StepOutcome>,
-) -> Vec<CompensationReport> {
-    let (_never, cancel) = watch::channel(CancelLevel::None);
-    let mut reports = Vec::with_capacity(set.len());
-    for index in set {
-        let report = compensate(
-            shared.clone(),
-            index,
-            context.clone(),
-            outcomes[index],
-            cancel.clone(),
-        )
-        .await;
-        let failed = !report.succeeded;
-        reports.push(report);
-        if failed {
-            break;
-        }
-    }
-    reports
 }
 
 /// The report of a step skipped before it started.

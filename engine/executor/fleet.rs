@@ -27,6 +27,13 @@ pub struct FleetLayout {
     pub of_step: Vec<Range<usize>>,
 }
 
+impl FleetLayout {
+    /// Puts a compensation set in the reverse of the run order (see `Fleet::order_rollback`).
+    pub fn order_rollback(&self, set: &mut [usize]) {
+        set.sort_by_key(|&index| std::cmp::Reverse(self.rank.get(index).copied().unwrap_or(index)));
+    }
+}
+
 /// The runbook a run executes: itself when no step has `on`, else one step per instance on
 /// the hosts `limit` selects (ids `id@host`), each instance needing what `plan` says.
 pub fn instance_runbook(
@@ -138,9 +145,17 @@ impl Fleet {
         }
     }
 
-    /// Sets `host` to inventory host `host`.
-    pub fn host_context(&self, host: usize, context: &mut Context) {
+    /// Sets `host` to inventory host `host`, and makes `steps.<step>` read that host's
+    /// instance of each step on it (what a rollout's `verify` reads for the host).
+    pub fn host_context(&self, runbook: &Runbook, host: usize, context: &mut Context) {
         context.set_host(self.hosts[host].clone());
+        for step in &runbook.steps {
+            if self.host_of(step.index) == Some(host)
+                && let Some((written, _)) = step.id.as_str().split_once('@')
+            {
+                context.alias_step(step.id.as_str(), written);
+            }
+        }
     }
 
     /// Sets `host` in the context of instance `index`, and makes `steps.<step>` read its own
@@ -181,9 +196,7 @@ impl Fleet {
     /// which a rollout's instances go batch by batch (so the current batch is undone first,
     /// then the earlier batches newest first, then what ran before the rollout).
     pub fn order_rollback(&self, set: &mut [usize]) {
-        set.sort_by_key(|&index| {
-            std::cmp::Reverse(self.layout.rank.get(index).copied().unwrap_or(index))
-        });
+        self.layout.order_rollback(set);
     }
 
     /// Whether compensations must run one at a time to keep that order: a rollout ran.

@@ -18,6 +18,7 @@ pub mod probe;
 mod remote_command;
 mod rollback_phase;
 mod rollout_gate;
+mod rollouts;
 mod run_result;
 mod shared;
 mod signals;

@@ -100,12 +100,12 @@ pub(crate) async fn run_remote_command(
         }
     };
     let deadline = timeout.map(|limit| tokio::time::Instant::now() + limit);
-    let expired = async move {
-        match deadline {
-            Some(deadline) => tokio::time::sleep_until(deadline).await,
-            None => std::future::pending().await,
-        }
-    };
+    // Time the engine spends stopped (SIGSTOP, Ctrl-Z) does not count, as for a local
+    // command: the deadline moves by it (the script on the host went on meanwhile).
+    let stopped_at_start = super::stopped_time::stopped_total();
+    let expired = tokio::time::sleep_until(
+        deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400)),
+    );
     tokio::pin!(expired);
     let mut stop: Option<CommandEnd> = None;
     let mut finished = None;
@@ -121,7 +121,15 @@ pub(crate) async fn run_remote_command(
                     handle(chunk, &mut on_line);
                 }
             }
-            () = &mut expired => stop = Some(CommandEnd::TimedOut(timeout.unwrap_or_default())),
+            () = &mut expired, if deadline.is_some() => {
+                let stopped = super::stopped_time::stopped_total().saturating_sub(stopped_at_start);
+                match deadline.map(|deadline| deadline + stopped) {
+                    Some(moved) if moved > tokio::time::Instant::now() => {
+                        expired.as_mut().reset(moved);
+                    }
+                    _ => stop = Some(CommandEnd::TimedOut(timeout.unwrap_or_default())),
+                }
+            }
             changed = cancel.changed() => {
                 if changed.is_err() {
                     // Nobody can cancel any more: wait for the end alone.

@@ -1,7 +1,6 @@
-//! Rollouts as one more input of the dispatcher's readiness (SPEC §12): a rollout's
-//! instances start batch by batch; a batch opens once every instance of the one before it
-//! ended, the rollout's `verify` passed on each of its hosts and `pause` elapsed. Also the
-//! failure budget: which host failures are tolerated (`max_failed`).
+//! The gate between two batches of a rollout (SPEC §12): once every instance of a batch
+//! ended, the rollout's `verify` runs on each of its hosts, then `pause` elapses; the next
+//! batch opens only after (`rollouts.rs` holds where each rollout stands).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,62 +8,16 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::command::CancelLevel;
-use super::fleet::Fleet;
 use super::shared::{Renderer, RunShared};
 use super::verify::{ProbePlace, verify_on};
 use crate::events::{Event, Phase};
 use crate::plan::Context;
-
-/// Where one rollout stands.
-#[derive(Debug, Clone)]
-pub(crate) struct RolloutState {
-    /// The batch whose instances may start (0-based); `batches` once all are done.
-    pub current: usize,
-    pub batches: usize,
-    /// The batch is open: its gate (verify, pause) is not running.
-    pub open: bool,
-    /// Hosts that failed so far, and how many may.
-    pub failed: usize,
-    pub budget: usize,
-}
 
 /// How a batch's gate ended: the hosts whose `verify` failed, with why.
 #[derive(Debug)]
 pub(crate) struct GateResult {
     pub rollout: usize,
     pub failed: Vec<(usize, String)>,
-}
-
-/// The state of each rollout of a run.
-pub(crate) fn rollout_states(shared: &RunShared) -> Vec<RolloutState> {
-    let Some(fleet) = &shared.fleet else {
-        return Vec::new();
-    };
-    fleet
-        .layout
-        .rollouts
-        .iter()
-        .map(|planned| {
-            let rollout = &shared.runbook.inventory.rollouts[planned.rollout];
-            RolloutState {
-                current: 0,
-                batches: planned.batches.len(),
-                open: true,
-                failed: 0,
-                budget: crate::plan::failure_budget(planned.hosts.len(), rollout.max_failed),
-            }
-        })
-        .collect()
-}
-
-/// The hosts of batch `batch` of rollout `rollout`.
-pub(crate) fn batch_hosts(fleet: &Fleet, rollout: usize, batch: usize) -> Vec<usize> {
-    let planned = &fleet.layout.rollouts[rollout];
-    planned
-        .batches
-        .get(batch)
-        .map(|range| planned.hosts[range.clone()].to_vec())
-        .unwrap_or_default()
 }
 
 /// The gate after batch `batch` of rollout `rollout`: the rollout's `verify` for each of
@@ -87,14 +40,14 @@ pub(crate) async fn run_gate(
     };
     let planned = &fleet.layout.rollouts[rollout];
     let written = &shared.runbook.inventory.rollouts[planned.rollout];
-    for host in hosts {
+    for &host in &hosts {
         if written.verify.is_empty() {
             break;
         }
         let name = &shared.runbook.inventory.hosts[host].name;
         let mut context = context.clone();
-        fleet.host_context(host, &mut context);
-        let id = format!("rollout {} batch {} on {name}", written.group, batch + 1);
+        fleet.host_context(&shared.runbook, host, &mut context);
+        let id = crate::events::gate_row(&written.group, batch + 1, name);
         let outcome = match Renderer::new(&shared, &context) {
             Ok(renderer) => verify_on(
                 &written.verify,
@@ -124,7 +77,23 @@ pub(crate) async fn run_gate(
         }
     }
     let last = batch + 1 >= planned.batches.len();
-    if let (Some(pause), false, true) = (written.pause, last, result.failed.is_empty()) {
+    let pause = match &written.pause {
+        Some(pause) if !last && result.failed.is_empty() => {
+            match Renderer::new(&shared, &context).and_then(|renderer| renderer.duration(pause)) {
+                Ok(pause) => Some(pause),
+                Err(message) => {
+                    // Without its pause the rollout must not go on: the batch's gate fails.
+                    let why = format!("the `pause` of rollout `{}`: {message}", written.group);
+                    result
+                        .failed
+                        .extend(hosts.iter().map(|&host| (host, why.clone())));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Some(pause) = pause {
         shared.emitter.emit(Event::Notice {
             message: format!(
                 "rollout `{}`: batch {} done; pausing {} before batch {}",

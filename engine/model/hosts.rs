@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::Probe;
+use super::{DurationValue, Probe};
 use crate::document::Position;
 
 /// One remote host.
@@ -67,7 +67,8 @@ pub struct Rollout {
     /// Batch sizes as written (default `[1]`); the last repeats.
     pub batch: Vec<HostCount>,
     pub max_failed: HostCount,
-    pub pause: Option<Duration>,
+    /// Between batches; may be a template of vars (`"{{vars.pause}}"`).
+    pub pause: Option<DurationValue>,
     pub verify: Vec<Probe>,
     pub position: Position,
 }

@@ -110,6 +110,10 @@ impl Runbook {
             templates.extend(hook.timeout.template());
         }
         templates.extend(self.rollback_verify.iter().flat_map(probe_timing_templates));
+        for rollout in &self.inventory.rollouts {
+            templates.extend(rollout.pause.iter().filter_map(DurationValue::template));
+            templates.extend(rollout.verify.iter().flat_map(probe_timing_templates));
+        }
         templates
     }
 }

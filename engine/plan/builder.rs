@@ -385,6 +385,12 @@ fn all_runtime_paths(runbook: &Runbook) -> impl Iterator<Item = &Vec<String>> {
         templates.extend(hook.timeout.template());
     }
     templates.extend(runbook.rollback_verify.iter().flat_map(Probe::templates));
+    let rollouts = runbook.inventory.rollouts.iter();
+    templates.extend(
+        rollouts
+            .flat_map(|rollout| &rollout.verify)
+            .flat_map(Probe::templates),
+    );
     templates
         .into_iter()
         .flat_map(|template| template.runtime_paths.iter())

@@ -77,16 +77,28 @@ impl Context {
         if let Some(steps) = self.root.get_mut("steps").and_then(Value::as_object_mut) {
             let value = json!({ "status": status, "outputs": outputs });
             // A module's step `call.step` is read as `steps.<call>.<step>`, an instance
-            // `id[item]` of a step with `for_each` as `steps.<id>.items.<item>` (SPEC §13).
-            let (base, item) = match id.strip_suffix(']').and_then(|rest| rest.split_once('[')) {
-                Some((base, item)) => (base, Some(item)),
+            // `id[item]` of a step with `for_each` as `steps.<id>.items.<item>` (SPEC §13),
+            // an instance `id@host` as `steps.<id>.hosts.<host>` (SPEC §12).
+            let (id_part, host) = match id.split_once('@') {
+                Some((base, host)) => (base, Some(host)),
                 None => (id, None),
             };
-            if item.is_some() || base.contains('.') {
+            let (base, item) = match id_part
+                .strip_suffix(']')
+                .and_then(|rest| rest.split_once('['))
+            {
+                Some((base, item)) => (base, Some(item)),
+                None => (id_part, None),
+            };
+            if item.is_some() || host.is_some() || base.contains('.') {
                 let mut path: Vec<&str> = base.split('.').collect();
                 if let Some(item) = item {
                     path.push("items");
                     path.push(item);
+                }
+                if let Some(host) = host {
+                    path.push("hosts");
+                    path.push(host);
                 }
                 nest(steps, &path, &value);
             }

@@ -10,7 +10,7 @@ use super::model::{
     Plan, PlanBatch, PlanBatchFailure, PlanHost, PlanInstance, PlanProbe, PlanRollout, SharedText,
 };
 use crate::format::written;
-use crate::model::{Action, Host, Runbook};
+use crate::model::{Action, DurationValue, Host, Runbook};
 use crate::template::{BorrowedContext, TemplateEngine};
 use crate::validate::Diagnostic;
 
@@ -142,7 +142,15 @@ pub fn add_hosts(
                 .collect(),
             max_failed: rollout.max_failed.to_string(),
             tolerated: super::batches::failure_budget(planned.hosts.len(), rollout.max_failed),
-            pause: rollout.pause.map(written),
+            pause: rollout.pause.as_ref().map(|pause| match pause {
+                DurationValue::Fixed(duration) => written(*duration),
+                DurationValue::Template(template) => engine
+                    .render_for_plan(&template.text, &BorrowedContext::new(context))
+                    .map_or_else(
+                        |_| template.text.clone(),
+                        |(text, _)| text.trim().to_string(),
+                    ),
+            }),
             verify,
             batches: planned
                 .batches

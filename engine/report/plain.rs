@@ -74,6 +74,8 @@ fn describe(event: &Event) -> Option<String> {
             format!("{step}: probe `{probe}` passed: {message}")
         }
         Event::StepSkipped { step, reason } => format!("{step}: skipped ({reason})"),
+        // For the journal: the run's end already says why it stopped.
+        Event::StepsNotStarted { .. } => return None,
         Event::StepFinished {
             step,
             phase,

@@ -139,6 +139,8 @@ impl Reporter for LiveProgress {
                 self.overall.inc(1);
                 self.println(format!("- {step} skipped ({reason})"));
             }
+            // For the journal: the run's end already says why it stopped.
+            Event::StepsNotStarted { .. } => {}
             Event::StepFinished {
                 step,
                 phase,

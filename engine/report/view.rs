@@ -455,6 +455,7 @@ mod tests {
             finished: Some("2026-01-01T00:00:01.250Z".to_string()),
             duration_ms: 250,
             message: None,
+            not_started: false,
             outcome: None,
             finished_seq: None,
         };

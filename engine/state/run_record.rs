@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::journal::{JOURNAL_FILE, JournalError, ReadJournal, for_each_record};
 pub use super::journal_record::RecordedVar;
 use super::journal_record::{Entry, Record, RecordedOptions, RunMode};
-use crate::events::{AnswerSource, Event, Phase, RunOutcome, StepOutcome, StepStatus};
+use crate::events::{AnswerSource, Event, Phase, RunOutcome, StepOutcome, StepStatus, is_gate_row};
 
 /// A probe's result.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +31,9 @@ pub struct RecordedPhase {
     pub finished: Option<String>,
     pub duration_ms: u64,
     pub message: Option<String>,
+    /// The run stopped before this step started (it is still pending: `resume` may run it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_started: bool,
     /// How the forward run ended (succeeded, failed, timed out, cancelled), once it did.
     #[serde(skip)]
     pub outcome: Option<StepOutcome>,
@@ -48,8 +51,18 @@ impl RecordedPhase {
             finished: None,
             duration_ms: 0,
             message: None,
+            not_started: false,
             outcome: None,
             finished_seq: None,
+        }
+    }
+
+    /// The status as `show` names it: `not started` for a step the run stopped before.
+    pub fn status_name(&self) -> &'static str {
+        if self.not_started && self.status == StepStatus::Pending {
+            "not started"
+        } else {
+            self.status.name()
         }
     }
 
@@ -347,6 +360,7 @@ impl RunRecord {
                     (&mut step.forward, StepStatus::Running)
                 };
                 phase.status = status;
+                phase.not_started = false;
                 phase.attempts = attempt.max(phase.attempts);
                 if phase.started.is_none() {
                     phase.started = Some(time);
@@ -358,6 +372,15 @@ impl RunRecord {
                 step.forward.message = Some(reason);
                 step.forward.finished = Some(time);
                 step.forward.finished_seq = Some(seq);
+            }
+            Event::StepsNotStarted { steps, reason } => {
+                for id in steps {
+                    let step = self.step_mut(&id);
+                    if step.forward.status == StepStatus::Pending {
+                        step.forward.not_started = true;
+                        step.forward.message = Some(reason.clone());
+                    }
+                }
             }
             Event::ProbeFinished {
                 step,
@@ -376,6 +399,17 @@ impl RunRecord {
                 };
                 if step == "rollback_verify" {
                     self.rollback_verify.push(probe);
+                } else if is_gate_row(&step) {
+                    // A gate has no step events: its probes decide its status.
+                    let row = self.step_mut(&step);
+                    let failed = !probe.passed || row.forward.status == StepStatus::Failed;
+                    row.forward.status = if failed {
+                        StepStatus::Failed
+                    } else {
+                        StepStatus::Succeeded
+                    };
+                    row.forward.finished = Some(time);
+                    row.probes.push(probe);
                 } else {
                     self.step_mut(&step).probes.push(probe);
                 }
@@ -613,6 +647,73 @@ mod tests {
             outputs: Vec::new(),
             outcome: Some(outcome),
         }
+    }
+
+    fn probe(step: &str, probe: &str, passed: bool) -> Event {
+        Event::ProbeFinished {
+            step: step.into(),
+            phase: Phase::Forward,
+            probe: probe.into(),
+            passed,
+            samples: 1,
+            message: if passed { String::new() } else { "no".into() },
+        }
+    }
+
+    #[test]
+    fn a_gate_row_is_failed_once_one_of_its_probes_failed_else_succeeded() {
+        let mut record = RunRecord::new(Path::new("run"));
+        let gate = crate::events::gate_row("web", 1, "web1");
+        let failing = crate::events::gate_row("web", 2, "web2");
+        record.apply(entry(2, "t", probe(&gate, "up", true)));
+        record.apply(entry(3, "t", probe(&failing, "down", false)));
+        record.apply(entry(4, "t", probe(&failing, "up", true)));
+        record.apply(entry(5, "t", probe("deploy", "up", true)));
+        let status = |id: &str| record.step(id).map(|step| step.forward.status);
+        assert_eq!(status(&gate), Some(StepStatus::Succeeded));
+        assert_eq!(status(&failing), Some(StepStatus::Failed));
+        assert_eq!(
+            status("deploy"),
+            Some(StepStatus::Pending),
+            "a step's own events decide"
+        );
+    }
+
+    #[test]
+    fn a_step_the_run_stopped_before_is_not_started_until_a_resume_starts_it() {
+        let mut record = RunRecord::new(Path::new("run"));
+        record.apply(entry(
+            2,
+            "t",
+            finished("a", StepStatus::Failed, StepOutcome::Failed, "no"),
+        ));
+        record.apply(entry(
+            3,
+            "t",
+            Event::StepsNotStarted {
+                steps: vec!["a".into(), "b".into()],
+                reason: "stopped".into(),
+            },
+        ));
+        let status = |record: &RunRecord, id: &str| {
+            record
+                .step(id)
+                .map(|step| step.forward.status_name())
+                .unwrap_or_default()
+        };
+        assert_eq!(status(&record, "a"), "failed");
+        assert_eq!(status(&record, "b"), "not started");
+        record.apply(entry(
+            4,
+            "t",
+            Event::StepStarted {
+                step: "b".into(),
+                name: "B".into(),
+                phase: Phase::Forward,
+                attempt: 1,
+            },
+        ));
+        assert_eq!(status(&record, "b"), "running");
     }
 
     #[test]

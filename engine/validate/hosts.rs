@@ -76,6 +76,26 @@ impl Validator<'_> {
             }
         }
         self.host_vars = host_vars;
+        let hosts = &self.inventory.hosts;
+        self.step_hosts = raw
+            .steps
+            .value
+            .iter()
+            .map(|step| {
+                let Some(on) = &step.on else {
+                    return Vec::new();
+                };
+                hosts
+                    .iter()
+                    .filter(|host| {
+                        on.value.0.iter().any(|target| {
+                            target.value == host.name || host.groups.contains(&target.value)
+                        })
+                    })
+                    .map(|host| host.name.clone())
+                    .collect()
+            })
+            .collect();
         self.check_group_names();
         if let Some(ssh) = &raw.ssh {
             self.inventory.ssh = self.ssh(&ssh.value);
@@ -436,7 +456,12 @@ impl Validator<'_> {
                 .as_ref()
                 .and_then(|amount| self.failure_budget(amount, &place))
                 .unwrap_or(HostCount::Hosts(0));
-            let pause = self.duration(raw.value.pause.as_ref(), &format!("{place}.pause"));
+            let pause_place = format!("{place}.pause");
+            let pause = self.duration_value(
+                raw.value.pause.as_ref(),
+                &pause_place,
+                &super::templates::Scope::new(pause_place.clone(), TemplateOwner::Runbook),
+            );
             let verify = match &raw.value.verify {
                 Some(probes) => self.probes(
                     &probes.value,

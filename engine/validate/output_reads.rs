@@ -16,13 +16,18 @@ use crate::model::{Hook, Runbook, Step, Template};
 struct OutputRead {
     step: String,
     key: String,
+    /// The host of an instance read as `steps.<id>.hosts.<host>.outputs.<key>`.
+    host: Option<String>,
     /// Byte offset of the path inside the template.
     offset: usize,
 }
 
 impl OutputRead {
     fn path(&self) -> String {
-        format!("steps.{}.outputs.{}", self.step, self.key)
+        match &self.host {
+            Some(host) => format!("steps.{}.hosts.{host}.outputs.{}", self.step, self.key),
+            None => format!("steps.{}.outputs.{}", self.step, self.key),
+        }
     }
 }
 
@@ -132,7 +137,7 @@ impl Validator<'_> {
         let reads_outputs = template
             .runtime_paths
             .iter()
-            .any(|path| path.len() == 4 && path[0] == "steps" && path[2] == "outputs");
+            .any(|path| output_read(path).is_some());
         if !reads_outputs {
             return Vec::new();
         }
@@ -143,19 +148,36 @@ impl Validator<'_> {
             .references
             .iter()
             .filter(|reference| {
-                reference.path.len() == 4
-                    && reference.path[0] == "steps"
-                    && reference.path[2] == "outputs"
-                    && !template.text[..reference.span.start]
-                        .trim_end()
-                        .ends_with("default")
+                !template.text[..reference.span.start]
+                    .trim_end()
+                    .ends_with("default")
             })
-            .map(|reference| OutputRead {
-                step: reference.path[1].clone(),
-                key: reference.path[3].clone(),
-                offset: reference.span.start,
+            .filter_map(|reference| {
+                let (step, host, key) = output_read(&reference.path)?;
+                Some(OutputRead {
+                    step: step.to_string(),
+                    key: key.to_string(),
+                    host: host.map(str::to_string),
+                    offset: reference.span.start,
+                })
             })
             .collect()
+    }
+}
+
+/// The step, host (of an instance) and key an output read names: `steps.<id>.outputs.<key>`
+/// or `steps.<id>.hosts.<host>.outputs.<key>`.
+fn output_read(path: &[String]) -> Option<(&str, Option<&str>, &str)> {
+    match path {
+        [steps, id, outputs, key] if steps == "steps" && outputs == "outputs" => {
+            Some((id, None, key))
+        }
+        [steps, id, hosts, host, outputs, key]
+            if steps == "steps" && hosts == "hosts" && outputs == "outputs" =>
+        {
+            Some((id, Some(host), key))
+        }
+        _ => None,
     }
 }
 

@@ -53,6 +53,8 @@ pub(super) struct TemplateFacts<'a> {
     pub is_upstream: &'a dyn Fn(usize, usize) -> bool,
     /// Per step, whether it has `on` (so its templates may read `host.*`).
     pub steps_on: &'a [bool],
+    /// Per step, the hosts its `on` names: `steps.<id>.hosts.<host>` reads one's instance.
+    pub step_hosts: &'a [Vec<String>],
     /// Every `host.vars.*` name some host defines.
     pub host_vars: &'a [String],
 }
@@ -409,6 +411,90 @@ impl TemplateFacts<'_> {
         }
     }
 
+    /// `steps.<id>.hosts.<host>...` (SPEC §12): one host's instance of a step with `on`, read
+    /// where every instance has finished (the summary, hooks, a step on the engine's
+    /// machine); returns the path after the host. A step with `on` read from there without
+    /// naming a host is refused, as an instance reads its own host's instance as
+    /// `steps.<id>`.
+    fn check_host_instance<'p>(
+        &self,
+        id: &str,
+        target: usize,
+        rest: &'p [&'p str],
+        dotted: &str,
+        scope: &Scope,
+    ) -> Result<&'p [&'p str], Box<Diagnostic>> {
+        let place = &scope.place;
+        let target_on = self.steps_on.get(target).copied().unwrap_or(false);
+        let reader_on = match scope.owner {
+            TemplateOwner::Step { step, .. } => self.steps_on.get(step).copied().unwrap_or(false),
+            TemplateOwner::Rollout => true,
+            _ => false,
+        };
+        match rest {
+            ["hosts", host, tail @ ..] if target_on => {
+                if reader_on {
+                    return Err(Box::new(Diagnostic::error(
+                        "host-instance-in-instance",
+                        format!("`{dotted}` is read in `{place}`, which runs on a host: there `steps.{id}` is its own host's instance"),
+                        None,
+                    )
+                    .with_help(format!("read `steps.{id}.outputs.<key>`, or name another host's instance in the `summary`, a hook or a step without `on`"))));
+                }
+                let hosts = self.step_hosts.get(target).map(Vec::as_slice).unwrap_or_default();
+                if !hosts.iter().any(|known| known == host) {
+                    let help = suggest(host, hosts.iter().map(String::as_str)).map_or_else(
+                        || format!("`{id}` runs on: {}", hosts.join(", ")),
+                        |best| format!("did you mean `{best}`?"),
+                    );
+                    return Err(Box::new(Diagnostic::error(
+                        "unknown-host-instance",
+                        format!("`{dotted}` names `{host}`, not a host step `{id}` runs on (in `{place}`)"),
+                        None,
+                    )
+                    .with_help(help)));
+                }
+                Ok(tail)
+            }
+            ["hosts", ..] => Err(Box::new(Diagnostic::error(
+                "host-instance-without-on",
+                format!("`{dotted}`: step `{id}` has no `on`, so it has no instance per host (in `{place}`)"),
+                None,
+            )
+            .with_help(format!("use `steps.{id}.outputs.<key>` or `steps.{id}.status`")))),
+            _ if target_on && let TemplateOwner::Step { step, .. } = scope.owner => {
+                // An instance reads its own host's instance: there must be one.
+                let hosts = self.step_hosts.get(target).map(Vec::as_slice).unwrap_or_default();
+                let missing = self
+                    .step_hosts
+                    .get(step)
+                    .and_then(|reader| reader.iter().find(|host| !hosts.contains(host)));
+                match missing {
+                    Some(host) if reader_on && step != target => Err(Box::new(Diagnostic::error(
+                        "no-instance-on-host",
+                        format!("`{dotted}` is read on {host}, where step `{id}` does not run: an instance reads its own host's instance (in `{place}`)"),
+                        None,
+                    )
+                    .with_help(format!("run `{}` on hosts of `{id}`, or read the value in a step without `on` (`steps.{id}.hosts.<host>.outputs.<key>`)", self.step_names[step])))),
+                    _ if !reader_on => Err(Box::new(Diagnostic::error(
+                        "host-instance-path",
+                        format!("step `{id}` runs once per host: `{dotted}` does not say which (in `{place}`)"),
+                        None,
+                    )
+                    .with_help(format!("read one host's instance: `steps.{id}.hosts.<host>.outputs.<key>`")))),
+                    _ => Ok(rest),
+                }
+            }
+            _ if target_on && !reader_on => Err(Box::new(Diagnostic::error(
+                "host-instance-path",
+                format!("step `{id}` runs once per host: `{dotted}` does not say which (in `{place}`)"),
+                None,
+            )
+            .with_help(format!("read one host's instance: `steps.{id}.hosts.<host>.outputs.<key>`")))),
+            _ => Ok(rest),
+        }
+    }
+
     /// `host.*` (SPEC §12): only where a template is rendered for one host.
     fn check_host_reference(
         &self,
@@ -572,6 +658,10 @@ impl TemplateFacts<'_> {
                 )
                 .with_optional_help(help),
             );
+        };
+        let rest = match self.check_host_instance(id, target, rest, dotted, scope) {
+            Ok(rest) => rest,
+            Err(diagnostic) => return Some(*diagnostic),
         };
         let visible = match scope.owner {
             TemplateOwner::Hook | TemplateOwner::Rollout => true,

@@ -51,6 +51,8 @@ pub(super) struct Validator<'a> {
     pub inventory: Inventory,
     /// Per step, whether it has `on`.
     pub steps_on: Vec<bool>,
+    /// Per step, the hosts its `on` names (directly or by group), in inventory order.
+    pub step_hosts: Vec<Vec<String>>,
     /// Every `host.vars.*` name some host defines.
     pub host_vars: Vec<String>,
     pub host_inputs: &'a HostInputs,
@@ -185,6 +187,7 @@ fn validate_all(
         all_var_names: Vec::new(),
         inventory: Inventory::default(),
         steps_on: Vec::new(),
+        step_hosts: Vec::new(),
         host_vars: Vec::new(),
         host_inputs,
         on_names: Vec::new(),
@@ -276,6 +279,7 @@ impl Validator<'_> {
             secret_outputs: &self.secret_outputs,
             is_upstream: &is_upstream,
             steps_on: &self.steps_on,
+            step_hosts: &self.step_hosts,
             host_vars: &self.host_vars,
         };
         facts.template(value, scope, &mut self.diagnostics)
