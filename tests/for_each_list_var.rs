@@ -119,12 +119,12 @@ fn validate_checks_the_step_once_without_a_value_and_each_instance_with_one() {
     );
     let output = engine(
         Test::new().runbook(REGIONS),
-        &["validate", "{file}", "--var", "regions=eu,v1.2"],
+        &["validate", "{file}", "--var", "regions=eu,eu west"],
     );
     assert_eq!(output.code, 2, "{}", output.snapshot());
     assert!(
         output.stderr.contains(
-            "`for_each` item `v1.2` (from `vars.regions`) of step `deploy` cannot name an instance"
+            "`for_each` item `eu west` (from `vars.regions`) of step `deploy` cannot name an instance"
         ),
         "{}",
         output.stderr

@@ -303,7 +303,7 @@ fn bad_call_items_are_refused_naming_the_item() {
         output.stdout
     );
     for (name, labels) in [
-        ("call_item_with_dot", "labels=db,v1.2"),
+        ("call_item_not_id_safe", "labels=db,d b"),
         ("call_item_repeated", "labels=db,db"),
         ("call_item_read_not_an_item", "labels=web"),
     ] {
@@ -311,4 +311,34 @@ fn bad_call_items_are_refused_naming_the_item() {
         assert_eq!(output.code, 2, "{}", output.snapshot());
         insta::assert_snapshot!(name, output.snapshot());
     }
+}
+
+#[test]
+fn a_call_item_with_a_dot_is_read_in_brackets() {
+    let runbook = EACH.replace(
+        "steps.bk.items.db.outputs.file",
+        "steps.bk.items.[v1.2].outputs.file",
+    );
+    let output = engine(
+        with_module(&runbook).env("MODULE_CALLS_AFTER_EXIT", "0"),
+        &[
+            "run",
+            "{file}",
+            "--yes",
+            "--state-dir",
+            "{dir}/state",
+            "--var",
+            "labels=v1.2,v2",
+        ],
+    );
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let log = lines(&output.directory, "log");
+    assert_eq!(
+        log.last().map(String::as_str),
+        Some("after 'backup-v1.2.gz'")
+    );
+    assert!(
+        log.iter().any(|line| line == "check 'backup-v2.gz'"),
+        "{log:?}"
+    );
 }

@@ -178,6 +178,7 @@ impl Validator<'_> {
                             ));
                             // One instance of a call with `for_each`: its step's instance.
                             for item in call_items.iter().flatten() {
+                                let item = super::for_each_instance::item_segment(item);
                                 let instance = match path.rfind(".outputs.") {
                                     Some(at) => {
                                         format!("{}.items.{item}{}", &path[..at], &path[at..])
