@@ -342,3 +342,75 @@ fn a_call_item_with_a_dot_is_read_in_brackets() {
         "{log:?}"
     );
 }
+
+#[test]
+fn a_module_calls_a_module_once_per_item_of_its_list_input() {
+    let inner = r#"
+version: 1
+name: inner
+vars:
+  label: { required: true }
+steps:
+  - id: touch
+    run: echo "touch {{vars.label}}" >> log
+    rollback: echo "untouch {{vars.label}}" >> log
+"#;
+    let outer = r#"
+version: 1
+name: outer
+vars:
+  regions: { type: list, required: true }
+steps:
+  - id: each
+    for_each: "{{vars.regions}}"
+    uses: inner.yaml
+    with:
+      label: "{{item}}"
+"#;
+    let main = r#"
+version: 1
+name: nested
+vars:
+  regions: { type: list, default: "eu,us" }
+steps:
+  - id: o
+    uses: lib/outer.yaml
+    with:
+      regions: "{{vars.regions}}"
+  - id: fail
+    needs: [o]
+    irreversible: true
+    run: exit 1
+"#;
+    let test = || {
+        Test::new()
+            .runbook(main)
+            .file("lib/outer.yaml", outer)
+            .file("lib/inner.yaml", inner)
+    };
+    let output = engine(test(), &["validate", "{file}"]);
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert!(
+        output
+            .stdout
+            .contains("note: step `o.each` runs once per item of `vars.regions`"),
+        "{}",
+        output.stdout
+    );
+    let output = engine(
+        test(),
+        &[
+            "run",
+            "{file}",
+            "--yes",
+            "--state-dir",
+            "{dir}/state",
+            "--var",
+            "regions=a,b",
+        ],
+    );
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    let mut log = lines(&output.directory, "log");
+    log.sort();
+    assert_eq!(log, ["touch a", "touch b", "untouch a", "untouch b"]);
+}

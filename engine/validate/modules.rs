@@ -109,6 +109,7 @@ impl Validator<'_> {
             let next_outer: Vec<Rewrite> = std::iter::once(module_rewrite.clone())
                 .chain(outer.iter().cloned())
                 .collect();
+            let before_vars = self.for_each_vars.len();
             let (inner, inner_aliases) = self.flatten(
                 &module_raw,
                 &module_source.directory(),
@@ -116,6 +117,10 @@ impl Validator<'_> {
                 Some(&module_source),
                 &next_outer,
             );
+            // The module's calls with `for_each` over a list var, by their ids here.
+            for each in &mut self.for_each_vars[before_vars..] {
+                each.step = format!("{call}.{}", each.step);
+            }
             let call_items = self.call_items(step, outer, module);
             let mut ids = Vec::new();
             for mut flat in inner {
