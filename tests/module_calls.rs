@@ -142,8 +142,8 @@ fn the_plan_shows_the_call_on_and_if_on_every_step_of_the_module() {
     let output = engine(with_module(ON_HOSTS), &["plan", "{file}"]);
     assert_eq!(output.code, 0, "{}", output.snapshot());
     for expected in [
-        "files.dump\n    written at modules/backup.yaml:10\n    on web: files.dump@web1, files.dump@web2\n    if {{vars.with_backup}} = \"true\": runs\n",
-        "files.check  (needs files.dump)\n    written at modules/backup.yaml:16\n    on web: files.check@web1, files.check@web2\n    skipped when `files.dump` is skipped\n    if {{and vars.with_backup (eq \"full\" \"full\")}} = \"true\": runs\n",
+        "files.dump\n    written at modules/backup.yaml:10, from `uses: modules/backup.yaml` at runbook.yaml:13\n    on web: files.dump@web1, files.dump@web2\n    if {{vars.with_backup}} = \"true\": runs\n",
+        "files.check  (needs files.dump)\n    written at modules/backup.yaml:16, from `uses: modules/backup.yaml` at runbook.yaml:13\n    on web: files.check@web1, files.check@web2\n    skipped when `files.dump` is skipped\n    if {{and vars.with_backup (eq \"full\" \"full\")}} = \"true\": runs\n",
     ] {
         assert!(
             output.stdout.contains(expected),
@@ -258,8 +258,8 @@ fn the_plan_of_a_call_with_for_each_shows_each_instance_of_each_module_step() {
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
     for expected in [
-        "bk.dump[db]  (needs start)\n    written at modules/backup.yaml:10\n",
-        "bk.check[web]  (needs bk.dump[web])\n    written at modules/backup.yaml:16\n",
+        "bk.dump[db]  (needs start)\n    written at modules/backup.yaml:10, from `uses: modules/backup.yaml` at runbook.yaml:14\n",
+        "bk.check[web]  (needs bk.dump[web])\n    written at modules/backup.yaml:16, from `uses: modules/backup.yaml` at runbook.yaml:14\n",
         "if {{and (ne \"web\" \"skipped\") (eq \"full\" \"full\")}} = \"true\": runs",
         "after  (needs bk.dump[db], bk.dump[web], bk.check[db], bk.check[web])",
         "full rollback order: bk.dump[db] + bk.dump[web] -> start",
