@@ -213,3 +213,41 @@ fn a_rollback_later_compensates_each_instance_with_its_recorded_outputs() {
         ]
     );
 }
+
+#[test]
+fn an_item_with_a_dot_names_an_instance_read_in_brackets() {
+    let runbook = r#"
+version: 1
+name: releases
+steps:
+  - id: deploy
+    for_each: [v1.2, v2]
+    run: echo "pid=pid-{{item}}" >> "$RUNBOOK_OUTPUT"
+    outputs: [pid]
+    rollback: echo "undo {{item}} {{quote steps.deploy.outputs.pid}}" >> log
+  - id: check
+    needs: [deploy]
+    irreversible: true
+    run: |
+      echo "check {{quote steps.deploy.items.[v1.2].outputs.pid}}" >> log
+      exit 1
+"#;
+    let output = engine(
+        Test::new().runbook(runbook),
+        &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
+    );
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    let log = lines(&output);
+    assert_eq!(log.first().map(String::as_str), Some("check 'pid-v1.2'"));
+    let mut undo = log[1..].to_vec();
+    undo.sort();
+    assert_eq!(undo, ["undo v1.2 'pid-v1.2'", "undo v2 'pid-v2'"]);
+    let plan = engine(Test::new().runbook(runbook), &["plan", "{file}"]);
+    assert_eq!(plan.code, 0, "{}", plan.snapshot());
+    assert!(
+        plan.stdout
+            .contains("check  (needs deploy[v1.2], deploy[v2])"),
+        "{}",
+        plan.stdout
+    );
+}

@@ -107,6 +107,20 @@ fn validate_checks_the_step_once_without_a_value_and_each_instance_with_one() {
     );
     let output = engine(
         Test::new().runbook(REGIONS),
+        &["validate", "{file}", "--format", "json"],
+    );
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).expect("json");
+    assert_eq!(
+        report["files"][0]["notes"][0]
+            .as_str()
+            .map(|note| note.starts_with("step `deploy` runs once per item of `vars.regions`")),
+        Some(true),
+        "{}",
+        output.stdout
+    );
+    let output = engine(
+        Test::new().runbook(REGIONS),
         &["validate", "{file}", "--var", "regions=eu,eu"],
     );
     assert_eq!(output.code, 2, "{}", output.snapshot());
@@ -119,12 +133,12 @@ fn validate_checks_the_step_once_without_a_value_and_each_instance_with_one() {
     );
     let output = engine(
         Test::new().runbook(REGIONS),
-        &["validate", "{file}", "--var", "regions=eu,v1.2"],
+        &["validate", "{file}", "--var", "regions=eu,eu west"],
     );
     assert_eq!(output.code, 2, "{}", output.snapshot());
     assert!(
         output.stderr.contains(
-            "`for_each` item `v1.2` (from `vars.regions`) of step `deploy` cannot name an instance"
+            "`for_each` item `eu west` (from `vars.regions`) of step `deploy` cannot name an instance"
         ),
         "{}",
         output.stderr

@@ -142,8 +142,8 @@ fn the_plan_shows_the_call_on_and_if_on_every_step_of_the_module() {
     let output = engine(with_module(ON_HOSTS), &["plan", "{file}"]);
     assert_eq!(output.code, 0, "{}", output.snapshot());
     for expected in [
-        "files.dump\n    written at modules/backup.yaml:10\n    on web: files.dump@web1, files.dump@web2\n    if {{vars.with_backup}} = \"true\": runs\n",
-        "files.check  (needs files.dump)\n    written at modules/backup.yaml:16\n    on web: files.check@web1, files.check@web2\n    skipped when `files.dump` is skipped\n    if {{and vars.with_backup (eq \"full\" \"full\")}} = \"true\": runs\n",
+        "files.dump\n    written at modules/backup.yaml:10, from `uses: modules/backup.yaml` at runbook.yaml:13\n    on web: files.dump@web1, files.dump@web2\n    if {{vars.with_backup}} = \"true\": runs\n",
+        "files.check  (needs files.dump)\n    written at modules/backup.yaml:16, from `uses: modules/backup.yaml` at runbook.yaml:13\n    on web: files.check@web1, files.check@web2\n    skipped when `files.dump` is skipped\n    if {{and vars.with_backup (eq \"full\" \"full\")}} = \"true\": runs\n",
     ] {
         assert!(
             output.stdout.contains(expected),
@@ -258,8 +258,8 @@ fn the_plan_of_a_call_with_for_each_shows_each_instance_of_each_module_step() {
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
     for expected in [
-        "bk.dump[db]  (needs start)\n    written at modules/backup.yaml:10\n",
-        "bk.check[web]  (needs bk.dump[web])\n    written at modules/backup.yaml:16\n",
+        "bk.dump[db]  (needs start)\n    written at modules/backup.yaml:10, from `uses: modules/backup.yaml` at runbook.yaml:14\n",
+        "bk.check[web]  (needs bk.dump[web])\n    written at modules/backup.yaml:16, from `uses: modules/backup.yaml` at runbook.yaml:14\n",
         "if {{and (ne \"web\" \"skipped\") (eq \"full\" \"full\")}} = \"true\": runs",
         "after  (needs bk.dump[db], bk.dump[web], bk.check[db], bk.check[web])",
         "full rollback order: bk.dump[db] + bk.dump[web] -> start",
@@ -303,7 +303,7 @@ fn bad_call_items_are_refused_naming_the_item() {
         output.stdout
     );
     for (name, labels) in [
-        ("call_item_with_dot", "labels=db,v1.2"),
+        ("call_item_not_id_safe", "labels=db,d b"),
         ("call_item_repeated", "labels=db,db"),
         ("call_item_read_not_an_item", "labels=web"),
     ] {
@@ -311,4 +311,106 @@ fn bad_call_items_are_refused_naming_the_item() {
         assert_eq!(output.code, 2, "{}", output.snapshot());
         insta::assert_snapshot!(name, output.snapshot());
     }
+}
+
+#[test]
+fn a_call_item_with_a_dot_is_read_in_brackets() {
+    let runbook = EACH.replace(
+        "steps.bk.items.db.outputs.file",
+        "steps.bk.items.[v1.2].outputs.file",
+    );
+    let output = engine(
+        with_module(&runbook).env("MODULE_CALLS_AFTER_EXIT", "0"),
+        &[
+            "run",
+            "{file}",
+            "--yes",
+            "--state-dir",
+            "{dir}/state",
+            "--var",
+            "labels=v1.2,v2",
+        ],
+    );
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let log = lines(&output.directory, "log");
+    assert_eq!(
+        log.last().map(String::as_str),
+        Some("after 'backup-v1.2.gz'")
+    );
+    assert!(
+        log.iter().any(|line| line == "check 'backup-v2.gz'"),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn a_module_calls_a_module_once_per_item_of_its_list_input() {
+    let inner = r#"
+version: 1
+name: inner
+vars:
+  label: { required: true }
+steps:
+  - id: touch
+    run: echo "touch {{vars.label}}" >> log
+    rollback: echo "untouch {{vars.label}}" >> log
+"#;
+    let outer = r#"
+version: 1
+name: outer
+vars:
+  regions: { type: list, required: true }
+steps:
+  - id: each
+    for_each: "{{vars.regions}}"
+    uses: inner.yaml
+    with:
+      label: "{{item}}"
+"#;
+    let main = r#"
+version: 1
+name: nested
+vars:
+  regions: { type: list, default: "eu,us" }
+steps:
+  - id: o
+    uses: lib/outer.yaml
+    with:
+      regions: "{{vars.regions}}"
+  - id: fail
+    needs: [o]
+    irreversible: true
+    run: exit 1
+"#;
+    let test = || {
+        Test::new()
+            .runbook(main)
+            .file("lib/outer.yaml", outer)
+            .file("lib/inner.yaml", inner)
+    };
+    let output = engine(test(), &["validate", "{file}"]);
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert!(
+        output
+            .stdout
+            .contains("note: step `o.each` runs once per item of `vars.regions`"),
+        "{}",
+        output.stdout
+    );
+    let output = engine(
+        test(),
+        &[
+            "run",
+            "{file}",
+            "--yes",
+            "--state-dir",
+            "{dir}/state",
+            "--var",
+            "regions=a,b",
+        ],
+    );
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    let mut log = lines(&output.directory, "log");
+    log.sort();
+    assert_eq!(log, ["touch a", "touch b", "untouch a", "untouch b"]);
 }

@@ -396,7 +396,7 @@ fn the_plan_of_an_expanded_runbook() {
     assert!(
         output
             .stdout
-            .contains("db.dump  (needs start)\n    written at modules/backup.yaml:12\n"),
+            .contains("db.dump  (needs start)\n    written at modules/backup.yaml:12, from `uses: modules/backup.yaml` at runbook.yaml:12\n"),
         "{}",
         output.stdout
     );

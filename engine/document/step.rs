@@ -67,11 +67,14 @@ pub struct RawStep {
     pub outputs: Option<Spanned<Vec<Spanned<OutputField>>>>,
     /// Run on remote hosts: a host, a group, or a list; one instance `id@host` per host.
     pub on: Option<Spanned<Targets>>,
-    /// One instance `id[item]` per item of this list (items `[A-Za-z0-9_.-]+`), with `item`
-    /// and `item_index` in its templates; a step that needs `id` waits for all of them.
+    /// One instance `id[item]` per item of this list, or of the `list` var it names
+    /// (`"{{vars.regions}}"`); items `[A-Za-z0-9_.-]+`, with `item` and `item_index` in its
+    /// templates; a step that needs `id` waits for all of them. On a module call, one instance
+    /// of each module step per item (`id.<step>[item]`).
     pub for_each: Option<Spanned<super::Scalar>>,
     /// A module: a runbook file (relative to this file) whose steps join this runbook's DAG
-    /// as `id.<step>`; excludes `run` and `approve`.
+    /// as `id.<step>`, each taking the call's `if`, `on` and `for_each`; excludes `run` and
+    /// `approve`.
     pub uses: Option<Spanned<String>>,
     /// The module's inputs (its `vars`): a literal, or a template of the caller's context.
     pub with: Option<Spanned<OrderedMap<Spanned<String>>>>,

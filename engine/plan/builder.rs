@@ -505,6 +505,7 @@ impl<'a> Planner<'a> {
         let id = self.id(step.index);
         PlanStep {
             written_at: step.written_at.clone(),
+            called_at: step.called_at.clone(),
             name: if step.name == step.id.as_str() {
                 id.clone()
             } else {

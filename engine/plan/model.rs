@@ -225,6 +225,9 @@ pub struct PlanStep {
     /// For a module's step or a `for_each` instance, where it was written (`FILE:LINE`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written_at: Option<String>,
+    /// For a module's step, the call that brought it in: `` `uses: FILE` at FILE:LINE ``.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub called_at: Option<String>,
 }
 
 /// A block whose condition depends on what only a run knows: both branches, rendered.

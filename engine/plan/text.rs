@@ -335,8 +335,14 @@ fn write_step(out: &mut String, step: &PlanStep, skipped: bool) {
         format!("  [{}]", flags.join(", "))
     };
     let _ = writeln!(out, "  {}{name}{needs}{flags}", step.id);
-    if let Some(written_at) = &step.written_at {
-        let _ = writeln!(out, "    written at {written_at}");
+    match (&step.written_at, &step.called_at) {
+        (Some(written_at), Some(call)) => {
+            let _ = writeln!(out, "    written at {written_at}, from {call}");
+        }
+        (Some(written_at), None) => {
+            let _ = writeln!(out, "    written at {written_at}");
+        }
+        _ => {}
     }
     if let Some(instances) = &step.instances {
         let ids: Vec<&str> = instances

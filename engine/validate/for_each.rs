@@ -18,13 +18,17 @@ use crate::suggest::suggest;
 static ONE_VAR: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^\{\{\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$").ok());
 
-/// An item names an instance, `id[item]`, and is a segment of `steps.<id>.items.<item>`:
-/// letters, digits, `_` and `-` (a `.` would split that path).
+/// An item names an instance, `id[item]`, and is a segment of `steps.<id>.items.<item>`
+/// (one with a `.` is read as `steps.<id>.items.[v1.2]`): letters, digits, `_`, `.` and `-`,
+/// not starting or ending with `.`, without `..`.
 fn is_item(text: &str) -> bool {
     !text.is_empty()
-        && text
-            .chars()
-            .all(|character| character.is_ascii_alphanumeric() || matches!(character, '_' | '-'))
+        && !text.starts_with('.')
+        && !text.ends_with('.')
+        && !text.contains("..")
+        && text.chars().all(|character| {
+            character.is_ascii_alphanumeric() || matches!(character, '_' | '-' | '.')
+        })
 }
 
 impl Validator<'_> {
@@ -116,7 +120,7 @@ impl Validator<'_> {
                 );
                 self.push(
                     Diagnostic::error("for-each-item", message, Some(for_each.position))
-                        .with_help(format!("an item is made of letters, digits, `_` and `-` (no `.`, which would split the path): it names the instance `{id}[item]` and is read as `steps.{id}.items.<item>`")),
+                        .with_help(format!("an item is made of letters, digits, `_`, `.` and `-` (a `.` not first, last or doubled): it names the instance `{id}[item]` and is read as `steps.{id}.items.<item>`")),
                 );
             } else if !seen.insert(item.clone()) {
                 let message = format!("`for_each` item `{item}`{from} of step `{id}` is repeated");

@@ -50,6 +50,15 @@ fn replace_step(text: &str, step: &str, instance: &str) -> String {
     out
 }
 
+/// How `item` is written as a segment of a path: `[v1.2]` when it holds a `.`.
+pub(super) fn item_segment(item: &str) -> String {
+    if item.contains('.') {
+        format!("[{item}]")
+    } else {
+        item.to_string()
+    }
+}
+
 impl Instance {
     /// The instance's id, `id[item]`.
     pub fn id(&self) -> String {
@@ -69,7 +78,7 @@ impl Instance {
             .map(|step| {
                 (
                     format!("steps.{step}."),
-                    format!("steps.{step}.items.{}.", self.item),
+                    format!("steps.{step}.items.{}.", item_segment(&self.item)),
                 )
             })
             .collect();

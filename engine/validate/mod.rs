@@ -8,6 +8,7 @@ mod for_each;
 mod for_each_instance;
 mod hosts;
 mod lint;
+mod module_calls;
 mod module_files;
 mod module_rewrite;
 mod modules;
