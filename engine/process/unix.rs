@@ -3,6 +3,7 @@
 //! its group is killed.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::ExitStatus;
 
@@ -27,9 +28,39 @@ pub(super) fn signal_group(group: Pid, signal: Signal) -> io::Result<()> {
     }
 }
 
-/// Notifications of child exits; created before the child, so its exit cannot slip by.
+/// Notifications of child exits (SIGCHLD), where a pidfd cannot be had.
 pub(super) fn child_exits() -> io::Result<tokio::signal::unix::Signal> {
     signal(SignalKind::child())
+}
+
+/// A descriptor that becomes readable when process `pid` (our unreaped child) exits: an event
+/// for exactly this process, with no signal handler and no timer. Linux 5.3 or later; `Err`
+/// elsewhere, and the caller falls back to SIGCHLD.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(super) fn exit_descriptor(pid: u32) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    use std::os::fd::FromRawFd as _;
+
+    let pid = nix::libc::pid_t::try_from(pid).map_err(io::Error::other)?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; it touches
+    // no memory of ours.
+    let raw = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let raw = i32::try_from(raw).map_err(io::Error::other)?;
+    // SAFETY: the descriptor was just created and is owned by nothing else.
+    let descriptor = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: an `OwnedFd` keeps its descriptor open and unchanged until it is dropped with
+    // the `AsyncFd`.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(descriptor, tokio::io::Interest::READABLE)
+    }
+    .map_err(io::Error::from)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(super) fn exit_descriptor(_pid: u32) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 /// Whether the child `pid` has exited, asked without reaping it, or `None` when that cannot be
