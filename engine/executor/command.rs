@@ -137,7 +137,7 @@ pub(crate) async fn run_command(
     stdout_capture: Option<&mut Vec<u8>>,
 ) -> CommandResult {
     // What is about to happen must be in the journal first.
-    if let Err(message) = emitter.make_durable() {
+    if let Err(message) = emitter.durable().await {
         return CommandResult {
             end: CommandEnd::SpawnFailed(message),
             tail: Vec::new(),
@@ -159,6 +159,7 @@ pub(crate) async fn run_command(
             };
         }
     };
+    let _running = emitter.command_running();
     if label.emit_lines {
         // Recorded so that `resume` can find and stop a process group that outlived a killed
         // engine; the start time tells it apart from a later process given the same id.

@@ -3,6 +3,7 @@
 mod gate_answers;
 mod journal;
 mod journal_record;
+mod journal_sync;
 mod lock;
 mod log_files;
 mod private_file;
@@ -21,6 +22,7 @@ pub use journal::{
 pub use journal_record::{
     Entry, JournalHeader, Record, RecordedOptions, RecordedVar, Resumed, RunMode,
 };
+pub use journal_sync::{SyncWait, describe as describe_journal_error};
 pub use lock::{LockError, RunLock};
 pub use log_files::LogFiles;
 pub use run_directory::{
