@@ -104,10 +104,40 @@ pub(super) fn outcome(status: ExitStatus) -> ExitOutcome {
 /// The kernel start time of process `pid` (clock ticks since boot, field 22 of
 /// `/proc/<pid>/stat`), which tells a process apart from a later one that reuses its id.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_stat(pid)?;
     // The command name (field 2) may hold spaces and parentheses: count from its end.
     let after_name = &stat[stat.rfind(')')? + 1..];
     after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// `/proc/<pid>/stat` in one read: the file reports no size, so a plain read to the end
+/// would probe with five growing reads and one more to see the end. The line is a few hundred
+/// bytes and ends with a newline, so one read into one buffer usually gets all of it.
+fn read_stat(pid: u32) -> Option<String> {
+    use std::io::Read as _;
+
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buffer = vec![0; 1024];
+    let mut length = 0;
+    loop {
+        if length == buffer.len() {
+            buffer.resize(buffer.len() * 2, 0);
+        }
+        match file.read(&mut buffer[length..]) {
+            Ok(0) => break,
+            Ok(read) => {
+                length += read;
+                // The one line is complete: no need to read again to see the end.
+                if buffer[..length].ends_with(b"\n") {
+                    break;
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    buffer.truncate(length);
+    String::from_utf8(buffer).ok()
 }
 
 /// Kills what is left of the process group that `pid` led, if it is still the group the
