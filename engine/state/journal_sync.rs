@@ -165,7 +165,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn requests_are_answered_and_grouped() {
+    async fn requests_are_answered_once_durable() {
         let directory = tempfile::tempdir().expect("create a temporary directory");
         let path = directory.path().join("journal");
         let mut file = File::create(&path).expect("create the file");
@@ -179,5 +179,24 @@ mod tests {
         assert_eq!(second, Ok(2));
         // Already durable: answered at once.
         assert_eq!(syncer.request(1).finish().await, Ok(1));
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_is_reported_to_every_waiter_and_stays_failed() {
+        // fdatasync refuses a pipe (EINVAL): a stand-in for a disk that fails.
+        let (reader, _writer) = std::io::pipe().expect("create a pipe");
+        let file = File::from(std::os::fd::OwnedFd::from(reader));
+        let syncer =
+            JournalSyncer::start(file, PathBuf::from("journal.jsonl")).expect("start the thread");
+        let error = syncer
+            .request(1)
+            .finish()
+            .await
+            .expect_err("the sync fails");
+        assert!(
+            error.starts_with("journal write failed: `journal.jsonl`: "),
+            "{error}"
+        );
+        assert_eq!(syncer.request(2).finish().await, Err(error));
     }
 }
