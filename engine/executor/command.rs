@@ -137,7 +137,7 @@ pub(crate) async fn run_command(
     stdout_capture: Option<&mut Vec<u8>>,
 ) -> CommandResult {
     // What is about to happen must be in the journal first.
-    if let Err(message) = emitter.make_durable() {
+    if let Err(message) = emitter.durable().await {
         return CommandResult {
             end: CommandEnd::SpawnFailed(message),
             tail: Vec::new(),
@@ -159,6 +159,7 @@ pub(crate) async fn run_command(
             };
         }
     };
+    let _running = emitter.command_running();
     if label.emit_lines {
         // Recorded so that `resume` can find and stop a process group that outlived a killed
         // engine; the start time tells it apart from a later process given the same id.
@@ -166,7 +167,7 @@ pub(crate) async fn run_command(
             step: label.step.clone(),
             phase: label.phase,
             pid: process.pid(),
-            start_time: crate::process::start_time(process.pid()),
+            start_time: process.start_time(),
         });
     }
     let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
@@ -214,6 +215,8 @@ pub(crate) async fn run_command(
     let mut stop: Option<CommandEnd> = None;
     // The main process had exited when the deadline fired: its exit came first.
     let mut exited_in_time = false;
+    // Once both pipes are done the channel is closed: receiving again would only spin.
+    let mut output_open = true;
     let outcome = loop {
         if *cancel.borrow() != CancelLevel::None && stop.is_none() {
             stop = Some(CommandEnd::Cancelled);
@@ -221,9 +224,10 @@ pub(crate) async fn run_command(
         }
         tokio::select! {
             outcome = process.wait() => break Some(outcome),
-            chunk = receiver.recv() => {
-                if let Some(chunk) = chunk {
-                    handle_chunk(chunk, &mut on_line);
+            chunk = receiver.recv(), if output_open => {
+                match chunk {
+                    Some(chunk) => handle_chunk(chunk, &mut on_line),
+                    None => output_open = false,
                 }
             }
             () = &mut sleep_until, if deadline.is_some() && !exited_in_time => {

@@ -3,11 +3,14 @@
 //! reporters are told. A journal write that fails is remembered: the dispatcher then starts
 //! nothing more (fail closed).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::events::{Event, Phase, Stream};
 use crate::secrets::Masker;
-use crate::state::{JournalError, JournalWriter, LogFiles, Record};
+use crate::state::{
+    JournalError, JournalWriter, LogFiles, Record, SyncWait, describe_journal_error,
+};
 
 /// A reporter callback shared by the dispatcher and its step tasks.
 pub type EventSink = Box<dyn FnMut(&Event) + Send>;
@@ -40,12 +43,30 @@ impl RunRecorder {
         let result = write(&mut self.journal)
             .and_then(|()| if durable { self.journal.sync() } else { Ok(()) });
         if let Err(error) = result {
-            let mut message = error.to_string();
-            if let Some(cause) = std::error::Error::source(&error) {
-                message.push_str(&format!(": {cause}"));
-            }
-            self.failure = Some(message);
+            self.failure = Some(describe_journal_error(&error));
         }
+    }
+
+    /// Syncs now, on this thread.
+    fn sync_here(&mut self) -> Result<(), String> {
+        if self.failure.is_none()
+            && let Err(error) = self.journal.sync()
+        {
+            self.failure = Some(describe_journal_error(&error));
+        }
+        self.failure.clone().map_or(Ok(()), Err)
+    }
+
+    /// Asks the sync thread; `None` when everything is durable already.
+    fn sync_in_background(&mut self) -> Result<Option<SyncWait>, String> {
+        if let Some(failure) = &self.failure {
+            return Err(failure.clone());
+        }
+        self.journal.sync_in_background().map_err(|error| {
+            let message = describe_journal_error(&error);
+            self.failure = Some(message.clone());
+            message
+        })
     }
 
     fn log(&mut self, event: &Event) {
@@ -86,6 +107,19 @@ pub struct Emitter {
     masker: Arc<RwLock<Masker>>,
     sink: Arc<Mutex<EventSink>>,
     recorder: Option<Arc<Mutex<RunRecorder>>>,
+    /// Step commands running now: while there are some, the journal is synced on its own
+    /// thread so that they are not held up (`durable`).
+    commands_running: Arc<AtomicUsize>,
+}
+
+/// Counts one running command for as long as it lives (`Emitter::command_running`).
+#[derive(Debug)]
+pub struct CommandRunning(Arc<AtomicUsize>);
+
+impl Drop for CommandRunning {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Emitter {
@@ -100,6 +134,7 @@ impl Emitter {
             masker: Arc::new(RwLock::new(masker)),
             sink: Arc::new(Mutex::new(sink)),
             recorder: recorder.map(|recorder| Arc::new(Mutex::new(recorder))),
+            commands_running: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -155,19 +190,50 @@ impl Emitter {
         let Some(recorder) = &self.recorder else {
             return Ok(());
         };
-        let mut recorder = recorder
+        recorder
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if recorder.failure.is_none()
-            && let Err(error) = recorder.journal.sync()
-        {
-            let mut message = error.to_string();
-            if let Some(cause) = std::error::Error::source(&error) {
-                message.push_str(&format!(": {cause}"));
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .sync_here()
+    }
+
+    /// As `make_durable`, for async callers: while other commands run, the fsync happens on
+    /// the journal's sync thread (group commit), so their output and exits are handled
+    /// meanwhile and one fsync covers every step that starts or ends in the meantime. With
+    /// nothing else running it is done at once, which costs no thread switch.
+    pub async fn durable(&self) -> Result<(), String> {
+        let Some(recorder) = &self.recorder else {
+            return Ok(());
+        };
+        let lock = || {
+            recorder
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let wait = {
+            let mut recorder = lock();
+            if self.commands_running.load(Ordering::Relaxed) == 0 {
+                return recorder.sync_here();
             }
-            recorder.failure = Some(message);
+            match recorder.sync_in_background()? {
+                Some(wait) => wait,
+                None => return Ok(()),
+            }
+        };
+        let result = wait.finish().await;
+        let mut recorder = lock();
+        match result {
+            Ok(sequence) => recorder.journal.synced_through(sequence),
+            Err(message) => {
+                recorder.failure.get_or_insert(message);
+            }
         }
         recorder.failure.clone().map_or(Ok(()), Err)
+    }
+
+    /// Marks a command as running until the result is dropped (see `durable`).
+    pub fn command_running(&self) -> CommandRunning {
+        self.commands_running.fetch_add(1, Ordering::Relaxed);
+        CommandRunning(Arc::clone(&self.commands_running))
     }
 
     /// Why the journal can no longer be written, if it cannot.

@@ -408,7 +408,7 @@ async fn attempts(
         // Not created in advance: `>> "$RUNBOOK_OUTPUT"` creates it, and a step that writes no
         // outputs costs no file.
         let output_file = outputs_directory.join(format!("{id}.{attempt}"));
-        if let Err(message) = shared.emitter.make_durable() {
+        if let Err(message) = shared.emitter.durable().await {
             return Err((format!("not started: {message}"), StepOutcome::Failed));
         }
         let result = match remote {

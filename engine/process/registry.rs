@@ -7,7 +7,6 @@ use std::io::Write as _;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::unix;
 use super::watchdog::{self, Message};
 
 /// `None` until `enable_watchdog`: a library user (a unit test, a benchmark) gets no watchdog,
@@ -55,11 +54,16 @@ pub fn dismiss_watchdog() {
 
 /// Registers the process group led by `leader`, just started; a no-op unless enabled.
 pub(crate) fn register(leader: u32) {
+    register_started(leader, super::unix::start_time(leader));
+}
+
+/// As `register`, with the leader's kernel start time already read by the caller.
+pub(crate) fn register_started(leader: u32, start_time: Option<u64>) {
     let mut guard = lock();
     let Some(registry) = guard.as_mut() else {
         return;
     };
-    let Some(start_time) = unix::start_time(leader) else {
+    let Some(start_time) = start_time else {
         return;
     };
     registry.groups.insert(leader, start_time);

@@ -2,11 +2,13 @@
 //! in its process group, draining its output, and terminating it with SIGTERM, grace, SIGKILL.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+use tokio::io::unix::AsyncFd;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -24,9 +26,18 @@ use super::unix;
 /// `setsid`) cannot hold the step (RELIABILITY C-11).
 pub const OUTPUT_DRAIN: Duration = Duration::from_millis(200);
 
-/// Checks for the exit even without a SIGCHLD, in case something else in the program changed
-/// how that signal is handled.
+/// Without a pidfd: checks for the exit even without a SIGCHLD, in case something else in the
+/// program changed how that signal is handled.
 const EXIT_POLL: Duration = Duration::from_millis(250);
+
+/// How the exit of the main process is noticed.
+#[derive(Debug)]
+enum ExitWatch {
+    /// A pidfd, readable once the process has exited: one event, no timer (Linux).
+    Descriptor(AsyncFd<OwnedFd>),
+    /// SIGCHLD, with a check every `EXIT_POLL` in case a signal goes astray.
+    Signal(tokio::signal::unix::Signal),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ExitOutcome {
@@ -67,7 +78,9 @@ pub struct RunningProcess {
     child: Child,
     pid: u32,
     group: Pid,
-    child_exits: tokio::signal::unix::Signal,
+    /// The kernel start time of the main process, read once at the start.
+    start_time: Option<u64>,
+    exit_watch: ExitWatch,
     /// Set when the main process has been reaped; from then on its id names nothing of ours.
     exit: Option<(ExitOutcome, Instant)>,
     /// When the main process was seen to exit while still unreaped: its zombie keeps the
@@ -96,11 +109,6 @@ impl RunningProcess {
                 program: program.clone(),
             });
         }
-        let child_exits = unix::child_exits().map_err(|source| SpawnError::ExitWatch {
-            program: program.clone(),
-            source,
-        })?;
-
         let step_path = spec
             .env
             .iter()
@@ -136,7 +144,25 @@ impl RunningProcess {
             });
         };
         // Before anything can fail: from now on the group is stopped should the engine die.
-        registry::register(pid);
+        let start_time = unix::start_time(pid);
+        registry::register_started(pid, start_time);
+        let exit_watch = match unix::exit_descriptor(pid) {
+            Ok(descriptor) => ExitWatch::Descriptor(descriptor),
+            // Created after the child, which is fine: `main_exit` checks for the exit after
+            // this exists and before it waits, so an earlier SIGCHLD is not needed.
+            Err(_) => match unix::child_exits() {
+                Ok(signal) => ExitWatch::Signal(signal),
+                Err(source) => {
+                    // Dropping `child` leaves a zombie for tokio to reap: stop the group first.
+                    let _ = unix::signal_group(Pid::from_raw(pid.cast_signed()), Signal::SIGKILL);
+                    registry::unregister(pid);
+                    return Err(SpawnError::ExitWatch {
+                        program: program.clone(),
+                        source,
+                    });
+                }
+            },
+        };
 
         let (stop_readers, stop) = watch::channel(false);
         let mut readers = Vec::with_capacity(2);
@@ -156,7 +182,8 @@ impl RunningProcess {
             child,
             pid,
             group: Pid::from_raw(pid.cast_signed()),
-            child_exits,
+            start_time,
+            exit_watch,
             exit: None,
             exited_unreaped_at: None,
             readers,
@@ -171,6 +198,11 @@ impl RunningProcess {
     /// The main process's pid, which is also its process group id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// The main process's kernel start time (see `unix::start_time`), read when it started.
+    pub fn start_time(&self) -> Option<u64> {
+        self.start_time
     }
 
     /// Waits for the main process to exit, reads output for at most `OUTPUT_DRAIN` more, then
@@ -300,9 +332,26 @@ impl RunningProcess {
                     }
                 }
             }
-            tokio::select! {
-                Some(()) = self.child_exits.recv() => {}
-                () = tokio::time::sleep(EXIT_POLL) => {}
+            match &mut self.exit_watch {
+                ExitWatch::Descriptor(descriptor) => match descriptor.readable().await {
+                    // Readable stays set once the process has exited; the check above is
+                    // what ends the loop.
+                    Ok(mut ready) => {
+                        if unix::exited_unreaped(self.group) == Some(false) {
+                            ready.clear_ready();
+                        }
+                    }
+                    Err(_) => {
+                        // The descriptor cannot be watched: check every `EXIT_POLL` instead.
+                        tokio::time::sleep(EXIT_POLL).await;
+                    }
+                },
+                ExitWatch::Signal(child_exits) => {
+                    tokio::select! {
+                        Some(()) = child_exits.recv() => {}
+                        () = tokio::time::sleep(EXIT_POLL) => {}
+                    }
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 //! its group is killed.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::ExitStatus;
 
@@ -27,9 +28,39 @@ pub(super) fn signal_group(group: Pid, signal: Signal) -> io::Result<()> {
     }
 }
 
-/// Notifications of child exits; created before the child, so its exit cannot slip by.
+/// Notifications of child exits (SIGCHLD), where a pidfd cannot be had.
 pub(super) fn child_exits() -> io::Result<tokio::signal::unix::Signal> {
     signal(SignalKind::child())
+}
+
+/// A descriptor that becomes readable when process `pid` (our unreaped child) exits: an event
+/// for exactly this process, with no signal handler and no timer. Linux 5.3 or later; `Err`
+/// elsewhere, and the caller falls back to SIGCHLD.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(super) fn exit_descriptor(pid: u32) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    use std::os::fd::FromRawFd as _;
+
+    let pid = nix::libc::pid_t::try_from(pid).map_err(io::Error::other)?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; it touches
+    // no memory of ours.
+    let raw = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let raw = i32::try_from(raw).map_err(io::Error::other)?;
+    // SAFETY: the descriptor was just created and is owned by nothing else.
+    let descriptor = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: an `OwnedFd` keeps its descriptor open and unchanged until it is dropped with
+    // the `AsyncFd`.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(descriptor, tokio::io::Interest::READABLE)
+    }
+    .map_err(io::Error::from)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(super) fn exit_descriptor(_pid: u32) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 /// Whether the child `pid` has exited, asked without reaping it, or `None` when that cannot be
@@ -73,10 +104,40 @@ pub(super) fn outcome(status: ExitStatus) -> ExitOutcome {
 /// The kernel start time of process `pid` (clock ticks since boot, field 22 of
 /// `/proc/<pid>/stat`), which tells a process apart from a later one that reuses its id.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_stat(pid)?;
     // The command name (field 2) may hold spaces and parentheses: count from its end.
     let after_name = &stat[stat.rfind(')')? + 1..];
     after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// `/proc/<pid>/stat` in one read: the file reports no size, so a plain read to the end
+/// would probe with five growing reads and one more to see the end. The line is a few hundred
+/// bytes and ends with a newline, so one read into one buffer usually gets all of it.
+fn read_stat(pid: u32) -> Option<String> {
+    use std::io::Read as _;
+
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buffer = vec![0; 1024];
+    let mut length = 0;
+    loop {
+        if length == buffer.len() {
+            buffer.resize(buffer.len() * 2, 0);
+        }
+        match file.read(&mut buffer[length..]) {
+            Ok(0) => break,
+            Ok(read) => {
+                length += read;
+                // The one line is complete: no need to read again to see the end.
+                if buffer[..length].ends_with(b"\n") {
+                    break;
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    buffer.truncate(length);
+    String::from_utf8(buffer).ok()
 }
 
 /// Kills what is left of the process group that `pid` led, if it is still the group the

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use super::journal_record::{
     Entry, JournalHeader, Record, RecordRef, read_data, read_data_v1, write_data,
 };
+use super::journal_sync::{JournalSyncer, SyncWait};
 use crate::events::Event;
 
 /// The journal format; the header of every journal names it. Format 2 puts the time in the
@@ -33,8 +34,10 @@ pub struct JournalWriter {
     /// Benchmarks only: records are encoded but kept in memory, never written or synced,
     /// to measure what durability costs.
     in_memory: Option<Vec<u8>>,
-    /// Records written but not yet synced.
-    dirty: bool,
+    /// Records up to this sequence number are known to be durable.
+    synced: u64,
+    /// The thread that syncs in the background, started at the first `sync_in_background`.
+    syncer: Option<JournalSyncer>,
 }
 
 /// Why the journal could not be written or read.
@@ -121,7 +124,8 @@ impl JournalWriter {
             format: JOURNAL_FORMAT,
             unterminated: false,
             in_memory: None,
-            dirty: false,
+            synced: 0,
+            syncer: None,
         })
     }
 
@@ -147,7 +151,8 @@ impl JournalWriter {
             format: read.format,
             unterminated: read.unterminated,
             in_memory: None,
-            dirty: false,
+            synced: read.last_sequence,
+            syncer: None,
         };
         writer.file.seek(SeekFrom::End(0)).map_err(write_error)?;
         writer.file.sync_all().map_err(write_error)?;
@@ -197,7 +202,6 @@ impl JournalWriter {
             memory.extend_from_slice(&line);
             return Ok(());
         }
-        self.dirty = true;
         self.file.write_all(&line).map_err(write_error)?;
         self.unterminated = false;
         Ok(())
@@ -205,7 +209,7 @@ impl JournalWriter {
 
     /// Makes every record written so far durable (fdatasync), if any is not yet.
     pub fn sync(&mut self) -> Result<(), JournalError> {
-        if !self.dirty {
+        if self.unsynced().is_none() {
             return Ok(());
         }
         let path = &self.path;
@@ -213,8 +217,39 @@ impl JournalWriter {
             path: path.display().to_string(),
             cause,
         })?;
-        self.dirty = false;
+        self.synced = self.sequence;
         Ok(())
+    }
+
+    /// The sequence number of the last record written, if it is not known to be durable yet.
+    pub fn unsynced(&self) -> Option<u64> {
+        (self.in_memory.is_none() && self.synced < self.sequence).then_some(self.sequence)
+    }
+
+    /// Asks the sync thread (started on first use) to make every record written so far
+    /// durable; `None` when they are already. Wait on the result without holding the writer,
+    /// then tell it with `synced_through`.
+    pub fn sync_in_background(&mut self) -> Result<Option<SyncWait>, JournalError> {
+        let Some(sequence) = self.unsynced() else {
+            return Ok(None);
+        };
+        let syncer = match &mut self.syncer {
+            Some(syncer) => syncer,
+            empty => {
+                let write_error = |cause| JournalError::Write {
+                    path: self.path.display().to_string(),
+                    cause,
+                };
+                let handle = self.file.try_clone().map_err(write_error)?;
+                empty.insert(JournalSyncer::start(handle, self.path.clone()).map_err(write_error)?)
+            }
+        };
+        Ok(Some(syncer.request(sequence)))
+    }
+
+    /// Records up to `sequence` were made durable (by the sync thread).
+    pub fn synced_through(&mut self, sequence: u64) {
+        self.synced = self.synced.max(sequence);
     }
 
     /// A journal that keeps records in memory (the baseline of the journal benchmark).

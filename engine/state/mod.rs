@@ -3,6 +3,7 @@
 mod gate_answers;
 mod journal;
 mod journal_record;
+mod journal_sync;
 mod lock;
 mod log_files;
 mod module_copies;
@@ -22,6 +23,7 @@ pub use journal::{
 pub use journal_record::{
     Entry, JournalHeader, Record, RecordedOptions, RecordedOrigin, RecordedVar, Resumed, RunMode,
 };
+pub use journal_sync::{SyncWait, describe as describe_journal_error};
 pub use lock::{LockError, RunLock};
 pub use log_files::LogFiles;
 pub use module_copies::{MODULE_COPIES, keep_modules, kept_modules};
