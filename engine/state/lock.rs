@@ -93,16 +93,9 @@ impl RunLock {
         let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => lock,
             Err((mut file, _)) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = if holder.trim().is_empty() {
-                    "(starting up)".to_string()
-                } else {
-                    holder.trim().to_string()
-                };
                 return Err(LockError::Held {
                     lock: lock.to_string(),
-                    holder,
+                    holder: read_holder(&mut file),
                 });
             }
         };
@@ -112,6 +105,25 @@ impl RunLock {
         lock.sync_data().map_err(io)?;
         Ok(RunLock { _lock: lock })
     }
+}
+
+/// The holder line of a held lock. The holder writes it just after taking the lock (the
+/// file emptied, then written): an empty file is read again for a moment before the holder
+/// is called `(starting up)`.
+fn read_holder(file: &mut File) -> String {
+    for attempt in 0..20 {
+        let mut holder = String::new();
+        let read = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| file.read_to_string(&mut holder));
+        if read.is_ok() && !holder.trim().is_empty() {
+            return holder.trim().to_string();
+        }
+        if attempt < 19 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    "(starting up)".to_string()
 }
 
 #[cfg(test)]
