@@ -712,3 +712,91 @@ fn a_slow_output_receiver_still_gets_the_end_report() {
         masters.close_all().await;
     });
 }
+
+#[test]
+fn masters_opened_ahead_serve_the_first_sessions_and_close_with_the_rest() {
+    let first = SshServer::start("ahead1");
+    let second = SshServer::start("ahead2");
+    let (first_target, second_target) = (target(&first), target(&second));
+    runtime().block_on(async {
+        let masters = std::sync::Arc::new(ControlMasters::new().expect("a socket directory"));
+        masters.open_ahead(vec![first_target.clone(), second_target.clone()]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut opened = Vec::new();
+        for name in ["ahead1", "ahead2"] {
+            loop {
+                if let Some(pid) = masters.master_pid(name).await {
+                    opened.push(pid);
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{name}'s master never opened");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        // Before any session: both connected once; the sessions then use those masters.
+        assert_eq!(first.connections(), 1, "{}", first.log());
+        assert_eq!(second.connections(), 1, "{}", second.log());
+        let script = request("echo $RUNBOOK_HOST");
+        let ((one, one_output), (two, two_output)) = tokio::join!(
+            run(&masters, &first_target, &script, None),
+            run(&masters, &second_target, &script, None),
+        );
+        assert_eq!(one.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(two.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(
+            (one_output.stdout.as_str(), two_output.stdout.as_str()),
+            ("ahead1\n", "ahead2\n")
+        );
+        assert_eq!(masters.master_pid("ahead1").await, Some(opened[0]));
+        assert_eq!(masters.master_pid("ahead2").await, Some(opened[1]));
+        assert_eq!(first.connections() + second.connections(), 2);
+        masters.close_all().await;
+        let directory = masters.directory().display().to_string();
+        assert!(processes_with(&directory).is_empty());
+    });
+}
+
+#[test]
+fn closing_stops_an_opening_ahead_to_a_host_that_never_answers() {
+    // Accepts connections (the kernel's backlog) and never says a word: ssh waits for the
+    // server's banner until its connect timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a silent listener");
+    let mut target = SshTarget::new("mute1", "127.0.0.1");
+    target.port = Some(silent.local_addr().expect("its address").port());
+    target.connect_timeout = Some(Duration::from_secs(600));
+    runtime().block_on(async {
+        let masters = std::sync::Arc::new(ControlMasters::new().expect("a socket directory"));
+        let directory = masters.directory().display().to_string();
+        masters.open_ahead(vec![target]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while processes_with(&directory).is_empty() {
+            assert!(Instant::now() < deadline, "the opening never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Returns without waiting out the 600 s, and the opening's ssh is gone.
+        masters.close_all().await;
+        assert_no_process_with(&directory);
+        assert_eq!(masters.master_pid("mute1").await, None);
+    });
+}
+
+#[test]
+fn a_host_down_when_opened_ahead_fails_its_session_naming_host_address_and_cause() {
+    let mut server = SshServer::start("gone1");
+    let target = target(&server);
+    server.kill();
+    runtime().block_on(async {
+        let masters = std::sync::Arc::new(ControlMasters::new().expect("a socket directory"));
+        masters.open_ahead(vec![target.clone()]);
+        let (result, _) = run(&masters, &target, &request("true"), None).await;
+        let error = result.expect_err("the host is down");
+        assert!(
+            error
+                .to_string()
+                .contains("could not connect to gone1 (127.0.0.1:"),
+            "{error}"
+        );
+        assert!(error.to_string().ends_with("connection refused"), "{error}");
+        masters.close_all().await;
+    });
+}

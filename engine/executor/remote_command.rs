@@ -66,6 +66,7 @@ pub(crate) async fn run_remote_command(
     if *cancel.borrow() != CancelLevel::None {
         return ended(CommandEnd::Cancelled, None);
     }
+    fleet.open_masters_ahead();
     let target = &fleet.targets[host];
     let (sender, mut receiver) = mpsc::channel::<OutputChunk>(64);
     let mut session = match RemoteSession::start(&fleet.masters, target, request, sender).await {
