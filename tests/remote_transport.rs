@@ -800,3 +800,54 @@ fn a_host_down_when_opened_ahead_fails_its_session_naming_host_address_and_cause
         masters.close_all().await;
     });
 }
+
+#[test]
+fn kill_now_during_a_terminate_cuts_the_grace_short() {
+    let server = SshServer::start("web15");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let sleeping = scratch.path().join("sleeping");
+    let termed = scratch.path().join("termed");
+    let word = marker("cutgrace");
+    let script = format!(
+        "trap 'touch {termed}' TERM\nsh -c \"trap '' TERM; touch {sleeping}; sleep 100; : {word}\" &\nwhile :; do wait || :; done",
+        termed = termed.display(),
+        sleeping = sleeping.display()
+    );
+    let mut request = request(&script);
+    request.grace = Duration::from_secs(600);
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    let target = target(&server);
+    let exit = rt.block_on(async {
+        let (sender, receiver) = mpsc::channel(64);
+        let collector = tokio::spawn(collect(receiver));
+        let mut session = RemoteSession::start(&masters, &target, &request, sender)
+            .await
+            .expect("the session starts");
+        while !sleeping.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // SIGTERM reaches the group, whose script traps it and whose child ignores it.
+        let termed = termed.clone();
+        tokio::select! {
+            result = session.terminate(request.grace) => panic!("ended within the grace: {result:?}"),
+            () = async move {
+                while !termed.exists() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            } => {}
+        }
+        assert!(!processes_with(&word).is_empty(), "the group outlives SIGTERM");
+        session.kill_now();
+        let exit = session.terminate(request.grace).await;
+        drop(session);
+        let _ = collector.await;
+        exit
+    });
+    let exit = exit.expect("the wrapper reported the end");
+    assert!(exit.killed && exit.stopped, "{exit:?}");
+    assert_eq!(exit.code, 128 + 9, "{exit:?}");
+    assert_no_process_with(&word);
+    rt.block_on(masters.close_all());
+    assert_host_tmp_empty(&server);
+}

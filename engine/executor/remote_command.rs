@@ -134,18 +134,27 @@ pub(crate) async fn run_remote_command(
     let result = match finished {
         Some(result) => result,
         None => {
+            // SIGTERM, the grace, SIGKILL; a second Ctrl-C (now or during the grace) sends
+            // SIGKILL at once.
+            let mut watch_cancel = true;
             if *cancel.borrow() == CancelLevel::Immediate {
                 session.kill_now();
+                watch_cancel = false;
             }
-            let grace = request.grace;
-            let terminate = session.terminate(grace);
-            tokio::pin!(terminate);
+            let mut output_open = true;
             loop {
                 tokio::select! {
-                    result = &mut terminate => break result,
-                    chunk = receiver.recv() => {
-                        if let Some(chunk) = chunk {
-                            handle(chunk, &mut on_line);
+                    result = session.terminate(request.grace) => break result,
+                    chunk = receiver.recv(), if output_open => match chunk {
+                        Some(chunk) => handle(chunk, &mut on_line),
+                        None => output_open = false,
+                    },
+                    changed = cancel.changed(), if watch_cancel => {
+                        if changed.is_err() {
+                            watch_cancel = false;
+                        } else if *cancel.borrow() == CancelLevel::Immediate {
+                            session.kill_now();
+                            watch_cancel = false;
                         }
                     }
                 }
