@@ -5,9 +5,11 @@ generated client key, `UsePAM no`, `StrictModes no`, run as the current user, `S
 SHLVL=1` so that root's bash does not source ~/.bashrc for every session).
 
 Measured in the same run, best of RUNS (3) each:
-  - the engine: `runbook run` of the runbook, whole and per step of a host's sequence, and
-    the marginal cost of a step (a run of 20 steps per host minus a run of 10, per added step:
-    the engine's start, validation, plan and opening the masters cancel out);
+  - the engine: `runbook run` of the runbook, whole and per step of a host's sequence; the
+    marginal cost of a step (a run of 20 steps per host minus a run of 10, per added step:
+    the engine's start, validation, plan and opening the masters cancel out); and a step once
+    its host is connected (from the JSON events: per host, its second step's start to its
+    last step's end, per step);
   - bare `ssh -S <master> host true` on a control master per host, in the same shape (two
     hosts at a time, each host's commands in sequence);
   - with ANSIBLE_PLAYBOOK set (scripts/bench-fleet installs ansible-core in a venv when it
@@ -17,7 +19,10 @@ Usage: fleet.py RUNBOOK_BINARY [--keep] (--keep: start the hosts, print how to r
 wait for Ctrl-C, for strace or perf by hand).
 """
 
+import datetime
+import json
 import os
+import statistics
 import shutil
 import signal
 import socket
@@ -129,13 +134,31 @@ def best(measure):
 
 
 def engine_run(binary, runbook, state):
+    """The run's wall time, and its steady per-step time: per host, from the start of its
+    second step to the end of its last, per step (its master is open by then), averaged."""
     started = time.perf_counter()
-    result = subprocess.run([binary, "run", runbook, "--progress", "none", "--state-dir", state],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    result = subprocess.run([binary, "--log-format", "json", "run", runbook, "--progress", "none",
+                             "--state-dir", state], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     took = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"the run failed ({result.returncode}): {result.stderr.decode(errors='replace')}")
-    return took
+    first, last, count = {}, {}, {}
+    for line in result.stdout.decode().splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        host, step = event.get("host"), event.get("step", "")
+        if not host or step.startswith("s0@"):
+            continue
+        moment = datetime.datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+        if event.get("event") == "step_started":
+            first[host] = min(first.get(host, moment), moment)
+            count[host] = count.get(host, 0) + 1
+        elif event.get("event") == "step_finished":
+            last[host] = max(last.get(host, moment), moment)
+    steady = statistics.mean((last[host] - first[host]) / count[host] for host in first)
+    return took, steady
 
 
 def in_batches(hosts, per_host):
@@ -234,29 +257,38 @@ def main():
         if "--keep" in sys.argv:
             print(f"hosts up; runbooks {runbooks[STEPS]} and {runbooks[2 * STEPS]}; state dir {state}")
             print(f"run: {binary} run {runbooks[STEPS]} --progress none --state-dir {state}")
+            # A background job ignores SIGINT: SIGTERM stops the hosts too.
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
             try:
                 signal.pause()
             except KeyboardInterrupt:
                 pass
             return
         sequence = len(hosts) // BATCH * STEPS  # steps of a host's sequence, one batch after another
-        engine_runs = {}
+        walls = {STEPS: [], 2 * STEPS: []}
+        steadies = []
         for steps in (STEPS, 2 * STEPS):
             engine_run(binary, runbooks[steps], state)  # warm: page cache, state dir
-        for steps in (STEPS, 2 * STEPS):
-            engine_runs[steps] = best(lambda: engine_run(binary, runbooks[steps], state))
+        for _ in range(RUNS):
+            for steps in (STEPS, 2 * STEPS):
+                wall, steady = engine_run(binary, runbooks[steps], state)
+                walls[steps].append(wall)
+                steadies.append(steady)
         bare = bare_ssh(hosts, known_hosts, work)
-        engine = engine_runs[STEPS]
-        marginal = (engine_runs[2 * STEPS] - engine) / sequence
+        engine = min(walls[STEPS])
+        steady = min(steadies)
+        marginal = (min(walls[2 * STEPS]) - engine) / sequence
         per_step = engine / sequence
         per_bare = bare / sequence
         print(f"fleet benchmark: {HOSTS} hosts x {STEPS} trivial steps, batches of {BATCH}, sshd on 127.0.0.1 "
               f"({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; best of {RUNS})")
         print(f"  runbook run, whole:                   {engine * 1000:7.0f} ms, {per_step * 1000:5.1f} ms per step of a host's sequence")
         print(f"  runbook run, each added step:         {marginal * 1000:7.1f} ms (20 steps per host minus 10, per added step)")
+        print(f"  runbook run, a step once connected:   {steady * 1000:7.1f} ms (per host, its 2nd step's start to its last's end, per step)")
         print(f"  bare ssh -S <master> host true:       {bare * 1000:7.0f} ms, {per_bare * 1000:5.1f} ms per command (same shape)")
-        print(f"  engine per step - bare ssh:           {(marginal - per_bare) * 1000:+7.1f} ms (added step), "
-              f"{(per_step - per_bare) * 1000:+.1f} ms (whole run); ratio {marginal / per_bare:.2f}x / {per_step / per_bare:.2f}x")
+        print(f"  engine per step - bare ssh:           {(steady - per_bare) * 1000:+7.1f} ms once connected, "
+              f"{(marginal - per_bare) * 1000:+.1f} ms per added step, {(per_step - per_bare) * 1000:+.1f} ms over the whole run "
+              f"(ratios {steady / per_bare:.2f}x / {marginal / per_bare:.2f}x / {per_step / per_bare:.2f}x)")
         playbook = os.environ.get("ANSIBLE_PLAYBOOK")
         if playbook:
             ansible = ansible_run(playbook, hosts, known_hosts, work)

@@ -851,3 +851,27 @@ fn kill_now_during_a_terminate_cuts_the_grace_short() {
     rt.block_on(masters.close_all());
     assert_host_tmp_empty(&server);
 }
+
+#[test]
+fn a_timeout_stops_the_group_even_when_the_hosts_tmpdir_is_gone() {
+    let server = SshServer::start("web16");
+    // The wrapper's marks of a stop cannot be written: the signals must go all the same.
+    std::fs::remove_dir(server.tmp_dir()).expect("remove the host's TMPDIR");
+    let word = marker("notmp");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let script = format!("trap '' TERM\nsh -c 'sleep 100; : {word}' &\necho started\nwait");
+        let (result, output) = run(
+            &masters,
+            &target(&server),
+            &request(&script),
+            Some(Duration::from_secs(1)),
+        )
+        .await;
+        let outcome = result.expect("a timeout, not a connection failure");
+        assert_eq!(outcome.end, RemoteEnd::TimedOut(Duration::from_secs(1)));
+        assert_eq!(output.stdout, "started\n");
+        assert_no_process_with(&word);
+        masters.close_all().await;
+    });
+}

@@ -42,10 +42,16 @@ const CLOSE_TIME: Duration = Duration::from_secs(5);
 /// sides, and the first batch's hosts come first.
 const OPEN_AHEAD: usize = 2;
 
-/// How often a master asks the host whether it is still there, and how many missed answers
-/// end the connection: a dead host fails its instance within about 15 s. The runbook's
-/// `ssh.options` may say otherwise.
-const KEEPALIVE: &[(&str, &str)] = &[("ServerAliveInterval", "5"), ("ServerAliveCountMax", "3")];
+/// A master's defaults, which the runbook's `ssh.options` may override. Keepalive: how often
+/// it asks the host whether it is still there, and how many missed answers end the
+/// connection (a dead host fails its instance within about 15 s). `ConnectionAttempts`: a
+/// connection refused or timed out is tried once more, a second later (OpenSSH's own retry;
+/// a host whose sshd restarts, a blip), before the instance fails.
+const MASTER_DEFAULTS: &[(&str, &str)] = &[
+    ("ServerAliveInterval", "5"),
+    ("ServerAliveCountMax", "3"),
+    ("ConnectionAttempts", "2"),
+];
 
 /// The last lines a master printed, kept to say why its connection ended.
 pub(super) type RecentLines = Arc<Mutex<Recent>>;
@@ -369,7 +375,7 @@ async fn open(target: &SshTarget, socket: &Path) -> Result<Master, RemoteError> 
         ("ControlPersist", "no".to_string()),
         ("ClearAllForwardings", "yes".to_string()),
     ];
-    let defaults: Vec<(&str, String)> = KEEPALIVE
+    let defaults: Vec<(&str, String)> = MASTER_DEFAULTS
         .iter()
         .map(|(name, value)| (*name, (*value).to_string()))
         .collect();
@@ -410,7 +416,10 @@ async fn open(target: &SshTarget, socket: &Path) -> Result<Master, RemoteError> 
         recent,
         _reader: reader,
     };
-    let limit = target.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIME) + AUTHENTICATION_TIME;
+    // Two connection attempts a second apart (`ConnectionAttempts`), then authentication.
+    let limit = target.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIME) * 2
+        + Duration::from_secs(1)
+        + AUTHENTICATION_TIME;
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if std::fs::symlink_metadata(socket).is_ok() {

@@ -129,25 +129,27 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
   ) &
   runbook_p=$!
   (
+    # `true >file`, not `: >file`: should the file not be writable, a failed redirection of
+    # `:` (a special builtin) would end this shell before it sends the signal.
     runbook_g=
     while IFS= read -r runbook_c; do
       case $runbook_c in
         t)
           if [ -z "$runbook_g" ]; then
             runbook_g=1
-            : >"$runbook_b.stopped"
+            true >"$runbook_b.stopped"
             kill -TERM -"$runbook_p" 2>/dev/null || kill -TERM "$runbook_p" 2>/dev/null
           fi
           ;;
         k)
-          : >"$runbook_b.stopped"
-          : >"$runbook_b.killed"
+          true >"$runbook_b.stopped"
+          true >"$runbook_b.killed"
           kill -KILL -"$runbook_p" 2>/dev/null || kill -KILL "$runbook_p" 2>/dev/null
           ;;
       esac
     done
     if [ -z "$runbook_g" ]; then
-      : >"$runbook_b.stopped"
+      true >"$runbook_b.stopped"
       kill -TERM -"$runbook_p" 2>/dev/null || kill -TERM "$runbook_p" 2>/dev/null
     fi
     runbook_i=0
@@ -156,7 +158,7 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
       runbook_i=$((runbook_i + 1))
     done
     if kill -0 -"$runbook_p" 2>/dev/null; then
-      : >"$runbook_b.killed"
+      true >"$runbook_b.killed"
       kill -KILL -"$runbook_p" 2>/dev/null
     fi
   ) <&3 3<&- >/dev/null 2>&1 &
