@@ -110,6 +110,8 @@ pub(crate) async fn run_remote_command(
     tokio::pin!(expired);
     let mut stop: Option<CommandEnd> = None;
     let mut finished = None;
+    let mut output_open = true;
+    let mut watch_cancel = true;
     while finished.is_none() && stop.is_none() {
         if *cancel.borrow() != CancelLevel::None {
             stop = Some(CommandEnd::Cancelled);
@@ -117,16 +119,17 @@ pub(crate) async fn run_remote_command(
         }
         tokio::select! {
             result = session.wait() => finished = Some(result),
-            chunk = receiver.recv() => {
-                if let Some(chunk) = chunk {
-                    handle(chunk, &mut on_line);
-                }
-            }
+            // Once the output ended (ssh closed its pipes), `recv` is ready at once for ever:
+            // left in, it would spin until the exit of ssh is seen.
+            chunk = receiver.recv(), if output_open => match chunk {
+                Some(chunk) => handle(chunk, &mut on_line),
+                None => output_open = false,
+            },
             () = &mut expired => stop = Some(CommandEnd::TimedOut(timeout.unwrap_or_default())),
-            changed = cancel.changed() => {
+            changed = cancel.changed(), if watch_cancel => {
                 if changed.is_err() {
                     // Nobody can cancel any more: wait for the end alone.
-                    std::future::pending::<()>().await;
+                    watch_cancel = false;
                 }
             }
         }
@@ -136,12 +139,10 @@ pub(crate) async fn run_remote_command(
         None => {
             // SIGTERM, the grace, SIGKILL; a second Ctrl-C (now or during the grace) sends
             // SIGKILL at once.
-            let mut watch_cancel = true;
             if *cancel.borrow() == CancelLevel::Immediate {
                 session.kill_now();
                 watch_cancel = false;
             }
-            let mut output_open = true;
             loop {
                 tokio::select! {
                     result = session.terminate(request.grace) => break result,
