@@ -875,3 +875,32 @@ fn a_timeout_stops_the_group_even_when_the_hosts_tmpdir_is_gone() {
         masters.close_all().await;
     });
 }
+
+#[test]
+fn a_terminate_right_after_the_start_still_sends_sigterm_first() {
+    let server = SshServer::start("web17");
+    let word = marker("early");
+    let mut request = request(&format!("sh -c 'sleep 100; : {word}' &\nwait"));
+    // Were the stop lost (the host's shell still reading its program would take the line),
+    // only the SIGKILL after this grace would end the script.
+    request.grace = Duration::from_secs(60);
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    let target = target(&server);
+    let exit = rt.block_on(async {
+        let (sender, receiver) = mpsc::channel(64);
+        let collector = tokio::spawn(collect(receiver));
+        let mut session = RemoteSession::start(&masters, &target, &request, sender)
+            .await
+            .expect("the session starts");
+        let exit = session.terminate(request.grace).await;
+        drop(session);
+        let _ = collector.await;
+        exit
+    });
+    let exit = exit.expect("the wrapper reported the end");
+    assert!(exit.stopped && !exit.killed, "SIGTERM ended it: {exit:?}");
+    assert_no_process_with(&word);
+    rt.block_on(masters.close_all());
+    assert_host_tmp_empty(&server);
+}

@@ -1,7 +1,7 @@
 //! One OpenSSH control master per host per run (`ControlMasters`): opened on first use (or
-//! ahead of it, in the background, by `open_ahead`), shared by every session to that host, and closed (`ssh -O exit`) by `close_all` at the end
-//! of the run, or killed when dropped, so none outlives the run even when it fails or is
-//! interrupted. The sockets live in a short private (0700) directory, since a unix socket path
+//! ahead of it, in the background, by `open_ahead`), shared by every session to that host,
+//! and closed (`ssh -O exit`) by `close_all` at the end of the run, or killed when dropped,
+//! so none outlives the run even when it fails or is interrupted. The sockets live in a short private (0700) directory, since a unix socket path
 //! may not exceed 108 bytes.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -206,7 +206,8 @@ impl ControlMasters {
     /// `OPEN_AHEAD` at once, so that a host's first session finds its master open (a
     /// connection costs a key exchange: hundreds of milliseconds). A failure is not reported
     /// here: the first session to the host gets it, or tries again when it comes later.
-    /// Stopped by `close_all` and when the masters are dropped.
+    /// Stopped by `close_all` and when the masters are dropped. Call it within a tokio
+    /// runtime.
     pub fn open_ahead(self: &Arc<Self>, targets: Vec<SshTarget>) {
         let masters = Arc::clone(self);
         let task = tokio::spawn(async move {

@@ -81,6 +81,10 @@ pub struct RemoteSession {
     kill_at: Option<Instant>,
     /// Once SIGKILL was asked for: when the engine gives up on the host's report.
     give_up_at: Option<Instant>,
+    /// A control asked for before the wrapper reported the start, sent then: until it runs,
+    /// the host's shell may still be reading its program from stdin, ahead, and would take
+    /// the line for its own.
+    deferred: Option<Control>,
 }
 
 impl RemoteSession {
@@ -162,6 +166,7 @@ impl RemoteSession {
             result: None,
             kill_at: None,
             give_up_at: None,
+            deferred: None,
         })
     }
 
@@ -276,7 +281,15 @@ impl RemoteSession {
         }
     }
 
-    fn send(&self, control: Control) {
+    fn send(&mut self, control: Control) {
+        if self.remote_pid.is_none() {
+            // A kill supersedes a terminate.
+            self.deferred = match (self.deferred, control) {
+                (Some(Control::Kill), _) | (_, Control::Kill) => Some(Control::Kill),
+                _ => Some(Control::Terminate),
+            };
+            return;
+        }
         if let Some(controls) = &self.controls {
             let _ = controls.send(control);
         }
@@ -284,7 +297,12 @@ impl RemoteSession {
 
     fn record(&mut self, frame: Frame) {
         match frame {
-            Frame::Started(pid) => self.remote_pid = Some(pid),
+            Frame::Started(pid) => {
+                self.remote_pid = Some(pid);
+                if let Some(control) = self.deferred.take() {
+                    self.send(control);
+                }
+            }
             Frame::Failed(message) => self.host_failure = Some(message),
             Frame::Finished(finish) => {
                 self.finished = Some(finish);
