@@ -762,3 +762,47 @@ fn a_rollout_verify_reads_the_outputs_of_its_hosts_own_instances() {
         show.snapshot()
     );
 }
+
+#[test]
+fn a_second_sigint_kills_a_remote_step_at_once_instead_of_waiting_out_its_grace() {
+    let hosts = Hosts::start(&["web1"]);
+    let test = Test::new();
+    let word = format!("second-sigint-{}", std::process::id());
+    // The script traps TERM and its child ignores it (and says so by `started`): only SIGKILL
+    // ends the group, and the grace before it is ten minutes.
+    let runbook = format!(
+        "version: 1\nname: second-sigint\n{}steps:\n  - id: hold\n    on: web\n    grace: 10m\n    run: |\n      trap 'touch {termed}' TERM\n      sh -c \"trap '' TERM; touch {started}; sleep 600; : {word}\" &\n      while :; do wait || :; done\n",
+        hosts.yaml(),
+        termed = test.path().join("termed").display(),
+        started = test.path().join("started").display(),
+    );
+    let limit = std::time::Duration::from_secs(60);
+    let mut running = test.runbook(&runbook).args(["run", "{file}"]).spawn();
+    running.wait_for_file("started", limit);
+    running.signal(nix::sys::signal::Signal::SIGINT);
+    // The first stops the step: SIGTERM reached the script's group on the host, which stays.
+    running.wait_for_file("termed", limit);
+    assert!(
+        !processes_naming(Path::new(&word)).is_empty(),
+        "the group outlives SIGTERM; so far:\n{}",
+        running.stdout_so_far()
+    );
+    running.signal(nix::sys::signal::Signal::SIGINT);
+    // Without the second, the run would wait ten minutes: `finish` fails after one.
+    let output = running.finish(limit);
+    assert_eq!(output.code, 130, "{}", output.snapshot());
+    let said = format!("{}{}", output.stdout, output.stderr);
+    assert!(
+        said.contains("SIGINT again: killing running steps now"),
+        "{}",
+        output.snapshot()
+    );
+    assert!(!said.contains("panicked"), "{}", output.snapshot());
+    // The engine waited for the host's report of the end: nothing of the group is left.
+    assert_eq!(processes_naming(Path::new(&word)), Vec::<String>::new());
+    assert_eq!(
+        hosts.server("web1").tmp_files(),
+        Vec::<String>::new(),
+        "nothing left in the host's TMPDIR"
+    );
+}

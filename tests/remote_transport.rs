@@ -712,3 +712,195 @@ fn a_slow_output_receiver_still_gets_the_end_report() {
         masters.close_all().await;
     });
 }
+
+#[test]
+fn masters_opened_ahead_serve_the_first_sessions_and_close_with_the_rest() {
+    let first = SshServer::start("ahead1");
+    let second = SshServer::start("ahead2");
+    let (first_target, second_target) = (target(&first), target(&second));
+    runtime().block_on(async {
+        let masters = std::sync::Arc::new(ControlMasters::new().expect("a socket directory"));
+        masters.open_ahead(vec![first_target.clone(), second_target.clone()]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut opened = Vec::new();
+        for name in ["ahead1", "ahead2"] {
+            loop {
+                if let Some(pid) = masters.master_pid(name).await {
+                    opened.push(pid);
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{name}'s master never opened");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        // Before any session: both connected once; the sessions then use those masters.
+        assert_eq!(first.connections(), 1, "{}", first.log());
+        assert_eq!(second.connections(), 1, "{}", second.log());
+        let script = request("echo $RUNBOOK_HOST");
+        let ((one, one_output), (two, two_output)) = tokio::join!(
+            run(&masters, &first_target, &script, None),
+            run(&masters, &second_target, &script, None),
+        );
+        assert_eq!(one.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(two.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(
+            (one_output.stdout.as_str(), two_output.stdout.as_str()),
+            ("ahead1\n", "ahead2\n")
+        );
+        assert_eq!(masters.master_pid("ahead1").await, Some(opened[0]));
+        assert_eq!(masters.master_pid("ahead2").await, Some(opened[1]));
+        assert_eq!(first.connections() + second.connections(), 2);
+        masters.close_all().await;
+        let directory = masters.directory().display().to_string();
+        assert!(processes_with(&directory).is_empty());
+    });
+}
+
+#[test]
+fn closing_stops_an_opening_ahead_to_a_host_that_never_answers() {
+    // Accepts connections (the kernel's backlog) and never says a word: ssh waits for the
+    // server's banner until its connect timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a silent listener");
+    let mut target = SshTarget::new("mute1", "127.0.0.1");
+    target.port = Some(silent.local_addr().expect("its address").port());
+    target.connect_timeout = Some(Duration::from_secs(600));
+    runtime().block_on(async {
+        let masters = std::sync::Arc::new(ControlMasters::new().expect("a socket directory"));
+        let directory = masters.directory().display().to_string();
+        masters.open_ahead(vec![target]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while processes_with(&directory).is_empty() {
+            assert!(Instant::now() < deadline, "the opening never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Returns without waiting out the 600 s, and the opening's ssh is gone.
+        masters.close_all().await;
+        assert_no_process_with(&directory);
+        assert_eq!(masters.master_pid("mute1").await, None);
+    });
+}
+
+#[test]
+fn a_host_down_when_opened_ahead_fails_its_session_naming_host_address_and_cause() {
+    let mut server = SshServer::start("gone1");
+    let target = target(&server);
+    server.kill();
+    runtime().block_on(async {
+        let masters = std::sync::Arc::new(ControlMasters::new().expect("a socket directory"));
+        masters.open_ahead(vec![target.clone()]);
+        let (result, _) = run(&masters, &target, &request("true"), None).await;
+        let error = result.expect_err("the host is down");
+        assert!(
+            error
+                .to_string()
+                .contains("could not connect to gone1 (127.0.0.1:"),
+            "{error}"
+        );
+        assert!(error.to_string().ends_with("connection refused"), "{error}");
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn kill_now_during_a_terminate_cuts_the_grace_short() {
+    let server = SshServer::start("web15");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let sleeping = scratch.path().join("sleeping");
+    let termed = scratch.path().join("termed");
+    let word = marker("cutgrace");
+    let script = format!(
+        "trap 'touch {termed}' TERM\nsh -c \"trap '' TERM; touch {sleeping}; sleep 100; : {word}\" &\nwhile :; do wait || :; done",
+        termed = termed.display(),
+        sleeping = sleeping.display()
+    );
+    let mut request = request(&script);
+    request.grace = Duration::from_secs(600);
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    let target = target(&server);
+    let exit = rt.block_on(async {
+        let (sender, receiver) = mpsc::channel(64);
+        let collector = tokio::spawn(collect(receiver));
+        let mut session = RemoteSession::start(&masters, &target, &request, sender)
+            .await
+            .expect("the session starts");
+        while !sleeping.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // SIGTERM reaches the group, whose script traps it and whose child ignores it.
+        let termed = termed.clone();
+        tokio::select! {
+            result = session.terminate(request.grace) => panic!("ended within the grace: {result:?}"),
+            () = async move {
+                while !termed.exists() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            } => {}
+        }
+        assert!(!processes_with(&word).is_empty(), "the group outlives SIGTERM");
+        session.kill_now();
+        let exit = session.terminate(request.grace).await;
+        drop(session);
+        let _ = collector.await;
+        exit
+    });
+    let exit = exit.expect("the wrapper reported the end");
+    assert!(exit.killed && exit.stopped, "{exit:?}");
+    assert_eq!(exit.code, 128 + 9, "{exit:?}");
+    assert_no_process_with(&word);
+    rt.block_on(masters.close_all());
+    assert_host_tmp_empty(&server);
+}
+
+#[test]
+fn a_timeout_stops_the_group_even_when_the_hosts_tmpdir_is_gone() {
+    let server = SshServer::start("web16");
+    // The wrapper's marks of a stop cannot be written: the signals must go all the same.
+    std::fs::remove_dir(server.tmp_dir()).expect("remove the host's TMPDIR");
+    let word = marker("notmp");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let script = format!("trap '' TERM\nsh -c 'sleep 100; : {word}' &\necho started\nwait");
+        let (result, output) = run(
+            &masters,
+            &target(&server),
+            &request(&script),
+            Some(Duration::from_secs(1)),
+        )
+        .await;
+        let outcome = result.expect("a timeout, not a connection failure");
+        assert_eq!(outcome.end, RemoteEnd::TimedOut(Duration::from_secs(1)));
+        assert_eq!(output.stdout, "started\n");
+        assert_no_process_with(&word);
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn a_terminate_right_after_the_start_still_sends_sigterm_first() {
+    let server = SshServer::start("web17");
+    let word = marker("early");
+    let mut request = request(&format!("sh -c 'sleep 100; : {word}' &\nwait"));
+    // Were the stop lost (the host's shell still reading its program would take the line),
+    // only the SIGKILL after this grace would end the script.
+    request.grace = Duration::from_secs(60);
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    let target = target(&server);
+    let exit = rt.block_on(async {
+        let (sender, receiver) = mpsc::channel(64);
+        let collector = tokio::spawn(collect(receiver));
+        let mut session = RemoteSession::start(&masters, &target, &request, sender)
+            .await
+            .expect("the session starts");
+        let exit = session.terminate(request.grace).await;
+        drop(session);
+        let _ = collector.await;
+        exit
+    });
+    let exit = exit.expect("the wrapper reported the end");
+    assert!(exit.stopped && !exit.killed, "SIGTERM ended it: {exit:?}");
+    assert_no_process_with(&word);
+    rt.block_on(masters.close_all());
+    assert_host_tmp_empty(&server);
+}

@@ -81,7 +81,8 @@ pub fn instance_runbook(
 }
 
 /// The hosts of a run: how to reach each, and the run's control masters (one per host,
-/// opened on first use, closed by `close` at the end of the run, killed if dropped).
+/// opened ahead when the run's first command on a host starts, closed by `close` at the end
+/// of the run, killed if dropped).
 #[derive(Debug)]
 pub struct Fleet {
     pub layout: FleetLayout,
@@ -90,6 +91,8 @@ pub struct Fleet {
     pub targets: Vec<SshTarget>,
     /// Per inventory host, `host` as templates read it.
     hosts: Vec<Value>,
+    /// Whether `open_masters_ahead` ran.
+    opened_ahead: std::sync::atomic::AtomicBool,
 }
 
 impl Fleet {
@@ -129,7 +132,35 @@ impl Fleet {
             masters: std::sync::Arc::new(ControlMasters::for_run(run_directory)?),
             targets,
             hosts,
+            opened_ahead: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Once per run, when its first command on a host starts: opens the masters of every
+    /// host the run has instances on, in the background, in run order (the current batch's
+    /// hosts first), so that later batches do not wait for their connections.
+    pub fn open_masters_ahead(&self) {
+        if self
+            .opened_ahead
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.layout.host.len()).collect();
+        order.sort_by_key(|&index| self.layout.rank.get(index).copied().unwrap_or(index));
+        let mut hosts: Vec<usize> = Vec::new();
+        for index in order {
+            if let Some(host) = self.host_of(index)
+                && !hosts.contains(&host)
+            {
+                hosts.push(host);
+            }
+        }
+        let targets = hosts
+            .into_iter()
+            .map(|host| self.targets[host].clone())
+            .collect();
+        self.masters.open_ahead(targets);
     }
 
     /// The host instance `index` runs on, if any.

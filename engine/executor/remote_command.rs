@@ -66,6 +66,7 @@ pub(crate) async fn run_remote_command(
     if *cancel.borrow() != CancelLevel::None {
         return ended(CommandEnd::Cancelled, None);
     }
+    fleet.open_masters_ahead();
     let target = &fleet.targets[host];
     let (sender, mut receiver) = mpsc::channel::<OutputChunk>(64);
     let mut session = match RemoteSession::start(&fleet.masters, target, request, sender).await {
@@ -109,6 +110,8 @@ pub(crate) async fn run_remote_command(
     tokio::pin!(expired);
     let mut stop: Option<CommandEnd> = None;
     let mut finished = None;
+    let mut output_open = true;
+    let mut watch_cancel = true;
     while finished.is_none() && stop.is_none() {
         if *cancel.borrow() != CancelLevel::None {
             stop = Some(CommandEnd::Cancelled);
@@ -116,11 +119,12 @@ pub(crate) async fn run_remote_command(
         }
         tokio::select! {
             result = session.wait() => finished = Some(result),
-            chunk = receiver.recv() => {
-                if let Some(chunk) = chunk {
-                    handle(chunk, &mut on_line);
-                }
-            }
+            // Once the output ended (ssh closed its pipes), `recv` is ready at once for ever:
+            // left in, it would spin until the exit of ssh is seen.
+            chunk = receiver.recv(), if output_open => match chunk {
+                Some(chunk) => handle(chunk, &mut on_line),
+                None => output_open = false,
+            },
             () = &mut expired, if deadline.is_some() => {
                 let stopped = super::stopped_time::stopped_total().saturating_sub(stopped_at_start);
                 match deadline.map(|deadline| deadline + stopped) {
@@ -130,10 +134,10 @@ pub(crate) async fn run_remote_command(
                     _ => stop = Some(CommandEnd::TimedOut(timeout.unwrap_or_default())),
                 }
             }
-            changed = cancel.changed() => {
+            changed = cancel.changed(), if watch_cancel => {
                 if changed.is_err() {
                     // Nobody can cancel any more: wait for the end alone.
-                    std::future::pending::<()>().await;
+                    watch_cancel = false;
                 }
             }
         }
@@ -141,18 +145,25 @@ pub(crate) async fn run_remote_command(
     let result = match finished {
         Some(result) => result,
         None => {
+            // SIGTERM, the grace, SIGKILL; a second Ctrl-C (now or during the grace) sends
+            // SIGKILL at once.
             if *cancel.borrow() == CancelLevel::Immediate {
                 session.kill_now();
+                watch_cancel = false;
             }
-            let grace = request.grace;
-            let terminate = session.terminate(grace);
-            tokio::pin!(terminate);
             loop {
                 tokio::select! {
-                    result = &mut terminate => break result,
-                    chunk = receiver.recv() => {
-                        if let Some(chunk) = chunk {
-                            handle(chunk, &mut on_line);
+                    result = session.terminate(request.grace) => break result,
+                    chunk = receiver.recv(), if output_open => match chunk {
+                        Some(chunk) => handle(chunk, &mut on_line),
+                        None => output_open = false,
+                    },
+                    changed = cancel.changed(), if watch_cancel => {
+                        if changed.is_err() {
+                            watch_cancel = false;
+                        } else if *cancel.borrow() == CancelLevel::Immediate {
+                            session.kill_now();
+                            watch_cancel = false;
                         }
                     }
                 }

@@ -1,7 +1,7 @@
-//! One OpenSSH control master per host per run (`ControlMasters`): opened on first use,
-//! shared by every session to that host, and closed (`ssh -O exit`) by `close_all` at the end
-//! of the run, or killed when dropped, so none outlives the run even when it fails or is
-//! interrupted. The sockets live in a short private (0700) directory, since a unix socket path
+//! One OpenSSH control master per host per run (`ControlMasters`): opened on first use (or
+//! ahead of it, in the background, by `open_ahead`), shared by every session to that host,
+//! and closed (`ssh -O exit`) by `close_all` at the end of the run, or killed when dropped,
+//! so none outlives the run even when it fails or is interrupted. The sockets live in a short private (0700) directory, since a unix socket path
 //! may not exceed 108 bytes.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::{RemoteError, SshTarget};
 use crate::process;
@@ -37,10 +38,20 @@ const DEFAULT_CONNECT_TIME: Duration = Duration::from_secs(60);
 /// How long `close_all` waits for a master to leave after `ssh -O exit`.
 const CLOSE_TIME: Duration = Duration::from_secs(5);
 
-/// How often a master asks the host whether it is still there, and how many missed answers
-/// end the connection: a dead host fails its instance within about 15 s. The runbook's
-/// `ssh.options` may say otherwise.
-const KEEPALIVE: &[(&str, &str)] = &[("ServerAliveInterval", "5"), ("ServerAliveCountMax", "3")];
+/// How many masters `open_ahead` opens at once: each opening is a key exchange on both
+/// sides, and the first batch's hosts come first.
+const OPEN_AHEAD: usize = 2;
+
+/// A master's defaults, which the runbook's `ssh.options` may override. Keepalive: how often
+/// it asks the host whether it is still there, and how many missed answers end the
+/// connection (a dead host fails its instance within about 15 s). `ConnectionAttempts`: a
+/// connection refused or timed out is tried once more, a second later (OpenSSH's own retry;
+/// a host whose sshd restarts, a blip), before the instance fails.
+const MASTER_DEFAULTS: &[(&str, &str)] = &[
+    ("ServerAliveInterval", "5"),
+    ("ServerAliveCountMax", "3"),
+    ("ConnectionAttempts", "2"),
+];
 
 /// The last lines a master printed, kept to say why its connection ended.
 pub(super) type RecentLines = Arc<Mutex<Recent>>;
@@ -78,12 +89,17 @@ pub struct ControlMasters {
     next_socket: AtomicUsize,
     /// Whether `directory` was made here (and is removed when dropped).
     owns_directory: bool,
+    /// The openings `open_ahead` started, stopped by `close_all` and when dropped.
+    ahead: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Debug)]
 struct Slot {
     socket: PathBuf,
     master: Option<Master>,
+    /// The last opening that failed, and when it ended: a `connect` that was waiting for it
+    /// (an opening ahead) takes its failure rather than trying again at once.
+    failed: Option<(Instant, RemoteError)>,
 }
 
 #[derive(Debug)]
@@ -93,6 +109,14 @@ struct Master {
     target: SshTarget,
     recent: RecentLines,
     _reader: JoinHandle<()>,
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        // An opening abandoned half-way (`close_all` stopping `open_ahead`) is dropped here;
+        // its `ssh` is killed with it (`kill_on_drop`).
+        process::unregister(self.pid);
+    }
 }
 
 /// A live master to open sessions through.
@@ -152,6 +176,7 @@ impl ControlMasters {
             slots: Mutex::new(BTreeMap::new()),
             next_socket: AtomicUsize::new(0),
             owns_directory,
+            ahead: Mutex::new(None),
         }
     }
 
@@ -177,9 +202,54 @@ impl ControlMasters {
         matches!(master.child.try_wait(), Ok(None)).then_some(master.pid)
     }
 
+    /// Starts opening the masters of `targets` in the background, in that order, at most
+    /// `OPEN_AHEAD` at once, so that a host's first session finds its master open (a
+    /// connection costs a key exchange: hundreds of milliseconds). A failure is not reported
+    /// here: the first session to the host gets it, or tries again when it comes later.
+    /// Stopped by `close_all` and when the masters are dropped. Call it within a tokio
+    /// runtime.
+    pub fn open_ahead(self: &Arc<Self>, targets: Vec<SshTarget>) {
+        let masters = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let mut opening = tokio::task::JoinSet::new();
+            for target in targets {
+                while opening.len() >= OPEN_AHEAD {
+                    opening.join_next().await;
+                }
+                let masters = Arc::clone(&masters);
+                opening.spawn(async move {
+                    let _ = masters.connect(&target).await;
+                });
+            }
+            while opening.join_next().await.is_some() {}
+        });
+        let previous = self
+            .ahead
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(task);
+        if let Some(previous) = previous {
+            previous.abort();
+        }
+    }
+
+    /// Stops the openings `open_ahead` started; a master already open stays.
+    async fn stop_opening_ahead(&self) {
+        let task = self
+            .ahead
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
     /// The master of `target`, opened now unless one is open and alive. Sessions to the same
     /// host wait here for one opening instead of each opening its own.
     pub(super) async fn connect(&self, target: &SshTarget) -> Result<Connection, RemoteError> {
+        let asked = Instant::now();
         let slot = {
             let mut slots = self.lock_slots();
             slots
@@ -189,6 +259,7 @@ impl ControlMasters {
                     Arc::new(tokio::sync::Mutex::new(Slot {
                         socket: self.directory.join(number.to_string()),
                         master: None,
+                        failed: None,
                     }))
                 })
                 .clone()
@@ -207,7 +278,21 @@ impl ControlMasters {
                 stop(master, &socket).await;
             }
         }
-        let master = open(target, &slot.socket).await?;
+        if let Some((ended, error)) = &slot.failed
+            && *ended >= asked
+        {
+            // An opening this call waited for failed just now: trying again at once would
+            // double the wait for a host that does not answer.
+            return Err(error.clone());
+        }
+        let master = match open(target, &slot.socket).await {
+            Ok(master) => master,
+            Err(error) => {
+                slot.failed = Some((Instant::now(), error.clone()));
+                return Err(error);
+            }
+        };
+        slot.failed = None;
         let connection = Connection {
             socket: slot.socket.clone(),
             recent: master.recent.clone(),
@@ -219,6 +304,7 @@ impl ControlMasters {
     /// Closes every master (`ssh -O exit`, then a kill for one that does not leave) and
     /// waits for them to be gone. Masters may be opened again afterwards.
     pub async fn close_all(&self) {
+        self.stop_opening_ahead().await;
         let slots: Vec<_> = self.lock_slots().values().cloned().collect();
         let mut closing = Vec::new();
         for slot in slots {
@@ -246,6 +332,15 @@ impl ControlMasters {
 
 impl Drop for ControlMasters {
     fn drop(&mut self) {
+        if let Some(task) = self
+            .ahead
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            // Its openings' `ssh` are killed as their futures are dropped (`kill_on_drop`).
+            task.abort();
+        }
         let slots = std::mem::take(&mut *self.lock_slots());
         for slot in slots.into_values() {
             // Nothing else holds a slot once the masters are being dropped: `connect` and
@@ -281,7 +376,7 @@ async fn open(target: &SshTarget, socket: &Path) -> Result<Master, RemoteError> 
         ("ControlPersist", "no".to_string()),
         ("ClearAllForwardings", "yes".to_string()),
     ];
-    let defaults: Vec<(&str, String)> = KEEPALIVE
+    let defaults: Vec<(&str, String)> = MASTER_DEFAULTS
         .iter()
         .map(|(name, value)| (*name, (*value).to_string()))
         .collect();
@@ -322,7 +417,10 @@ async fn open(target: &SshTarget, socket: &Path) -> Result<Master, RemoteError> 
         recent,
         _reader: reader,
     };
-    let limit = target.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIME) + AUTHENTICATION_TIME;
+    // Two connection attempts a second apart (`ConnectionAttempts`), then authentication.
+    let limit = target.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIME) * 2
+        + Duration::from_secs(1)
+        + AUTHENTICATION_TIME;
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if std::fs::symlink_metadata(socket).is_ok() {

@@ -19,8 +19,8 @@ use super::wrapper::{self, BOOTSTRAP, RemoteRequest};
 use super::{ControlMasters, RemoteError, SshTarget};
 use crate::process::{OutputChunk, OutputStream, pump};
 
-/// After the stop of a step, how long past its grace the engine waits for the host to report
-/// the end before it gives up on the connection.
+/// Once SIGKILL was asked for (the grace is over, or a second Ctrl-C), how long the engine
+/// waits for the host to report the end before it gives up on the connection.
 const TERMINATE_SLACK: Duration = Duration::from_secs(10);
 
 /// After `ssh` exited, how long the output is still read at most (see `wait`); unlike a
@@ -44,9 +44,11 @@ pub struct RemoteExit {
     pub output: Vec<u8>,
 }
 
-/// What the engine asks of the wrapper once the script runs.
+/// What the engine asks of the wrapper once the script runs, a line each on its stdin.
 #[derive(Debug, Clone, Copy)]
 enum Control {
+    /// SIGTERM to the group (the engine times the grace).
+    Terminate,
     /// SIGKILL to the group now.
     Kill,
 }
@@ -54,7 +56,7 @@ enum Control {
 /// A script started on a host. Receive output from the channel given to `start` while
 /// waiting (`tokio::select!` over `wait` and `recv`), as for a `RunningProcess`. Dropping it
 /// before the end kills the local `ssh`, which ends the session: the wrapper then stops the
-/// script's group on the host.
+/// script's group on the host (SIGTERM, the grace, SIGKILL).
 #[derive(Debug)]
 pub struct RemoteSession {
     target: SshTarget,
@@ -75,7 +77,14 @@ pub struct RemoteSession {
     finished: Option<super::frames::Finish>,
     host_failure: Option<String>,
     result: Option<Result<RemoteExit, RemoteError>>,
-    terminate_deadline: Option<Instant>,
+    /// Once stopped: when SIGKILL is due (the grace is over, or at once after `kill_now`).
+    kill_at: Option<Instant>,
+    /// Once SIGKILL was asked for: when the engine gives up on the host's report.
+    give_up_at: Option<Instant>,
+    /// A control asked for before the wrapper reported the start, sent then: until it runs,
+    /// the host's shell may still be reading its program from stdin, ahead, and would take
+    /// the line for its own.
+    deferred: Option<Control>,
 }
 
 impl RemoteSession {
@@ -155,7 +164,9 @@ impl RemoteSession {
             finished: None,
             host_failure: None,
             result: None,
-            terminate_deadline: None,
+            kill_at: None,
+            give_up_at: None,
+            deferred: None,
         })
     }
 
@@ -233,32 +244,65 @@ impl RemoteSession {
         result
     }
 
-    /// Stops the script: the session's stdin is closed, so the wrapper sends SIGTERM to the
-    /// group, waits the request's grace, then SIGKILL; then as `wait`. Should the host not
-    /// report within the grace and `TERMINATE_SLACK`, the local `ssh` is killed and the
-    /// connection counts as dropped. Calling it again continues with the same deadline.
+    /// Stops the script: the wrapper sends SIGTERM to the group; once `grace` has passed
+    /// without the end, SIGKILL; then as `wait`. Should the host not report within
+    /// `TERMINATE_SLACK` after that, the local `ssh` is killed and the connection counts as
+    /// dropped. Cancel-safe: calling it again continues where it was (same deadlines), and
+    /// `kill_now` meanwhile cuts the grace short.
     pub async fn terminate(&mut self, grace: Duration) -> Result<RemoteExit, RemoteError> {
-        self.controls = None;
-        let deadline = *self
-            .terminate_deadline
-            .get_or_insert_with(|| Instant::now() + grace + TERMINATE_SLACK);
-        if let Ok(result) = tokio::time::timeout_at(deadline, self.wait()).await {
-            return result;
+        if self.kill_at.is_none() {
+            self.kill_at = Some(Instant::now() + grace);
+            self.send(Control::Terminate);
         }
-        let _ = self.child.start_kill();
-        self.wait().await
+        loop {
+            if let Some(give_up_at) = self.give_up_at {
+                if let Ok(result) = tokio::time::timeout_at(give_up_at, self.wait()).await {
+                    return result;
+                }
+                let _ = self.child.start_kill();
+                return self.wait().await;
+            }
+            let kill_at = self.kill_at.unwrap_or_else(Instant::now);
+            if let Ok(result) = tokio::time::timeout_at(kill_at, self.wait()).await {
+                return result;
+            }
+            self.kill_now();
+        }
     }
 
-    /// Kills the script's group at once (a second Ctrl-C), without the grace period.
+    /// Kills the script's group at once (a second Ctrl-C), without the grace period; then
+    /// `terminate` or `wait` for the end.
     pub fn kill_now(&mut self) {
-        if let Some(controls) = self.controls.take() {
-            let _ = controls.send(Control::Kill);
+        if self.give_up_at.is_none() {
+            let now = Instant::now();
+            self.kill_at = Some(now);
+            self.give_up_at = Some(now + TERMINATE_SLACK);
+            self.send(Control::Kill);
+        }
+    }
+
+    fn send(&mut self, control: Control) {
+        if self.remote_pid.is_none() {
+            // A kill supersedes a terminate.
+            self.deferred = match (self.deferred, control) {
+                (Some(Control::Kill), _) | (_, Control::Kill) => Some(Control::Kill),
+                _ => Some(Control::Terminate),
+            };
+            return;
+        }
+        if let Some(controls) = &self.controls {
+            let _ = controls.send(control);
         }
     }
 
     fn record(&mut self, frame: Frame) {
         match frame {
-            Frame::Started(pid) => self.remote_pid = Some(pid),
+            Frame::Started(pid) => {
+                self.remote_pid = Some(pid);
+                if let Some(control) = self.deferred.take() {
+                    self.send(control);
+                }
+            }
             Frame::Failed(message) => self.host_failure = Some(message),
             Frame::Finished(finish) => {
                 self.finished = Some(finish);
@@ -280,11 +324,12 @@ async fn feed(
         return;
     }
     while let Some(control) = controls.recv().await {
-        match control {
-            Control::Kill => {
-                let _ = stdin.write_all(b"k\n").await;
-                let _ = stdin.flush().await;
-            }
+        let line: &[u8] = match control {
+            Control::Terminate => b"t\n",
+            Control::Kill => b"k\n",
+        };
+        if stdin.write_all(line).await.is_err() || stdin.flush().await.is_err() {
+            return;
         }
     }
 }

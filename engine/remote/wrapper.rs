@@ -2,9 +2,11 @@
 //! the wrapper below, the script (a quoted here-document) and its environment (single-quoted
 //! exports) follow on stdin, so no value of the runbook is ever on a command line of either
 //! machine. On the host the wrapper starts the step's shell with `setsid` (its own process
-//! group) reading the script from fd 4, stops the group with SIGTERM, grace, SIGKILL when its
-//! stdin ends (the engine stopped the step, or the connection dropped; a line `k` kills at
-//! once), and kills what is left of the group when the script exits. It reports the start,
+//! group) reading the script from fd 4 and watches its stdin: a line `t` sends SIGTERM to the
+//! group (the engine times the grace and follows with `k`), a line `k` SIGKILL at once (a
+//! second Ctrl-C skips the grace), and the end of stdin (the connection dropped, or the engine
+//! gave up on the session) SIGTERM, the grace, then SIGKILL, timed on the host. It kills what
+//! is left of the group when the script exits. It reports the start,
 //! the real exit status and the contents of `RUNBOOK_OUTPUT` (a file in `$TMPDIR` named after
 //! the nonce, removed after) on stderr, in lines that start with a random nonce
 //! (`FrameScanner` takes them out); a normal run starts no program but `setsid` and the shell.
@@ -27,7 +29,8 @@ pub struct RemoteRequest {
     pub env: Vec<(String, String)>,
     /// Where the script starts; the login directory when `None`.
     pub cwd: Option<String>,
-    /// Between SIGTERM and SIGKILL when the step is stopped or its connection drops.
+    /// Between SIGTERM and SIGKILL when the step is stopped (timed by the engine) or its
+    /// connection drops (timed on the host).
     pub grace: Duration,
 }
 
@@ -104,7 +107,8 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
         ),
         None => String::new(),
     };
-    // Tenths of a second, rounded up: the watcher polls the group that often during the grace.
+    // Tenths of a second, rounded up: after the end of stdin, the watcher polls the group that
+    // often during the grace.
     let grace_tenths = request.grace.as_millis().div_ceil(100);
     Ok(format!(
         r#"runbook_wrapper() {{
@@ -125,22 +129,36 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
   ) &
   runbook_p=$!
   (
+    # `true >file`, not `: >file`: should the file not be writable, a failed redirection of
+    # `:` (a special builtin) would end this shell before it sends the signal.
+    runbook_g=
     while IFS= read -r runbook_c; do
-      if [ "$runbook_c" = k ]; then
-        : >"$runbook_b.stopped"
-        : >"$runbook_b.killed"
-        kill -KILL -"$runbook_p" 2>/dev/null || kill -KILL "$runbook_p" 2>/dev/null
-      fi
+      case $runbook_c in
+        t)
+          if [ -z "$runbook_g" ]; then
+            runbook_g=1
+            true >"$runbook_b.stopped"
+            kill -TERM -"$runbook_p" 2>/dev/null || kill -TERM "$runbook_p" 2>/dev/null
+          fi
+          ;;
+        k)
+          true >"$runbook_b.stopped"
+          true >"$runbook_b.killed"
+          kill -KILL -"$runbook_p" 2>/dev/null || kill -KILL "$runbook_p" 2>/dev/null
+          ;;
+      esac
     done
-    : >"$runbook_b.stopped"
-    kill -TERM -"$runbook_p" 2>/dev/null || kill -TERM "$runbook_p" 2>/dev/null
+    if [ -z "$runbook_g" ]; then
+      true >"$runbook_b.stopped"
+      kill -TERM -"$runbook_p" 2>/dev/null || kill -TERM "$runbook_p" 2>/dev/null
+    fi
     runbook_i=0
     while [ "$runbook_i" -lt {grace_tenths} ] && kill -0 -"$runbook_p" 2>/dev/null; do
       sleep 0.1
       runbook_i=$((runbook_i + 1))
     done
     if kill -0 -"$runbook_p" 2>/dev/null; then
-      : >"$runbook_b.killed"
+      true >"$runbook_b.killed"
       kill -KILL -"$runbook_p" 2>/dev/null
     fi
   ) <&3 3<&- >/dev/null 2>&1 &
