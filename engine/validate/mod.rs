@@ -10,6 +10,7 @@ mod hosts;
 mod lint;
 mod module_files;
 mod module_rewrite;
+mod module_settings;
 mod modules;
 mod output_reads;
 mod probes;

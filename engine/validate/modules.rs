@@ -13,6 +13,7 @@ use regex::Regex;
 use super::Diagnostic;
 use super::call_effects::{CallCondition, CallEffects};
 use super::module_rewrite::{Replacement, Rewrite, rewrite, var_reads};
+use super::module_settings::ModuleSettings;
 use super::validator::Validator;
 use crate::document::{RawRunbook, RawStep, RawVar, Spanned, parse_reporting_all};
 use crate::source::Source;
@@ -34,6 +35,8 @@ pub(super) struct Flattened {
     pub source: Option<Source>,
     /// The `if` and `on` of the calls it is inside.
     pub effects: CallEffects,
+    /// The `env` and `defaults` of the modules it is written in, innermost first.
+    pub settings: Vec<ModuleSettings>,
 }
 
 impl Validator<'_> {
@@ -69,6 +72,7 @@ impl Validator<'_> {
                     rewrites: Vec::new(),
                     source: module.cloned(),
                     effects: CallEffects::default(),
+                    settings: Vec::new(),
                 });
                 continue;
             };
@@ -78,6 +82,7 @@ impl Validator<'_> {
                 calls.insert(step.id.value.clone(), Vec::new());
                 continue;
             };
+            self.check_module_settings(step, uses, &module_raw, &module_source);
             let inputs = self.module_inputs(step, &module_raw, module);
             let local_ids: Vec<String> = module_raw
                 .steps
@@ -207,6 +212,13 @@ impl Validator<'_> {
         }
         // `needs: [call]` waits for every step of the module.
         for flat in &mut out {
+            // A module's own `env` and `defaults`, read in its context: the rewrites from
+            // its own level's on.
+            if let Some(source) = module
+                && let Some(settings) = ModuleSettings::of(raw, source, flat.rewrites.len())
+            {
+                flat.settings.push(settings);
+            }
             if let Some(needs) = &mut flat.step.needs {
                 needs.value = needs
                     .value

@@ -226,6 +226,18 @@ impl TemplateFacts<'_> {
                     .value
                     .get(reference.span.clone())
                     .map_or(0, |text| text.chars().count());
+                // A module's template is checked rewritten: never past the line as written.
+                let room = self
+                    .source
+                    .text()
+                    .lines()
+                    .nth(position.line.saturating_sub(1))
+                    .map_or(0, |line| {
+                        line.chars()
+                            .count()
+                            .saturating_sub(position.column.saturating_sub(1))
+                    });
+                let length = length.min(room);
                 diagnostics.push(Diagnostic {
                     position: Some(position),
                     length,
