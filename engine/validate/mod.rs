@@ -9,6 +9,7 @@ mod for_each_instance;
 mod hosts;
 mod lint;
 mod module_files;
+mod module_input_defaults;
 mod module_rewrite;
 mod module_settings;
 mod modules;

@@ -35,6 +35,27 @@ pub(super) enum Replacement {
     Template(String),
 }
 
+/// A template that is one `{{path}}`.
+static ONE_PATH: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_.\[\]-]*)\s*\}\}$").ok());
+
+impl Replacement {
+    /// What a text of the caller's context becomes: a literal, one path, or a template.
+    pub(super) fn of_text(text: &str) -> Replacement {
+        if !text.contains("{{") {
+            return Replacement::Literal(text.to_string());
+        }
+        match ONE_PATH
+            .as_ref()
+            .and_then(|one| one.captures(text))
+            .and_then(|captures| captures.get(1))
+        {
+            Some(path) => Replacement::Path(path.as_str().to_string()),
+            None => Replacement::Template(text.to_string()),
+        }
+    }
+}
+
 /// One rewrite of a module step's templates, innermost first.
 #[derive(Debug, Clone)]
 pub(super) enum Rewrite {

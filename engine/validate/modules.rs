@@ -12,6 +12,7 @@ use regex::Regex;
 
 use super::Diagnostic;
 use super::call_effects::{CallCondition, CallEffects};
+use super::module_input_defaults::{DeclaredInput, TemplatedDefault};
 use super::module_rewrite::{Replacement, Rewrite, rewrite, var_reads};
 use super::module_settings::ModuleSettings;
 use super::validator::Validator;
@@ -83,7 +84,7 @@ impl Validator<'_> {
                 continue;
             };
             self.check_module_settings(step, uses, &module_raw, &module_source);
-            let inputs = self.module_inputs(step, &module_raw, module);
+            let inputs = self.module_inputs(step, &module_raw, module, &module_source);
             let local_ids: Vec<String> = module_raw
                 .steps
                 .value
@@ -616,6 +617,7 @@ impl Validator<'_> {
         step: &RawStep,
         module_raw: &RawRunbook,
         module: Option<&Source>,
+        module_source: &Source,
     ) -> Vec<(String, Replacement)> {
         let here = |diagnostic: Diagnostic| match module {
             Some(source) => diagnostic.in_file(source),
@@ -652,10 +654,28 @@ impl Validator<'_> {
                 ));
             }
         }
+        let described: Vec<DeclaredInput<'_>> = declared
+            .iter()
+            .map(|(name, var)| match &var.value {
+                RawVar::Plain(scalar) => DeclaredInput {
+                    name: name.value.as_str(),
+                    secret: false,
+                    default: scalar.0.as_deref(),
+                },
+                RawVar::Declared(spec) => DeclaredInput {
+                    name: name.value.as_str(),
+                    secret: spec.secret.as_ref().is_some_and(|secret| secret.value),
+                    default: spec
+                        .default
+                        .as_ref()
+                        .and_then(|default| default.value.0.as_deref()),
+                },
+            })
+            .collect();
         let mut inputs = Vec::new();
-        for (name, var) in declared {
-            let (required, default, choices, secret) = match &var.value {
-                RawVar::Plain(scalar) => (false, scalar.0.clone(), Vec::new(), false),
+        for (name, var) in declared.iter().copied() {
+            let (required, default, default_position, choices, secret) = match &var.value {
+                RawVar::Plain(scalar) => (false, scalar.0.clone(), var.position, Vec::new(), false),
                 RawVar::Declared(spec) => (
                     spec.required
                         .as_ref()
@@ -663,6 +683,9 @@ impl Validator<'_> {
                     spec.default
                         .as_ref()
                         .and_then(|default| default.value.0.clone()),
+                    spec.default
+                        .as_ref()
+                        .map_or(var.position, |default| default.position),
                     spec.choices
                         .iter()
                         .flat_map(|choices| choices.value.iter())
@@ -680,17 +703,23 @@ impl Validator<'_> {
                     Some(default) if !default.contains("{{") => {
                         inputs.push((name.value.clone(), Replacement::Literal(default)));
                     }
-                    Some(_) => {
-                        let message = format!(
-                            "input `{}` of module `{uses}` has a templated default: give it in `with`",
-                            name.value
+                    Some(text) => {
+                        // Written in the module: its problems are the module's, once.
+                        let before = self.diagnostics.len();
+                        let replacement = self.templated_input_default(
+                            &TemplatedDefault {
+                                input: name,
+                                text: &text,
+                                position: default_position,
+                                secret,
+                            },
+                            uses,
+                            &described,
+                            &inputs,
+                            module_source,
                         );
-                        self.push(here(Diagnostic::error(
-                            "module-input-default",
-                            message,
-                            Some(call_position),
-                        )));
-                        inputs.push((name.value.clone(), Replacement::Literal(String::new())));
+                        self.call_diagnostics(before, module_source, default_position);
+                        inputs.push((name.value.clone(), replacement));
                     }
                     None if required => {
                         let message = format!(
