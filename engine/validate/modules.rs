@@ -62,10 +62,10 @@ impl Validator<'_> {
         chain: &[PathBuf],
         module: Option<&Source>,
         outer: &[Rewrite],
-    ) -> (Vec<Flattened>, Vec<(String, String)>) {
+    ) -> (Vec<Flattened>, Vec<(String, Replacement)>) {
         let mut out: Vec<Flattened> = Vec::new();
         let mut calls: HashMap<String, Vec<String>> = HashMap::new();
-        let mut aliases: Vec<(String, String)> = Vec::new();
+        let mut aliases: Vec<(String, Replacement)> = Vec::new();
         for step in &raw.steps.value {
             let Some(uses) = &step.uses else {
                 out.push(Flattened {
@@ -171,42 +171,30 @@ impl Validator<'_> {
                             module_rewrite.clone(),
                         ],
                     );
-                    match ONE_PATH
-                        .as_ref()
-                        .and_then(|one| one.captures(text.trim()))
-                        .and_then(|captures| captures.get(1))
-                    {
-                        Some(path) => {
-                            let path = path.as_str();
-                            aliases.push((
-                                format!("steps.{call}.outputs.{}", key.value),
-                                path.to_string(),
-                            ));
-                            // One instance of a call with `for_each`: its step's instance.
-                            for item in call_items.iter().flatten() {
-                                let instance = match path.rfind(".outputs.") {
-                                    Some(at) => {
-                                        format!("{}.items.{item}{}", &path[..at], &path[at..])
-                                    }
-                                    None => path.to_string(),
-                                };
-                                aliases.push((
-                                    format!("steps.{call}.items.{item}.outputs.{}", key.value),
-                                    instance,
-                                ));
+                    let from = format!("steps.{call}.outputs.{}", key.value);
+                    let replacement = Replacement::of_text(text.trim());
+                    // One instance of a call with `for_each`: its steps' instances.
+                    for (index, item) in call_items.iter().flatten().enumerate() {
+                        let instance = super::for_each_instance::Instance {
+                            step: call.clone(),
+                            item: item.clone(),
+                            index,
+                            group: ids.clone(),
+                        };
+                        let instance = match &replacement {
+                            Replacement::Path(path) => Replacement::of_text(
+                                &instance.substitute(&format!("{{{{{path}}}}}")),
+                            ),
+                            Replacement::Template(text) | Replacement::Literal(text) => {
+                                Replacement::of_text(&instance.substitute(text))
                             }
-                        }
-                        None => {
-                            let message = format!(
-                                "output `{}` of module `{}` is not one `{{{{steps.<id>.outputs.<key>}}}}`",
-                                key.value, uses.value
-                            );
-                            self.push(
-                                Diagnostic::error("module-output", message, Some(value.position))
-                                    .in_file(&module_source),
-                            );
-                        }
+                        };
+                        aliases.push((
+                            format!("steps.{call}.items.{item}.outputs.{}", key.value),
+                            instance,
+                        ));
                     }
+                    aliases.push((from, replacement));
                 }
             }
             calls.insert(call, ids);

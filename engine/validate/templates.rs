@@ -286,6 +286,20 @@ impl TemplateFacts<'_> {
                             ))
                         });
                     }
+                    if let Some(name) = name.strip_prefix(super::module_rewrite::OUTPUT_TEMPLATED) {
+                        let name = name.replace("__", ".");
+                        return error(
+                            "module-output-template",
+                            format!(
+                                "`{place}` reads a module output that is a template (`{name}`) inside an expression: only a whole `{{{{steps.<call>.outputs.<key>}}}}` takes a template"
+                            ),
+                        )
+                        .map(|diagnostic| {
+                            diagnostic.with_help(
+                                "pass it through `env:` (`NAME: \"{{steps.<call>.outputs.<key>}}\"`) and use \"$NAME\" in the script",
+                            )
+                        });
+                    }
                     if let Some(name) = name.strip_prefix(super::module_rewrite::UNDECLARED) {
                         return error(
                             "module-undeclared-var",
