@@ -246,3 +246,34 @@ steps:
     assert_eq!(output.code, 2, "{}", output.snapshot());
     insta::assert_snapshot!("env_problem", output.snapshot());
 }
+
+#[test]
+fn each_item_of_a_call_with_for_each_gets_the_modules_env_with_its_input() {
+    let main = r#"
+version: 1
+name: main
+steps:
+  - id: greet
+    for_each: [ann, bob]
+    uses: modules/greet.yaml
+    with:
+      who: "{{item}}"
+"#;
+    let output = engine(
+        Test::new().runbook(main).file("modules/greet.yaml", GREET),
+        &["run", "{file}", "--state-dir", "{dir}/state", "-j", "1"],
+    );
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let mut said: Vec<String> = log(&output, "log")
+        .into_iter()
+        .filter(|line| line.starts_with("hello"))
+        .collect();
+    said.sort();
+    assert_eq!(
+        said,
+        [
+            "hello ann level=module step=own caller=none shell=sh",
+            "hello bob level=module step=own caller=none shell=sh",
+        ]
+    );
+}
