@@ -155,6 +155,7 @@ vars:
   other: { default: "{{vars.nowhere}}" }
   early: { default: "{{steps.write.outputs.file}}" }
   leak: { default: "t={{vars.token}}" }
+  broken: { default: "{{vars.token" }
 steps:
   - id: write
     readonly: true
@@ -179,6 +180,7 @@ steps:
         "reads `vars.nowhere`, which is not an input of the module",
         "the default of input `early` of module `modules/bad.yaml` reads a step",
         "reads secret input `token`, and `leak` is not `secret: true`",
+        "the default of input `broken` of module `modules/bad.yaml` is not a valid template",
     ] {
         assert!(stderr.contains(message), "{message}:\n{}", output.stderr);
     }

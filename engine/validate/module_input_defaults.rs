@@ -52,6 +52,16 @@ impl Validator<'_> {
                 .with_help(help)
                 .in_file(module)
         };
+        if let Err(error) = self.engine.analyze(default.text) {
+            self.push(problem(
+                "module-input-default",
+                format!(
+                    "the default of input `{name}` of module `{uses}` is not a valid template: {error}"
+                ),
+                "a default is checked like any template (SPEC §6)".to_string(),
+            ));
+            return Replacement::Literal(String::new());
+        }
         let mut ok = true;
         if READS_STEP
             .as_ref()
