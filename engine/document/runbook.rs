@@ -39,7 +39,7 @@ pub struct RawRunbook {
     /// Script text by name, inserted into any script as `{{> name}}` and rendered in that
     /// script's context (SPEC §13).
     pub snippets: Option<Spanned<OrderedMap<Spanned<String>>>>,
-    /// Only in a module: what it returns to its caller, name -> one `{{steps.<id>.outputs.<key>}}`.
+    /// Only in a module: what it returns to its caller, name -> a template of its steps' outputs and its inputs.
     pub outputs: Option<Spanned<OrderedMap<Spanned<String>>>>,
     /// The steps; they and their `needs` form a DAG.
     pub steps: Spanned<Vec<RawStep>>,

@@ -15,6 +15,10 @@ pub(super) const UNDECLARED: &str = "not_an_input_of_the_module__";
 /// inlined (inside a helper or a block), so that it is reported.
 pub(super) const TEMPLATED: &str = "input_given_a_template__";
 
+/// The prefix a read of a module output given as a template gets where the template cannot be
+/// inlined (inside a helper or a block), so that it is reported.
+pub(super) const OUTPUT_TEMPLATED: &str = "module_output_given_a_template__";
+
 /// A `{{ ... }}` tag (no braces inside).
 static TAG: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\{\{([^{}]*)\}\}").ok());
 /// `vars.<name>` as a word of a tag.
@@ -35,6 +39,27 @@ pub(super) enum Replacement {
     Template(String),
 }
 
+/// A template that is one `{{path}}`.
+static ONE_PATH: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_.\[\]-]*)\s*\}\}$").ok());
+
+impl Replacement {
+    /// What a text of the caller's context becomes: a literal, one path, or a template.
+    pub(super) fn of_text(text: &str) -> Replacement {
+        if !text.contains("{{") {
+            return Replacement::Literal(text.to_string());
+        }
+        match ONE_PATH
+            .as_ref()
+            .and_then(|one| one.captures(text))
+            .and_then(|captures| captures.get(1))
+        {
+            Some(path) => Replacement::Path(path.as_str().to_string()),
+            None => Replacement::Template(text.to_string()),
+        }
+    }
+}
+
 /// One rewrite of a module step's templates, innermost first.
 #[derive(Debug, Clone)]
 pub(super) enum Rewrite {
@@ -44,8 +69,9 @@ pub(super) enum Rewrite {
         inputs: Vec<(String, Replacement)>,
         local_ids: Vec<String>,
     },
-    /// `steps.<call>.outputs.<key>.` read at one level: the module step it names.
-    Outputs(Vec<(String, String)>),
+    /// `steps.<call>.outputs.<key>` read at one level: the module step output it names (a
+    /// path), or the module's output template (inlined where it is read whole).
+    Outputs(Vec<(String, Replacement)>),
 }
 
 /// Applies `rewrites` to a template text, in order.
@@ -67,14 +93,7 @@ pub(super) fn rewrite(text: &str, rewrites: &[Rewrite]) -> String {
                         inputs,
                         local_ids,
                     } => rewrite_module_tag(inner, call, inputs, local_ids),
-                    Rewrite::Outputs(aliases) => {
-                        let mut inner = format!("{inner} ");
-                        for (from, to) in aliases {
-                            inner = inner.replace(&format!("{from} "), &format!("{to} "));
-                            inner = inner.replace(&format!("{from})"), &format!("{to})"));
-                        }
-                        format!("{{{{{}}}}}", &inner[..inner.len() - 1])
-                    }
+                    Rewrite::Outputs(aliases) => rewrite_outputs_tag(inner, aliases),
                 }
             })
             .into_owned();
@@ -98,6 +117,43 @@ pub(super) fn var_reads(text: &str) -> Vec<String> {
         }
     }
     names
+}
+
+fn rewrite_outputs_tag(inner: &str, aliases: &[(String, Replacement)]) -> String {
+    let trimmed =
+        inner.trim_matches(|character: char| character == '~' || character.is_whitespace());
+    for (from, to) in aliases {
+        if let Replacement::Literal(text) | Replacement::Template(text) = to
+            && trimmed == from
+        {
+            // Its own tags are this level's: the rewrites of outer levels map them on.
+            return text.clone();
+        }
+    }
+    let mut inner = format!("{inner} ");
+    for (from, to) in aliases {
+        let to = match to {
+            Replacement::Path(path) => path.clone(),
+            Replacement::Literal(text) => format!("\"{text}\""),
+            Replacement::Template(_) => {
+                // A var name: `.` written `__` (shown again as `.`), anything else `_`.
+                let shown: String = from
+                    .chars()
+                    .map(|character| match character {
+                        '.' => "__".to_string(),
+                        character if character.is_ascii_alphanumeric() || character == '_' => {
+                            character.to_string()
+                        }
+                        _ => "_".to_string(),
+                    })
+                    .collect();
+                format!("vars.{OUTPUT_TEMPLATED}{shown}")
+            }
+        };
+        inner = inner.replace(&format!("{from} "), &format!("{to} "));
+        inner = inner.replace(&format!("{from})"), &format!("{to})"));
+    }
+    format!("{{{{{}}}}}", &inner[..inner.len() - 1])
 }
 
 fn rewrite_module_tag(
@@ -131,7 +187,10 @@ fn rewrite_module_tag(
                     format!("{before}vars.{TEMPLATED}{name}{after}")
                 }
                 // Never the caller's var of that name: a module sees only its inputs.
-                None if name.starts_with(UNDECLARED) || name.starts_with(TEMPLATED) => {
+                None if name.starts_with(UNDECLARED)
+                    || name.starts_with(TEMPLATED)
+                    || name.starts_with(OUTPUT_TEMPLATED) =>
+                {
                     format!("{before}vars.{name}{after}")
                 }
                 None => format!("{before}vars.{UNDECLARED}{name}{after}"),

@@ -12,7 +12,9 @@ use regex::Regex;
 
 use super::Diagnostic;
 use super::call_effects::CallEffects;
+use super::module_input_defaults::{DeclaredInput, TemplatedDefault};
 use super::module_rewrite::{Replacement, Rewrite, rewrite, var_reads};
+use super::module_settings::ModuleSettings;
 use super::validator::Validator;
 use crate::document::{RawRunbook, RawStep, RawVar, Spanned, parse_reporting_all};
 use crate::source::Source;
@@ -34,6 +36,8 @@ pub(super) struct Flattened {
     pub source: Option<Source>,
     /// The `if` and `on` of the calls it is inside.
     pub effects: CallEffects,
+    /// The `env` and `defaults` of the modules it is written in, innermost first.
+    pub settings: Vec<ModuleSettings>,
 }
 
 impl Validator<'_> {
@@ -58,10 +62,10 @@ impl Validator<'_> {
         chain: &[PathBuf],
         module: Option<&Source>,
         outer: &[Rewrite],
-    ) -> (Vec<Flattened>, Vec<(String, String)>) {
+    ) -> (Vec<Flattened>, Vec<(String, Replacement)>) {
         let mut out: Vec<Flattened> = Vec::new();
         let mut calls: HashMap<String, Vec<String>> = HashMap::new();
-        let mut aliases: Vec<(String, String)> = Vec::new();
+        let mut aliases: Vec<(String, Replacement)> = Vec::new();
         for step in &raw.steps.value {
             let Some(uses) = &step.uses else {
                 out.push(Flattened {
@@ -69,6 +73,7 @@ impl Validator<'_> {
                     rewrites: Vec::new(),
                     source: module.cloned(),
                     effects: CallEffects::default(),
+                    settings: Vec::new(),
                 });
                 continue;
             };
@@ -78,7 +83,8 @@ impl Validator<'_> {
                 calls.insert(step.id.value.clone(), Vec::new());
                 continue;
             };
-            let inputs = self.module_inputs(step, &module_raw, module);
+            self.check_module_settings(step, uses, &module_raw, &module_source);
+            let inputs = self.module_inputs(step, &module_raw, module, &module_source);
             let local_ids: Vec<String> = module_raw
                 .steps
                 .value
@@ -170,49 +176,47 @@ impl Validator<'_> {
                             module_rewrite.clone(),
                         ],
                     );
-                    match ONE_PATH
-                        .as_ref()
-                        .and_then(|one| one.captures(text.trim()))
-                        .and_then(|captures| captures.get(1))
-                    {
-                        Some(path) => {
-                            let path = path.as_str();
-                            aliases.push((
-                                format!("steps.{call}.outputs.{}", key.value),
-                                path.to_string(),
-                            ));
-                            // One instance of a call with `for_each`: its step's instance.
-                            for item in call_items.iter().flatten() {
-                                let item = super::for_each_instance::item_segment(item);
-                                let instance = match path.rfind(".outputs.") {
-                                    Some(at) => {
-                                        format!("{}.items.{item}{}", &path[..at], &path[at..])
-                                    }
-                                    None => path.to_string(),
-                                };
-                                aliases.push((
-                                    format!("steps.{call}.items.{item}.outputs.{}", key.value),
-                                    instance,
-                                ));
+                    let from = format!("steps.{call}.outputs.{}", key.value);
+                    let replacement = Replacement::of_text(text.trim());
+                    // One instance of a call with `for_each`: its steps' instances.
+                    for (index, item) in call_items.iter().flatten().enumerate() {
+                        let instance = super::for_each_instance::Instance {
+                            step: call.clone(),
+                            item: item.clone(),
+                            index,
+                            group: ids.clone(),
+                        };
+                        let instance = match &replacement {
+                            Replacement::Path(path) => Replacement::of_text(
+                                &instance.substitute(&format!("{{{{{path}}}}}")),
+                            ),
+                            Replacement::Template(text) | Replacement::Literal(text) => {
+                                Replacement::of_text(&instance.substitute(text))
                             }
-                        }
-                        None => {
-                            let message = format!(
-                                "output `{}` of module `{}` is not one `{{{{steps.<id>.outputs.<key>}}}}`",
-                                key.value, uses.value
-                            );
-                            self.push(
-                                Diagnostic::error("module-output", message, Some(value.position))
-                                    .in_file(&module_source),
-                            );
-                        }
+                        };
+                        aliases.push((
+                            format!(
+                                "steps.{call}.items.{}.outputs.{}",
+                                super::for_each_instance::item_segment(item),
+                                key.value
+                            ),
+                            instance,
+                        ));
                     }
+                    aliases.push((from, replacement));
                 }
             }
             calls.insert(call, ids);
         }
         // `needs: [call]` waits for every step of the module.
         for flat in &mut out {
+            // A module's own `env` and `defaults`, read in its context: the rewrites from
+            // its own level's on.
+            if let Some(source) = module
+                && let Some(settings) = ModuleSettings::of(raw, source, flat.rewrites.len())
+            {
+                flat.settings.push(settings);
+            }
             if let Some(needs) = &mut flat.step.needs {
                 needs.value = needs
                     .value
@@ -417,6 +421,7 @@ impl Validator<'_> {
         step: &RawStep,
         module_raw: &RawRunbook,
         module: Option<&Source>,
+        module_source: &Source,
     ) -> Vec<(String, Replacement)> {
         let here = |diagnostic: Diagnostic| match module {
             Some(source) => diagnostic.in_file(source),
@@ -453,10 +458,28 @@ impl Validator<'_> {
                 ));
             }
         }
+        let described: Vec<DeclaredInput<'_>> = declared
+            .iter()
+            .map(|(name, var)| match &var.value {
+                RawVar::Plain(scalar) => DeclaredInput {
+                    name: name.value.as_str(),
+                    secret: false,
+                    default: scalar.0.as_deref(),
+                },
+                RawVar::Declared(spec) => DeclaredInput {
+                    name: name.value.as_str(),
+                    secret: spec.secret.as_ref().is_some_and(|secret| secret.value),
+                    default: spec
+                        .default
+                        .as_ref()
+                        .and_then(|default| default.value.0.as_deref()),
+                },
+            })
+            .collect();
         let mut inputs = Vec::new();
-        for (name, var) in declared {
-            let (required, default, choices, secret) = match &var.value {
-                RawVar::Plain(scalar) => (false, scalar.0.clone(), Vec::new(), false),
+        for (name, var) in declared.iter().copied() {
+            let (required, default, default_position, choices, secret) = match &var.value {
+                RawVar::Plain(scalar) => (false, scalar.0.clone(), var.position, Vec::new(), false),
                 RawVar::Declared(spec) => (
                     spec.required
                         .as_ref()
@@ -464,6 +487,9 @@ impl Validator<'_> {
                     spec.default
                         .as_ref()
                         .and_then(|default| default.value.0.clone()),
+                    spec.default
+                        .as_ref()
+                        .map_or(var.position, |default| default.position),
                     spec.choices
                         .iter()
                         .flat_map(|choices| choices.value.iter())
@@ -481,17 +507,23 @@ impl Validator<'_> {
                     Some(default) if !default.contains("{{") => {
                         inputs.push((name.value.clone(), Replacement::Literal(default)));
                     }
-                    Some(_) => {
-                        let message = format!(
-                            "input `{}` of module `{uses}` has a templated default: give it in `with`",
-                            name.value
+                    Some(text) => {
+                        // Written in the module: its problems are the module's, once.
+                        let before = self.diagnostics.len();
+                        let replacement = self.templated_input_default(
+                            &TemplatedDefault {
+                                input: name,
+                                text: &text,
+                                position: default_position,
+                                secret,
+                            },
+                            uses,
+                            &described,
+                            &inputs,
+                            module_source,
                         );
-                        self.push(here(Diagnostic::error(
-                            "module-input-default",
-                            message,
-                            Some(call_position),
-                        )));
-                        inputs.push((name.value.clone(), Replacement::Literal(String::new())));
+                        self.call_diagnostics(before, module_source, default_position);
+                        inputs.push((name.value.clone(), replacement));
                     }
                     None if required => {
                         let message = format!(

@@ -87,7 +87,7 @@ impl Validator<'_> {
             .value
             .iter()
             .enumerate()
-            .map(|(index, step)| {
+            .map(|(index, step_raw)| {
                 let context = StepContext {
                     defaults,
                     timing: &timing,
@@ -107,11 +107,14 @@ impl Validator<'_> {
                         .unwrap_or_default();
                     std::mem::replace(&mut self.snippets, table)
                 });
-                let mut step = self.step(index, step, needs[index].clone(), &context);
+                self.template_file.clone_from(&source);
+                let mut step = self.step(index, step_raw, needs[index].clone(), &context);
+                self.template_file = None;
                 if let Some(own) = module_snippets {
                     self.snippets = own;
                 }
                 self.in_module_file(before, source.as_ref());
+                self.apply_module_settings(index, step_raw, &mut step);
                 self.call_conditions(index, &mut step);
                 self.in_step = false;
                 self.current_instance = None;

@@ -228,6 +228,18 @@ impl TemplateFacts<'_> {
                     .value
                     .get(reference.span.clone())
                     .map_or(0, |text| text.chars().count());
+                // A module's template is checked rewritten: never past the line as written.
+                let room = self
+                    .source
+                    .text()
+                    .lines()
+                    .nth(position.line.saturating_sub(1))
+                    .map_or(0, |line| {
+                        line.chars()
+                            .count()
+                            .saturating_sub(position.column.saturating_sub(1))
+                    });
+                let length = length.min(room);
                 diagnostics.push(Diagnostic {
                     position: Some(position),
                     length,
@@ -274,6 +286,20 @@ impl TemplateFacts<'_> {
                             diagnostic.with_help(format!(
                                 "pass it through `env:` (`NAME: \"{{{{vars.{name}}}}}\"`) and use \"$NAME\" in the script"
                             ))
+                        });
+                    }
+                    if let Some(name) = name.strip_prefix(super::module_rewrite::OUTPUT_TEMPLATED) {
+                        let name = name.replace("__", ".");
+                        return error(
+                            "module-output-template",
+                            format!(
+                                "`{place}` reads a module output that is a template (`{name}`) inside an expression: only a whole `{{{{steps.<call>.outputs.<key>}}}}` takes a template"
+                            ),
+                        )
+                        .map(|diagnostic| {
+                            diagnostic.with_help(
+                                "pass it through `env:` (`NAME: \"{{steps.<call>.outputs.<key>}}\"`) and use \"$NAME\" in the script",
+                            )
                         });
                     }
                     if let Some(name) = name.strip_prefix(super::module_rewrite::UNDECLARED) {

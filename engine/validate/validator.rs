@@ -78,6 +78,8 @@ pub(super) struct Validator<'a> {
     pub(super) step_rewrites: Vec<Vec<super::module_rewrite::Rewrite>>,
     /// Per step (after expansion), the module file it was written in.
     pub(super) step_sources: Vec<Option<Source>>,
+    /// Per step (after expansion), the `env` and `defaults` of the modules it is written in.
+    pub(super) step_settings: Vec<Vec<super::module_settings::ModuleSettings>>,
     /// Per step (after expansion), the `if` and `on` of the module calls it is inside.
     pub(super) step_effects: Vec<super::call_effects::CallEffects>,
     /// The module calls' `if` and `on` already checked (file, line, column): checked for each
@@ -89,6 +91,9 @@ pub(super) struct Validator<'a> {
     pub(super) top_rewrites: Vec<super::module_rewrite::Rewrite>,
     /// A step's templates are being checked.
     pub(super) in_step: bool,
+    /// The file the templates being checked are written in, when it is not the runbook (a
+    /// module's): positions inside a template are found in its text.
+    pub(super) template_file: Option<Source>,
     /// Each module's own `snippets`, by its file: its steps include those, not the caller's.
     pub(super) module_snippets: HashMap<String, Vec<super::snippet::Snippet>>,
     /// The items of `list` vars, when known: a `for_each` reading one is expanded into them.
@@ -202,10 +207,12 @@ fn validate_all(
         step_rewrites: Vec::new(),
         step_sources: Vec::new(),
         step_effects: Vec::new(),
+        step_settings: Vec::new(),
         checked_call_parts: std::collections::HashSet::new(),
         current_rewrites: Vec::new(),
         top_rewrites: Vec::new(),
         in_step: false,
+        template_file: None,
         module_snippets: HashMap::new(),
         list_values,
         for_each_vars: Vec::new(),
@@ -266,7 +273,7 @@ impl Validator<'_> {
         let graph = self.graph.as_ref();
         let is_upstream = |target, step| graph.is_none_or(|graph| graph.is_upstream(target, step));
         let facts = TemplateFacts {
-            source: self.source,
+            source: self.template_file.as_ref().unwrap_or(self.source),
             expansion: self.expansion.as_ref(),
             for_each: &self.for_each,
             for_each_vars: &self.for_each_vars,
@@ -356,6 +363,7 @@ impl Validator<'_> {
             expanded.steps.value = flattened.iter().map(|flat| flat.step.clone()).collect();
             self.step_rewrites = flattened.iter().map(|flat| flat.rewrites.clone()).collect();
             self.step_effects = flattened.iter().map(|flat| flat.effects.clone()).collect();
+            self.step_settings = flattened.iter().map(|flat| flat.settings.clone()).collect();
             self.step_sources = flattened.into_iter().map(|flat| flat.source).collect();
             expanded
         });
