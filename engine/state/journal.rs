@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use super::journal_error::JournalError;
 use super::journal_record::{
     Entry, JournalHeader, Record, RecordRef, read_data, read_data_v1, write_data,
 };
@@ -38,32 +39,6 @@ pub struct JournalWriter {
     synced: u64,
     /// The thread that syncs in the background, started at the first `sync_in_background`.
     syncer: Option<JournalSyncer>,
-}
-
-/// Why the journal could not be written or read.
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    #[error("journal write failed: `{path}`")]
-    Write {
-        path: String,
-        #[source]
-        cause: std::io::Error,
-    },
-    #[error("cannot read the journal `{path}`")]
-    Read {
-        path: String,
-        #[source]
-        cause: std::io::Error,
-    },
-    #[error("the journal `{path}` is damaged at line {line} (byte {offset}): {problem}")]
-    Damaged {
-        path: String,
-        line: usize,
-        offset: u64,
-        problem: String,
-    },
-    #[error("the journal `{path}` has no header record (not one complete record)")]
-    NoHeader { path: String },
 }
 
 /// `{"crc":"` then eight hex digits then `",`: the fixed start of every line.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
-use super::journal::JournalError;
+use super::journal_error::{JournalError, describe};
 
 /// How far the journal is known to be on disk.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -147,15 +147,6 @@ fn sync_loop(shared: &Shared, file: &File, path: &std::path::Path) {
             }
         }
     }
-}
-
-/// A journal error as one line, its cause included.
-pub fn describe(error: &JournalError) -> String {
-    let mut message = error.to_string();
-    if let Some(cause) = std::error::Error::source(error) {
-        message.push_str(&format!(": {cause}"));
-    }
-    message
 }
 
 #[cfg(test)]

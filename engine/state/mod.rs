@@ -2,6 +2,7 @@
 
 mod gate_answers;
 mod journal;
+mod journal_error;
 mod journal_record;
 mod journal_sync;
 mod lock;
@@ -17,13 +18,13 @@ mod unfinished_index;
 pub use gate_answers::{GateAnswer, take_gate_answer, write_gate_answer};
 pub(crate) use journal::user as current_user;
 pub use journal::{
-    JOURNAL_FILE, JOURNAL_FORMAT, JournalError, JournalWriter, ReadJournal, for_each_record,
-    read_journal,
+    JOURNAL_FILE, JOURNAL_FORMAT, JournalWriter, ReadJournal, for_each_record, read_journal,
 };
+pub use journal_error::{JournalError, describe as describe_journal_error};
 pub use journal_record::{
     Entry, JournalHeader, Record, RecordedOptions, RecordedOrigin, RecordedVar, Resumed, RunMode,
 };
-pub use journal_sync::{SyncWait, describe as describe_journal_error};
+pub use journal_sync::SyncWait;
 pub use lock::{LockError, RunLock};
 pub use log_files::LogFiles;
 pub use module_copies::{MODULE_COPIES, keep_modules, kept_modules};

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::journal::{JOURNAL_FILE, JournalError, ReadJournal, for_each_record};
+use super::journal::{JOURNAL_FILE, ReadJournal, for_each_record};
+use super::journal_error::JournalError;
 pub use super::journal_record::RecordedVar;
 use super::journal_record::{Entry, Record, RecordedOptions, RunMode};
 use crate::events::{AnswerSource, Event, Phase, RunOutcome, StepOutcome, StepStatus, is_gate_row};

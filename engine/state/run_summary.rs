@@ -11,7 +11,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::{JOURNAL_FILE, JournalError};
+use super::journal::JOURNAL_FILE;
+use super::journal_error::JournalError;
 use super::private_file::{Durability, replace_private_file};
 use super::run_record::RunRecord;
 

@@ -10,7 +10,7 @@
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use super::journal::JournalError;
+use super::journal_error::JournalError;
 use super::private_file::{Durability, replace_private_file};
 use super::run_directory::list_runs;
 use super::run_record::RunRecord;

@@ -13,6 +13,7 @@ mod module_files;
 mod module_input_defaults;
 mod module_rewrite;
 mod module_settings;
+mod module_settings_checks;
 mod modules;
 mod output_reads;
 mod probes;
