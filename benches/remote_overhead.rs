@@ -4,6 +4,9 @@
 //! `cargo bench --bench remote_overhead [-- RUNS]`; prints milliseconds per command. The login
 //! shell's rc files are skipped unless `RUNBOOK_BENCH_BASHRC` is set.
 
+#[path = "../tests/common/ports.rs"]
+mod ports;
+
 #[path = "../tests/common/sshd.rs"]
 #[expect(dead_code, reason = "the bench needs only the server and its key")]
 mod sshd;

@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::sshd::SshServer;
-use common::{Output, Test};
+use common::{Output, Test, ports::free_port};
 
 const NAMES: [&str; 4] = ["web1", "web2", "web3", "web4"];
 
@@ -147,13 +146,6 @@ impl Drop for Fleet {
             }
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
 }
 
 /// The restart command with this machine's python3 (the sessions' PATH is sshd's default).

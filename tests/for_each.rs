@@ -5,12 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Output, Test};
-
-/// Generous: a hang fails the test, nothing here is about speed.
-const LIMIT: Duration = Duration::from_secs(60);
+use common::{Test, engine::LIMIT, engine::engine, lines};
 
 const FAN_OUT: &str = r#"
 version: 1
@@ -37,24 +32,6 @@ steps:
       CHECK_EXIT: "{{env.FOR_EACH_CHECK_EXIT}}"
 "#;
 
-fn engine(test: Test, args: &[&str]) -> Output {
-    let output = test.args(args).run_within(LIMIT);
-    assert!(
-        !output.stderr.contains("panicked"),
-        "panic:\n{}",
-        output.snapshot()
-    );
-    output
-}
-
-fn lines(output: &Output) -> Vec<String> {
-    std::fs::read_to_string(output.directory.join("log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn instances_run_with_their_item_and_a_dependent_reads_one_of_them() {
     let output = engine(
@@ -62,7 +39,7 @@ fn instances_run_with_their_item_and_a_dependent_reads_one_of_them() {
         &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
-    let mut log = lines(&output);
+    let mut log = lines(&output.directory, "log");
     assert_eq!(log.first().map(String::as_str), Some("prepare"));
     assert_eq!(log.last().map(String::as_str), Some("check 'pid-worker'"));
     // The instances run side by side, in any order.
@@ -86,7 +63,7 @@ fn a_failure_compensates_every_instance_before_what_they_needed() {
         &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 1, "{}", output.snapshot());
-    let log = lines(&output);
+    let log = lines(&output.directory, "log");
     let undo: Vec<&str> = log
         .iter()
         .map(String::as_str)
@@ -147,7 +124,7 @@ steps:
         &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
-    assert_eq!(lines(&output), ["after"]);
+    assert_eq!(lines(&output.directory, "log"), ["after"]);
 }
 
 #[test]
@@ -199,7 +176,7 @@ fn a_rollback_later_compensates_each_instance_with_its_recorded_outputs() {
         .args(["rollback", "last", "--state-dir", &state])
         .run_within(LIMIT);
     assert_eq!(rolled.code, 0, "{}", rolled.snapshot());
-    let log = lines(&first);
+    let log = lines(&first.directory, "log");
     assert_eq!(log.len(), 4, "{log:?}");
     assert_eq!(log[3], "undo prepare", "{log:?}");
     let mut instances = log[..3].to_vec();
@@ -237,7 +214,7 @@ steps:
         &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 1, "{}", output.snapshot());
-    let log = lines(&output);
+    let log = lines(&output.directory, "log");
     assert_eq!(log.first().map(String::as_str), Some("check 'pid-v1.2'"));
     let mut undo = log[1..].to_vec();
     undo.sort();

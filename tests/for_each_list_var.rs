@@ -6,12 +6,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Output, Test, lines};
-
-/// Generous: a hang fails the test, nothing here is about speed.
-const LIMIT: Duration = Duration::from_secs(60);
+use common::{Output, Test, engine::LIMIT, engine::engine, lines};
 
 const REGIONS: &str = r#"
 version: 1
@@ -39,16 +34,6 @@ steps:
     env:
       CHECK_EXIT: "{{env.REGIONS_CHECK_EXIT}}"
 "#;
-
-fn engine(test: Test, args: &[&str]) -> Output {
-    let output = test.args(args).run_within(LIMIT);
-    assert!(
-        !output.stderr.contains("panicked"),
-        "panic:\n{}",
-        output.snapshot()
-    );
-    output
-}
 
 fn plan(args: &[&str]) -> Output {
     let mut all = vec!["plan", "{file}"];

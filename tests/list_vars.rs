@@ -4,12 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Output, Test};
-
-/// Generous: a hang fails the test, nothing here is about speed.
-const LIMIT: Duration = Duration::from_secs(60);
+use common::{Test, engine::engine};
 
 const LISTS: &str = r#"
 version: 1
@@ -29,16 +24,6 @@ steps:
       {{#each vars.hosts}}echo host {{quote this}} >> log
       {{/each}}
 "#;
-
-fn engine(test: Test, args: &[&str]) -> Output {
-    let output = test.args(args).run_within(LIMIT);
-    assert!(
-        !output.stderr.contains("panicked"),
-        "panic:\n{}",
-        output.snapshot()
-    );
-    output
-}
 
 fn run_log(test: Test, extra: &[&str]) -> String {
     let mut args = vec!["run", "{file}", "--yes", "--state-dir", "{dir}/state"];

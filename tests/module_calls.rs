@@ -6,12 +6,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Output, Test, lines};
-
-/// Generous: a hang fails the test, nothing here is about speed.
-const LIMIT: Duration = Duration::from_secs(60);
+use common::{Test, engine::engine, lines};
 
 const BACKUP: &str = r#"
 version: 1
@@ -103,16 +98,6 @@ steps:
     env:
       AFTER_EXIT: "{{env.MODULE_CALLS_AFTER_EXIT}}"
 "#;
-
-fn engine(test: Test, args: &[&str]) -> Output {
-    let output = test.args(args).run_within(LIMIT);
-    assert!(
-        !output.stderr.contains("panicked"),
-        "panic:\n{}",
-        output.snapshot()
-    );
-    output
-}
 
 fn with_module(runbook: &str) -> Test {
     Test::new()

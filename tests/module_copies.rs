@@ -6,11 +6,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use common::engine::LIMIT;
 use common::{Output, Test};
-
-const LIMIT: Duration = Duration::from_secs(60);
 
 const MODULE: &str = r#"
 version: 1
@@ -40,14 +38,12 @@ steps:
 
 fn engine(directory: &Path, args: &[&str]) -> Output {
     let state = directory.join("state").display().to_string();
-    let output = Test::new()
-        .current_dir(directory)
-        .env("COPIES_EXIT", "0")
-        .args(args)
-        .args(["--state-dir", &state])
-        .run_within(LIMIT);
-    assert!(!output.stderr.contains("panicked"), "{}", output.snapshot());
-    output
+    let mut all = args.to_vec();
+    all.extend(["--state-dir", &state]);
+    common::engine::engine(
+        Test::new().current_dir(directory).env("COPIES_EXIT", "0"),
+        &all,
+    )
 }
 
 fn log(directory: &Path) -> Vec<String> {

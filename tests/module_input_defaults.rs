@@ -5,12 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Output, Test};
-
-/// Generous: a hang fails the test, nothing here is about speed.
-const LIMIT: Duration = Duration::from_secs(60);
+use common::{Test, engine::engine};
 
 const DUMP: &str = r#"
 version: 1
@@ -29,24 +24,6 @@ steps:
       FILE: "{{vars.file}}"
       LABEL: "{{vars.label}}"
 "#;
-
-fn engine(test: Test, args: &[&str]) -> Output {
-    let output = test.args(args).run_within(LIMIT);
-    assert!(
-        !output.stderr.contains("panicked"),
-        "panic:\n{}",
-        output.snapshot()
-    );
-    output
-}
-
-fn log(output: &Output, file: &str) -> Vec<String> {
-    std::fs::read_to_string(output.directory.join(file))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 /// The line with its `run.timestamp` (`YYYYmmdd_HHMMSS`) replaced by `[TS]`, after checking it.
 fn stamped(line: &str) -> String {
@@ -92,7 +69,10 @@ steps:
         &["run", "{file}", "--state-dir", "{dir}/state"],
     );
     assert_eq!(used.code, 0, "{}", used.snapshot());
-    let lines: Vec<String> = log(&used, "log").iter().map(|line| stamped(line)).collect();
+    let lines: Vec<String> = common::lines(&used.directory, "log")
+        .iter()
+        .map(|line| stamped(line))
+        .collect();
     assert_eq!(
         lines,
         [
@@ -113,7 +93,7 @@ steps:
         ],
     );
     assert_eq!(alone.code, 0, "{}", alone.snapshot());
-    let alone: Vec<String> = log(&alone, "modules/log")
+    let alone: Vec<String> = common::lines(&alone.directory, "modules/log")
         .iter()
         .map(|line| stamped(line))
         .collect();

@@ -4,12 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Output, Test};
-
-/// Generous: a hang fails the test, nothing here is about speed.
-const LIMIT: Duration = Duration::from_secs(60);
+use common::{Test, engine::engine, lines};
 
 /// Writes where it was sent: a URL built by the caller from a var and a step output.
 const PROBE: &str = r#"
@@ -40,24 +35,6 @@ steps:
       url: "{{vars.base}}/health"
       label: "nested-{{vars.base}}"
 "#;
-
-fn engine(test: Test, args: &[&str]) -> Output {
-    let output = test.args(args).run_within(LIMIT);
-    assert!(
-        !output.stderr.contains("panicked"),
-        "panic:\n{}",
-        output.snapshot()
-    );
-    output
-}
-
-fn log(output: &Output) -> Vec<String> {
-    std::fs::read_to_string(output.directory.join("log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 #[test]
 fn a_with_template_is_rendered_in_the_callers_context_also_through_nested_modules() {
@@ -94,7 +71,7 @@ steps:
         &["run", "{file}", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 1, "{}", output.snapshot());
-    let mut forward: Vec<String> = log(&output)
+    let mut forward: Vec<String> = lines(&output.directory, "log")
         .into_iter()
         .filter(|line| !line.starts_with("undo"))
         .collect();
@@ -107,7 +84,7 @@ steps:
         ]
     );
     // The compensations render the same values.
-    let mut undone: Vec<String> = log(&output)
+    let mut undone: Vec<String> = lines(&output.directory, "log")
         .into_iter()
         .filter(|line| line.starts_with("undo"))
         .collect();

@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Output, Test, process_alive};
+use common::{Output, Test, ports::free_port, process_alive};
 
 /// Generous: a hang fails the test, nothing here is about speed.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -39,20 +38,7 @@ fn module(name: &str) -> String {
 }
 
 fn engine(test: Test, args: &[&str]) -> Output {
-    let output = test.args(args).run_within(LIMIT);
-    assert!(
-        !output.stderr.contains("panicked"),
-        "panic:\n{}",
-        output.snapshot()
-    );
-    output
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
+    common::engine::engine_within(test, args, LIMIT)
 }
 
 #[test]

@@ -6,12 +6,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Output, Test};
-
-/// Generous: a hang fails the test, nothing here is about speed.
-const LIMIT: Duration = Duration::from_secs(60);
+use common::{Test, engine::engine, lines};
 
 const COUNT: &str = r#"
 version: 1
@@ -31,24 +26,6 @@ steps:
       echo "rows=4" >> "$RUNBOOK_OUTPUT"
     outputs: [file, rows]
 "#;
-
-fn engine(test: Test, args: &[&str]) -> Output {
-    let output = test.args(args).run_within(LIMIT);
-    assert!(
-        !output.stderr.contains("panicked"),
-        "panic:\n{}",
-        output.snapshot()
-    );
-    output
-}
-
-fn log(output: &Output) -> Vec<String> {
-    std::fs::read_to_string(output.directory.join("log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 #[test]
 fn a_templated_output_reaches_the_caller_whole() {
@@ -75,7 +52,10 @@ steps:
         &["run", "{file}", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
-    assert_eq!(log(&output), ["'db' 'counted' db.gz (4 rows, db)"]);
+    assert_eq!(
+        lines(&output.directory, "log"),
+        ["'db' 'counted' db.gz (4 rows, db)"]
+    );
 }
 
 #[test]
@@ -102,7 +82,10 @@ steps:
         &["run", "{file}", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
-    assert_eq!(log(&output), ["a.gz (4 rows, a) / b.gz (4 rows, b) / 'b'"]);
+    assert_eq!(
+        lines(&output.directory, "log"),
+        ["a.gz (4 rows, a) / b.gz (4 rows, b) / 'b'"]
+    );
 }
 
 #[test]
@@ -143,7 +126,10 @@ steps:
         &["run", "{file}", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
-    assert_eq!(log(&output), ["outer saw x.gz (4 rows, x)"]);
+    assert_eq!(
+        lines(&output.directory, "log"),
+        ["outer saw x.gz (4 rows, x)"]
+    );
 }
 
 #[test]

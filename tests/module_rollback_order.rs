@@ -4,12 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Output, Test};
-
-/// Generous: a hang fails the test, nothing here is about speed.
-const LIMIT: Duration = Duration::from_secs(60);
+use common::{Test, engine::engine};
 
 const SNAPSHOT: &str = r#"
 version: 1
@@ -64,16 +59,6 @@ steps:
     needs: [regions]
     run: exit 1
 "#;
-
-fn engine(test: Test, args: &[&str]) -> Output {
-    let output = test.args(args).run_within(LIMIT);
-    assert!(
-        !output.stderr.contains("panicked"),
-        "panic:\n{}",
-        output.snapshot()
-    );
-    output
-}
 
 #[test]
 fn a_failure_compensates_every_instance_and_module_step_in_reverse_dag_order() {

@@ -4,12 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Output, Test};
-
-/// Generous: a hang fails the test, nothing here is about speed.
-const LIMIT: Duration = Duration::from_secs(60);
+use common::{Test, engine::engine, lines};
 
 const GREET: &str = r#"
 version: 1
@@ -63,24 +58,6 @@ steps:
     run: echo "after level=$LEVEL greeting=$GREETING" >> log
 "#;
 
-fn engine(test: Test, args: &[&str]) -> Output {
-    let output = test.args(args).run_within(LIMIT);
-    assert!(
-        !output.stderr.contains("panicked"),
-        "panic:\n{}",
-        output.snapshot()
-    );
-    output
-}
-
-fn log(output: &Output, file: &str) -> Vec<String> {
-    std::fs::read_to_string(output.directory.join(file))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn a_used_module_gets_its_env_and_defaults_as_when_run_alone() {
     let alone = engine(
@@ -101,7 +78,7 @@ fn a_used_module_gets_its_env_and_defaults_as_when_run_alone() {
     );
     assert_eq!(used.code, 0, "{}", used.snapshot());
     assert_eq!(
-        log(&alone, "modules/log"),
+        lines(&alone.directory, "modules/log"),
         [
             "hello team level=module step=own caller=none shell=sh",
             "flaky ok level=step",
@@ -110,7 +87,7 @@ fn a_used_module_gets_its_env_and_defaults_as_when_run_alone() {
     );
     // The same, but the caller's env is there too; the caller's own step keeps the caller's.
     assert_eq!(
-        log(&used, "log"),
+        lines(&used.directory, "log"),
         [
             "hello team level=module step=own caller=main shell=sh",
             "flaky ok level=step",
@@ -184,7 +161,10 @@ steps:
         &["run", "{file}", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
-    assert_eq!(log(&output, "log"), ["outer=outer level=inner caller=main"]);
+    assert_eq!(
+        lines(&output.directory, "log"),
+        ["outer=outer level=inner caller=main"]
+    );
 }
 
 #[test]
@@ -264,7 +244,7 @@ steps:
         &["run", "{file}", "--state-dir", "{dir}/state", "-j", "1"],
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
-    let mut said: Vec<String> = log(&output, "log")
+    let mut said: Vec<String> = lines(&output.directory, "log")
         .into_iter()
         .filter(|line| line.starts_with("hello"))
         .collect();

@@ -5,12 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Output, Test};
-
-/// Generous: a hang fails the test, nothing here is about speed.
-const LIMIT: Duration = Duration::from_secs(60);
+use common::{Test, engine::LIMIT, engine::engine, lines};
 
 const BACKUP: &str = r#"
 version: 1
@@ -71,24 +66,6 @@ steps:
       MIGRATE_EXIT: "{{env.MODULES_MIGRATE_EXIT}}"
 "#;
 
-fn engine(test: Test, args: &[&str]) -> Output {
-    let output = test.args(args).run_within(LIMIT);
-    assert!(
-        !output.stderr.contains("panicked"),
-        "panic:\n{}",
-        output.snapshot()
-    );
-    output
-}
-
-fn lines(output: &Output) -> Vec<String> {
-    std::fs::read_to_string(output.directory.join("log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 fn with_backup(runbook: &str) -> Test {
     Test::new()
         .runbook(runbook)
@@ -103,7 +80,7 @@ fn a_module_used_twice_runs_with_each_calls_inputs_and_returns_its_outputs() {
         &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
-    let log = lines(&output);
+    let log = lines(&output.directory, "log");
     assert_eq!(log.first().map(String::as_str), Some("start"));
     assert_eq!(
         log.last().map(String::as_str),
@@ -134,7 +111,7 @@ fn a_failure_compensates_every_module_step_in_reverse_dag_order() {
         &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 1, "{}", output.snapshot());
-    let log = lines(&output);
+    let log = lines(&output.directory, "log");
     let undo: Vec<&str> = log
         .iter()
         .map(String::as_str)
@@ -222,7 +199,10 @@ steps:
         &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
-    assert_eq!(lines(&output), ["hello 'world'", "got 'hello-world'"]);
+    assert_eq!(
+        lines(&output.directory, "log"),
+        ["hello 'world'", "got 'hello-world'"]
+    );
 }
 
 #[test]
@@ -328,7 +308,7 @@ fn a_rollback_later_compensates_the_module_steps_too() {
         .args(["rollback", "last", "--state-dir", &state])
         .run_within(LIMIT);
     assert_eq!(rolled.code, 0, "{}", rolled.snapshot());
-    let log = lines(&first);
+    let log = lines(&first.directory, "log");
     assert_eq!(log.len(), 3, "{log:?}");
     assert_eq!(log[2], "undo start", "{log:?}");
     let mut removed = log[..2].to_vec();
@@ -380,7 +360,7 @@ steps:
         &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
-    let mut log = lines(&output);
+    let mut log = lines(&output.directory, "log");
     assert_eq!(log.pop().as_deref(), Some("after 'api-7' 'worker-7'"));
     log.sort();
     assert_eq!(log, ["hit api for '7'", "hit worker for '7'"]);
@@ -437,7 +417,10 @@ steps:
         &["run", "{file}", "--yes", "--state-dir", "{dir}/state"],
     );
     assert_eq!(output.code, 0, "{}", output.snapshot());
-    assert_eq!(lines(&output), ["caller snippet", "module snippet 'hi'"]);
+    assert_eq!(
+        lines(&output.directory, "log"),
+        ["caller snippet", "module snippet 'hi'"]
+    );
 }
 
 #[test]

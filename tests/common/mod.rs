@@ -8,6 +8,8 @@
     reason = "each test binary uses a different part of the builder"
 )]
 
+pub mod engine;
+pub mod ports;
 pub mod sshd;
 
 use std::io::{Read, Write};

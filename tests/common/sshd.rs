@@ -4,10 +4,12 @@
 //! `StrictModes no` and a `TMPDIR` of its own; plus a known_hosts file for the test. Stopped
 //! when dropped; `kill` makes the host's sshd die (listener and connections) meanwhile.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::ports::free_port;
 
 /// One host's sshd.
 pub struct SshServer {
@@ -254,13 +256,6 @@ fn require_client() {
 fn running_as_root() -> bool {
     use std::os::unix::fs::MetadataExt as _;
     std::fs::metadata("/proc/self").is_ok_and(|metadata| metadata.uid() == 0)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
 }
 
 /// The sshd processes below `root` (those serving its connections), from /proc.
