@@ -10,8 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::sshd::SshServer;
-use common::{Output, Test, ports::free_port};
+use common::sshd::{SshServer, known_hosts_of};
+use common::{Output, Test, ports::free_port, runs::run_id};
 
 const NAMES: [&str; 4] = ["web1", "web2", "web3", "web4"];
 
@@ -45,12 +45,7 @@ struct Fleet {
 impl Fleet {
     fn start() -> Fleet {
         let servers: Vec<SshServer> = NAMES.iter().map(|name| SshServer::start(name)).collect();
-        let known_hosts = tempfile::tempdir().expect("a directory for known_hosts");
-        let text: String = servers
-            .iter()
-            .map(|server| std::fs::read_to_string(&server.known_hosts).expect("known_hosts"))
-            .collect();
-        std::fs::write(known_hosts.path().join("known_hosts"), text).expect("write known_hosts");
+        let known_hosts = known_hosts_of(&servers);
         let ports = servers.iter().map(|_| free_port()).collect();
         let fleet = Fleet {
             servers,
@@ -210,16 +205,6 @@ fn deploy(test: Test, fleet: &Fleet) -> Output {
         .run()
 }
 
-fn run_id(output: &Output) -> String {
-    let runs = output.directory.join("xdg-state/runbook/runs");
-    let mut entries: Vec<String> = std::fs::read_dir(&runs)
-        .expect("the runs directory")
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .collect();
-    entries.sort();
-    entries.pop().expect("one run")
-}
-
 #[test]
 fn the_release_rolls_out_canary_first_and_a_later_rollback_puts_every_host_back() {
     let fleet = Fleet::start();
@@ -240,10 +225,7 @@ fn the_release_rolls_out_canary_first_and_a_later_rollback_puts_every_host_back(
     assert!(position("stage@web3") < position("stage@web4"));
     let rollback = Test::new()
         .args(["rollback", &run_id(&output)])
-        .env(
-            "XDG_STATE_HOME",
-            &output.directory.join("xdg-state").display().to_string(),
-        )
+        .state_of(&output)
         .run();
     assert_eq!(rollback.code, 0, "{}", rollback.snapshot());
     for (index, name) in NAMES.iter().enumerate() {

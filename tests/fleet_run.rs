@@ -13,7 +13,8 @@ mod secrets;
 
 use std::path::{Path, PathBuf};
 
-use common::sshd::SshServer;
+use common::runs::{run_directory, run_id};
+use common::sshd::{SshServer, known_hosts_of};
 use common::{Output, Test, json_events};
 
 /// Simulated hosts and the runbook text that reaches them.
@@ -33,12 +34,7 @@ impl Hosts {
             .iter()
             .map(|name| SshServer::start_with_env(name, environment))
             .collect();
-        let known_hosts = tempfile::tempdir().expect("a directory for known_hosts");
-        let text: String = servers
-            .iter()
-            .map(|server| std::fs::read_to_string(&server.known_hosts).expect("known_hosts"))
-            .collect();
-        std::fs::write(known_hosts.path().join("known_hosts"), text).expect("write known_hosts");
+        let known_hosts = known_hosts_of(&servers);
         for server in &servers {
             std::fs::create_dir_all(server.directory().join("root")).expect("the host's root");
         }
@@ -86,25 +82,6 @@ impl Hosts {
             .map(str::to_string)
             .collect()
     }
-}
-
-/// The run directory of the only run in the test's state directory.
-fn run_directory(output: &Output) -> PathBuf {
-    let runs = output.directory.join("xdg-state/runbook/runs");
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(&runs)
-        .expect("the runs directory")
-        .map(|entry| entry.expect("an entry").path())
-        .collect();
-    entries.sort();
-    entries.pop().expect("one run")
-}
-
-fn run_id(output: &Output) -> String {
-    run_directory(output)
-        .file_name()
-        .and_then(|name| name.to_str())
-        .expect("a run id")
-        .to_string()
 }
 
 /// The command lines of live processes that name `path` (a control master names its socket).
@@ -169,10 +146,7 @@ fn instances_run_on_their_hosts_with_outputs_and_logs_per_instance() {
     assert!(finished.contains(&"check@web1"), "{finished:?}");
     let show = Test::new()
         .args(["show", &run_id(&output)])
-        .env(
-            "XDG_STATE_HOME",
-            &output.directory.join("xdg-state").display().to_string(),
-        )
+        .state_of(&output)
         .run();
     assert!(show.stdout.contains("deploy@web1"), "{}", show.snapshot());
     assert!(show.stdout.contains("check@web2"), "{}", show.snapshot());
@@ -240,7 +214,6 @@ fn a_run_that_succeeded_is_undone_by_rollback_run_batch_by_batch() {
         assert_eq!(hosts.lines(name, "switch"), ["switch"]);
     }
     assert!(undo_lines(&output).is_empty());
-    let state = output.directory.join("xdg-state").display().to_string();
     let report = Test::new()
         .args([
             "report",
@@ -250,7 +223,7 @@ fn a_run_that_succeeded_is_undone_by_rollback_run_batch_by_batch() {
             "--output",
             "{dir}/report.html",
         ])
-        .env("XDG_STATE_HOME", &state)
+        .state_of(&output)
         .run();
     assert_eq!(report.code, 0, "{}", report.snapshot());
     let html = std::fs::read_to_string(report.directory.join("report.html")).expect("report.html");
@@ -264,10 +237,7 @@ fn a_run_that_succeeded_is_undone_by_rollback_run_batch_by_batch() {
     assert!(at("switch@web1") < at("release@web2"), "{svg}");
     let rollback = Test::new()
         .args(["rollback", &run_id(&output)])
-        .env(
-            "XDG_STATE_HOME",
-            &output.directory.join("xdg-state").display().to_string(),
-        )
+        .state_of(&output)
         .run();
     assert_eq!(rollback.code, 0, "{}", rollback.snapshot());
     assert_eq!(
@@ -372,10 +342,7 @@ fn a_compensation_that_cannot_reach_its_host_leaves_the_rollback_incomplete_nami
     hosts.servers[1].kill();
     let rollback = Test::new()
         .args(["rollback", &run_id(&output)])
-        .env(
-            "XDG_STATE_HOME",
-            &output.directory.join("xdg-state").display().to_string(),
-        )
+        .state_of(&output)
         .run();
     assert_eq!(rollback.code, 3, "{}", rollback.snapshot());
     let said = format!("{}{}", rollback.stdout, rollback.stderr);
@@ -484,10 +451,7 @@ fn a_batch_whose_verify_fails_on_a_host_stops_the_rollout_before_the_next_batch(
     );
     let show = Test::new()
         .args(["show", &run_id(&output)])
-        .env(
-            "XDG_STATE_HOME",
-            &output.directory.join("xdg-state").display().to_string(),
-        )
+        .state_of(&output)
         .run();
     assert_eq!(show.code, 0, "{}", show.snapshot());
     assert!(
@@ -626,10 +590,7 @@ fn resume_after_the_engine_died_during_a_rollout_continues_per_instance() {
     std::fs::write(&resumed, "").expect("mark the resume");
     let resume = Test::new()
         .args(["resume", &run_id(&killed)])
-        .env(
-            "XDG_STATE_HOME",
-            &killed.directory.join("xdg-state").display().to_string(),
-        )
+        .state_of(&killed)
         .run();
     assert_eq!(resume.code, 0, "{}", resume.snapshot());
     // web1's `a` finished before the engine died and does not run again; its `b` was in
@@ -651,10 +612,9 @@ fn a_run_stopped_without_rollback_journals_the_instances_it_never_started() {
         .run();
     assert_eq!(output.code, 4, "{}", output.snapshot());
     assert!(undo_lines(&output).is_empty(), "{}", output.snapshot());
-    let state = output.directory.join("xdg-state").display().to_string();
     let show = Test::new()
         .args(["show", &run_id(&output)])
-        .env("XDG_STATE_HOME", &state)
+        .state_of(&output)
         .run();
     assert_eq!(show.code, 0, "{}", show.snapshot());
     let status = |id: &str| {
@@ -679,7 +639,7 @@ fn a_run_stopped_without_rollback_journals_the_instances_it_never_started() {
     std::fs::write(output.directory.join("fail"), "").expect("clear the failure");
     let retry = Test::new()
         .args(["resume", &run_id(&output), "--retry-failed"])
-        .env("XDG_STATE_HOME", &state)
+        .state_of(&output)
         .run();
     assert_eq!(retry.code, 0, "{}", retry.snapshot());
     for name in ["web1", "web2", "web3", "web4"] {
@@ -751,10 +711,7 @@ fn a_rollout_verify_reads_the_outputs_of_its_hosts_own_instances() {
     assert_eq!(output.code, 0, "{}", output.snapshot());
     let show = Test::new()
         .args(["show", &run_id(&output)])
-        .env(
-            "XDG_STATE_HOME",
-            &output.directory.join("xdg-state").display().to_string(),
-        )
+        .state_of(&output)
         .run();
     assert!(
         show.stdout.contains("rollout web batch 2 on web2"),

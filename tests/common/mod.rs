@@ -10,6 +10,7 @@
 
 pub mod engine;
 pub mod ports;
+pub mod runs;
 pub mod sshd;
 
 use std::io::{Read, Write};

@@ -253,6 +253,18 @@ fn require_client() {
     }
 }
 
+/// A directory whose `known_hosts` knows every one of `servers`' keys: for a client that
+/// reaches them all.
+pub fn known_hosts_of(servers: &[SshServer]) -> tempfile::TempDir {
+    let directory = tempfile::tempdir().expect("a directory for known_hosts");
+    let text: String = servers
+        .iter()
+        .map(|server| std::fs::read_to_string(&server.known_hosts).expect("known_hosts"))
+        .collect();
+    std::fs::write(directory.path().join("known_hosts"), text).expect("write known_hosts");
+    directory
+}
+
 fn running_as_root() -> bool {
     use std::os::unix::fs::MetadataExt as _;
     std::fs::metadata("/proc/self").is_ok_and(|metadata| metadata.uid() == 0)
