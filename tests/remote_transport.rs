@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use common::sshd::SshServer;
 use runbook::process::{OutputChunk, OutputStream};
 use runbook::remote::{
-    ControlMasters, RemoteEnd, RemoteError, RemoteOutcome, RemoteRequest, RemoteSession, SshTarget,
-    run_remote,
+    ControlMasters, RemoteEnd, RemoteError, RemoteExit, RemoteOutcome, RemoteRequest,
+    RemoteSession, SshTarget, run_remote,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -151,6 +151,49 @@ fn wait_for_file(path: &Path) {
 fn marker(name: &str) -> String {
     format!("{name}-{}-{:?}", std::process::id(), Instant::now())
         .replace([' ', '{', '}', ':', '.', ','], "")
+}
+
+/// Starts a session of `request`, its output collected as the executor would.
+async fn start_session(
+    masters: &ControlMasters,
+    target: &SshTarget,
+    request: &RemoteRequest,
+) -> (RemoteSession, tokio::task::JoinHandle<Collected>) {
+    let (sender, receiver) = mpsc::channel(64);
+    let collector = tokio::spawn(collect(receiver));
+    let session = RemoteSession::start(masters, target, request, sender)
+        .await
+        .expect("the session starts");
+    (session, collector)
+}
+
+/// Drops a session, which ends its output, and waits for the collector to be through.
+async fn close_session(session: RemoteSession, collector: tokio::task::JoinHandle<Collected>) {
+    drop(session);
+    let _ = collector.await;
+}
+
+/// Waits until `path` exists (the test's own timeout bounds it).
+async fn appears(path: &Path) {
+    while !path.exists() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The script's group ended by SIGKILL, leaving no process and no file on the host.
+fn assert_killed_leaving_nothing(
+    exit: Result<RemoteExit, RemoteError>,
+    word: &str,
+    rt: &tokio::runtime::Runtime,
+    masters: &ControlMasters,
+    server: &SshServer,
+) {
+    let exit = exit.expect("the wrapper reported the end");
+    assert!(exit.killed && exit.stopped, "{exit:?}");
+    assert_eq!(exit.code, 128 + 9, "{exit:?}");
+    assert_no_process_with(word);
+    rt.block_on(masters.close_all());
+    assert_host_tmp_empty(server);
 }
 
 #[test]
@@ -304,25 +347,20 @@ fn a_dying_sshd_fails_the_instance_as_dropped_and_stops_its_group() {
     let rt = runtime();
     let masters = ControlMasters::new().expect("a socket directory");
     let target = target(&server);
-    let (sender, receiver) = mpsc::channel(64);
     let script = format!(
         "sh -c 'sleep 60; : {word}' &\ntouch {}\nwait",
         sleeping.display()
     );
     let request = request(&script);
     let result = rt.block_on(async {
-        let collector = tokio::spawn(collect(receiver));
-        let mut session = RemoteSession::start(&masters, &target, &request, sender)
-            .await
-            .expect("the session starts");
+        let (mut session, collector) = start_session(&masters, &target, &request).await;
         // The sshd dies once the script sleeps and the engine has its start report.
         while !sleeping.exists() || session.remote_pid().is_none() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         server.kill();
         let result = session.wait().await;
-        drop(session);
-        let _ = collector.await;
+        close_session(session, collector).await;
         result
     });
     let error = result.expect_err("the connection dropped");
@@ -604,14 +642,8 @@ fn kill_now_skips_the_grace() {
     let masters = ControlMasters::new().expect("a socket directory");
     let target = target(&server);
     let exit = rt.block_on(async {
-        let (sender, receiver) = mpsc::channel(64);
-        let collector = tokio::spawn(collect(receiver));
-        let mut session = RemoteSession::start(&masters, &target, &request, sender)
-            .await
-            .expect("the session starts");
-        while !sleeping.exists() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let (mut session, collector) = start_session(&masters, &target, &request).await;
+        appears(&sleeping).await;
         // The wrapper reports the script's pid before the script can touch the file, and
         // the stderr reader has had the time the file took to appear.
         while session.remote_pid().is_none() {
@@ -619,16 +651,10 @@ fn kill_now_skips_the_grace() {
         }
         session.kill_now();
         let exit = session.wait().await;
-        drop(session);
-        let _ = collector.await;
+        close_session(session, collector).await;
         exit
     });
-    let exit = exit.expect("the wrapper reported the end");
-    assert!(exit.killed && exit.stopped, "{exit:?}");
-    assert_eq!(exit.code, 128 + 9, "{exit:?}");
-    assert_no_process_with(&word);
-    rt.block_on(masters.close_all());
-    assert_host_tmp_empty(&server);
+    assert_killed_leaving_nothing(exit, &word, &rt, &masters, &server);
 }
 
 #[test]
@@ -819,37 +845,20 @@ fn kill_now_during_a_terminate_cuts_the_grace_short() {
     let masters = ControlMasters::new().expect("a socket directory");
     let target = target(&server);
     let exit = rt.block_on(async {
-        let (sender, receiver) = mpsc::channel(64);
-        let collector = tokio::spawn(collect(receiver));
-        let mut session = RemoteSession::start(&masters, &target, &request, sender)
-            .await
-            .expect("the session starts");
-        while !sleeping.exists() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let (mut session, collector) = start_session(&masters, &target, &request).await;
+        appears(&sleeping).await;
         // SIGTERM reaches the group, whose script traps it and whose child ignores it.
-        let termed = termed.clone();
         tokio::select! {
             result = session.terminate(request.grace) => panic!("ended within the grace: {result:?}"),
-            () = async move {
-                while !termed.exists() {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            } => {}
+            () = appears(&termed) => {}
         }
         assert!(!processes_with(&word).is_empty(), "the group outlives SIGTERM");
         session.kill_now();
         let exit = session.terminate(request.grace).await;
-        drop(session);
-        let _ = collector.await;
+        close_session(session, collector).await;
         exit
     });
-    let exit = exit.expect("the wrapper reported the end");
-    assert!(exit.killed && exit.stopped, "{exit:?}");
-    assert_eq!(exit.code, 128 + 9, "{exit:?}");
-    assert_no_process_with(&word);
-    rt.block_on(masters.close_all());
-    assert_host_tmp_empty(&server);
+    assert_killed_leaving_nothing(exit, &word, &rt, &masters, &server);
 }
 
 #[test]
@@ -888,14 +897,9 @@ fn a_terminate_right_after_the_start_still_sends_sigterm_first() {
     let masters = ControlMasters::new().expect("a socket directory");
     let target = target(&server);
     let exit = rt.block_on(async {
-        let (sender, receiver) = mpsc::channel(64);
-        let collector = tokio::spawn(collect(receiver));
-        let mut session = RemoteSession::start(&masters, &target, &request, sender)
-            .await
-            .expect("the session starts");
+        let (mut session, collector) = start_session(&masters, &target, &request).await;
         let exit = session.terminate(request.grace).await;
-        drop(session);
-        let _ = collector.await;
+        close_session(session, collector).await;
         exit
     });
     let exit = exit.expect("the wrapper reported the end");
