@@ -53,6 +53,19 @@ fn code(text: &str) -> String {
 }
 
 /// Renders the HTML report of `view`, with `chart` (an inline SVG) under "Timeline".
+/// A table of class `class`: a header row of `headers`, then `rows` (each a whole `<tr>`).
+fn table(out: &mut String, class: &str, headers: &[&str], rows: impl IntoIterator<Item = String>) {
+    let header: String = headers
+        .iter()
+        .map(|header| format!("<th>{header}</th>"))
+        .collect();
+    let _ = writeln!(out, "<table class=\"{class}\">\n<tr>{header}</tr>");
+    for row in rows {
+        let _ = writeln!(out, "{row}");
+    }
+    let _ = writeln!(out, "</table>");
+}
+
 pub(super) fn render(view: &ReportView, chart: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -136,18 +149,13 @@ pub(super) fn render(view: &ReportView, chart: &str) -> String {
     out.push_str(chart);
     let _ = writeln!(out, "</div>");
     if !view.phases.is_empty() {
-        let _ = writeln!(
-            out,
-            "<table class=\"timeline\">\n<tr><th>Step</th><th>Phase</th><th>Start</th><th>Duration</th><th>Status</th><th>Attempts</th><th>Message</th></tr>"
-        );
-        for row in &view.phases {
+        let rows = view.phases.iter().map(|row| {
             let status_class = if row.went_wrong {
                 " class=\"status-wrong\""
             } else {
                 ""
             };
-            let _ = writeln!(
-                out,
+            format!(
                 "<tr data-step=\"{}\" data-phase=\"{}\"><td>{}</td><td>{}</td><td class=\"number\">{}</td><td class=\"number\">{}</td><td{status_class}>{}</td><td class=\"number\">{}</td>{}</tr>",
                 escape_html(row.step),
                 row.phase,
@@ -158,93 +166,78 @@ pub(super) fn render(view: &ReportView, chart: &str) -> String {
                 escape_html(&row.status),
                 row.attempts,
                 message_cell(row.message)
-            );
-        }
-        let _ = writeln!(out, "</table>");
+            )
+        });
+        let headers = [
+            "Step", "Phase", "Start", "Duration", "Status", "Attempts", "Message",
+        ];
+        table(&mut out, "timeline", &headers, rows);
     }
 
     let _ = writeln!(out, "<h2>Variables</h2>");
     if view.variables.is_empty() {
         let _ = writeln!(out, "<p>None.</p>");
     } else {
-        let _ = writeln!(
-            out,
-            "<table class=\"variables\">\n<tr><th>Name</th><th>Value</th><th>Source</th></tr>"
-        );
-        for var in &view.variables {
-            let _ = writeln!(
-                out,
+        let rows = view.variables.iter().map(|var| {
+            format!(
                 "<tr><td>{}</td><td>{}</td>{}</tr>",
                 code(var.name),
                 code(&var.value),
                 cell(var.source)
-            );
-        }
-        let _ = writeln!(out, "</table>");
+            )
+        });
+        table(&mut out, "variables", &["Name", "Value", "Source"], rows);
     }
 
     let _ = writeln!(out, "<h2>Probes</h2>");
     if view.probes.is_empty() {
         let _ = writeln!(out, "<p>None ran.</p>");
     } else {
-        let _ = writeln!(
-            out,
-            "<table class=\"probes\">\n<tr><th>Step</th><th>Phase</th><th>Probe</th><th>Result</th><th>Samples</th><th>Message</th></tr>"
-        );
-        for probe in &view.probes {
+        let rows = view.probes.iter().map(|probe| {
             let result_class = if probe.passed {
                 ""
             } else {
                 " class=\"status-wrong\""
             };
             let result = format!("<td{result_class}>{}</td>", probe.result());
-            let _ = writeln!(
-                out,
+            format!(
                 "<tr><td>{}</td>{}{}{result}<td class=\"number\">{}</td>{}</tr>",
                 code(probe.step),
                 cell(probe.phase),
                 cell(probe.name),
                 probe.samples,
                 message_cell(probe.message)
-            );
-        }
-        let _ = writeln!(out, "</table>");
+            )
+        });
+        let headers = ["Step", "Phase", "Probe", "Result", "Samples", "Message"];
+        table(&mut out, "probes", &headers, rows);
     }
 
     if !view.origins.is_empty() {
-        let _ = writeln!(
-            out,
-            "<h2>Modules and instances</h2>\n<table class=\"origins\">\n<tr><th>Step</th><th>Written</th></tr>"
-        );
-        for origin in &view.origins {
-            let _ = writeln!(
-                out,
+        let _ = writeln!(out, "<h2>Modules and instances</h2>");
+        let rows = view.origins.iter().map(|origin| {
+            format!(
                 "<tr><td>{}</td>{}</tr>",
                 code(origin.step),
                 message_cell(&origin.text)
-            );
-        }
-        let _ = writeln!(out, "</table>");
+            )
+        });
+        table(&mut out, "origins", &["Step", "Written"], rows);
     }
 
     let _ = writeln!(out, "<h2>Outputs</h2>");
     if view.outputs.is_empty() {
         let _ = writeln!(out, "<p>None recorded.</p>");
     } else {
-        let _ = writeln!(
-            out,
-            "<table class=\"outputs\">\n<tr><th>Step</th><th>Output</th><th>Value</th></tr>"
-        );
-        for output in &view.outputs {
-            let _ = writeln!(
-                out,
+        let rows = view.outputs.iter().map(|output| {
+            format!(
                 "<tr><td>{}</td><td>{}</td>{}</tr>",
                 code(output.step),
                 code(output.key),
                 message_cell(output.value)
-            );
-        }
-        let _ = writeln!(out, "</table>");
+            )
+        });
+        table(&mut out, "outputs", &["Step", "Output", "Value"], rows);
     }
 
     let _ = writeln!(
