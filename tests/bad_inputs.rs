@@ -5,19 +5,10 @@
 mod common;
 
 use common::Test;
+use common::yaml_files::yaml_files;
 
 fn fixtures() -> Vec<std::path::PathBuf> {
-    let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad");
-    let mut files: Vec<_> = std::fs::read_dir(directory)
-        .expect("fixtures directory")
-        .map(|entry| entry.expect("entry").path())
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|extension| extension == "yaml")
-        })
-        .collect();
-    files.sort();
-    files
+    yaml_files(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad"))
 }
 
 fn header(text: &str, key: &str) -> Option<String> {

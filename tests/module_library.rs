@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Output, Test, ports::free_port, process_alive};
+use common::{Output, Test, ports::free_port, process_alive, yaml_files::yaml_files};
 
 /// Generous: a hang fails the test, nothing here is about speed.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -21,16 +21,7 @@ fn library() -> PathBuf {
 }
 
 fn modules() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(library())
-        .expect("runbooks/modules")
-        .map(|entry| entry.expect("an entry").path())
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|extension| extension == "yaml")
-        })
-        .collect();
-    files.sort();
-    files
+    yaml_files(&library())
 }
 
 fn module(name: &str) -> String {

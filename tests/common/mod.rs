@@ -12,6 +12,7 @@ pub mod engine;
 pub mod ports;
 pub mod runs;
 pub mod sshd;
+pub mod yaml_files;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
