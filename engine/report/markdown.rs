@@ -45,6 +45,20 @@ fn code(value: &str) -> String {
 }
 
 /// Renders the Markdown report of `view`.
+/// A table: the header row of `headers`, the alignment row `rule` (`|---|--:|`: `--:` for a
+/// number), then one row a item of `rows`.
+fn table<const N: usize>(
+    out: &mut String,
+    headers: [&str; N],
+    rule: &str,
+    rows: impl IntoIterator<Item = [String; N]>,
+) {
+    let _ = writeln!(out, "| {} |\n{rule}", headers.join(" | "));
+    for cells in rows {
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+}
+
 pub(super) fn render(view: &ReportView) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Run report: {}\n", text(view.runbook));
@@ -90,16 +104,11 @@ pub(super) fn render(view: &ReportView) -> String {
     if view.variables.is_empty() {
         let _ = writeln!(out, "None.");
     } else {
-        let _ = writeln!(out, "| Name | Value | Source |\n|---|---|---|");
-        for var in &view.variables {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                code(var.name),
-                code(&var.value),
-                text(var.source)
-            );
-        }
+        let rows = view
+            .variables
+            .iter()
+            .map(|var| [code(var.name), code(&var.value), text(var.source)]);
+        table(&mut out, ["Name", "Value", "Source"], "|---|---|---|", rows);
     }
 
     let _ = writeln!(out, "\n## Timeline\n");
@@ -113,69 +122,59 @@ pub(super) fn render(view: &ReportView) -> String {
                 .map(|origin| format!(" ({origin})"))
                 .unwrap_or_default()
         );
-        let _ = writeln!(
-            out,
-            "| Step | Phase | Start | Duration | Status | Attempts | Message |\n|---|---|--:|--:|---|--:|---|"
-        );
-        for row in &view.phases {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+        let rows = view.phases.iter().map(|row| {
+            [
                 code(row.step),
-                row.phase,
-                row.start,
-                row.duration,
+                row.phase.to_string(),
+                row.start.to_string(),
+                row.duration.to_string(),
                 text(&row.status),
-                row.attempts,
-                text(row.message)
-            );
-        }
+                row.attempts.to_string(),
+                text(row.message),
+            ]
+        });
+        let headers = [
+            "Step", "Phase", "Start", "Duration", "Status", "Attempts", "Message",
+        ];
+        table(&mut out, headers, "|---|---|--:|--:|---|--:|---|", rows);
     }
 
     let _ = writeln!(out, "\n## Probes\n");
     if view.probes.is_empty() {
         let _ = writeln!(out, "None ran.");
     } else {
-        let _ = writeln!(
-            out,
-            "| Step | Phase | Probe | Result | Samples | Message |\n|---|---|---|---|--:|---|"
-        );
-        for probe in &view.probes {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} |",
+        let rows = view.probes.iter().map(|probe| {
+            [
                 code(probe.step),
                 text(probe.phase),
                 text(probe.name),
-                probe.result(),
-                probe.samples,
-                text(probe.message)
-            );
-        }
+                probe.result().to_string(),
+                probe.samples.to_string(),
+                text(probe.message),
+            ]
+        });
+        let headers = ["Step", "Phase", "Probe", "Result", "Samples", "Message"];
+        table(&mut out, headers, "|---|---|---|---|--:|---|", rows);
     }
 
     if !view.origins.is_empty() {
         let _ = writeln!(out, "\n## Modules and instances\n");
-        let _ = writeln!(out, "| Step | Written |\n|---|---|");
-        for origin in &view.origins {
-            let _ = writeln!(out, "| {} | {} |", code(origin.step), text(&origin.text));
-        }
+        let rows = view
+            .origins
+            .iter()
+            .map(|origin| [code(origin.step), text(&origin.text)]);
+        table(&mut out, ["Step", "Written"], "|---|---|", rows);
     }
 
     let _ = writeln!(out, "\n## Outputs\n");
     if view.outputs.is_empty() {
         let _ = writeln!(out, "None recorded.");
     } else {
-        let _ = writeln!(out, "| Step | Output | Value |\n|---|---|---|");
-        for output in &view.outputs {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                code(output.step),
-                code(output.key),
-                text(output.value)
-            );
-        }
+        let rows = view
+            .outputs
+            .iter()
+            .map(|output| [code(output.step), code(output.key), text(output.value)]);
+        table(&mut out, ["Step", "Output", "Value"], "|---|---|---|", rows);
     }
 
     let _ = writeln!(out, "\n## Rollback\n\n{}", text(&view.rollback));
