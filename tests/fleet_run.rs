@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use common::runs::{run_directory, run_id};
 use common::sshd::{SshServer, known_hosts_of};
-use common::{Output, Test, json_events};
+use common::{Output, Test, json_events, processes_with};
 
 /// Simulated hosts and the runbook text that reaches them.
 struct Hosts {
@@ -84,21 +84,6 @@ impl Hosts {
     }
 }
 
-/// The command lines of live processes that name `path` (a control master names its socket).
-fn processes_naming(path: &Path) -> Vec<String> {
-    let needle = path.display().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| {
-            let argv = std::fs::read(entry.ok()?.path().join("cmdline")).ok()?;
-            let text = String::from_utf8_lossy(&argv).replace('\0', " ");
-            text.contains(&needle).then_some(text)
-        })
-        .collect()
-}
-
 fn log(directory: &Path, name: &str) -> String {
     std::fs::read_to_string(directory.join("logs").join(format!("{name}.log"))).unwrap_or_default()
 }
@@ -120,7 +105,7 @@ fn instances_run_on_their_hosts_with_outputs_and_logs_per_instance() {
         assert_eq!(hosts.lines(name, "checked"), [format!("v-{name}")]);
     }
     let directory = run_directory(&output);
-    let masters = processes_naming(&directory);
+    let masters = processes_with(&directory.display().to_string());
     assert!(
         masters.is_empty(),
         "a control master outlived the run: {masters:?}"
@@ -740,7 +725,7 @@ fn a_second_sigint_kills_a_remote_step_at_once_instead_of_waiting_out_its_grace(
     // The first stops the step: SIGTERM reached the script's group on the host, which stays.
     running.wait_for_file("termed", limit);
     assert!(
-        !processes_naming(Path::new(&word)).is_empty(),
+        !processes_with(&word).is_empty(),
         "the group outlives SIGTERM; so far:\n{}",
         running.stdout_so_far()
     );
@@ -756,7 +741,7 @@ fn a_second_sigint_kills_a_remote_step_at_once_instead_of_waiting_out_its_grace(
     );
     assert!(!said.contains("panicked"), "{}", output.snapshot());
     // The engine waited for the host's report of the end: nothing of the group is left.
-    assert_eq!(processes_naming(Path::new(&word)), Vec::<String>::new());
+    assert_eq!(processes_with(&word), Vec::<String>::new());
     assert_eq!(
         hosts.server("web1").tmp_files(),
         Vec::<String>::new(),

@@ -12,6 +12,7 @@ mod secrets;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::processes_with;
 use common::sshd::SshServer;
 use runbook::process::{OutputChunk, OutputStream};
 use runbook::remote::{
@@ -83,21 +84,6 @@ async fn collect(mut receiver: mpsc::Receiver<OutputChunk>) -> Collected {
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
-}
-
-/// The live processes whose command line holds `marker`.
-fn processes_with(marker: &str) -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != std::process::id())
-        .filter_map(|pid| {
-            let argv = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
-            argv.contains(marker).then(|| format!("{pid}: {argv}"))
-        })
-        .collect()
 }
 
 /// Waits (bounded) until no process holds `marker` in its command line; a kill takes effect

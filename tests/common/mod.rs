@@ -422,6 +422,22 @@ pub fn group_members(group: i32) -> Vec<i32> {
         .collect()
 }
 
+/// The live processes (other than the test's own) whose command line holds `needle`, each as
+/// `pid: command line`.
+pub fn processes_with(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != std::process::id())
+        .filter_map(|pid| {
+            let argv = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
+            argv.contains(needle).then(|| format!("{pid}: {argv}"))
+        })
+        .collect()
+}
+
 /// Standard base64 with padding, to look for an encoded secret in outputs and files.
 pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
