@@ -321,25 +321,7 @@ steps:
     );
     let test = Test::new().runbook(&runbook).file("server.py", SERVER);
     let app = test.path().join("app");
-    std::fs::create_dir_all(&app).expect("app");
-    git(&app, &["init", "--quiet", "--initial-branch=main"]);
-    for version in ["1", "2"] {
-        std::fs::write(app.join("VERSION"), version).expect("VERSION");
-        git(&app, &["add", "VERSION"]);
-        git(
-            &app,
-            &[
-                "-c",
-                "user.name=T",
-                "-c",
-                "user.email=t@example.com",
-                "commit",
-                "-qm",
-                version,
-            ],
-        );
-        git(&app, &["tag", &format!("v{version}")]);
-    }
+    commit_versions(&app, true);
     let output = engine(test, &["run", "{file}", "--state-dir", "{dir}/state"]);
     assert_eq!(output.code, 1, "{}", output.snapshot());
     // With nothing running, the release was checked out and installed.
@@ -365,6 +347,32 @@ steps:
         nix::unistd::Pid::from_raw(started),
         nix::sys::signal::Signal::SIGKILL,
     );
+}
+
+/// A new git repository in `directory` on `main` with two commits, `VERSION` saying 1 then
+/// 2; each tagged `v<version>` when `tag`.
+fn commit_versions(directory: &Path, tag: bool) {
+    std::fs::create_dir_all(directory).expect("the repository's directory");
+    git(directory, &["init", "--quiet", "--initial-branch=main"]);
+    for version in ["1", "2"] {
+        std::fs::write(directory.join("VERSION"), version).expect("VERSION");
+        git(directory, &["add", "VERSION"]);
+        git(
+            directory,
+            &[
+                "-c",
+                "user.name=T",
+                "-c",
+                "user.email=t@example.com",
+                "commit",
+                "-qm",
+                version,
+            ],
+        );
+        if tag {
+            git(directory, &["tag", &format!("v{version}")]);
+        }
+    }
 }
 
 fn git(directory: &Path, args: &[&str]) -> String {
@@ -404,24 +412,7 @@ steps:
     );
     let test = Test::new().runbook(&runbook);
     let repo = test.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("repo");
-    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
-    for version in ["1", "2"] {
-        std::fs::write(repo.join("VERSION"), version).expect("VERSION");
-        git(&repo, &["add", "VERSION"]);
-        git(
-            &repo,
-            &[
-                "-c",
-                "user.name=T",
-                "-c",
-                "user.email=t@example.com",
-                "commit",
-                "-qm",
-                version,
-            ],
-        );
-    }
+    commit_versions(&repo, false);
     let before = git(&repo, &["rev-parse", "HEAD"]);
     let output = engine(test, &["run", "{file}", "--state-dir", "{dir}/state"]);
     assert_eq!(output.code, 1, "{}", output.snapshot());
