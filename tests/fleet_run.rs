@@ -806,3 +806,58 @@ fn a_second_sigint_kills_a_remote_step_at_once_instead_of_waiting_out_its_grace(
         "nothing left in the host's TMPDIR"
     );
 }
+
+/// The CPU time (user and system, in clock ticks) process `pid` has used so far.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process's stat");
+    // After the command name in parentheses: state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("a stat line")
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+fn clock_ticks_per_second() -> u64 {
+    let output = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .expect("getconf");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("CLK_TCK")
+}
+
+#[test]
+fn the_engine_does_not_spin_through_the_grace_of_a_step_whose_output_already_ended() {
+    let hosts = Hosts::start(&["web1"]);
+    let test = Test::new();
+    // The script closes its output, then it and its child ignore SIGTERM: on timeout the
+    // engine waits out the 3 s grace with the output channel already closed. The
+    // compensation (after the grace) holds on until the test has read the engine's CPU time.
+    let runbook = format!(
+        "version: 1\nname: no-spin\n{}steps:\n  - id: quiet\n    timeout: 1s\n    grace: 3s\n    run: |\n      exec >/dev/null 2>&1\n      trap '' TERM\n      touch {started}\n      sleep 600\n    rollback: |\n      touch {undoing}\n      while [ ! -e {release} ]; do sleep 0.02; done\n  - id: probe\n    on: web\n    needs: [quiet]\n    readonly: true\n    run: \"true\"\n",
+        hosts.yaml(),
+        started = test.path().join("started").display(),
+        undoing = test.path().join("undoing").display(),
+        release = test.path().join("release").display(),
+    );
+    let limit = std::time::Duration::from_secs(60);
+    let mut running = test.runbook(&runbook).args(["run", "{file}"]).spawn();
+    running.wait_for_file("started", limit);
+    let before = cpu_ticks(running.pid());
+    running.wait_for_file("undoing", limit);
+    let used = cpu_ticks(running.pid()) - before;
+    std::fs::write(running.path().join("release"), "").expect("release");
+    let output = running.finish(limit);
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    assert!(output.stdout.contains("timed out"), "{}", output.snapshot());
+    // Spinning through the grace costs about 3 s of CPU; waiting costs next to none.
+    assert!(
+        used < clock_ticks_per_second(),
+        "the engine used {used} ticks of CPU over a 1 s timeout and a 3 s grace"
+    );
+}
