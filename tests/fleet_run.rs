@@ -861,3 +861,105 @@ fn the_engine_does_not_spin_through_the_grace_of_a_step_whose_output_already_end
         "the engine used {used} ticks of CPU over a 1 s timeout and a 3 s grace"
     );
 }
+
+#[test]
+fn a_rollout_gates_rows_have_a_start_and_a_duration_in_show_and_reports_on_their_hosts_rows() {
+    let hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new();
+    let runbook = format!(
+        "version: 1\nname: gate-times\n{}rollout:\n  web:\n    batch: [1]\n    verify:\n      - name: settled\n        run: sleep 0.3\nsteps:\n  - id: deploy\n    on: web\n    readonly: true\n    run: \"true\"\n",
+        hosts.yaml()
+    );
+    let output = test
+        .runbook(&runbook)
+        .args(["--log-format", "json", "run", "{file}"])
+        .run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let events = json_events(&output.stdout);
+    let gate = "rollout web batch 1 on web1";
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter(|event| event["step"] == gate)
+        .filter_map(|event| event["event"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["gate_started", "probe_finished", "gate_finished"],
+        "{}",
+        output.snapshot()
+    );
+    let finished = events
+        .iter()
+        .find(|event| event["event"] == "gate_finished" && event["step"] == gate)
+        .expect("gate_finished");
+    assert_eq!(finished["passed"], true, "{finished}");
+    assert_eq!(finished["host"], "web1", "{finished}");
+    // The probe sleeps 0.3 s: its gate lasted at least that.
+    assert!(
+        finished["duration"].as_u64().is_some_and(|ms| ms >= 300),
+        "{finished}"
+    );
+    let state = output.directory.join("xdg-state").display().to_string();
+    let show = Test::new()
+        .args(["show", &run_id(&output)])
+        .env("XDG_STATE_HOME", &state)
+        .run();
+    assert_eq!(show.code, 0, "{}", show.snapshot());
+    let row = show
+        .stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with(gate))
+        .unwrap_or_else(|| panic!("a row `{gate}` in:\n{}", show.stdout));
+    assert!(
+        row.contains("succeeded") && !row.trim_end().ends_with("0.0s"),
+        "{row}"
+    );
+    let markdown = Test::new()
+        .args(["report", &run_id(&output), "--format", "md"])
+        .env("XDG_STATE_HOME", &state)
+        .run();
+    assert_eq!(markdown.code, 0, "{}", markdown.snapshot());
+    // The timeline's rows: | step | phase | start | duration | status | attempts | message |
+    let timeline = markdown
+        .stdout
+        .split("## Timeline")
+        .nth(1)
+        .and_then(|rest| rest.split("## Probes").next())
+        .unwrap_or_else(|| panic!("a timeline in:\n{}", markdown.stdout));
+    let gate_rows: Vec<Vec<&str>> = timeline
+        .lines()
+        .filter(|line| line.starts_with("| `rollout web batch") && line.contains("| forward |"))
+        .map(|line| line.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(gate_rows.len(), 2, "{}", markdown.stdout);
+    for cells in &gate_rows {
+        assert!(cells[3].starts_with('+'), "a gate row's start: {cells:?}");
+        assert!(cells[4].ends_with('s'), "a gate row's duration: {cells:?}");
+    }
+    let report = Test::new()
+        .args([
+            "report",
+            &run_id(&output),
+            "--format",
+            "html",
+            "--output",
+            "{dir}/report.html",
+        ])
+        .env("XDG_STATE_HOME", &state)
+        .run();
+    assert_eq!(report.code, 0, "{}", report.snapshot());
+    let html = std::fs::read_to_string(report.directory.join("report.html")).expect("report.html");
+    let svg = &html[html.find("<svg").expect("a chart")..];
+    let at = |row: &str| {
+        svg.find(row)
+            .unwrap_or_else(|| panic!("{row} in the chart:\n{svg}"))
+    };
+    // Each gate row is drawn in its host's group: after that host's instance, before the
+    // next host's.
+    assert!(at("deploy@web1") < at(gate), "{svg}");
+    assert!(at(gate) < at("deploy@web2"), "{svg}");
+    assert!(
+        at("deploy@web2") < at("rollout web batch 2 on web2"),
+        "{svg}"
+    );
+}
