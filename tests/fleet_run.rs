@@ -963,3 +963,44 @@ fn a_rollout_gates_rows_have_a_start_and_a_duration_in_show_and_reports_on_their
         "{svg}"
     );
 }
+
+#[test]
+fn an_instance_reads_another_hosts_instance_once_it_is_upstream_and_is_refused_before() {
+    let hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new();
+    let seen = test.path().join("seen");
+    // `check` on web waits for every instance of `release` through `gate` on the engine's
+    // machine: each instance of it may read web2's release.
+    let steps = |check_needs: &str| {
+        format!(
+            "version: 1\nname: across\n{}steps:\n  - id: release\n    on: web\n    readonly: true\n    run: echo \"version=v-$RUNBOOK_HOST\" >> \"$RUNBOOK_OUTPUT\"\n  - id: gate\n    needs: [release]\n    readonly: true\n    run: \"true\"\n  - id: check\n    on: web\n    needs: [{check_needs}]\n    readonly: true\n    run: echo \"$RUNBOOK_HOST\" {{{{quote steps.release.outputs.version}}}} {{{{quote steps.release.hosts.web2.outputs.version}}}} >> {seen}\n",
+            hosts.yaml(),
+            seen = seen.display()
+        )
+    };
+    let output = test.runbook(&steps("gate")).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let mut lines = common::lines(&output.directory, "seen");
+    lines.sort();
+    assert_eq!(lines, ["web1 v-web1 v-web2", "web2 v-web2 v-web2"]);
+    // Needing `release` directly, web1's instance of `check` waits for web1's `release`
+    // only: refused before anything runs, naming why.
+    let refused = Test::new()
+        .runbook(&steps("release"))
+        .args(["run", "{file}"])
+        .run();
+    assert_eq!(refused.code, 2, "{}", refused.snapshot());
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(
+        said.contains("`check@web1` does not wait for `release@web2`")
+            && said.contains("runbook.yaml:"),
+        "{}",
+        refused.snapshot()
+    );
+    assert_eq!(
+        common::lines(&output.directory, "seen").len(),
+        2,
+        "nothing more ran: {}",
+        refused.snapshot()
+    );
+}
