@@ -292,6 +292,17 @@ pub enum Event {
         step: String,
         reason: String,
     },
+    /// A rollout's gate began its `verify` on one host after a batch: `step` is the gate's
+    /// row (`rollout web batch 2 on web2`).
+    GateStarted {
+        step: String,
+    },
+    /// That gate's `verify` on the host ended: passed when every probe did.
+    GateFinished {
+        step: String,
+        passed: bool,
+        duration: DurationMs,
+    },
     /// Steps that never started when the forward phase ended (the run stopped first):
     /// journaled so that `show` and `resume` see every step of the run.
     StepsNotStarted {
@@ -382,4 +393,13 @@ pub fn gate_row(group: &str, batch_number: usize, host: &str) -> String {
 /// Whether `step` names a rollout gate's row rather than a step (a step id has no space).
 pub fn is_gate_row(step: &str) -> bool {
     step.starts_with("rollout ") && step.contains(" batch ") && step.contains(" on ")
+}
+
+/// The host a row is about: `web2` for an instance `deploy@web2` and for a gate's row
+/// `rollout web batch 2 on web2`; none for a step on the engine's machine.
+pub fn row_host(step: &str) -> Option<&str> {
+    if is_gate_row(step) {
+        return step.rsplit_once(" on ").map(|(_, host)| host);
+    }
+    step.split_once('@').map(|(_, host)| host)
 }

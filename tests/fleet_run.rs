@@ -748,3 +748,201 @@ fn a_second_sigint_kills_a_remote_step_at_once_instead_of_waiting_out_its_grace(
         "nothing left in the host's TMPDIR"
     );
 }
+
+/// The CPU time (user and system, in clock ticks) process `pid` has used so far.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process's stat");
+    // After the command name in parentheses: state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("a stat line")
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+fn clock_ticks_per_second() -> u64 {
+    let output = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .expect("getconf");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("CLK_TCK")
+}
+
+#[test]
+fn the_engine_does_not_spin_through_the_grace_of_a_step_whose_output_already_ended() {
+    let hosts = Hosts::start(&["web1"]);
+    let test = Test::new();
+    // The script closes its output, then it and its child ignore SIGTERM: on timeout the
+    // engine waits out the 3 s grace with the output channel already closed. The
+    // compensation (after the grace) holds on until the test has read the engine's CPU time.
+    let runbook = format!(
+        "version: 1\nname: no-spin\n{}steps:\n  - id: quiet\n    timeout: 1s\n    grace: 3s\n    run: |\n      exec >/dev/null 2>&1\n      trap '' TERM\n      touch {started}\n      sleep 600\n    rollback: |\n      touch {undoing}\n      while [ ! -e {release} ]; do sleep 0.02; done\n  - id: probe\n    on: web\n    needs: [quiet]\n    readonly: true\n    run: \"true\"\n",
+        hosts.yaml(),
+        started = test.path().join("started").display(),
+        undoing = test.path().join("undoing").display(),
+        release = test.path().join("release").display(),
+    );
+    let limit = std::time::Duration::from_secs(60);
+    let mut running = test.runbook(&runbook).args(["run", "{file}"]).spawn();
+    running.wait_for_file("started", limit);
+    let before = cpu_ticks(running.pid());
+    running.wait_for_file("undoing", limit);
+    let used = cpu_ticks(running.pid()) - before;
+    std::fs::write(running.path().join("release"), "").expect("release");
+    let output = running.finish(limit);
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    assert!(output.stdout.contains("timed out"), "{}", output.snapshot());
+    // Spinning through the grace costs about 3 s of CPU; waiting costs next to none.
+    assert!(
+        used < clock_ticks_per_second(),
+        "the engine used {used} ticks of CPU over a 1 s timeout and a 3 s grace"
+    );
+}
+
+#[test]
+fn a_rollout_gates_rows_have_a_start_and_a_duration_in_show_and_reports_on_their_hosts_rows() {
+    let hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new();
+    let runbook = format!(
+        "version: 1\nname: gate-times\n{}rollout:\n  web:\n    batch: [1]\n    verify:\n      - name: settled\n        run: sleep 0.3\nsteps:\n  - id: deploy\n    on: web\n    readonly: true\n    run: \"true\"\n",
+        hosts.yaml()
+    );
+    let output = test
+        .runbook(&runbook)
+        .args(["--log-format", "json", "run", "{file}"])
+        .run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let events = json_events(&output.stdout);
+    let gate = "rollout web batch 1 on web1";
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter(|event| event["step"] == gate)
+        .filter_map(|event| event["event"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["gate_started", "probe_finished", "gate_finished"],
+        "{}",
+        output.snapshot()
+    );
+    let finished = events
+        .iter()
+        .find(|event| event["event"] == "gate_finished" && event["step"] == gate)
+        .expect("gate_finished");
+    assert_eq!(finished["passed"], true, "{finished}");
+    assert_eq!(finished["host"], "web1", "{finished}");
+    // The probe sleeps 0.3 s: its gate lasted at least that.
+    assert!(
+        finished["duration"].as_u64().is_some_and(|ms| ms >= 300),
+        "{finished}"
+    );
+    let state = output.directory.join("xdg-state").display().to_string();
+    let show = Test::new()
+        .args(["show", &run_id(&output)])
+        .env("XDG_STATE_HOME", &state)
+        .run();
+    assert_eq!(show.code, 0, "{}", show.snapshot());
+    let row = show
+        .stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with(gate))
+        .unwrap_or_else(|| panic!("a row `{gate}` in:\n{}", show.stdout));
+    assert!(
+        row.contains("succeeded") && !row.trim_end().ends_with("0.0s"),
+        "{row}"
+    );
+    let markdown = Test::new()
+        .args(["report", &run_id(&output), "--format", "md"])
+        .env("XDG_STATE_HOME", &state)
+        .run();
+    assert_eq!(markdown.code, 0, "{}", markdown.snapshot());
+    // The timeline's rows: | step | phase | start | duration | status | attempts | message |
+    let timeline = markdown
+        .stdout
+        .split("## Timeline")
+        .nth(1)
+        .and_then(|rest| rest.split("## Probes").next())
+        .unwrap_or_else(|| panic!("a timeline in:\n{}", markdown.stdout));
+    let gate_rows: Vec<Vec<&str>> = timeline
+        .lines()
+        .filter(|line| line.starts_with("| `rollout web batch") && line.contains("| forward |"))
+        .map(|line| line.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(gate_rows.len(), 2, "{}", markdown.stdout);
+    for cells in &gate_rows {
+        assert!(cells[3].starts_with('+'), "a gate row's start: {cells:?}");
+        assert!(cells[4].ends_with('s'), "a gate row's duration: {cells:?}");
+    }
+    let report = Test::new()
+        .args([
+            "report",
+            &run_id(&output),
+            "--format",
+            "html",
+            "--output",
+            "{dir}/report.html",
+        ])
+        .env("XDG_STATE_HOME", &state)
+        .run();
+    assert_eq!(report.code, 0, "{}", report.snapshot());
+    let html = std::fs::read_to_string(report.directory.join("report.html")).expect("report.html");
+    let svg = &html[html.find("<svg").expect("a chart")..];
+    let at = |row: &str| {
+        svg.find(row)
+            .unwrap_or_else(|| panic!("{row} in the chart:\n{svg}"))
+    };
+    // Each gate row is drawn in its host's group: after that host's instance, before the
+    // next host's.
+    assert!(at("deploy@web1") < at(gate), "{svg}");
+    assert!(at(gate) < at("deploy@web2"), "{svg}");
+    assert!(
+        at("deploy@web2") < at("rollout web batch 2 on web2"),
+        "{svg}"
+    );
+}
+
+#[test]
+fn an_instance_reads_another_hosts_instance_once_it_is_upstream_and_is_refused_before() {
+    let hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new();
+    let seen = test.path().join("seen");
+    // `check` on web waits for every instance of `release` through `gate` on the engine's
+    // machine: each instance of it may read web2's release.
+    let steps = |check_needs: &str| {
+        format!(
+            "version: 1\nname: across\n{}steps:\n  - id: release\n    on: web\n    readonly: true\n    run: echo \"version=v-$RUNBOOK_HOST\" >> \"$RUNBOOK_OUTPUT\"\n  - id: gate\n    needs: [release]\n    readonly: true\n    run: \"true\"\n  - id: check\n    on: web\n    needs: [{check_needs}]\n    readonly: true\n    run: echo \"$RUNBOOK_HOST\" {{{{quote steps.release.outputs.version}}}} {{{{quote steps.release.hosts.web2.outputs.version}}}} >> {seen}\n",
+            hosts.yaml(),
+            seen = seen.display()
+        )
+    };
+    let output = test.runbook(&steps("gate")).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let mut lines = common::lines(&output.directory, "seen");
+    lines.sort();
+    assert_eq!(lines, ["web1 v-web1 v-web2", "web2 v-web2 v-web2"]);
+    // Needing `release` directly, web1's instance of `check` waits for web1's `release`
+    // only: refused before anything runs, naming why.
+    let refused = Test::new()
+        .runbook(&steps("release"))
+        .args(["run", "{file}"])
+        .run();
+    assert_eq!(refused.code, 2, "{}", refused.snapshot());
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(
+        said.contains("`check@web1` does not wait for `release@web2`")
+            && said.contains("runbook.yaml:"),
+        "{}",
+        refused.snapshot()
+    );
+    assert_eq!(
+        common::lines(&output.directory, "seen").len(),
+        2,
+        "nothing more ran: {}",
+        refused.snapshot()
+    );
+}

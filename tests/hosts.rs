@@ -628,7 +628,7 @@ fn a_host_instance_path_names_a_host_the_step_runs_on_and_is_read_where_every_in
     for expected in [
         "`steps.deploy.hosts.web3.outputs.version` names `web3`, not a host step `deploy` runs on",
         "step `deploy` runs once per host: `steps.deploy.outputs.version` does not say which",
-        "is read in `steps[1].run`, which runs on a host",
+        "is read in `steps[1].run` before it is known",
         "runbook.yaml:6:",
         "runbook.yaml:16:",
     ] {

@@ -89,7 +89,8 @@ fn nothing_left(record: &RunRecord) -> bool {
     }
     record.end.is_some()
         && record.steps.iter().all(|step| {
-            step.forward.status != StepStatus::Running
+            // A gate's row the engine died in has nothing to undo.
+            (step.forward.status != StepStatus::Running || crate::events::is_gate_row(&step.id))
                 && (step.compensation_command.is_none()
                     || step
                         .compensation

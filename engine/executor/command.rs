@@ -217,6 +217,8 @@ pub(crate) async fn run_command(
     let mut exited_in_time = false;
     // Once both pipes are done the channel is closed: receiving again would only spin.
     let mut output_open = true;
+    // Once every sender of the cancel watch is gone, `changed` is ready at once for ever.
+    let mut watch_cancel = true;
     let outcome = loop {
         if *cancel.borrow() != CancelLevel::None && stop.is_none() {
             stop = Some(CommandEnd::Cancelled);
@@ -246,10 +248,11 @@ pub(crate) async fn run_command(
                 stop = Some(CommandEnd::TimedOut(timeout.unwrap_or_default()));
                 break None;
             }
-            changed = cancel.changed() => {
+            changed = cancel.changed(), if watch_cancel => {
                 if changed.is_err() {
-                    // The run is over; nobody can cancel any more.
-                    std::future::pending::<()>().await;
+                    // Nobody can cancel any more: wait for the end alone (blocking here
+                    // would stop waiting for the process and its output too).
+                    watch_cancel = false;
                 }
             }
         }
@@ -267,14 +270,18 @@ pub(crate) async fn run_command(
                     loop {
                         tokio::select! {
                             _ = &mut terminate => break false,
-                            chunk = receiver.recv() => {
-                                if let Some(chunk) = chunk {
-                                    handle_chunk(chunk, &mut on_line);
-                                }
-                            }
-                            changed = cancel.changed(), if !kill_now => {
-                                if changed.is_ok() && *cancel.borrow() == CancelLevel::Immediate {
-                                    break true;
+                            // The output may have ended before the process did (a script
+                            // that closed its pipes and ignores SIGTERM): then `recv` is
+                            // ready at once for ever and would spin through the grace.
+                            chunk = receiver.recv(), if output_open => match chunk {
+                                Some(chunk) => handle_chunk(chunk, &mut on_line),
+                                None => output_open = false,
+                            },
+                            changed = cancel.changed(), if !kill_now && watch_cancel => {
+                                match changed {
+                                    Err(_) => watch_cancel = false,
+                                    Ok(()) if *cancel.borrow() == CancelLevel::Immediate => break true,
+                                    Ok(()) => {}
                                 }
                             }
                         }

@@ -18,8 +18,8 @@ use super::outcome::{
     after_rollback_only,
 };
 use super::rollback_phase::{run_rollback, verify_rollback};
-use super::rollout_gate::{GateResult, run_gate};
-use super::rollouts::{Rollouts, pending_on_host};
+use super::rollout_gate::GateResult;
+use super::rollouts::Rollouts;
 use super::run_result::{RunResult, StepSummary};
 use super::shared::{Renderer, RunShared};
 use super::signals::Signals;
@@ -139,29 +139,29 @@ async fn dispatch_run(
 /// The state of one run, owned by the dispatch loop.
 #[derive(Debug)]
 pub(crate) struct Dispatcher {
-    shared: Arc<RunShared>,
+    pub(super) shared: Arc<RunShared>,
     /// Outputs and statuses of the steps that finished, for templates.
-    context: Context,
+    pub(super) context: Context,
     concurrency: usize,
     /// The steps each step's templates read, so each task gets only those in its context.
     reads: Vec<Vec<String>>,
-    statuses: Vec<StepStatus>,
-    reports: Vec<Option<StepReport>>,
+    pub(super) statuses: Vec<StepStatus>,
+    pub(super) reports: Vec<Option<StepReport>>,
     /// Order in which steps finished (1 = first), 0 while not finished.
     finished_order: Vec<usize>,
     finished: usize,
     /// `RUNBOOK_STEP_OUTCOME` of steps that finished before a resume.
     resumed_outcomes: Vec<StepOutcome>,
-    stop_reason: Option<CancelReason>,
-    cancel: watch::Sender<CancelLevel>,
+    pub(super) stop_reason: Option<CancelReason>,
+    pub(super) cancel: watch::Sender<CancelLevel>,
     /// The step each running task runs, so a task that panics is blamed on its own step.
     tasks: HashMap<tokio::task::Id, usize>,
     /// The run's `timeout`, rendered when the forward phase starts.
     run_limit: Option<Duration>,
     /// Each rollout's batch, failure budget and failed hosts (SPEC §12); empty without hosts.
-    rollouts: Rollouts,
+    pub(super) rollouts: Rollouts,
     /// Tolerated hosts' instances to undo, each list in order, not yet started.
-    to_undo: Vec<Vec<usize>>,
+    pub(super) to_undo: Vec<Vec<usize>>,
     /// What those compensations did.
     early_compensations: Vec<CompensationReport>,
 }
@@ -366,89 +366,9 @@ impl Dispatcher {
         context
     }
 
-    /// Whether the rollouts let step `index` start (see `Rollouts::allows`).
-    fn rollout_allows(&self, index: usize) -> bool {
-        self.shared
-            .fleet
-            .as_ref()
-            .is_none_or(|fleet| self.rollouts.allows(&fleet.layout, index))
-    }
-
-    /// Closes each rollout batch whose instances all ended, starting its gate (the rollout's
-    /// `verify` on its hosts, then `pause`).
-    fn advance_rollouts(&mut self, gates: &mut JoinSet<GateResult>) {
-        let Some(fleet) = &self.shared.fleet else {
-            return;
-        };
-        for ended in self
-            .rollouts
-            .close_ended_batches(&fleet.layout, &self.statuses)
-        {
-            gates.spawn(run_gate(
-                self.shared.clone(),
-                self.context.clone(),
-                ended.rollout,
-                ended.batch,
-                ended.hosts,
-                self.cancel.subscribe(),
-            ));
-        }
-    }
-
-    /// A batch's gate ended: hosts whose `verify` failed fail (within the budget or not);
-    /// unless the run stops, the next batch opens.
-    fn handle_gate(&mut self, result: GateResult) {
-        for (host, message) in result.failed {
-            if !self.host_failed(result.rollout, host, &message) && self.stop_reason.is_none() {
-                let id = self.shared.runbook.inventory.hosts[host].name.clone();
-                self.stop(CancelReason::StepFailed { step: id }, message);
-            }
-        }
-        if self.stop_reason.is_none() {
-            self.rollouts.open_next(result.rollout);
-        }
-    }
-
-    /// Host `host` of rollout `rollout` failed: within `max_failed` its finished instances
-    /// are undone (newest first), its pending ones skipped, and it takes no further part
-    /// (true); beyond, false: the run fails.
-    fn host_failed(&mut self, rollout: usize, host: usize, message: &str) -> bool {
-        let shared = self.shared.clone();
-        let Some(fleet) = &shared.fleet else {
-            return false;
-        };
-        let Some(tolerated) = self.rollouts.host_failed(rollout, host) else {
-            return false;
-        };
-        let name = &shared.runbook.inventory.hosts[host].name;
-        shared.emitter.emit(Event::Notice {
-            message: format!(
-                "{name} failed (tolerated: {} of `max_failed` {}): {message}; its instances are undone and it takes no further part",
-                tolerated.failed, tolerated.budget
-            ),
-        });
-        for index in pending_on_host(&fleet.layout, host, &self.statuses) {
-            let reason = format!("host {name} failed (tolerated)");
-            shared.emitter.emit(Event::StepSkipped {
-                step: shared.runbook.steps[index].id.to_string(),
-                reason: reason.clone(),
-            });
-            let mut report = skipped_report(index);
-            report.message = Some(reason);
-            self.finish_step(report);
-        }
-        let set = self
-            .rollouts
-            .undo_host(&shared.runbook, &fleet.layout, host, &self.ran());
-        if !set.is_empty() {
-            self.to_undo.push(set);
-        }
-        true
-    }
-
     /// How each step ended and when, as the rollback rule reads it: an instance whose host
     /// was never reached did nothing to undo, as if it never ran.
-    fn ran(&self) -> Vec<RanStep> {
+    pub(super) fn ran(&self) -> Vec<RanStep> {
         self.statuses
             .iter()
             .zip(&self.finished_order)
@@ -464,28 +384,8 @@ impl Dispatcher {
             .collect()
     }
 
-    /// Whether the failure of step `index` is that of a rollout's host within `max_failed`
-    /// (then the host is taken out and its instances undone).
-    fn tolerated(&mut self, index: usize, report: &StepReport) -> bool {
-        let shared = self.shared.clone();
-        let Some(fleet) = &shared.fleet else {
-            return false;
-        };
-        let (Some((rollout, _)), Some(host)) = (fleet.layout.batch[index], fleet.host_of(index))
-        else {
-            return false;
-        };
-        if self.stop_reason.is_some() {
-            return false;
-        }
-        self.reports[index] = Some(report.clone());
-        let message = report.message.clone().unwrap_or_else(|| "failed".into());
-        let id = &shared.runbook.steps[index].id;
-        self.host_failed(rollout, host, &format!("`{id}`: {message}"))
-    }
-
     /// Stops the run for `reason`: no step starts any more, running ones are cancelled.
-    fn stop(&mut self, reason: CancelReason, message: String) {
+    pub(super) fn stop(&mut self, reason: CancelReason, message: String) {
         self.shared.emitter.emit(Event::Stopping {
             reason: reason.clone(),
             message,
@@ -530,7 +430,7 @@ impl Dispatcher {
     }
 
     /// Records how a step ended, and stops the run if it failed or was cancelled.
-    fn finish_step(&mut self, mut report: StepReport) {
+    pub(super) fn finish_step(&mut self, mut report: StepReport) {
         let shared = self.shared.clone();
         let shared = &shared;
         let index = report.index;
@@ -873,7 +773,7 @@ fn lets_dependents_run(step: &crate::model::Step, status: StepStatus) -> bool {
 }
 
 /// The report of a step skipped before it started.
-fn skipped_report(index: usize) -> StepReport {
+pub(super) fn skipped_report(index: usize) -> StepReport {
     StepReport {
         index,
         status: StepStatus::Skipped,

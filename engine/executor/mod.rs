@@ -17,6 +17,7 @@ mod outputs;
 pub mod probe;
 mod remote_command;
 mod rollback_phase;
+mod rollout_events;
 mod rollout_gate;
 mod rollouts;
 mod run_result;

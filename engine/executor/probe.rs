@@ -482,18 +482,28 @@ async fn command_sample(
     };
     let deadline = Instant::now() + timeout;
     // The channel is bounded, so it is drained while waiting, or a chatty probe would block.
+    // Once it is closed, `recv` is ready at once for ever: it is left out from then on.
+    let mut output_open = true;
     let exit = loop {
         tokio::select! {
-            Some(chunk) = chunks.recv() => collect(chunk),
+            chunk = chunks.recv(), if output_open => match chunk {
+                Some(chunk) => collect(chunk),
+                None => output_open = false,
+            },
             outcome = process.wait() => break Some(outcome),
             () = tokio::time::sleep_until(deadline) => break None,
         }
     };
     if exit.is_none() {
+        let terminate = process.terminate(TERMINATE_GRACE);
+        tokio::pin!(terminate);
         loop {
             tokio::select! {
-                Some(chunk) = chunks.recv() => collect(chunk),
-                _ = process.terminate(TERMINATE_GRACE) => break,
+                chunk = chunks.recv(), if output_open => match chunk {
+                    Some(chunk) => collect(chunk),
+                    None => output_open = false,
+                },
+                _ = &mut terminate => break,
             }
         }
     }
@@ -539,9 +549,15 @@ async fn remote_command_sample(
         OutputStream::Stderr => stderr.push(&chunk.bytes),
     };
     let deadline = Instant::now() + timeout;
+    // Once ssh closed its pipes the channel is closed and `recv` is ready at once for ever:
+    // it is left out from then on, as in a remote step's loop.
+    let mut output_open = true;
     let ended = loop {
         tokio::select! {
-            Some(chunk) = chunks.recv() => collect(chunk),
+            chunk = chunks.recv(), if output_open => match chunk {
+                Some(chunk) => collect(chunk),
+                None => output_open = false,
+            },
             result = session.wait() => break Some(result),
             () = tokio::time::sleep_until(deadline) => break None,
         }
@@ -553,7 +569,10 @@ async fn remote_command_sample(
             tokio::pin!(terminate);
             loop {
                 tokio::select! {
-                    Some(chunk) = chunks.recv() => collect(chunk),
+                    chunk = chunks.recv(), if output_open => match chunk {
+                        Some(chunk) => collect(chunk),
+                        None => output_open = false,
+                    },
                     _ = &mut terminate => break None,
                 }
             }

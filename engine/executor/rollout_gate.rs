@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::command::CancelLevel;
 use super::shared::{Renderer, RunShared};
 use super::verify::{ProbePlace, verify_on};
-use crate::events::{Event, Phase};
+use crate::events::{DurationMs, Event, Phase};
 use crate::plan::Context;
 
 /// How a batch's gate ended: the hosts whose `verify` failed, with why.
@@ -48,6 +48,8 @@ pub(crate) async fn run_gate(
         let mut context = context.clone();
         fleet.host_context(&shared.runbook, host, &mut context);
         let id = crate::events::gate_row(&written.group, batch + 1, name);
+        shared.emitter.emit(Event::GateStarted { step: id.clone() });
+        let started = std::time::Instant::now();
         let outcome = match Renderer::new(&shared, &context) {
             Ok(renderer) => verify_on(
                 &written.verify,
@@ -65,6 +67,11 @@ pub(crate) async fn run_gate(
             .map_err(|error| error.message),
             Err(message) => Err(message),
         };
+        shared.emitter.emit(Event::GateFinished {
+            step: id,
+            passed: outcome.is_ok(),
+            duration: DurationMs(started.elapsed()),
+        });
         if let Err(message) = outcome {
             result.failed.push((
                 host,

@@ -130,13 +130,20 @@ impl Context {
     }
 
     /// Makes `steps.<to>` read what `steps.<from>` holds, when it holds anything: an instance
-    /// `id@host` reads its own host's instance of a step as `steps.<step>`.
+    /// `id@host` reads its own host's instance of a step as `steps.<step>`, and still every
+    /// host's as `steps.<step>.hosts.<host>`.
     pub fn alias_step(&mut self, from: &str, to: &str) {
         let Some(steps) = self.root.get_mut("steps").and_then(Value::as_object_mut) else {
             return;
         };
-        if let Some(value) = steps.get(from).cloned() {
-            steps.insert(to.to_string(), value);
+        let Some(value) = steps.get(from).cloned() else {
+            return;
+        };
+        match (steps.get_mut(to).and_then(Value::as_object_mut), value) {
+            (Some(existing), Value::Object(fields)) => existing.extend(fields),
+            (_, value) => {
+                steps.insert(to.to_string(), value);
+            }
         }
     }
 

@@ -22,8 +22,8 @@ impl Reporter for JsonLines {
             let host = object
                 .get("step")
                 .and_then(serde_json::Value::as_str)
-                .and_then(|step| step.split_once('@'))
-                .map(|(_, host)| host.to_string());
+                .and_then(crate::events::row_host)
+                .map(str::to_string);
             if let Some(host) = host {
                 object.insert("host".into(), serde_json::Value::String(host));
             }

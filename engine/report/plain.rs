@@ -76,6 +76,8 @@ fn describe(event: &Event) -> Option<String> {
         Event::StepSkipped { step, reason } => format!("{step}: skipped ({reason})"),
         // For the journal: the run's end already says why it stopped.
         Event::StepsNotStarted { .. } => return None,
+        // A gate's probes say what it found; its times are for `show` and reports.
+        Event::GateStarted { .. } | Event::GateFinished { .. } => return None,
         Event::StepFinished {
             step,
             phase,

@@ -141,6 +141,8 @@ impl Reporter for LiveProgress {
             }
             // For the journal: the run's end already says why it stopped.
             Event::StepsNotStarted { .. } => {}
+            // A gate's probes say what it found; its times are for `show` and reports.
+            Event::GateStarted { .. } | Event::GateFinished { .. } => {}
             Event::StepFinished {
                 step,
                 phase,

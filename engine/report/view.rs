@@ -268,9 +268,9 @@ fn grouped_by_host(rows: Vec<ChartStep<'_>>) -> Vec<ChartStep<'_>> {
     let mut keyed: Vec<(usize, ChartStep<'_>)> = rows
         .into_iter()
         .map(|row| {
-            let key = match row.id.split_once('@') {
+            let key = match crate::events::row_host(row.id) {
                 None => 0,
-                Some((_, host)) => match hosts.iter().position(|known| *known == host) {
+                Some(host) => match hosts.iter().position(|known| *known == host) {
                     Some(position) => position + 1,
                     None => {
                         hosts.push(host);

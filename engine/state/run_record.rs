@@ -374,6 +374,29 @@ impl RunRecord {
                 step.forward.finished = Some(time);
                 step.forward.finished_seq = Some(seq);
             }
+            Event::GateStarted { step } => {
+                let row = self.step_mut(&step);
+                row.forward.status = StepStatus::Running;
+                row.forward.not_started = false;
+                row.forward.started = Some(time);
+                row.forward.finished = None;
+            }
+            Event::GateFinished {
+                step,
+                passed,
+                duration,
+            } => {
+                let row = self.step_mut(&step);
+                let failed = !passed || row.forward.status == StepStatus::Failed;
+                row.forward.status = if failed {
+                    StepStatus::Failed
+                } else {
+                    StepStatus::Succeeded
+                };
+                row.forward.duration_ms = u64::try_from(duration.0.as_millis()).unwrap_or(u64::MAX);
+                row.forward.finished = Some(time);
+                row.forward.finished_seq = Some(seq);
+            }
             Event::StepsNotStarted { steps, reason } => {
                 for id in steps {
                     let step = self.step_mut(&id);
@@ -678,6 +701,30 @@ mod tests {
             Some(StepStatus::Pending),
             "a step's own events decide"
         );
+    }
+
+    #[test]
+    fn a_gate_row_has_the_start_and_the_duration_its_gate_events_give() {
+        let mut record = RunRecord::new(Path::new("run"));
+        let gate = crate::events::gate_row("web", 1, "web1");
+        let started = Event::GateStarted { step: gate.clone() };
+        record.apply(entry(2, "2026-01-01T00:00:01Z", started));
+        let row = |record: &RunRecord| record.step(&gate).expect("the gate's row").forward.clone();
+        assert_eq!(row(&record).status, StepStatus::Running);
+        assert_eq!(
+            row(&record).started.as_deref(),
+            Some("2026-01-01T00:00:01Z")
+        );
+        record.apply(entry(3, "2026-01-01T00:00:02Z", probe(&gate, "up", true)));
+        let finished = Event::GateFinished {
+            step: gate.clone(),
+            passed: true,
+            duration: DurationMs(std::time::Duration::from_millis(1_200)),
+        };
+        record.apply(entry(4, "2026-01-01T00:00:02Z", finished));
+        assert_eq!(row(&record).status, StepStatus::Succeeded);
+        assert_eq!(row(&record).duration_ms, 1_200);
+        assert!(row(&record).finished.is_some());
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod expansion;
 mod for_each;
 mod for_each_instance;
 mod hosts;
+mod instance_upstream;
 mod lint;
 mod module_calls;
 mod module_files;

@@ -55,6 +55,8 @@ pub(super) struct TemplateFacts<'a> {
     pub steps_on: &'a [bool],
     /// Per step, the hosts its `on` names: `steps.<id>.hosts.<host>` reads one's instance.
     pub step_hosts: &'a [Vec<String>],
+    /// The step graph, once known (none while it has a cycle).
+    pub graph: Option<&'a crate::model::StepGraph>,
     /// Every `host.vars.*` name some host defines.
     pub host_vars: &'a [String],
 }
@@ -459,7 +461,11 @@ impl TemplateFacts<'_> {
         };
         match rest {
             ["hosts", host, tail @ ..] if target_on => {
-                if reader_on {
+                let reader = match scope.owner {
+                    TemplateOwner::Step { step, .. } => Some(step),
+                    _ => None,
+                };
+                if reader_on && reader.is_none() {
                     return Err(Box::new(Diagnostic::error(
                         "host-instance-in-instance",
                         format!("`{dotted}` is read in `{place}`, which runs on a host: there `steps.{id}` is its own host's instance"),
@@ -479,6 +485,9 @@ impl TemplateFacts<'_> {
                         None,
                     )
                     .with_help(help)));
+                }
+                if let (true, Some(reader)) = (reader_on, reader) {
+                    self.check_instance_reads_instance(id, target, host, reader, dotted, place)?;
                 }
                 Ok(tail)
             }
@@ -519,6 +528,63 @@ impl TemplateFacts<'_> {
             .with_help(format!("read one host's instance: `steps.{id}.hosts.<host>.outputs.<key>`")))),
             _ => Ok(rest),
         }
+    }
+
+    /// An instance reads another instance (`steps.<id>.hosts.<host>` in a step with `on`):
+    /// each of the reader's instances must wait for it, whatever `--limit` selects.
+    fn check_instance_reads_instance(
+        &self,
+        id: &str,
+        target: usize,
+        host: &str,
+        reader: usize,
+        dotted: &str,
+        place: &str,
+    ) -> Result<(), Box<Diagnostic>> {
+        let Some(graph) = self.graph else {
+            // A cycle was reported: nothing more to say here.
+            return Ok(());
+        };
+        let placements = super::instance_upstream::Placements {
+            graph,
+            steps_on: self.steps_on,
+            step_hosts: self.step_hosts,
+        };
+        let name = &self.step_names[reader];
+        let reader_hosts = self
+            .step_hosts
+            .get(reader)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let Some(waiting) = reader_hosts
+            .iter()
+            .find(|&reader_host| !placements.is_upstream(target, host, reader, reader_host))
+        else {
+            return Ok(());
+        };
+        let (why, help) = if graph.is_upstream(target, reader) {
+            (
+                format!(
+                    "`{name}@{waiting}` does not wait for `{id}@{host}`: instances of steps on the same hosts wait only for their own host's (`--limit` can make the hosts the same)"
+                ),
+                format!(
+                    "make `{name}` need a step without `on` that needs `{id}`, or read the value in a step without `on`"
+                ),
+            )
+        } else {
+            (
+                format!("`{id}` is not upstream of `{name}`"),
+                format!("add `{id}` to the `needs` of `{name}`"),
+            )
+        };
+        Err(Box::new(
+            Diagnostic::error(
+                "host-instance-not-upstream",
+                format!("`{dotted}` is read in `{place}` before it is known: {why}"),
+                None,
+            )
+            .with_help(help),
+        ))
     }
 
     /// `host.*` (SPEC §12): only where a template is rendered for one host.

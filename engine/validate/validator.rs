@@ -287,6 +287,7 @@ impl Validator<'_> {
             is_upstream: &is_upstream,
             steps_on: &self.steps_on,
             step_hosts: &self.step_hosts,
+            graph,
             host_vars: &self.host_vars,
         };
         facts.template(value, scope, &mut self.diagnostics)
