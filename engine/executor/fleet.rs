@@ -200,6 +200,7 @@ impl Fleet {
         for read in runbook.steps[index].reads_steps() {
             context.alias_step(&format!("{read}@{name}"), &read);
         }
+        context.lift_host(name);
     }
 
     /// What instance `index` reads: the steps its templates name, and its host's instances

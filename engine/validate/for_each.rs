@@ -62,13 +62,6 @@ impl Validator<'_> {
                 self.for_each_by_index.push(Some(Vec::new()));
                 continue;
             };
-            if let Some(on) = &step.on {
-                let message = format!("step `{}` has both `for_each` and `on`", step.id.value);
-                self.push(
-                    Diagnostic::error("for-each-on", message, Some(on.position))
-                        .with_help("give the hosts to `on` alone, or make one step per item"),
-                );
-            }
             let items = self.check_items(step, items);
             self.for_each_by_index.push(Some(items));
         }

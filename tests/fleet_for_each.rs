@@ -1,0 +1,228 @@
+//! A step with both `for_each` and `on` (SPEC §12, §13) through the binary against real sshd
+//! servers on 127.0.0.1: instances `id[item]@host`, each reading its own host's instance of
+//! an item (`steps.<id>.items.<item>.outputs`), a rolling failure undoing every item of a
+//! host in its batch, `rollback RUN` per instance, and the plan of such a step.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::sshd::SshServer;
+use common::{Output, Test, json_events};
+
+/// Simulated hosts, all in group `web`, each with a root directory (the host var `root`).
+struct Hosts {
+    servers: Vec<SshServer>,
+    known_hosts: tempfile::TempDir,
+}
+
+impl Hosts {
+    fn start(names: &[&str]) -> Hosts {
+        let servers: Vec<SshServer> = names.iter().map(|name| SshServer::start(name)).collect();
+        let known_hosts = tempfile::tempdir().expect("a directory for known_hosts");
+        let text: String = servers
+            .iter()
+            .map(|server| std::fs::read_to_string(&server.known_hosts).expect("known_hosts"))
+            .collect();
+        std::fs::write(known_hosts.path().join("known_hosts"), text).expect("write known_hosts");
+        for server in &servers {
+            std::fs::create_dir_all(server.directory().join("root")).expect("the host's root");
+        }
+        Hosts {
+            servers,
+            known_hosts,
+        }
+    }
+
+    /// The `hosts` and `ssh` keys.
+    fn yaml(&self) -> String {
+        let mut text = String::from("hosts:\n");
+        for server in &self.servers {
+            text.push_str(&format!(
+                "  {}: {{ address: 127.0.0.1, port: {}, identity_file: \"{}\", groups: [web], vars: {{ root: \"{}\" }} }}\n",
+                server.name,
+                server.port,
+                server.client_key.display(),
+                self.root(&server.name).display()
+            ));
+        }
+        text.push_str(&format!(
+            "ssh:\n  connect_timeout: 5s\n  options: {{ UserKnownHostsFile: \"{}\", GlobalKnownHostsFile: /dev/null, StrictHostKeyChecking: \"yes\", IdentitiesOnly: \"yes\" }}\n",
+            self.known_hosts.path().join("known_hosts").display()
+        ));
+        text
+    }
+
+    fn root(&self, name: &str) -> PathBuf {
+        self.servers
+            .iter()
+            .find(|server| server.name == name)
+            .expect("a host of the test")
+            .directory()
+            .join("root")
+    }
+
+    /// The lines of `file` in host `name`'s root, empty when absent.
+    fn lines(&self, name: &str, file: &str) -> Vec<String> {
+        std::fs::read_to_string(self.root(name).join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// `install` for each of the items `api` and `worker` on every `web` host, rolled out one
+/// host per batch, then `check` on each host reading that host's `worker` instance. Each
+/// compensation appends what it undoes to `undo` in the test directory; `check` fails on
+/// the hosts listed in the test directory's `fail`.
+fn runbook(hosts: &Hosts, directory: &Path) -> String {
+    let undo = directory.join("undo");
+    let fail = directory.join("fail");
+    format!(
+        r#"version: 1
+name: services
+concurrency: 1
+{hosts}rollout:
+  web:
+    batch: [1]
+steps:
+  - id: install
+    name: "install {{{{item}}}} on {{{{host.name}}}}"
+    on: web
+    for_each: [api, worker]
+    run: |
+      echo "{{{{item}}}} {{{{item_index}}}}" > {{{{host.vars.root}}}}/{{{{item}}}}
+      echo "unit={{{{item}}}}-$RUNBOOK_HOST" >> "$RUNBOOK_OUTPUT"
+    rollback: echo "{{{{steps.install.outputs.unit}}}} {{{{item}}}}@$RUNBOOK_HOST" >> {undo}
+  - id: check
+    on: web
+    needs: [install]
+    run: |
+      if grep -qx "$RUNBOOK_HOST" {fail} 2>/dev/null; then echo "check failed on $RUNBOOK_HOST" >&2; exit 3; fi
+      echo "{{{{steps.install.items.worker.outputs.unit}}}}" > {{{{host.vars.root}}}}/checked
+    rollback: echo "check@$RUNBOOK_HOST" >> {undo}
+"#,
+        hosts = hosts.yaml(),
+        undo = undo.display(),
+        fail = fail.display(),
+    )
+}
+
+fn run_id(output: &Output) -> String {
+    let runs = output.directory.join("xdg-state/runbook/runs");
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&runs)
+        .expect("the runs directory")
+        .map(|entry| entry.expect("an entry").path())
+        .collect();
+    entries.sort();
+    entries
+        .pop()
+        .and_then(|path| path.file_name()?.to_str().map(str::to_string))
+        .expect("a run id")
+}
+
+#[test]
+fn each_item_runs_on_each_host_and_reads_its_own_hosts_instance() {
+    let hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new();
+    let text = runbook(&hosts, test.path());
+    let output = test
+        .runbook(&text)
+        .args(["--log-format", "json", "run", "{file}"])
+        .run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    for name in ["web1", "web2"] {
+        assert_eq!(hosts.lines(name, "api"), ["api 0"]);
+        assert_eq!(hosts.lines(name, "worker"), ["worker 1"]);
+        assert_eq!(hosts.lines(name, "checked"), [format!("worker-{name}")]);
+    }
+    let events = json_events(&output.stdout);
+    let finished: Vec<&str> = events
+        .iter()
+        .filter(|event| event["event"] == "step_finished")
+        .filter_map(|event| event["step"].as_str())
+        .collect();
+    assert_eq!(
+        finished,
+        [
+            "install[api]@web1",
+            "install[worker]@web1",
+            "check@web1",
+            "install[api]@web2",
+            "install[worker]@web2",
+            "check@web2"
+        ],
+        "{}",
+        output.snapshot()
+    );
+    let show = Test::new()
+        .args(["show", &run_id(&output)])
+        .env(
+            "XDG_STATE_HOME",
+            &output.directory.join("xdg-state").display().to_string(),
+        )
+        .run();
+    assert_eq!(show.code, 0, "{}", show.snapshot());
+    assert!(
+        show.stdout.contains("install[worker]@web2"),
+        "{}",
+        show.snapshot()
+    );
+}
+
+#[test]
+fn a_failure_on_a_later_host_undoes_every_item_of_that_host_then_the_earlier_batch() {
+    let hosts = Hosts::start(&["web1", "web2", "web3"]);
+    let test = Test::new().file("fail", "web2\n");
+    let text = runbook(&hosts, test.path());
+    let output = test.runbook(&text).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    assert_eq!(
+        common::lines(&output.directory, "undo"),
+        [
+            "check@web2",
+            "worker-web2 worker@web2",
+            "api-web2 api@web2",
+            "check@web1",
+            "worker-web1 worker@web1",
+            "api-web1 api@web1",
+        ],
+        "{}",
+        output.snapshot()
+    );
+    assert!(
+        hosts.lines("web3", "api").is_empty(),
+        "the last batch never started"
+    );
+}
+
+#[test]
+fn rollback_run_undoes_each_instance_batch_by_batch() {
+    let hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new();
+    let text = runbook(&hosts, test.path());
+    let output = test.runbook(&text).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    let rollback = Test::new()
+        .args(["rollback", &run_id(&output)])
+        .env(
+            "XDG_STATE_HOME",
+            &output.directory.join("xdg-state").display().to_string(),
+        )
+        .run();
+    assert_eq!(rollback.code, 0, "{}", rollback.snapshot());
+    assert_eq!(
+        common::lines(&output.directory, "undo"),
+        [
+            "check@web2",
+            "worker-web2 worker@web2",
+            "api-web2 api@web2",
+            "check@web1",
+            "worker-web1 worker@web1",
+            "api-web1 api@web1",
+        ],
+        "{}",
+        rollback.snapshot()
+    );
+}
