@@ -226,3 +226,134 @@ fn rollback_run_undoes_each_instance_batch_by_batch() {
         rollback.snapshot()
     );
 }
+
+/// A module that starts a service; its compensation stops it, naming what it started.
+const SERVICE: &str = r#"version: 1
+name: service
+vars:
+  label: { required: true }
+  log: { required: true }
+outputs:
+  unit: "{{steps.start.outputs.unit}}"
+steps:
+  - id: start
+    run: |
+      echo "start {{vars.label}}@$RUNBOOK_HOST" >> {{quote vars.log}}
+      echo "unit={{vars.label}}-$RUNBOOK_HOST" >> "$RUNBOOK_OUTPUT"
+    outputs: [unit]
+    rollback: echo "stop {{steps.start.outputs.unit}}" >> {{quote vars.log}}
+"#;
+
+#[test]
+fn a_module_call_with_for_each_and_on_runs_once_per_item_and_host_and_undoes_per_host() {
+    let hosts = Hosts::start(&["web1", "web2"]);
+    let test = Test::new()
+        .file("modules/service.yaml", SERVICE)
+        .file("fail", "web2\n");
+    let log = test.path().join("log");
+    let fail = test.path().join("fail");
+    let text = format!(
+        r#"version: 1
+name: services
+concurrency: 1
+{hosts}rollout:
+  web:
+    batch: [1]
+steps:
+  - id: svc
+    on: web
+    for_each: [api, worker]
+    uses: modules/service.yaml
+    with:
+      label: "{{{{item}}}}"
+      log: "{log}"
+  - id: check
+    on: web
+    needs: [svc]
+    readonly: true
+    run: |
+      echo "check {{{{steps.svc.items.worker.outputs.unit}}}}" >> {log}
+      if grep -qx "$RUNBOOK_HOST" {fail}; then exit 3; fi
+"#,
+        hosts = hosts.yaml(),
+        log = log.display(),
+        fail = fail.display(),
+    );
+    let output = test.runbook(&text).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    assert_eq!(
+        common::lines(&output.directory, "log"),
+        [
+            "start api@web1",
+            "start worker@web1",
+            "check worker-web1",
+            "start api@web2",
+            "start worker@web2",
+            "check worker-web2",
+            "stop worker-web2",
+            "stop api-web2",
+            "stop worker-web1",
+            "stop api-web1",
+        ],
+        "{}",
+        output.snapshot()
+    );
+}
+
+#[test]
+fn the_plan_shows_each_item_on_each_host_and_what_a_failure_in_each_batch_undoes() {
+    let output = Test::new()
+        .runbook(
+            r#"version: 1
+name: services
+hosts:
+  web1: { address: 10.0.0.11, groups: [web] }
+  web2: { address: 10.0.0.12, groups: [web] }
+  web3: { address: 10.0.0.13, groups: [web] }
+rollout:
+  web:
+    batch: [1, 2]
+steps:
+  - id: install
+    on: web
+    for_each: [api, worker]
+    run: echo "unit={{item}}-{{host.name}}" >> "$RUNBOOK_OUTPUT"
+    rollback: echo "stop {{quote steps.install.outputs.unit}}"
+  - id: check
+    on: web
+    needs: [install]
+    readonly: true
+    run: echo {{quote steps.install.items.worker.outputs.unit}}
+"#,
+        )
+        .args(["plan", "{file}"])
+        .run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    insta::assert_snapshot!(output.snapshot());
+}
+
+#[test]
+fn a_step_without_on_must_name_the_host_of_the_item_it_reads() {
+    let runbook = r#"version: 1
+name: services
+hosts:
+  web1: { address: 10.0.0.11, groups: [web] }
+  web2: { address: 10.0.0.12, groups: [web] }
+steps:
+  - id: install
+    on: web
+    for_each: [api, worker]
+    readonly: true
+    run: echo "unit={{item}}" >> "$RUNBOOK_OUTPUT"
+  - id: report
+    needs: [install]
+    readonly: true
+    run: echo {{quote steps.install.items.api.hosts.web2.outputs.unit}} {{quote steps.install.items.api.outputs.unit}}
+"#;
+    let output = Test::new()
+        .runbook(runbook)
+        .args(["validate", "{file}"])
+        .run();
+    assert_eq!(output.code, 2, "{}", output.snapshot());
+    insta::assert_snapshot!(output.snapshot());
+}
