@@ -164,8 +164,10 @@ fn each_item_runs_on_each_host_and_reads_its_own_hosts_instance() {
         )
         .run();
     assert_eq!(show.code, 0, "{}", show.snapshot());
+    // The name, a template, says which item and host each instance is.
     assert!(
-        show.stdout.contains("install[worker]@web2"),
+        show.stdout.contains("install[worker]@web2")
+            && show.stdout.contains("      name: install worker on web2\n"),
         "{}",
         show.snapshot()
     );

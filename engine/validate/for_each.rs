@@ -249,7 +249,10 @@ impl Validator<'_> {
                 let mut copy = step.clone();
                 copy.for_each = None;
                 copy.id.value = instance.id();
-                if let Some(name) = &mut copy.name {
+                // A name that reads `item` says which instance it is; another gets the item.
+                if let Some(name) = &mut copy.name
+                    && instance.substitute(&name.value) == name.value
+                {
                     name.value = format!("{} [{}]", name.value, instance.item);
                 }
                 steps.push(copy);
