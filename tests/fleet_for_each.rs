@@ -73,7 +73,8 @@ impl Hosts {
 }
 
 /// `install` for each of the items `api` and `worker` on every `web` host, rolled out one
-/// host per batch, then `check` on each host reading that host's `worker` instance. Each
+/// host per batch (each batch's `verify` reading its host's `worker` instance), then `check`
+/// on each host reading that host's `worker` instance. Each
 /// compensation appends what it undoes to `undo` in the test directory; `check` fails on
 /// the hosts listed in the test directory's `fail`.
 fn runbook(hosts: &Hosts, directory: &Path) -> String {
@@ -86,6 +87,9 @@ concurrency: 1
 {hosts}rollout:
   web:
     batch: [1]
+    verify:
+      - name: its own host's worker
+        run: test {{{{quote steps.install.items.worker.outputs.unit}}}} = "worker-$RUNBOOK_HOST"
 steps:
   - id: install
     name: "install {{{{item}}}} on {{{{host.name}}}}"
@@ -164,6 +168,11 @@ fn each_item_runs_on_each_host_and_reads_its_own_hosts_instance() {
         )
         .run();
     assert_eq!(show.code, 0, "{}", show.snapshot());
+    assert!(
+        show.stdout.contains("rollout web batch 2 on web2"),
+        "{}",
+        show.snapshot()
+    );
     // The name, a template, says which item and host each instance is.
     assert!(
         show.stdout.contains("install[worker]@web2")

@@ -187,6 +187,7 @@ impl Fleet {
                 context.alias_step(step.id.as_str(), written);
             }
         }
+        context.lift_host(&runbook.inventory.hosts[host].name);
     }
 
     /// Sets `host` in the context of instance `index`, and makes `steps.<step>` read its own
