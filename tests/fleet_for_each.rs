@@ -1,7 +1,8 @@
 //! A step with both `for_each` and `on` (SPEC §12, §13) through the binary against real sshd
 //! servers on 127.0.0.1: instances `id[item]@host`, each reading its own host's instance of
-//! an item (`steps.<id>.items.<item>.outputs`), a rolling failure undoing every item of a
-//! host in its batch, `rollback RUN` per instance, and the plan of such a step.
+//! an item (`steps.<id>.items.<item>.outputs`, in its steps and its rollout's `verify`), a
+//! rolling failure undoing every item of a host in its batch, a host within `max_failed`
+//! undone alone, `rollback RUN` per instance, a module call with both, and the plan.
 
 mod common;
 
@@ -78,6 +79,11 @@ impl Hosts {
 /// compensation appends what it undoes to `undo` in the test directory; `check` fails on
 /// the hosts listed in the test directory's `fail`.
 fn runbook(hosts: &Hosts, directory: &Path) -> String {
+    runbook_with(hosts, directory, "0")
+}
+
+/// `runbook`, with `max_failed` hosts tolerated.
+fn runbook_with(hosts: &Hosts, directory: &Path, max_failed: &str) -> String {
     let undo = directory.join("undo");
     let fail = directory.join("fail");
     format!(
@@ -87,6 +93,7 @@ concurrency: 1
 {hosts}rollout:
   web:
     batch: [1]
+    max_failed: {max_failed}
     verify:
       - name: its own host's worker
         run: test {{{{quote steps.install.items.worker.outputs.unit}}}} = "worker-$RUNBOOK_HOST"
@@ -205,6 +212,26 @@ fn a_failure_on_a_later_host_undoes_every_item_of_that_host_then_the_earlier_bat
     assert!(
         hosts.lines("web3", "api").is_empty(),
         "the last batch never started"
+    );
+}
+
+#[test]
+fn a_host_within_max_failed_has_every_item_undone_alone_and_the_rollout_goes_on() {
+    let hosts = Hosts::start(&["web1", "web2", "web3"]);
+    let test = Test::new().file("fail", "web2\n");
+    let text = runbook_with(&hosts, test.path(), "1");
+    let output = test.runbook(&text).args(["run", "{file}"]).run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert_eq!(
+        common::lines(&output.directory, "undo"),
+        ["check@web2", "worker-web2 worker@web2", "api-web2 api@web2"],
+        "{}",
+        output.snapshot()
+    );
+    assert_eq!(
+        hosts.lines("web3", "checked"),
+        ["worker-web3"],
+        "the rollout went on"
     );
 }
 
