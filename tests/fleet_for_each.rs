@@ -353,6 +353,7 @@ rollout:
     batch: [1, 2]
 steps:
   - id: install
+    name: "install {{item}} on {{host.name}}"
     on: web
     for_each: [api, worker]
     run: echo "unit={{item}}-{{host.name}}" >> "$RUNBOOK_OUTPUT"
