@@ -372,6 +372,44 @@ steps:
 }
 
 #[test]
+fn the_mermaid_drawing_names_each_item_and_host_with_keys_mermaid_accepts() {
+    let output = Test::new()
+        .runbook(
+            r#"version: 1
+name: services
+hosts:
+  web1: { address: 10.0.0.11, groups: [web] }
+steps:
+  - id: install
+    name: "install {{item}} on {{host.name}}"
+    on: web
+    for_each: [api, v1.2]
+    readonly: true
+    run: "true"
+  - id: after
+    needs: [install]
+    for_each: [x]
+    readonly: true
+    run: "true"
+"#,
+        )
+        .args(["plan", "{file}", "--format", "mermaid"])
+        .run();
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    for expected in [
+        "  install_item_api_at_web1[\"install api on web1\"]\n",
+        "  install_item_v1_dot_2_at_web1[\"install v1.2 on web1\"]\n",
+        "  install_item_api_at_web1 --> after_item_x\n",
+    ] {
+        assert!(
+            output.stdout.contains(expected),
+            "{expected}\n{}",
+            output.stdout
+        );
+    }
+}
+
+#[test]
 fn a_step_without_on_must_name_the_host_of_the_item_it_reads() {
     let runbook = r#"version: 1
 name: services
