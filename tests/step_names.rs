@@ -129,6 +129,25 @@ fn a_run_journals_each_name_rendered_and_show_prints_it() {
             show.stdout
         );
     }
+    let report = engine(
+        Test::new(),
+        &[
+            "report",
+            "last",
+            "--state-dir",
+            &state,
+            "--format",
+            "html",
+            "--output",
+            "{dir}/report.html",
+        ],
+    );
+    assert_eq!(report.code, 0, "{}", report.snapshot());
+    let html = std::fs::read_to_string(report.directory.join("report.html")).expect("report.html");
+    assert!(
+        html.contains("deploy[worker] (deploy worker (1) of v7 to STAGING)"),
+        "the chart's row names the instance:\n{html}"
+    );
 }
 
 #[test]
