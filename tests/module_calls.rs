@@ -176,12 +176,26 @@ fn bad_call_if_and_on_are_refused_in_the_call_file() {
     );
     assert_eq!(output.code, 2, "{}", output.snapshot());
     insta::assert_snapshot!("call_for_each_and_step_for_each", output.snapshot());
+}
+
+#[test]
+fn a_call_with_for_each_and_on_plans_each_module_step_per_item_and_host() {
     let output = engine(
         with_module(&ON_HOSTS.replace("    on: web\n", "    on: web\n    for_each: [a, b]\n")),
-        &["validate", "{file}"],
+        &["plan", "{file}"],
     );
-    assert_eq!(output.code, 2, "{}", output.snapshot());
-    insta::assert_snapshot!("call_for_each_and_on", output.snapshot());
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    for expected in [
+        "files.dump[a]\n    written at modules/backup.yaml:10, from `uses: modules/backup.yaml` at runbook.yaml:14\n    on web: files.dump[a]@web1, files.dump[a]@web2\n",
+        "files.check[b]  (needs files.dump[b])\n",
+        "    on web: files.check[b]@web1, files.check[b]@web2\n",
+    ] {
+        assert!(
+            output.stdout.contains(expected),
+            "{expected}\n{}",
+            output.stdout
+        );
+    }
 }
 
 #[test]

@@ -217,6 +217,9 @@ pub fn show_text(record: &RunRecord) -> String {
             forward.attempts,
             tenths(Duration::from_millis(forward.duration_ms))
         );
+        if step.name != step.id && !step.name.is_empty() {
+            write_block(&mut out, "      name: ", &step.name);
+        }
         if let Some(message) = &forward.message {
             write_block(&mut out, "      ", message);
         }

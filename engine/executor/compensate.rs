@@ -63,9 +63,11 @@ pub(crate) async fn compensate(
         report.succeeded = true;
         return report;
     };
+    let name = Renderer::new(&shared, &context)
+        .map_or_else(|_| step.name.clone(), |renderer| renderer.step_name(step));
     shared.emitter.emit(Event::StepStarted {
         step: id.clone(),
-        name: step.name.clone(),
+        name,
         phase: Phase::Compensation,
         attempt: 1,
     });

@@ -187,6 +187,7 @@ impl Fleet {
                 context.alias_step(step.id.as_str(), written);
             }
         }
+        context.lift_host(&runbook.inventory.hosts[host].name);
     }
 
     /// Sets `host` in the context of instance `index`, and makes `steps.<step>` read its own
@@ -200,6 +201,7 @@ impl Fleet {
         for read in runbook.steps[index].reads_steps() {
             context.alias_step(&format!("{read}@{name}"), &read);
         }
+        context.lift_host(name);
     }
 
     /// What instance `index` reads: the steps its templates name, and its host's instances

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::emitter::Emitter;
 use super::options::RunOptions;
-use crate::model::{DurationValue, EnvEntry, Runbook, Template};
+use crate::model::{DurationValue, EnvEntry, Runbook, Step, Template};
 use crate::plan::Context;
 use crate::state::RunInfo;
 use crate::template::{PreparedContext, TemplateEngine};
@@ -72,6 +72,15 @@ impl<'a> Renderer<'a> {
     /// The rendered text (secrets masked), or a masked message naming the template's place.
     pub fn render(&self, template: &Template) -> Result<String, String> {
         self.render_in(template, false)
+    }
+
+    /// Step `step`'s name, rendered when it is a template; as written when it cannot be (a
+    /// name never fails a step).
+    pub fn step_name(&self, step: &Step) -> String {
+        step.name_template
+            .as_ref()
+            .and_then(|template| self.render(template).ok())
+            .unwrap_or_else(|| step.name.clone())
     }
 
     /// The rendered text with secret values: for environment entries and HTTP headers only.

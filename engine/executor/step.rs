@@ -93,9 +93,10 @@ pub(crate) async fn run_step(
             }
         }
     }
+    let name = renderer.step_name(step);
     shared.emitter.emit(Event::StepStarted {
         step: id.clone(),
-        name: step.name.clone(),
+        name: name.clone(),
         phase: Phase::Forward,
         attempt: 1,
     });
@@ -173,6 +174,7 @@ pub(crate) async fn run_step(
                 None => None,
             };
             let command = AttemptCommand {
+                name: name.clone(),
                 argv,
                 env: env.clone(),
                 cwd,
@@ -253,6 +255,8 @@ impl Timing {
 
 /// What every attempt of a `run` runs, and with which limits.
 struct AttemptCommand {
+    /// The step's name as rendered, for the events of later attempts.
+    name: String,
     argv: Vec<String>,
     env: Vec<(String, String)>,
     cwd: std::path::PathBuf,
@@ -377,6 +381,7 @@ async fn attempts(
     cancel: &mut watch::Receiver<CancelLevel>,
 ) -> Result<(), (String, StepOutcome)> {
     let AttemptCommand {
+        name,
         argv,
         env,
         cwd,
@@ -400,7 +405,7 @@ async fn attempts(
         if attempt > 1 {
             shared.emitter.emit(Event::StepStarted {
                 step: id.clone(),
-                name: step.name.clone(),
+                name: name.clone(),
                 phase: Phase::Forward,
                 attempt,
             });

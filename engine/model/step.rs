@@ -38,7 +38,11 @@ pub enum Action {
 pub struct Step {
     pub index: usize,
     pub id: StepId,
+    /// The name as written (a `for_each` instance's with its item), or the id.
     pub name: String,
+    /// The name when it holds a template (vars, `item`, `host`, ...): rendered for `plan`, the
+    /// events and so for `show` and reports.
+    pub name_template: Option<Template>,
     pub description: Option<String>,
     /// Indices into `Runbook::steps`.
     pub needs: Vec<usize>,
@@ -128,7 +132,7 @@ pub struct Compensation {
 }
 
 impl Step {
-    /// Every template of the step: its command, condition, shell, env, cwd, probes,
+    /// Every template of the step: its name, command, condition, shell, env, cwd, probes,
     /// compensation and durations.
     pub fn templates(&self) -> Vec<&Template> {
         let mut templates: Vec<&Template> = Vec::new();
@@ -136,6 +140,7 @@ impl Step {
             Action::Run(template) | Action::Approve(template) => templates.push(template),
             Action::Check => {}
         }
+        templates.extend(self.name_template.iter());
         templates.extend(self.condition.iter());
         templates.extend(self.cwd.iter());
         templates.extend(self.shell.iter());

@@ -506,10 +506,10 @@ impl<'a> Planner<'a> {
         PlanStep {
             written_at: step.written_at.clone(),
             called_at: step.called_at.clone(),
-            name: if step.name == step.id.as_str() {
-                id.clone()
-            } else {
-                SharedText::from(step.name.as_str())
+            name: match &step.name_template {
+                Some(template) => renderer.render_shared(template),
+                None if step.name == step.id.as_str() => id.clone(),
+                None => SharedText::from(step.name.as_str()),
             },
             id,
             description: step.description.clone(),

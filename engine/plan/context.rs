@@ -147,6 +147,18 @@ impl Context {
         }
     }
 
+    /// Makes each `steps.<...>` that holds instances on hosts read host `host`'s instance as
+    /// its own (`steps.<id>.items.<item>.outputs` of an instance `id[item]@host`, a module's
+    /// `steps.<call>.<step>.outputs`), where nothing of its own is there: an instance on a
+    /// host reads its own host's instances of what it names (SPEC §12).
+    pub fn lift_host(&mut self, host: &str) {
+        if let Some(steps) = self.root.get_mut("steps").and_then(Value::as_object_mut) {
+            for value in steps.values_mut() {
+                lift(value, host);
+            }
+        }
+    }
+
     /// Sets `run.status`, for hooks.
     pub fn set_run_status(&mut self, status: &str) {
         if let Some(run) = self.root.get_mut("run").and_then(Value::as_object_mut) {
@@ -227,6 +239,29 @@ impl Context {
                 return;
             }
             node = entry;
+        }
+    }
+}
+
+/// Gives `value` and every object under it that has `hosts.<host>` that host's `status` and
+/// `outputs`, unless it has its own.
+fn lift(value: &mut Value, host: &str) {
+    let Some(object) = value.as_object_mut() else {
+        return;
+    };
+    let own = object
+        .get("hosts")
+        .and_then(|hosts| hosts.get(host))
+        .and_then(Value::as_object)
+        .cloned();
+    for (key, child) in object.iter_mut() {
+        if key != "hosts" {
+            lift(child, host);
+        }
+    }
+    if let Some(own) = own {
+        for (key, field) in own {
+            object.entry(key).or_insert(field);
         }
     }
 }

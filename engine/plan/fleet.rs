@@ -65,12 +65,17 @@ pub fn add_hosts(
             Action::Run(template) if template.text.contains("host.") => Some(template),
             _ => None,
         };
+        let name_template = step
+            .name_template
+            .as_ref()
+            .filter(|template| template.text.contains("host."));
         let mut instances = Vec::with_capacity(range.len());
         for index in range {
             let instance = &expansion.instances[index];
             let Some(host) = instance.host else { continue };
             used[host] = true;
-            let command = template.map(|template| {
+            // The context with this host, only for a step whose command or name reads it.
+            let value = (template.is_some() || name_template.is_some()).then(|| {
                 let mut value = context.clone();
                 if let Some(root) = value.as_object_mut() {
                     root.insert(
@@ -82,7 +87,11 @@ pub fn add_hosts(
                         ),
                     );
                 }
-                match engine.render_for_plan(&template.text, &BorrowedContext::new(&value)) {
+                value
+            });
+            let mut render = |template: &crate::model::Template| {
+                let value = value.as_ref().unwrap_or(context);
+                match engine.render_for_plan(&template.text, &BorrowedContext::new(value)) {
                     Ok((text, _)) => text,
                     Err(error) => {
                         let message = format!(
@@ -97,7 +106,9 @@ pub fn add_hosts(
                         template.text.clone()
                     }
                 }
-            });
+            };
+            let command = template.map(&mut render);
+            let name = name_template.map(&mut render);
             instances.push(PlanInstance {
                 id: instance.id.clone(),
                 host: SharedText::from(inventory.hosts[host].name.as_str()),
@@ -107,6 +118,7 @@ pub fn add_hosts(
                     .collect(),
                 batch: expansion.batch[index].map(|(_, batch)| batch + 1),
                 command,
+                name,
                 on_failure: rollback.failure(index),
             });
         }

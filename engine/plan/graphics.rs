@@ -41,9 +41,13 @@ struct Node<'a> {
     batch: Option<(&'a str, usize)>,
 }
 
-/// `deploy@web1.internal` as an identifier both formats accept: `deploy_at_web1_dot_internal`.
+/// `deploy[api]@web1.internal` as an identifier both formats accept:
+/// `deploy_item_api_at_web1_dot_internal` (Mermaid reads `[` as the start of a label).
 fn node_key(id: &str) -> String {
-    id.replace('@', "_at_").replace('.', "_dot_")
+    id.replace('@', "_at_")
+        .replace('.', "_dot_")
+        .replace('[', "_item_")
+        .replace(']', "")
 }
 
 /// Nodes and `needs` edges (as node keys) when some step runs on hosts: one node per
@@ -66,7 +70,11 @@ fn instance_graph(plan: &Plan) -> (Vec<Node<'_>>, Vec<(String, String)>) {
                 for instance in instances {
                     nodes.push(Node {
                         key: node_key(&instance.id),
-                        label: format!("{}@{}", step.name, instance.host),
+                        // A name rendered for the host says which host it is.
+                        label: match &instance.name {
+                            Some(name) => name.clone(),
+                            None => format!("{}@{}", step.name, instance.host),
+                        },
                         approve: false,
                         compensated: step.rollback.is_some(),
                         batch: group.zip(instance.batch),
@@ -85,20 +93,20 @@ fn instance_graph(plan: &Plan) -> (Vec<Node<'_>>, Vec<(String, String)>) {
             }
             None => {
                 nodes.push(Node {
-                    key: step.id.to_string(),
+                    key: node_key(&step.id),
                     label: step.name.to_string(),
                     approve: step.kind == "approve",
                     compensated: step.rollback.is_some(),
                     batch: None,
                 });
-                nodes_of_step.insert(step.id.as_str(), vec![step.id.to_string()]);
+                nodes_of_step.insert(step.id.as_str(), vec![node_key(&step.id)]);
             }
         }
     }
     for step in plan.steps.iter().filter(|step| step.instances.is_none()) {
         for need in &step.needs {
             for from in nodes_of_step.get(need.as_str()).into_iter().flatten() {
-                edges.push((from.clone(), step.id.to_string()));
+                edges.push((from.clone(), node_key(&step.id)));
             }
         }
     }
@@ -243,18 +251,18 @@ pub fn to_mermaid(plan: &Plan) -> String {
             "approve" => format!("{{\"{}\"}}", label(&step.name)),
             _ => format!("[\"{}\"]", label(&step.name)),
         };
-        let _ = writeln!(out, "  {}{shape}", step.id);
+        let _ = writeln!(out, "  {}{shape}", node_key(&step.id));
     }
     for step in &plan.steps {
         for need in &step.needs {
-            let _ = writeln!(out, "  {need} --> {}", step.id);
+            let _ = writeln!(out, "  {} --> {}", node_key(need), node_key(&step.id));
         }
     }
     for (step, need) in undo_edges(plan) {
-        let _ = writeln!(out, "  {step} -. undo .-> {need}");
+        let _ = writeln!(out, "  {} -. undo .-> {}", node_key(step), node_key(need));
     }
     for step in plan.steps.iter().filter(|step| step.rollback.is_some()) {
-        let _ = writeln!(out, "  class {} compensated", step.id);
+        let _ = writeln!(out, "  class {} compensated", node_key(&step.id));
     }
     out.push_str("  classDef compensated stroke-dasharray: 4 2\n");
     out

@@ -113,6 +113,9 @@ pub struct PlanInstance {
     /// The command rendered for this host, when it reads `host.*`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// The step's name rendered for this host, when it reads `host.*`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub on_failure: PlanFailure,
 }
 

@@ -396,6 +396,9 @@ fn write_step(out: &mut String, step: &PlanStep, skipped: bool) {
         .lines()
         .collect();
     for instance in step.instances.iter().flatten() {
+        if let Some(name) = &instance.name {
+            let _ = writeln!(out, "    @{} name: {name}", instance.host);
+        }
         if let Some(command) = &instance.command {
             let changed: Vec<&str> = command
                 .lines()

@@ -62,13 +62,6 @@ impl Validator<'_> {
                 self.for_each_by_index.push(Some(Vec::new()));
                 continue;
             };
-            if let Some(on) = &step.on {
-                let message = format!("step `{}` has both `for_each` and `on`", step.id.value);
-                self.push(
-                    Diagnostic::error("for-each-on", message, Some(on.position))
-                        .with_help("give the hosts to `on` alone, or make one step per item"),
-                );
-            }
             let items = self.check_items(step, items);
             self.for_each_by_index.push(Some(items));
         }
@@ -256,7 +249,10 @@ impl Validator<'_> {
                 let mut copy = step.clone();
                 copy.for_each = None;
                 copy.id.value = instance.id();
-                if let Some(name) = &mut copy.name {
+                // A name that reads `item` says which instance it is; another gets the item.
+                if let Some(name) = &mut copy.name
+                    && instance.substitute(&name.value) == name.value
+                {
                     name.value = format!("{} [{}]", name.value, instance.item);
                 }
                 steps.push(copy);

@@ -23,16 +23,6 @@ impl Validator<'_> {
     ) -> Option<Vec<String>> {
         call.for_each.as_ref()?;
         let before = self.diagnostics.len();
-        if let Some(on) = &call.on {
-            let message = format!(
-                "module call `{}` has both `for_each` and `on`",
-                call.id.value
-            );
-            self.push(
-                Diagnostic::error("for-each-on", message, Some(on.position))
-                    .with_help("give the hosts to `on` alone, or make one call per item"),
-            );
-        }
         let items = self.for_each_items(call, outer, true).unwrap_or_default();
         let items = self.check_items(call, items);
         self.in_module_file(before, module);

@@ -201,6 +201,11 @@ impl Validator<'_> {
             step: index,
             own: true,
         };
+        let name_template = raw
+            .name
+            .as_ref()
+            .filter(|name| name.value.contains("{{"))
+            .map(|name| self.template(name, &Scope::new(format!("{place}.name"), owner)));
         let action = self.action(raw, &place, index);
         let condition = raw
             .condition
@@ -300,7 +305,11 @@ impl Validator<'_> {
         Step {
             index,
             id: StepId(id.clone()),
-            name: raw.name.as_ref().map_or(id, |name| name.value.clone()),
+            name: match &name_template {
+                Some(template) => template.text.clone(),
+                None => raw.name.as_ref().map_or(id, |name| name.value.clone()),
+            },
+            name_template,
             description: raw
                 .description
                 .as_ref()

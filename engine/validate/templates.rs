@@ -443,10 +443,11 @@ impl TemplateFacts<'_> {
     /// where every instance has finished (the summary, hooks, a step on the engine's
     /// machine); returns the path after the host. A step with `on` read from there without
     /// naming a host is refused, as an instance reads its own host's instance as
-    /// `steps.<id>`.
+    /// `steps.<id>` (`path`: the instance's path, `deploy.items.api` for an item's).
     fn check_host_instance<'p>(
         &self,
         id: &str,
+        path: &str,
         target: usize,
         rest: &'p [&'p str],
         dotted: &str,
@@ -468,10 +469,10 @@ impl TemplateFacts<'_> {
                 if reader_on && reader.is_none() {
                     return Err(Box::new(Diagnostic::error(
                         "host-instance-in-instance",
-                        format!("`{dotted}` is read in `{place}`, which runs on a host: there `steps.{id}` is its own host's instance"),
+                        format!("`{dotted}` is read in `{place}`, which runs on a host: there `steps.{path}` is its own host's instance"),
                         None,
                     )
-                    .with_help(format!("read `steps.{id}.outputs.<key>`, or name another host's instance in the `summary`, a hook or a step without `on`"))));
+                    .with_help(format!("read `steps.{path}.outputs.<key>`, or name another host's instance in the `summary`, a hook or a step without `on`"))));
                 }
                 let hosts = self.step_hosts.get(target).map(Vec::as_slice).unwrap_or_default();
                 if !hosts.iter().any(|known| known == host) {
@@ -496,7 +497,7 @@ impl TemplateFacts<'_> {
                 format!("`{dotted}`: step `{id}` has no `on`, so it has no instance per host (in `{place}`)"),
                 None,
             )
-            .with_help(format!("use `steps.{id}.outputs.<key>` or `steps.{id}.status`")))),
+            .with_help(format!("use `steps.{path}.outputs.<key>` or `steps.{path}.status`")))),
             _ if target_on && let TemplateOwner::Step { step, .. } = scope.owner => {
                 // An instance reads its own host's instance: there must be one.
                 let hosts = self.step_hosts.get(target).map(Vec::as_slice).unwrap_or_default();
@@ -510,13 +511,13 @@ impl TemplateFacts<'_> {
                         format!("`{dotted}` is read on {host}, where step `{id}` does not run: an instance reads its own host's instance (in `{place}`)"),
                         None,
                     )
-                    .with_help(format!("run `{}` on hosts of `{id}`, or read the value in a step without `on` (`steps.{id}.hosts.<host>.outputs.<key>`)", self.step_names[step])))),
+                    .with_help(format!("run `{}` on hosts of `{id}`, or read the value in a step without `on` (`steps.{path}.hosts.<host>.outputs.<key>`)", self.step_names[step])))),
                     _ if !reader_on => Err(Box::new(Diagnostic::error(
                         "host-instance-path",
                         format!("step `{id}` runs once per host: `{dotted}` does not say which (in `{place}`)"),
                         None,
                     )
-                    .with_help(format!("read one host's instance: `steps.{id}.hosts.<host>.outputs.<key>`")))),
+                    .with_help(format!("read one host's instance: `steps.{path}.hosts.<host>.outputs.<key>`")))),
                     _ => Ok(rest),
                 }
             }
@@ -525,7 +526,7 @@ impl TemplateFacts<'_> {
                 format!("step `{id}` runs once per host: `{dotted}` does not say which (in `{place}`)"),
                 None,
             )
-            .with_help(format!("read one host's instance: `steps.{id}.hosts.<host>.outputs.<key>`")))),
+            .with_help(format!("read one host's instance: `steps.{path}.hosts.<host>.outputs.<key>`")))),
             _ => Ok(rest),
         }
     }
@@ -751,7 +752,9 @@ impl TemplateFacts<'_> {
                 .with_optional_help(help),
             );
         };
-        let rest = match self.check_host_instance(id, target, rest, dotted, scope) {
+        // How the instance is named in a path: `deploy`, or `deploy.items.api`.
+        let path = segments[..segments.len() - rest.len()].join(".");
+        let rest = match self.check_host_instance(id, &path, target, rest, dotted, scope) {
             Ok(rest) => rest,
             Err(diagnostic) => return Some(*diagnostic),
         };
