@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{DurationValue, EnvEntry, Placement, Probe, Template};
+use super::{DurationValue, EnvEntry, Placement, Probe, Shell, Template};
 use crate::document::Position;
 
 /// A step's id, `[a-z0-9][a-z0-9_-]*`.
@@ -44,7 +44,7 @@ pub struct Step {
     pub needs: Vec<usize>,
     pub condition: Option<Template>,
     pub action: Action,
-    pub shell: Vec<Template>,
+    pub shell: Shell,
     pub env: Vec<EnvEntry>,
     pub cwd: Option<Template>,
     /// For `run`, the limit of one attempt; for an approval gate, how long it waits for an
@@ -118,7 +118,7 @@ impl RetryPolicy {
 #[derive(Debug, Clone)]
 pub struct Compensation {
     pub run: Template,
-    pub shell: Vec<Template>,
+    pub shell: Shell,
     pub env: Vec<EnvEntry>,
     pub cwd: Option<Template>,
     pub timeout: Option<DurationValue>,
