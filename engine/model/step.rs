@@ -53,7 +53,7 @@ pub struct Step {
     pub retry: RetryPolicy,
     pub allow_failure: bool,
     pub verify: Vec<Probe>,
-    pub rollback: Option<Compensation>,
+    pub rollback: Option<Box<Compensation>>,
     pub grace: DurationValue,
     pub idempotent: bool,
     pub pivot: bool,

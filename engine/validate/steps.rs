@@ -262,12 +262,12 @@ impl Validator<'_> {
             None => Vec::new(),
         };
         let rollback = raw.rollback.as_ref().map(|rollback| {
-            self.compensation(
+            Box::new(self.compensation(
                 &Spanned::new(&rollback.value.0, rollback.position),
                 &place,
                 index,
                 raw,
-            )
+            ))
         });
         let outputs = raw
             .outputs
