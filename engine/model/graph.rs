@@ -233,4 +233,19 @@ mod tests {
         assert!(!graph.is_upstream(1, 2));
         assert_eq!(graph.upstream(3).collect::<Vec<_>>(), vec![0, 1, 2]);
     }
+
+    #[test]
+    fn upstream_follows_needs_written_below_a_step_and_past_one_word() {
+        // 0 needs 1 (written below it), 2 needs 0; then a chain of 70 steps from 2, so the
+        // bitsets span two words.
+        let mut needs = vec![vec![1], vec![], vec![0]];
+        needs.extend((3..73).map(|step| vec![step - 1]));
+        let graph = StepGraph::new(needs);
+        assert_eq!(graph.upstream(2).collect::<Vec<_>>(), vec![0, 1]);
+        assert!(graph.is_upstream(1, 72));
+        assert!(graph.is_upstream(70, 72));
+        assert!(!graph.is_upstream(72, 70));
+        assert_eq!(graph.upstream_count(72), 72);
+        assert_eq!(graph.upstream_count(1), 0);
+    }
 }
