@@ -204,8 +204,9 @@ impl RawCompensation {
 /// The `rollback` field: a compensation that also accepts the script shorthand. Written by
 /// hand because serde's `untagged` would replace every error inside the map with "did not
 /// match any variant". A shorthand script has no position of its own: the field's is used.
+/// Boxed: most steps have none, and inline it was a quarter of every `RawStep`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CompensationField(pub RawCompensation);
+pub struct CompensationField(pub Box<RawCompensation>);
 
 impl<'de> Deserialize<'de> for CompensationField {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -219,9 +220,9 @@ impl<'de> Deserialize<'de> for CompensationField {
             }
 
             fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<CompensationField, E> {
-                Ok(CompensationField(RawCompensation::from_script(
+                Ok(CompensationField(Box::new(RawCompensation::from_script(
                     value.to_string(),
-                )))
+                ))))
             }
 
             fn visit_map<A: MapAccess<'de>>(
@@ -229,7 +230,7 @@ impl<'de> Deserialize<'de> for CompensationField {
                 access: A,
             ) -> Result<CompensationField, A::Error> {
                 RawCompensation::deserialize(MapAccessDeserializer::new(access))
-                    .map(CompensationField)
+                    .map(|compensation| CompensationField(Box::new(compensation)))
             }
         }
 

@@ -15,7 +15,8 @@ pub enum DurationValue {
     /// Written as `30s`: already parsed.
     Fixed(Duration),
     /// Written as a template: rendered and parsed when it is used.
-    Template(Template),
+    /// Boxed: a step holds three durations (timeout, grace, retry delay), rarely templates.
+    Template(Box<Template>),
 }
 
 impl DurationValue {
@@ -85,7 +86,7 @@ mod tests {
     use super::*;
 
     fn template(text: &str) -> DurationValue {
-        DurationValue::Template(Template::literal(text, "steps[0].timeout"))
+        DurationValue::Template(Box::new(Template::literal(text, "steps[0].timeout")))
     }
 
     #[test]

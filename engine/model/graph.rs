@@ -13,8 +13,11 @@ pub struct StepGraph {
     waves: Vec<usize>,
     /// Steps in an order where every step comes after its needs (file order among equals).
     order: Vec<usize>,
-    /// Transitive needs of each step as a bitset over step indices.
-    ancestors: Vec<Vec<u64>>,
+    /// Transitive needs of each step as a bitset over step indices (`words` words a step,
+    /// one buffer), computed the first time a question needs them: n² bits (12.5 MB for
+    /// 10,000 steps), which `plan` of a runbook that reads no other step's outputs and has no
+    /// compensations never asks for.
+    ancestors: std::sync::OnceLock<Vec<u64>>,
 }
 
 /// Every cycle among the steps, each as a path of step indices that starts and ends at the
@@ -104,18 +107,6 @@ impl StepGraph {
                 }
             }
         }
-        let words = count.div_ceil(64);
-        let mut ancestors = vec![vec![0u64; words]; count];
-        for &step in &order {
-            let mut bits = vec![0u64; words];
-            for &need in &needs[step] {
-                bits[need / 64] |= 1 << (need % 64);
-                for (word, ancestor_word) in bits.iter_mut().zip(&ancestors[need]) {
-                    *word |= ancestor_word;
-                }
-            }
-            ancestors[step] = bits;
-        }
         debug_assert!(
             done.iter().all(|&finished| finished),
             "StepGraph::new needs an acyclic graph"
@@ -125,8 +116,36 @@ impl StepGraph {
             dependents,
             waves,
             order,
-            ancestors,
+            ancestors: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Words of the ancestor bitset of one step.
+    fn words(&self) -> usize {
+        self.needs.len().div_ceil(64)
+    }
+
+    /// The ancestor bitset of `step`, computing every step's the first time.
+    fn ancestors(&self, step: usize) -> &[u64] {
+        let words = self.words();
+        let all = self.ancestors.get_or_init(|| {
+            let mut all = vec![0u64; words * self.needs.len()];
+            let mut bits = vec![0u64; words];
+            // Topological order: a step's needs have their final bits before it.
+            for &step in &self.order {
+                bits.fill(0);
+                for &need in &self.needs[step] {
+                    bits[need / 64] |= 1 << (need % 64);
+                    let need_bits = &all[need * words..(need + 1) * words];
+                    for (word, ancestor_word) in bits.iter_mut().zip(need_bits) {
+                        *word |= ancestor_word;
+                    }
+                }
+                all[step * words..(step + 1) * words].copy_from_slice(&bits);
+            }
+            all
+        });
+        &all[step * words..(step + 1) * words]
     }
 
     pub fn len(&self) -> usize {
@@ -166,12 +185,12 @@ impl StepGraph {
 
     /// Whether `ancestor` is among the transitive needs of `step`.
     pub fn is_upstream(&self, ancestor: usize, step: usize) -> bool {
-        self.ancestors[step][ancestor / 64] & (1 << (ancestor % 64)) != 0
+        self.ancestors(step)[ancestor / 64] & (1 << (ancestor % 64)) != 0
     }
 
     /// The transitive needs of `step`, in index order.
     pub fn upstream(&self, step: usize) -> impl Iterator<Item = usize> + '_ {
-        self.ancestors[step]
+        self.ancestors(step)
             .iter()
             .enumerate()
             .flat_map(|(word_index, &word)| {
@@ -182,7 +201,7 @@ impl StepGraph {
     }
 
     pub fn upstream_count(&self, step: usize) -> usize {
-        self.ancestors[step]
+        self.ancestors(step)
             .iter()
             .map(|word| word.count_ones() as usize)
             .sum()
@@ -213,5 +232,20 @@ mod tests {
         assert!(graph.is_upstream(0, 3));
         assert!(!graph.is_upstream(1, 2));
         assert_eq!(graph.upstream(3).collect::<Vec<_>>(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn upstream_follows_needs_written_below_a_step_and_past_one_word() {
+        // 0 needs 1 (written below it), 2 needs 0; then a chain of 70 steps from 2, so the
+        // bitsets span two words.
+        let mut needs = vec![vec![1], vec![], vec![0]];
+        needs.extend((3..73).map(|step| vec![step - 1]));
+        let graph = StepGraph::new(needs);
+        assert_eq!(graph.upstream(2).collect::<Vec<_>>(), vec![0, 1]);
+        assert!(graph.is_upstream(1, 72));
+        assert!(graph.is_upstream(70, 72));
+        assert!(!graph.is_upstream(72, 70));
+        assert_eq!(graph.upstream_count(72), 72);
+        assert_eq!(graph.upstream_count(1), 0);
     }
 }

@@ -20,4 +20,4 @@ pub use probe::{
 };
 pub use runbook::{EnvEntry, ForEachVar, Hook, Hooks, Runbook, VarDecl};
 pub use step::{Action, Compensation, PromisedOutput, RetryPolicy, Step, StepId};
-pub use template::Template;
+pub use template::{Shell, Template};

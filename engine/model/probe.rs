@@ -32,7 +32,7 @@ pub struct TimingTemplates {
 pub enum ProbeKind {
     Command {
         run: Template,
-        shell: Vec<Template>,
+        shell: super::Shell,
         env: Vec<EnvEntry>,
         timeout: Duration,
         expect: Expectation,

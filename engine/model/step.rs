@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{DurationValue, EnvEntry, Placement, Probe, Template};
+use super::{DurationValue, EnvEntry, Placement, Probe, Shell, Template};
 use crate::document::Position;
 
 /// A step's id, `[a-z0-9][a-z0-9_-]*`.
@@ -48,7 +48,7 @@ pub struct Step {
     pub needs: Vec<usize>,
     pub condition: Option<Template>,
     pub action: Action,
-    pub shell: Vec<Template>,
+    pub shell: Shell,
     pub env: Vec<EnvEntry>,
     pub cwd: Option<Template>,
     /// For `run`, the limit of one attempt; for an approval gate, how long it waits for an
@@ -57,7 +57,7 @@ pub struct Step {
     pub retry: RetryPolicy,
     pub allow_failure: bool,
     pub verify: Vec<Probe>,
-    pub rollback: Option<Compensation>,
+    pub rollback: Option<Box<Compensation>>,
     pub grace: DurationValue,
     pub idempotent: bool,
     pub pivot: bool,
@@ -122,7 +122,7 @@ impl RetryPolicy {
 #[derive(Debug, Clone)]
 pub struct Compensation {
     pub run: Template,
-    pub shell: Vec<Template>,
+    pub shell: Shell,
     pub env: Vec<EnvEntry>,
     pub cwd: Option<Template>,
     pub timeout: Option<DurationValue>,

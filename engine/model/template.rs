@@ -1,6 +1,13 @@
 //! A template string from the runbook with the place it came from, for render errors.
 
+use std::sync::Arc;
+
 use crate::document::Position;
+
+/// An interpreter's argv, each word a template. Shared: every step, compensation and command
+/// probe without a `shell` of its own holds the same default one (six templates of their own
+/// each were a third of the model of a 10,000-step runbook).
+pub type Shell = Arc<[Template]>;
 
 /// A Handlebars template and where it was written (`steps[3].run`, line and column).
 #[derive(Debug, Clone, PartialEq)]

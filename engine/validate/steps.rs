@@ -13,7 +13,7 @@ use crate::document::{
     RawStep, Spanned,
 };
 use crate::model::{
-    Action, Compensation, DurationValue, PromisedOutput, RetryPolicy, Step, StepId, Template,
+    Action, Compensation, DurationValue, PromisedOutput, RetryPolicy, Shell, Step, StepId, Template,
 };
 
 const DEFAULT_SHELL: [&str; 6] = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"];
@@ -267,12 +267,12 @@ impl Validator<'_> {
             None => Vec::new(),
         };
         let rollback = raw.rollback.as_ref().map(|rollback| {
-            self.compensation(
+            Box::new(self.compensation(
                 &Spanned::new(&rollback.value.0, rollback.position),
                 &place,
                 index,
                 raw,
-            )
+            ))
         });
         let outputs = raw
             .outputs
@@ -526,10 +526,14 @@ impl Validator<'_> {
         shell: Option<&Spanned<Vec<Spanned<String>>>>,
         place: &str,
         owner: TemplateOwner,
-    ) -> Vec<Template> {
+    ) -> Shell {
         let Some(shell) = shell else {
-            let default = |word: &&str| Template::literal(word, &format!("{place}.shell"));
-            return DEFAULT_SHELL.iter().map(default).collect();
+            // Literal words: their place is never shown (only a render error would).
+            static DEFAULT: std::sync::LazyLock<Shell> = std::sync::LazyLock::new(|| {
+                let default = |word: &&str| Template::literal(word, "shell");
+                DEFAULT_SHELL.iter().map(default).collect()
+            });
+            return Shell::clone(&DEFAULT);
         };
         if shell.value.is_empty() {
             self.push(

@@ -675,7 +675,9 @@ impl Validator<'_> {
     ) -> Option<DurationValue> {
         let value = value?;
         if value.value.contains("{{") {
-            return Some(DurationValue::Template(self.template(value, scope)));
+            return Some(DurationValue::Template(Box::new(
+                self.template(value, scope),
+            )));
         }
         self.duration(Some(value), key).map(DurationValue::Fixed)
     }
