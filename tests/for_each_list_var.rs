@@ -177,6 +177,21 @@ fn an_empty_list_makes_no_instance_and_dependents_go_on() {
 }
 
 #[test]
+fn a_step_needing_an_empty_for_each_still_waits_for_what_that_step_needed() {
+    let output = plan(&["--var", "regions="]);
+    assert!(
+        output.stdout.contains("  check  (needs prepare)"),
+        "{}",
+        output.stdout
+    );
+    assert!(
+        output.stdout.contains("2 steps in 2 waves"),
+        "{}",
+        output.stdout
+    );
+}
+
+#[test]
 fn a_failed_run_and_a_rollback_later_compensate_the_instances_of_the_given_value() {
     let first = engine(
         Test::new().runbook(REGIONS).env("REGIONS_CHECK_EXIT", "0"),

@@ -291,6 +291,21 @@ fn an_empty_call_list_runs_no_module_step_and_dependents_go_on() {
 }
 
 #[test]
+fn a_step_needing_an_empty_call_list_still_waits_for_what_the_call_needed() {
+    let output = engine(
+        with_module(&EACH.replace("{{quote steps.bk.items.db.outputs.file}}", "none"))
+            .env("MODULE_CALLS_AFTER_EXIT", "0"),
+        &["plan", "{file}", "--var", "labels="],
+    );
+    assert_eq!(output.code, 0, "{}", output.snapshot());
+    assert!(
+        output.stdout.contains("  after  (needs start)"),
+        "{}",
+        output.stdout
+    );
+}
+
+#[test]
 fn bad_call_items_are_refused_naming_the_item() {
     let output = engine(with_module(EACH), &["validate", "{file}"]);
     assert_eq!(output.code, 0, "{}", output.snapshot());

@@ -151,6 +151,16 @@ fn start() -> std::io::Result<Link> {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    // Ignored from its first instruction on (an ignored signal stays ignored across exec), not
+    // only once the watchdog's `main` gets there: a Ctrl-C while it loads must not stop it.
+    // SAFETY: between fork and exec the child only calls sigaction, which is
+    // async-signal-safe, and allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            watchdog::ignore_terminal_signals();
+            Ok(())
+        });
+    }
     let mut child = command.spawn()?;
     let Some(pipe) = child.stdin.take() else {
         let _ = child.kill();

@@ -101,8 +101,9 @@ fn follow(input: impl std::io::BufRead) -> Option<BTreeMap<u32, u64>> {
 }
 
 /// A Ctrl-C or a hangup reaches the terminal's foreground group; the engine handles them with
-/// its orderly cancel, and the watchdog must outlive it to be of use.
-fn ignore_terminal_signals() {
+/// its orderly cancel, and the watchdog must outlive it to be of use. Also called in the
+/// watchdog's child before exec, so only sigaction may happen here.
+pub(super) fn ignore_terminal_signals() {
     for signal in [
         Signal::SIGINT,
         Signal::SIGHUP,
@@ -113,7 +114,7 @@ fn ignore_terminal_signals() {
         Signal::SIGPIPE,
     ] {
         // SAFETY: ignoring a signal installs no handler, so nothing runs in a signal context;
-        // the process is single-threaded at this point.
+        // the process is single-threaded at this point (or a child between fork and exec).
         let _ = unsafe { nix::sys::signal::signal(signal, SigHandler::SigIgn) };
     }
 }

@@ -10,7 +10,7 @@ use super::Diagnostic;
 use super::for_each_instance::{ANY_ITEM, Instance};
 use super::module_rewrite::Rewrite;
 use super::validator::Validator;
-use crate::document::{RawRunbook, RawStep};
+use crate::document::{RawRunbook, RawStep, Spanned};
 use crate::model::{ForEachVar, parse_list};
 use crate::suggest::suggest;
 
@@ -262,8 +262,30 @@ impl Validator<'_> {
                 effects.push(step_effects.clone());
             }
         }
+        // A step with no instance (its list is empty) passes its own needs on: a step that
+        // needs it still waits for what it needed.
+        let empty: std::collections::HashMap<&str, &[Spanned<String>]> = raw
+            .steps
+            .value
+            .iter()
+            .filter(|step| self.for_each.get(&step.id.value).is_some_and(Vec::is_empty))
+            .map(|step| {
+                let needs = step
+                    .needs
+                    .as_ref()
+                    .map_or(&[][..], |needs| &needs.value[..]);
+                (step.id.value.as_str(), needs)
+            })
+            .collect();
         for (step, instance) in steps.iter_mut().zip(&instances) {
             if let Some(needs) = &mut step.needs {
+                let mut seen = HashSet::new();
+                needs.value = needs
+                    .value
+                    .iter()
+                    .flat_map(|need| through_empty(need, &empty))
+                    .filter(|need| seen.insert(need.value.clone()))
+                    .collect();
                 needs.value = needs
                     .value
                     .iter()
@@ -300,4 +322,25 @@ impl Validator<'_> {
         self.step_effects = effects;
         Some(expanded)
     }
+}
+
+/// `need`, or when it names a step with no instance, what that step needed (and so on), each
+/// at the place `need` was written.
+fn through_empty(
+    need: &Spanned<String>,
+    empty: &std::collections::HashMap<&str, &[Spanned<String>]>,
+) -> Vec<Spanned<String>> {
+    let mut found = Vec::new();
+    let mut pending = vec![need.value.clone()];
+    let mut visited = HashSet::new();
+    while let Some(id) = pending.pop() {
+        if !visited.insert(id.clone()) {
+            continue;
+        }
+        match empty.get(id.as_str()) {
+            Some(needs) => pending.extend(needs.iter().rev().map(|need| need.value.clone())),
+            None => found.push(Spanned::new(id, need.position)),
+        }
+    }
+    found
 }
