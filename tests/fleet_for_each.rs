@@ -8,70 +8,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::sshd::SshServer;
+use common::fleet::Hosts;
 use common::{Output, Test, json_events};
-
-/// Simulated hosts, all in group `web`, each with a root directory (the host var `root`).
-struct Hosts {
-    servers: Vec<SshServer>,
-    known_hosts: tempfile::TempDir,
-}
-
-impl Hosts {
-    fn start(names: &[&str]) -> Hosts {
-        let servers: Vec<SshServer> = names.iter().map(|name| SshServer::start(name)).collect();
-        let known_hosts = tempfile::tempdir().expect("a directory for known_hosts");
-        let text: String = servers
-            .iter()
-            .map(|server| std::fs::read_to_string(&server.known_hosts).expect("known_hosts"))
-            .collect();
-        std::fs::write(known_hosts.path().join("known_hosts"), text).expect("write known_hosts");
-        for server in &servers {
-            std::fs::create_dir_all(server.directory().join("root")).expect("the host's root");
-        }
-        Hosts {
-            servers,
-            known_hosts,
-        }
-    }
-
-    /// The `hosts` and `ssh` keys.
-    fn yaml(&self) -> String {
-        let mut text = String::from("hosts:\n");
-        for server in &self.servers {
-            text.push_str(&format!(
-                "  {}: {{ address: 127.0.0.1, port: {}, identity_file: \"{}\", groups: [web], vars: {{ root: \"{}\" }} }}\n",
-                server.name,
-                server.port,
-                server.client_key.display(),
-                self.root(&server.name).display()
-            ));
-        }
-        text.push_str(&format!(
-            "ssh:\n  connect_timeout: 5s\n  options: {{ UserKnownHostsFile: \"{}\", GlobalKnownHostsFile: /dev/null, StrictHostKeyChecking: \"yes\", IdentitiesOnly: \"yes\" }}\n",
-            self.known_hosts.path().join("known_hosts").display()
-        ));
-        text
-    }
-
-    fn root(&self, name: &str) -> PathBuf {
-        self.servers
-            .iter()
-            .find(|server| server.name == name)
-            .expect("a host of the test")
-            .directory()
-            .join("root")
-    }
-
-    /// The lines of `file` in host `name`'s root, empty when absent.
-    fn lines(&self, name: &str, file: &str) -> Vec<String> {
-        std::fs::read_to_string(self.root(name).join(file))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
 
 /// `install` for each of the items `api` and `worker` on every `web` host, rolled out one
 /// host per batch (each batch's `verify` reading its host's `worker` instance), then `check`

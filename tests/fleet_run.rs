@@ -11,78 +11,11 @@ mod common;
 )]
 mod secrets;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use common::fleet::Hosts;
 use common::runs::{run_directory, run_id};
-use common::sshd::{SshServer, known_hosts_of};
 use common::{Output, Test, json_events, processes_with};
-
-/// Simulated hosts and the runbook text that reaches them.
-struct Hosts {
-    servers: Vec<SshServer>,
-    known_hosts: tempfile::TempDir,
-}
-
-impl Hosts {
-    fn start(names: &[&str]) -> Hosts {
-        Hosts::start_with_env(names, &[])
-    }
-
-    /// As `start`, with more variables for the sessions' environment (sshd's `SetEnv`).
-    fn start_with_env(names: &[&str], environment: &[(&str, &str)]) -> Hosts {
-        let servers: Vec<SshServer> = names
-            .iter()
-            .map(|name| SshServer::start_with_env(name, environment))
-            .collect();
-        let known_hosts = known_hosts_of(&servers);
-        for server in &servers {
-            std::fs::create_dir_all(server.directory().join("root")).expect("the host's root");
-        }
-        Hosts {
-            servers,
-            known_hosts,
-        }
-    }
-
-    /// The `hosts` and `ssh` keys: every host in group `web`.
-    fn yaml(&self) -> String {
-        let mut text = String::from("hosts:\n");
-        for server in &self.servers {
-            text.push_str(&format!(
-                "  {}: {{ address: 127.0.0.1, port: {}, identity_file: \"{}\", groups: [web], vars: {{ root: \"{}\" }} }}\n",
-                server.name,
-                server.port,
-                server.client_key.display(),
-                self.root(&server.name).display()
-            ));
-        }
-        text.push_str(&format!(
-            "ssh:\n  connect_timeout: 5s\n  options: {{ UserKnownHostsFile: \"{}\", GlobalKnownHostsFile: /dev/null, StrictHostKeyChecking: \"yes\", IdentitiesOnly: \"yes\" }}\n",
-            self.known_hosts.path().join("known_hosts").display()
-        ));
-        text
-    }
-
-    fn server(&self, name: &str) -> &SshServer {
-        self.servers
-            .iter()
-            .find(|server| server.name == name)
-            .expect("a host of the test")
-    }
-
-    fn root(&self, name: &str) -> PathBuf {
-        self.server(name).directory().join("root")
-    }
-
-    /// The lines of `file` in host `name`'s root, empty when absent.
-    fn lines(&self, name: &str, file: &str) -> Vec<String> {
-        std::fs::read_to_string(self.root(name).join(file))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
 
 fn log(directory: &Path, name: &str) -> String {
     std::fs::read_to_string(directory.join("logs").join(format!("{name}.log"))).unwrap_or_default()

@@ -9,6 +9,7 @@
 )]
 
 pub mod engine;
+pub mod fleet;
 pub mod ports;
 pub mod runs;
 pub mod sshd;
