@@ -233,9 +233,8 @@ impl TemplateFacts<'_> {
                 // A module's template is checked rewritten: never past the line as written.
                 let room = self
                     .source
-                    .text()
-                    .lines()
-                    .nth(position.line.saturating_sub(1))
+                    .lines_from(position.line.max(1))
+                    .next()
                     .map_or(0, |line| {
                         line.chars()
                             .count()
