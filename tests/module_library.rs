@@ -242,12 +242,22 @@ fn a_pid_file_naming_a_zombie_or_a_reused_pid_counts_as_stopped() {
         .expect("spawn sleep");
     let unrelated_pid = i32::try_from(unrelated.id()).expect("a pid");
 
-    for (stale, what) in [(zombie_pid, "zombie"), (unrelated_pid, "reused")] {
+    // The last: a pid file as fresh as the process, whose recorded start time (clock ticks
+    // since boot, `web.pid.start`) is not the process's; the age alone would take it for
+    // the service.
+    for (stale, what) in [
+        (zombie_pid, "zombie"),
+        (unrelated_pid, "reused"),
+        (unrelated_pid, "reused, start time recorded"),
+    ] {
         let port = free_port();
-        let test = Test::new()
+        let mut test = Test::new()
             .runbook(&service_runbook(port, false))
             .file("server.py", SERVER)
             .file("web.pid", &format!("{stale}\n"));
+        if what == "reused, start time recorded" {
+            test = test.file("web.pid.start", "1\n");
+        }
         let pid_file = test.path().join("web.pid");
         let touched = Command::new("touch")
             .args(["-d", "1 hour ago"])
@@ -255,7 +265,7 @@ fn a_pid_file_naming_a_zombie_or_a_reused_pid_counts_as_stopped() {
             .status()
             .expect("touch");
         assert!(touched.success());
-        if what == "zombie" {
+        if what != "reused" {
             // Its pid file was written when it started, as a start writes it.
             let fresh = Command::new("touch")
                 .arg(&pid_file)
