@@ -57,6 +57,26 @@ struct Collected {
 }
 
 /// Runs `request` with `run_remote`, collecting its output as the executor would.
+/// Runs a script that would leave a marker file, in a session that must fail before the script
+/// runs (`adjust` changes the request first): the error, once the marker is checked absent.
+fn refused_before_running(
+    target: &SshTarget,
+    adjust: impl FnOnce(&mut RemoteRequest),
+) -> RemoteError {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let ran = scratch.path().join("ran");
+    let mut request = request(&format!("touch {}", ran.display()));
+    adjust(&mut request);
+    let error = runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, _) = run(&masters, target, &request, None).await;
+        masters.close_all().await;
+        result.expect_err("the session fails before the script runs")
+    });
+    assert!(!ran.exists(), "the script ran");
+    error
+}
+
 async fn run(
     masters: &ControlMasters,
     target: &SshTarget,
@@ -381,25 +401,12 @@ fn an_unreachable_host_is_a_connection_failure_naming_host_and_address() {
         "UserKnownHostsFile".into(),
         scratch.path().join("known_hosts").display().to_string(),
     )];
-    runtime().block_on(async {
-        let masters = ControlMasters::new().expect("a socket directory");
-        let ran = scratch.path().join("ran");
-        let (result, _) = run(
-            &masters,
-            &target,
-            &request(&format!("touch {}", ran.display())),
-            None,
-        )
-        .await;
-        let error = result.expect_err("nothing listens there");
-        assert_eq!(
-            error.to_string(),
-            format!("could not connect to web3 (127.0.0.1:{port}): connection refused")
-        );
-        assert!(!error.script_may_have_run());
-        assert!(!ran.exists());
-        masters.close_all().await;
-    });
+    let error = refused_before_running(&target, |_| {});
+    assert_eq!(
+        error.to_string(),
+        format!("could not connect to web3 (127.0.0.1:{port}): connection refused")
+    );
+    assert!(!error.script_may_have_run());
 }
 
 #[test]
@@ -415,31 +422,18 @@ fn an_unknown_host_key_is_refused_before_anything_runs() {
         ("GlobalKnownHostsFile".into(), "/dev/null".into()),
         ("IdentitiesOnly".into(), "yes".into()),
     ];
-    runtime().block_on(async {
-        let masters = ControlMasters::new().expect("a socket directory");
-        let ran = scratch.path().join("ran");
-        let (result, _) = run(
-            &masters,
-            &target,
-            &request(&format!("touch {}", ran.display())),
-            None,
+    let error = refused_before_running(&target, |_| {});
+    assert!(matches!(error, RemoteError::HostKey { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "refused the host key of web5 (127.0.0.1:{}): its key is not in known_hosts and \
+             ssh may not ask (BatchMode); add it (`ssh-keyscan`) or allow it with \
+             `ssh.options` (StrictHostKeyChecking)",
+            server.port
         )
-        .await;
-        let error = result.expect_err("the key is unknown");
-        assert!(matches!(error, RemoteError::HostKey { .. }), "{error:?}");
-        assert_eq!(
-            error.to_string(),
-            format!(
-                "refused the host key of web5 (127.0.0.1:{}): its key is not in known_hosts and \
-                 ssh may not ask (BatchMode); add it (`ssh-keyscan`) or allow it with \
-                 `ssh.options` (StrictHostKeyChecking)",
-                server.port
-            )
-        );
-        assert!(!ran.exists());
-        assert_eq!(std::fs::read_to_string(&empty).expect("known_hosts"), "");
-        masters.close_all().await;
-    });
+    );
+    assert_eq!(std::fs::read_to_string(&empty).expect("known_hosts"), "");
 }
 
 #[test]
@@ -559,22 +553,14 @@ fn cancelling_stops_the_script_with_sigterm_and_its_trap_runs() {
 #[test]
 fn a_missing_working_directory_is_the_hosts_problem_and_nothing_runs() {
     let server = SshServer::start("web9");
-    let scratch = tempfile::tempdir().expect("a scratch directory");
-    let ran = scratch.path().join("ran");
-    let mut request = request(&format!("touch {}", ran.display()));
-    request.cwd = Some("/no/such/directory".into());
-    runtime().block_on(async {
-        let masters = ControlMasters::new().expect("a socket directory");
-        let (result, _) = run(&masters, &target(&server), &request, None).await;
-        let error = result.expect_err("the directory is missing");
-        assert_eq!(
-            error.to_string(),
-            "cannot run the step on web9: the working directory /no/such/directory does not exist"
-        );
-        assert!(!error.script_may_have_run());
-        masters.close_all().await;
+    let error = refused_before_running(&target(&server), |request| {
+        request.cwd = Some("/no/such/directory".into());
     });
-    assert!(!ran.exists());
+    assert_eq!(
+        error.to_string(),
+        "cannot run the step on web9: the working directory /no/such/directory does not exist"
+    );
+    assert!(!error.script_may_have_run());
 }
 
 #[test]
