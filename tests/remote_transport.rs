@@ -459,10 +459,11 @@ fn one_master_serves_every_session_and_is_gone_after_close() {
         assert_eq!(masters.master_pid("web6").await, Some(master));
         assert_eq!(server.connections(), 1, "{}", server.log());
         let socket_directory = directory.display().to_string();
+        let agent = masters.agent_pid("web6").await.expect("the host's agent");
         assert_eq!(
             processes_with(&socket_directory).len(),
-            1,
-            "one ssh process (the master) between sessions"
+            2,
+            "two ssh processes between steps: the master and the host's agent ({agent})"
         );
 
         masters.close_all().await;

@@ -18,6 +18,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::agent::{Agent, Agents};
 use super::{RemoteError, SshTarget};
 use crate::process;
 
@@ -91,6 +92,8 @@ pub struct ControlMasters {
     owns_directory: bool,
     /// The openings `open_ahead` started, stopped by `close_all` and when dropped.
     ahead: Mutex<Option<JoinHandle<()>>>,
+    /// The hosts' agents, on sessions through the masters: closed first.
+    agents: Agents,
 }
 
 #[derive(Debug)]
@@ -177,6 +180,7 @@ impl ControlMasters {
             next_socket: AtomicUsize::new(0),
             owns_directory,
             ahead: Mutex::new(None),
+            agents: Agents::new(),
         }
     }
 
@@ -200,6 +204,22 @@ impl ControlMasters {
         let mut slot = slot.lock().await;
         let master = slot.master.as_mut()?;
         matches!(master.child.try_wait(), Ok(None)).then_some(master.pid)
+    }
+
+    /// The pid of the local `ssh` of host `name`'s running agent, if one runs.
+    pub async fn agent_pid(&self, name: &str) -> Option<u32> {
+        self.agents.pid(name).await
+    }
+
+    /// The running agent of `target`, started now (through its master, opened if needed)
+    /// unless one runs; `None` when the host's steps go in sessions of their own.
+    pub(super) async fn agent(
+        &self,
+        target: &SshTarget,
+    ) -> Result<Option<Arc<Agent>>, RemoteError> {
+        self.agents
+            .agent(target, async || self.connect(target).await)
+            .await
     }
 
     /// Starts opening the masters of `targets` in the background, in that order, at most
@@ -301,10 +321,12 @@ impl ControlMasters {
         Ok(connection)
     }
 
-    /// Closes every master (`ssh -O exit`, then a kill for one that does not leave) and
-    /// waits for them to be gone. Masters may be opened again afterwards.
+    /// Closes every agent, then every master (`ssh -O exit`, then a kill for one that does
+    /// not leave) and waits for them to be gone. Masters may be opened again afterwards.
     pub async fn close_all(&self) {
         self.stop_opening_ahead().await;
+        // Before the masters their sessions go through: each agent stops what still runs.
+        self.agents.close_all().await;
         let slots: Vec<_> = self.lock_slots().values().cloned().collect();
         let mut closing = Vec::new();
         for slot in slots {
