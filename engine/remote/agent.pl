@@ -49,6 +49,20 @@ nonblocking($wake_r);
 nonblocking($wake_w);
 $SIG{CHLD} = sub { syswrite($wake_w, 'c') };
 
+# The guardian: a process forked once, which learns each job's group and grace from the
+# agent and, should the agent die with jobs running (killed, out of memory), stops them as a
+# dropped connection would (SIGTERM, the grace, SIGKILL). It holds none of the session's
+# descriptors, so the engine still sees the agent's end.
+pipe(my $guard_r, my $guard_w) or die "runbook agent: pipe: $!\n";
+my $guardian = fork;
+die "runbook agent: fork: $!\n" unless defined $guardian;
+if ($guardian == 0) {
+    close($guard_w);
+    guard($guard_r);
+    POSIX::_exit(0);
+}
+close($guard_r);
+
 my %jobs;      # id => job (a hash)
 my %by_pid;    # pid => id, until reaped
 my $input = '';
@@ -274,6 +288,7 @@ sub start {
     }
     $jobs{$id} = $job;
     $by_pid{$pid} = $id;
+    syswrite($guard_w, "+$pid " . int($grace * 1000) . "\n");
     report("started $id $pid\n");
     # Stdin ended while this job's request was being read: it stops as the others do.
     stop_with_grace($job) unless $stdin_open;
@@ -304,6 +319,7 @@ sub reap {
         my $job = $jobs{$id};
         $job->{status} = ($status & 127) ? 128 + ($status & 127) : $status >> 8;
         kill 'KILL', -$pid;
+        syswrite($guard_w, "-$pid\n");
         delete $job->{kill_at};
         $job->{drain_until} = now() + $DRAIN;
     }
@@ -351,4 +367,42 @@ sub stop_with_grace {
 # The engine is gone: every job still running stops, SIGTERM then SIGKILL after its grace.
 sub hang_up {
     stop_with_grace($_) for values %jobs;
+}
+
+# The guardian's life: it reads which groups run (`+<pgid> <grace ms>`, `-<pgid>`) until the
+# agent's end closes the pipe; whatever still runs then is the agent's orphan.
+sub guard {
+    my ($pipe) = @_;
+    open(STDIN,  '<', '/dev/null');
+    open(STDOUT, '>', '/dev/null');
+    open(STDERR, '>', '/dev/null');
+    close($wake_r);
+    close($wake_w);
+    $SIG{CHLD} = 'DEFAULT';
+    my %grace;
+    my $buffer = '';
+    while (1) {
+        my $read = sysread($pipe, $buffer, 4096, length $buffer);
+        next if !defined $read && $!{EINTR};
+        last unless $read;
+        while ($buffer =~ s/^([+-])(\d+)(?: (\d+))?\n//) {
+            if ($1 eq '+') { $grace{$2} = $3 / 1000 }
+            else           { delete $grace{$2} }
+        }
+    }
+    return unless %grace;
+    my $start = now();
+    kill 'TERM', -$_ for keys %grace;
+    while (%grace) {
+        for my $group (keys %grace) {
+            if (!kill(0, -$group)) {
+                delete $grace{$group};
+            }
+            elsif (now() >= $start + $grace{$group}) {
+                kill 'KILL', -$group;
+                delete $grace{$group};
+            }
+        }
+        select(undef, undef, undef, 0.1) if %grace;
+    }
 }

@@ -93,17 +93,22 @@ impl Agents {
             .or_default()
             .clone();
         let mut slot = slot.lock().await;
-        match &*slot {
-            Slot::Running(agent) if agent.alive() && agent.target == *target => {
-                return Ok(Some(Arc::clone(agent)));
-            }
-            Slot::Unavailable => return Ok(None),
-            Slot::Running(_) | Slot::NotStarted => {}
+        if let Slot::Unavailable = &*slot {
+            return Ok(None);
+        }
+        // The master first: one that died since (its agent's session with it, though the
+        // agent's reader may not know yet) is opened again, and a new agent goes with it.
+        let connection = connection().await?;
+        if let Slot::Running(agent) = &*slot
+            && agent.alive()
+            && agent.target == *target
+            && Arc::ptr_eq(&agent.recent, &connection.recent)
+        {
+            return Ok(Some(Arc::clone(agent)));
         }
         if let Slot::Running(agent) = std::mem::take(&mut *slot) {
             agent.close().await;
         }
-        let connection = connection().await?;
         match Agent::start(target, &connection).await {
             Start::Running(agent) => {
                 let agent = Arc::from(agent);
