@@ -77,6 +77,13 @@ impl Agents {
         }
     }
 
+    pub fn disabled() -> Agents {
+        Agents {
+            enabled: false,
+            slots: Mutex::default(),
+        }
+    }
+
     /// The running agent of `target`, started now through `connection` unless one runs;
     /// `None` when the host's steps go in sessions of their own.
     pub async fn agent(

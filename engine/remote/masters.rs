@@ -184,6 +184,13 @@ impl ControlMasters {
         }
     }
 
+    /// The same masters, every step in a session of its own, no agent (what
+    /// `RUNBOOK_REMOTE_AGENT=off` does): to compare the two transports.
+    pub fn sessions_only(mut self) -> ControlMasters {
+        self.agents = Agents::disabled();
+        self
+    }
+
     /// Where the sockets are.
     pub fn directory(&self) -> &Path {
         &self.directory
