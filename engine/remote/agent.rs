@@ -234,12 +234,14 @@ impl Agent {
         let Some(pid) = child.id() else {
             return Start::Failed;
         };
-        // A killed engine leaves no agent session behind: the watchdog stops its group.
+        // A killed engine leaves no agent session behind: the watchdog stops its group. Until
+        // the agent runs, the registration is undone should this start be dropped (an
+        // opening ahead stopped by `close_all`; the child is killed then, `kill_on_drop`).
         process::register(pid);
+        let registration = Registration(pid);
         let (Some(mut stdin), Some(mut stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            process::unregister(pid);
             return Start::Failed;
         };
         let said = Arc::new(Mutex::new(Vec::new()));
@@ -268,7 +270,6 @@ impl Agent {
             other => {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
-                process::unregister(pid);
                 let complained = !lock(&said).is_empty();
                 return match other {
                     // No perl, or a perl that cannot run the agent (it said why on
@@ -279,6 +280,8 @@ impl Agent {
                 };
             }
         }
+        // From here the agent's own `Drop` unregisters it.
+        std::mem::forget(registration);
         let (commands, receiver) = mpsc::unbounded_channel();
         tokio::spawn(write_commands(stdin, receiver));
         let jobs = Arc::new(Mutex::new(Jobs::default()));
@@ -393,6 +396,15 @@ impl Drop for Agent {
         // Dropping the child kills the local `ssh` (`kill_on_drop`): the agent sees its
         // stdin end and stops its jobs.
         process::unregister(self.pid);
+    }
+}
+
+/// A local `ssh` registered with the watchdog, unregistered when dropped.
+struct Registration(u32);
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        process::unregister(self.0);
     }
 }
 

@@ -231,7 +231,7 @@ impl ControlMasters {
 
     /// Starts opening the masters of `targets` in the background, in that order, at most
     /// `OPEN_AHEAD` at once, so that a host's first session finds its master open (a
-    /// connection costs a key exchange: hundreds of milliseconds). A failure is not reported
+    /// connection costs a key exchange: hundreds of milliseconds) and its agent running. A failure is not reported
     /// here: the first session to the host gets it, or tries again when it comes later.
     /// Stopped by `close_all` and when the masters are dropped. Call it within a tokio
     /// runtime.
@@ -245,7 +245,8 @@ impl ControlMasters {
                 }
                 let masters = Arc::clone(&masters);
                 opening.spawn(async move {
-                    let _ = masters.connect(&target).await;
+                    // The master, then the host's agent through it.
+                    let _ = masters.agent(&target).await;
                 });
             }
             while opening.join_next().await.is_some() {}
