@@ -1,4 +1,5 @@
-//! The program that runs an instance on its host. The remote command is always `exec sh -s`;
+//! The program that runs an instance on a host without the agent (`agent.rs`: no perl there,
+//! or `RUNBOOK_REMOTE_AGENT=off`), in a session of its own. The remote command is always `exec sh -s`;
 //! the wrapper below, the script (a quoted here-document) and its environment (single-quoted
 //! exports) follow on stdin, so no value of the runbook is ever on a command line of either
 //! machine. On the host the wrapper starts the step's shell with `setsid` (its own process
