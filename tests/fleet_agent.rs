@@ -137,7 +137,7 @@ fn a_killed_engine_leaves_no_agent_and_no_step_process_on_the_host() {
     let test = Test::new();
     let word = format!("agent-orphan-{}", std::process::id());
     let runbook = format!(
-        "version: 1\nname: killed\n{}steps:\n  - id: long\n    on: web\n    grace: 1s\n    run: |\n      sh -c 'sleep 120; : {word}' &\n      touch {started}\n      wait\n",
+        "version: 1\nname: killed\n{}steps:\n  - id: long\n    on: web\n    grace: 1s\n    run: |\n      sh -c 'touch {started}; sleep 120; : {word}' &\n      wait\n",
         hosts.yaml(),
         started = test.path().join("started").display(),
     );
