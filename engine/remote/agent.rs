@@ -36,6 +36,9 @@ const START_TIME: Duration = Duration::from_secs(30);
 /// How long `close_all` waits for an agent to leave once its stdin ended.
 const CLOSE_TIME: Duration = Duration::from_secs(5);
 
+/// How many chunks of a job's output (up to 64 KiB each) wait for its receiver at most.
+const JOB_BACKLOG: usize = 256;
+
 /// How much of the agent's stderr (perl's complaints) is kept to say why it died.
 const STDERR_LIMIT: usize = 4096;
 
@@ -202,7 +205,9 @@ struct Jobs {
 
 #[derive(Debug)]
 struct Sink {
-    output: mpsc::UnboundedSender<OutputChunk>,
+    /// Bounded (`JOB_BACKLOG`): a job whose output is not read fast enough holds up the
+    /// reader, as a full pipe would, rather than filling the engine's memory.
+    output: mpsc::Sender<OutputChunk>,
     events: mpsc::UnboundedSender<JobEvent>,
 }
 
@@ -309,7 +314,7 @@ impl Agent {
         output: mpsc::Sender<OutputChunk>,
     ) -> Result<AgentJob, AgentGone> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (chunks, mut chunk_receiver) = mpsc::unbounded_channel();
+        let (chunks, mut chunk_receiver) = mpsc::channel(JOB_BACKLOG);
         let (events, event_receiver) = mpsc::unbounded_channel();
         {
             let mut jobs = lock(&self.jobs);
@@ -328,8 +333,8 @@ impl Agent {
             lock(&self.jobs).sinks.remove(&id);
             return Err(AgentGone);
         }
-        // The reader never waits for a job's receiver (a slow one would hold up the host's
-        // other jobs); this task does, as a pipe would.
+        // The reader waits for a job's receiver only once `JOB_BACKLOG` chunks wait (a slow
+        // one holds up the host's other jobs then); this task waits for it, as a pipe would.
         let forward = tokio::spawn(async move {
             let mut receiving = true;
             while let Some(chunk) = chunk_receiver.recv().await {
@@ -423,8 +428,9 @@ async fn write_commands(mut stdin: ChildStdin, mut commands: mpsc::UnboundedRece
     }
 }
 
-/// Reads the agent's records and hands them to their jobs; when the session ends (or the
-/// stream is not the agent's any more), every job still there is lost.
+/// Reads the agent's records and hands them to their jobs (the output first: a job's end
+/// comes after all of it); when the session ends (or the stream is not the agent's any
+/// more), every job still there is lost.
 async fn read_records(mut stdout: ChildStdout, mut reader: RecordReader, jobs: Arc<Mutex<Jobs>>) {
     let mut buffer = vec![0; 64 * 1024];
     loop {
@@ -434,9 +440,21 @@ async fn read_records(mut stdout: ChildStdout, mut reader: RecordReader, jobs: A
         };
         let mut records = Vec::new();
         let read = reader.push(&buffer[..length], &mut records);
-        let mut jobs = lock(&jobs);
         for record in records {
-            dispatch(&mut jobs, record);
+            if let Record::Output { id, stderr, bytes } = record {
+                let sender = lock(&jobs).sinks.get(&id).map(|sink| sink.output.clone());
+                if let Some(sender) = sender {
+                    let stream = if stderr {
+                        OutputStream::Stderr
+                    } else {
+                        OutputStream::Stdout
+                    };
+                    // An error: nobody waits for that job any more.
+                    let _ = sender.send(OutputChunk { stream, bytes }).await;
+                }
+            } else {
+                dispatch(&mut lock(&jobs), record);
+            }
         }
         if read.is_err() {
             break;
@@ -457,16 +475,8 @@ fn dispatch(jobs: &mut Jobs, record: Record) {
                 let _ = sink.events.send(JobEvent::Started(pid));
             }
         }
-        Record::Output { id, stderr, bytes } => {
-            if let Some(sink) = jobs.sinks.get(&id) {
-                let stream = if stderr {
-                    OutputStream::Stderr
-                } else {
-                    OutputStream::Stdout
-                };
-                let _ = sink.output.send(OutputChunk { stream, bytes });
-            }
-        }
+        // Sent by the reader itself, which may wait for the job's receiver.
+        Record::Output { .. } => {}
         Record::Failed { id, message } => {
             if let Some(sink) = jobs.sinks.remove(&id) {
                 let _ = sink.events.send(JobEvent::Failed(message));
