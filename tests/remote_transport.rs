@@ -1129,3 +1129,18 @@ fn a_host_without_perl_runs_each_step_in_a_session_of_its_own() {
     watch.assert_clean();
     assert_host_tmp_empty(&server);
 }
+
+#[test]
+fn a_step_gets_the_default_sigpipe_though_the_agent_ignores_it() {
+    let server = SshServer::start("web20");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let script =
+            "set +o pipefail\nyes | head -n 2 >/dev/null\necho \"yes ended ${PIPESTATUS[0]}\"";
+        let (result, output) = run(&masters, &target(&server), &request(script), None).await;
+        assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(output.stdout, format!("yes ended {}\n", 128 + 13));
+        assert_eq!(output.stderr, "");
+        masters.close_all().await;
+    });
+}
