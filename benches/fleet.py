@@ -133,12 +133,18 @@ def best(measure):
     return min(measure() for _ in range(RUNS))
 
 
-def engine_run(binary, runbook, state):
+def engine_run(binary, runbook, state, agent=True):
     """The run's wall time, and its steady per-step time: per host, from the start of its
-    second step to the end of its last, per step (its master is open by then), averaged."""
+    second step to the end of its last, per step (its master is open by then), averaged.
+    With agent=False every step runs in an ssh session of its own (RUNBOOK_REMOTE_AGENT=off,
+    what a host without perl gets)."""
+    environment = dict(os.environ)
+    if not agent:
+        environment["RUNBOOK_REMOTE_AGENT"] = "off"
     started = time.perf_counter()
     result = subprocess.run([binary, "--log-format", "json", "run", runbook, "--progress", "none",
-                             "--state-dir", state], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--state-dir", state], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=environment)
     took = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"the run failed ({result.returncode}): {result.stderr.decode(errors='replace')}")
@@ -265,30 +271,36 @@ def main():
                 pass
             return
         sequence = len(hosts) // BATCH * STEPS  # steps of a host's sequence, one batch after another
-        walls = {STEPS: [], 2 * STEPS: []}
-        steadies = []
-        for steps in (STEPS, 2 * STEPS):
-            engine_run(binary, runbooks[steps], state)  # warm: page cache, state dir
-        for _ in range(RUNS):
+        results = {}
+        for agent in (True, False):
+            walls = {STEPS: [], 2 * STEPS: []}
+            steadies = []
             for steps in (STEPS, 2 * STEPS):
-                wall, steady = engine_run(binary, runbooks[steps], state)
-                walls[steps].append(wall)
-                steadies.append(steady)
+                engine_run(binary, runbooks[steps], state, agent)  # warm: page cache, state dir
+            for _ in range(RUNS):
+                for steps in (STEPS, 2 * STEPS):
+                    wall, steady = engine_run(binary, runbooks[steps], state, agent)
+                    walls[steps].append(wall)
+                    steadies.append(steady)
+            results[agent] = (min(walls[STEPS]), min(steadies), (min(walls[2 * STEPS]) - min(walls[STEPS])) / sequence)
         bare = bare_ssh(hosts, known_hosts, work)
-        engine = min(walls[STEPS])
-        steady = min(steadies)
-        marginal = (min(walls[2 * STEPS]) - engine) / sequence
-        per_step = engine / sequence
         per_bare = bare / sequence
         print(f"fleet benchmark: {HOSTS} hosts x {STEPS} trivial steps, batches of {BATCH}, sshd on 127.0.0.1 "
               f"({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; best of {RUNS})")
-        print(f"  runbook run, whole:                   {engine * 1000:7.0f} ms, {per_step * 1000:5.1f} ms per step of a host's sequence")
-        print(f"  runbook run, each added step:         {marginal * 1000:7.1f} ms (20 steps per host minus 10, per added step)")
-        print(f"  runbook run, a step once connected:   {steady * 1000:7.1f} ms (per host, its 2nd step's start to its last's end, per step)")
         print(f"  bare ssh -S <master> host true:       {bare * 1000:7.0f} ms, {per_bare * 1000:5.1f} ms per command (same shape)")
-        print(f"  engine per step - bare ssh:           {(steady - per_bare) * 1000:+7.1f} ms once connected, "
-              f"{(marginal - per_bare) * 1000:+.1f} ms per added step, {(per_step - per_bare) * 1000:+.1f} ms over the whole run "
-              f"(ratios {steady / per_bare:.2f}x / {marginal / per_bare:.2f}x / {per_step / per_bare:.2f}x)")
+        for agent in (True, False):
+            engine, steady, marginal = results[agent]
+            per_step = engine / sequence
+            print("  with the host agent (the default):" if agent else
+                  "  a session per step (RUNBOOK_REMOTE_AGENT=off, a host without perl):")
+            print(f"    runbook run, whole:                 {engine * 1000:7.0f} ms, {per_step * 1000:5.1f} ms per step of a host's sequence")
+            print(f"    runbook run, each added step:       {marginal * 1000:7.1f} ms (20 steps per host minus 10, per added step)")
+            print(f"    runbook run, a step once connected: {steady * 1000:7.1f} ms (per host, its 2nd step's start to its last's end, per step)")
+            print(f"    engine per step - bare ssh:         {(steady - per_bare) * 1000:+7.1f} ms once connected, "
+                  f"{(marginal - per_bare) * 1000:+.1f} ms per added step, {(per_step - per_bare) * 1000:+.1f} ms over the whole run "
+                  f"(ratios {steady / per_bare:.2f}x / {marginal / per_bare:.2f}x / {per_step / per_bare:.2f}x)")
+        engine = results[True][0]
+        per_step = engine / sequence
         playbook = os.environ.get("ANSIBLE_PLAYBOOK")
         if playbook:
             ansible = ansible_run(playbook, hosts, known_hosts, work)

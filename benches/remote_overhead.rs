@@ -1,6 +1,7 @@
-//! The engine's cost per remote command: `run_remote` of a trivial script against a bare
-//! `ssh -S <master> host true` on the same control master, interleaved, against a real sshd
-//! on 127.0.0.1 (started as the tests start it). Run with
+//! The engine's cost per remote command: `run_remote` of a trivial script, on the host's agent
+//! and in a session of its own (a host without perl), against a bare `ssh -S <master> host
+//! true` on the same control master, interleaved, against a real sshd on 127.0.0.1 (started
+//! as the tests start it). Run with
 //! `cargo bench --bench remote_overhead [-- RUNS]`; prints milliseconds per command. The login
 //! shell's rc files are skipped unless `RUNBOOK_BENCH_BASHRC` is set.
 
@@ -38,7 +39,10 @@ fn main() {
         .build()
         .expect("a tokio runtime");
     runtime.block_on(async {
-        let masters = ControlMasters::new().expect("a socket directory");
+        let masters_agent = ControlMasters::new().expect("a socket directory");
+        let masters_sessions = ControlMasters::new()
+            .expect("a socket directory")
+            .sessions_only();
         let request = |shell: &str| RemoteRequest {
             shell: vec![shell.to_string()],
             script: "true".into(),
@@ -46,8 +50,12 @@ fn main() {
             cwd: None,
             grace: Duration::from_secs(1),
         };
-        let remote = |request: RemoteRequest| {
-            let masters = &masters;
+        let remote = |masters: &'static str, request: RemoteRequest| {
+            let masters = if masters == "agent" {
+                &masters_agent
+            } else {
+                &masters_sessions
+            };
             let target = &target;
             async move {
                 let (output, mut chunks) = mpsc::channel(16);
@@ -64,8 +72,9 @@ fn main() {
             }
         };
         // Opens the master; not measured.
-        remote(request("sh")).await;
-        let socket = masters.socket("bench1").await.expect("a live master");
+        remote("agent", request("sh")).await;
+        remote("sessions", request("sh")).await;
+        let socket = masters_agent.socket("bench1").await.expect("a live master");
         let bare = || {
             let socket = socket.clone();
             let port = server.port.to_string();
@@ -89,12 +98,17 @@ fn main() {
         let mut bare_times = Vec::with_capacity(runs);
         let mut sh_times = Vec::with_capacity(runs);
         let mut bash_times = Vec::with_capacity(runs);
+        let mut session_sh_times = Vec::with_capacity(runs);
+        let mut session_bash_times = Vec::with_capacity(runs);
         for _ in 0..runs {
             bare_times.push(bare().await);
-            sh_times.push(remote(request("sh")).await);
-            bash_times.push(remote(request("bash")).await);
+            sh_times.push(remote("agent", request("sh")).await);
+            bash_times.push(remote("agent", request("bash")).await);
+            session_sh_times.push(remote("sessions", request("sh")).await);
+            session_bash_times.push(remote("sessions", request("bash")).await);
         }
-        masters.close_all().await;
+        masters_agent.close_all().await;
+        masters_sessions.close_all().await;
 
         // The host's side alone, without ssh: the wrapper run by a local `sh -s` (fed as a
         // session feeds it, stdin kept open until the end frame) against `sh -c true`.
@@ -118,24 +132,33 @@ fn main() {
         let bare = summary(&mut bare_times);
         let sh = summary(&mut sh_times);
         let bash = summary(&mut bash_times);
+        let session_sh = summary(&mut session_sh_times);
+        let session_bash = summary(&mut session_bash_times);
         println!(
             "{runs} runs each, interleaved, one control master, sshd on 127.0.0.1 \
              (ms: min / median / mean)"
         );
         for (name, (min, median, mean)) in [
             ("bare `ssh -S <master> host true`", bare),
-            ("run_remote, script `true`, sh", sh),
-            ("run_remote, script `true`, bash", bash),
+            ("run_remote on the agent, sh", sh),
+            ("run_remote on the agent, bash", bash),
+            ("run_remote, own session, sh", session_sh),
+            ("run_remote, own session, bash", session_bash),
         ] {
             println!("{name:36} {min:7.2} / {median:7.2} / {mean:7.2}");
         }
-        println!(
-            "overhead per command: min sh {:+.2} ms, bash {:+.2} ms; median sh {:+.2} ms, bash {:+.2} ms",
-            sh.0 - bare.0,
-            bash.0 - bare.0,
-            sh.1 - bare.1,
-            bash.1 - bare.1
-        );
+        for (name, sh, bash) in [
+            ("on the agent", sh, bash),
+            ("in a session of its own", session_sh, session_bash),
+        ] {
+            println!(
+                "overhead per command {name}: min sh {:+.2} ms, bash {:+.2} ms; median sh {:+.2} ms, bash {:+.2} ms",
+                sh.0 - bare.0,
+                bash.0 - bare.0,
+                sh.1 - bare.1,
+                bash.1 - bare.1
+            );
+        }
         println!(
             "host side without ssh: `sh -c true` {:.2} / {:.2} / {:.2}, the wrapper running \
              `true` {:.2} / {:.2} / {:.2}: {:+.2} ms (median)",

@@ -459,10 +459,11 @@ fn one_master_serves_every_session_and_is_gone_after_close() {
         assert_eq!(masters.master_pid("web6").await, Some(master));
         assert_eq!(server.connections(), 1, "{}", server.log());
         let socket_directory = directory.display().to_string();
+        let agent = masters.agent_pid("web6").await.expect("the host's agent");
         assert_eq!(
             processes_with(&socket_directory).len(),
-            1,
-            "one ssh process (the master) between sessions"
+            2,
+            "two ssh processes between steps: the master and the host's agent ({agent})"
         );
 
         masters.close_all().await;
@@ -879,4 +880,267 @@ fn a_terminate_right_after_the_start_still_sends_sigterm_first() {
     assert_no_process_with(&word);
     rt.block_on(masters.close_all());
     assert_host_tmp_empty(&server);
+}
+
+/// Waits (bounded) until `pid` is gone (a zombie counts as gone).
+fn assert_gone(pid: u32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let running = state
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'));
+        if !running {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} ({pid}) is still there");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn concurrent_steps_on_one_host_share_its_agent_and_keep_their_output_apart() {
+    let server = SshServer::start("web14");
+    let target = target(&server);
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let mut running = Vec::new();
+        for step in 0..8 {
+            let mut request = request(
+                "for i in 1 2 3 4 5; do echo \"$STEP out $i\"; echo \"$STEP err $i\" >&2; sleep 0.02; done\n\
+                 echo \"step=$STEP\" >> \"$RUNBOOK_OUTPUT\"\necho \"$PPID\"\nexit $STEP",
+            );
+            request.env.push(("STEP".into(), step.to_string()));
+            running.push(start_session(&masters, &target, &request).await);
+        }
+        let mut agents = Vec::new();
+        for (step, (mut session, collector)) in running.into_iter().enumerate() {
+            assert!(session.on_agent(), "step {step} did not run on the agent");
+            let exit = session.wait().await.expect("the step ran");
+            drop(session);
+            let output = collector.await.expect("the output collector");
+            assert_eq!(exit.code, i32::try_from(step).expect("a small number"));
+            assert_eq!(String::from_utf8_lossy(&exit.output), format!("step={step}\n"));
+            let mut lines: Vec<&str> = output.stdout.lines().collect();
+            agents.push(lines.pop().expect("the parent's pid").to_string());
+            let expected: Vec<String> = (1..=5).map(|i| format!("{step} out {i}")).collect();
+            assert_eq!(lines, expected, "step {step}");
+            let expected: String = (1..=5).map(|i| format!("{step} err {i}\n")).collect();
+            assert_eq!(output.stderr, expected, "step {step}");
+        }
+        agents.dedup();
+        assert_eq!(agents.len(), 1, "one agent ran every step: {agents:?}");
+        assert_eq!(server.connections(), 1, "{}", server.log());
+        masters.close_all().await;
+    });
+    assert_host_tmp_empty(&server);
+}
+
+#[test]
+fn a_daemon_holding_stdout_neither_holds_its_step_nor_writes_into_the_next() {
+    let server = SshServer::start("web15");
+    let target = target(&server);
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let wrote = scratch.path().join("daemon-wrote");
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    // The daemon leaves the step's group (a session of its own) with the step's stdout and
+    // writes to it once the next step runs.
+    let daemon = request(&format!(
+        "setsid sh -c 'while [ ! -e {next} ]; do sleep 0.05; done; echo late-from-the-daemon; echo late >&2; touch {wrote}' &\necho first",
+        next = scratch.path().join("next").display(),
+        wrote = wrote.display(),
+    ));
+    let next = request(&format!(
+        "touch {}\nwhile [ ! -e {} ]; do sleep 0.05; done\necho second",
+        scratch.path().join("next").display(),
+        wrote.display(),
+    ));
+    rt.block_on(async {
+        let (first, output) = run(&masters, &target, &daemon, None).await;
+        assert_eq!(first.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(output.stdout, "first\n");
+        // The daemon's write fails (its pipe was closed), so it never touches the file:
+        // the next step stops waiting by its own timeout.
+        let (second, output) = run(&masters, &target, &next, Some(Duration::from_secs(3))).await;
+        let second = second.expect("ran");
+        assert!(
+            matches!(second.end, RemoteEnd::TimedOut(_)),
+            "the daemon wrote somewhere: {second:?} {output:?}"
+        );
+        assert_eq!(output.stdout, "", "{output:?}");
+        assert_eq!(output.stderr, "", "{output:?}");
+        masters.close_all().await;
+    });
+    assert!(!wrote.exists());
+}
+
+#[test]
+fn the_agents_connection_gone_mid_step_fails_the_instance_and_stops_its_group() {
+    let server = SshServer::start("web16");
+    let word = marker("agentgone");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let sleeping = scratch.path().join("sleeping");
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    let target = target(&server);
+    let script = format!(
+        "sh -c 'sleep 60; : {word}' &\ntouch {}\nwait",
+        sleeping.display()
+    );
+    let sleeper = request(&script);
+    let result = rt.block_on(async {
+        let (mut session, collector) = start_session(&masters, &target, &sleeper).await;
+        while !sleeping.exists() || session.remote_pid().is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(session.on_agent());
+        let agent = masters.agent_pid("web16").await.expect("the host's agent");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(agent.cast_signed()),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill the agent's ssh");
+        let result = session.wait().await;
+        close_session(session, collector).await;
+        result
+    });
+    let error = result.expect_err("the agent's connection ended");
+    assert!(
+        matches!(error, RemoteError::Dropped { started: true, .. }),
+        "{error:?}"
+    );
+    assert_no_process_with(&word);
+    assert_host_tmp_empty(&server);
+    // The next step gets a new agent.
+    rt.block_on(async {
+        let (result, output) = run(&masters, &target, &request("echo again"), None).await;
+        assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(output.stdout, "again\n");
+        masters.close_all().await;
+    });
+}
+
+#[test]
+fn a_killed_agent_fails_its_instance_and_leaves_no_process_of_its_group() {
+    let server = SshServer::start("web17");
+    let word = marker("agentkilled");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let parent = scratch.path().join("parent");
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    let target = target(&server);
+    let script = format!(
+        "sh -c 'sleep 60; : {word}' &\necho $PPID > {}.new && mv {0}.new {0}\nwait",
+        parent.display()
+    );
+    let request = request(&script);
+    let result = rt.block_on(async {
+        let (mut session, collector) = start_session(&masters, &target, &request).await;
+        while !parent.exists() || session.remote_pid().is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let agent: i32 = std::fs::read_to_string(&parent)
+            .expect("the agent's pid")
+            .trim()
+            .parse()
+            .expect("a pid");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(agent),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill the agent on the host");
+        let result = session.wait().await;
+        close_session(session, collector).await;
+        result
+    });
+    let error = result.expect_err("the agent died");
+    assert!(
+        matches!(error, RemoteError::Dropped { started: true, .. }),
+        "{error:?}"
+    );
+    assert_no_process_with(&word);
+    rt.block_on(masters.close_all());
+}
+
+#[test]
+fn the_agent_and_its_session_end_with_the_run() {
+    let server = SshServer::start("web18");
+    let target = target(&server);
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let (result, output) = run(&masters, &target, &request("echo $PPID"), None).await;
+        assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
+        let agent: u32 = output.stdout.trim().parse().expect("the agent's pid");
+        let local = masters.agent_pid("web18").await.expect("the agent's ssh");
+        assert!(server.session_processes().contains(&agent));
+        masters.close_all().await;
+        assert_gone(agent, "the agent");
+        assert_gone(local, "the agent's ssh");
+        assert_eq!(masters.agent_pid("web18").await, None);
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.session_processes().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the host's sessions outlived the run: {:?}",
+            server.session_processes()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A host whose `PATH` has no perl.
+fn host_without_perl(name: &str) -> (SshServer, tempfile::TempDir) {
+    let path = common::sshd::path_without_perl();
+    let server = SshServer::start_with_env(name, &[("PATH", &path.path().display().to_string())]);
+    (server, path)
+}
+
+#[test]
+fn a_host_without_perl_runs_each_step_in_a_session_of_its_own() {
+    let (server, _path) = host_without_perl("web19");
+    let target = target(&server);
+    let secret = "an0ther-s3cret-that-must-not-leak";
+    let watch = secrets::ArgvWatch::start(secret);
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let mut request = request(
+            "command -v perl || echo no perl\n\
+             printf %s \"$TOKEN\" | wc -c >> \"$RUNBOOK_OUTPUT\"\nsleep 1\nexit 4",
+        );
+        request.env.push(("TOKEN".into(), secret.into()));
+        for _ in 0..2 {
+            let (mut session, collector) = start_session(&masters, &target, &request).await;
+            assert!(!session.on_agent());
+            let exit = session.wait().await.expect("the step ran");
+            drop(session);
+            let output = collector.await.expect("the output collector");
+            assert_eq!(exit.code, 4);
+            assert_eq!(
+                String::from_utf8_lossy(&exit.output).trim(),
+                secret.len().to_string()
+            );
+            assert_eq!(output.stdout, "no perl\n");
+        }
+        assert_eq!(masters.agent_pid("web19").await, None);
+        masters.close_all().await;
+    });
+    watch.assert_clean();
+    assert_host_tmp_empty(&server);
+}
+
+#[test]
+fn a_step_gets_the_default_sigpipe_though_the_agent_ignores_it() {
+    let server = SshServer::start("web20");
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let script =
+            "set +o pipefail\nyes | head -n 2 >/dev/null\necho \"yes ended ${PIPESTATUS[0]}\"";
+        let (result, output) = run(&masters, &target(&server), &request(script), None).await;
+        assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(output.stdout, format!("yes ended {}\n", 128 + 13));
+        assert_eq!(output.stderr, "");
+        masters.close_all().await;
+    });
 }

@@ -18,6 +18,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::agent::{Agent, Agents};
 use super::{RemoteError, SshTarget};
 use crate::process;
 
@@ -91,6 +92,8 @@ pub struct ControlMasters {
     owns_directory: bool,
     /// The openings `open_ahead` started, stopped by `close_all` and when dropped.
     ahead: Mutex<Option<JoinHandle<()>>>,
+    /// The hosts' agents, on sessions through the masters: closed first.
+    agents: Agents,
 }
 
 #[derive(Debug)]
@@ -177,7 +180,15 @@ impl ControlMasters {
             next_socket: AtomicUsize::new(0),
             owns_directory,
             ahead: Mutex::new(None),
+            agents: Agents::new(),
         }
+    }
+
+    /// The same masters, every step in a session of its own, no agent (what
+    /// `RUNBOOK_REMOTE_AGENT=off` does): to compare the two transports.
+    pub fn sessions_only(mut self) -> ControlMasters {
+        self.agents = Agents::disabled();
+        self
     }
 
     /// Where the sockets are.
@@ -202,9 +213,25 @@ impl ControlMasters {
         matches!(master.child.try_wait(), Ok(None)).then_some(master.pid)
     }
 
+    /// The pid of the local `ssh` of host `name`'s running agent, if one runs.
+    pub async fn agent_pid(&self, name: &str) -> Option<u32> {
+        self.agents.pid(name).await
+    }
+
+    /// The running agent of `target`, started now (through its master, opened if needed)
+    /// unless one runs; `None` when the host's steps go in sessions of their own.
+    pub(super) async fn agent(
+        &self,
+        target: &SshTarget,
+    ) -> Result<Option<Arc<Agent>>, RemoteError> {
+        self.agents
+            .agent(target, async || self.connect(target).await)
+            .await
+    }
+
     /// Starts opening the masters of `targets` in the background, in that order, at most
     /// `OPEN_AHEAD` at once, so that a host's first session finds its master open (a
-    /// connection costs a key exchange: hundreds of milliseconds). A failure is not reported
+    /// connection costs a key exchange: hundreds of milliseconds) and its agent running. A failure is not reported
     /// here: the first session to the host gets it, or tries again when it comes later.
     /// Stopped by `close_all` and when the masters are dropped. Call it within a tokio
     /// runtime.
@@ -218,7 +245,8 @@ impl ControlMasters {
                 }
                 let masters = Arc::clone(&masters);
                 opening.spawn(async move {
-                    let _ = masters.connect(&target).await;
+                    // The master, then the host's agent through it.
+                    let _ = masters.agent(&target).await;
                 });
             }
             while opening.join_next().await.is_some() {}
@@ -301,10 +329,12 @@ impl ControlMasters {
         Ok(connection)
     }
 
-    /// Closes every master (`ssh -O exit`, then a kill for one that does not leave) and
-    /// waits for them to be gone. Masters may be opened again afterwards.
+    /// Closes every agent, then every master (`ssh -O exit`, then a kill for one that does
+    /// not leave) and waits for them to be gone. Masters may be opened again afterwards.
     pub async fn close_all(&self) {
         self.stop_opening_ahead().await;
+        // Before the masters their sessions go through: each agent stops what still runs.
+        self.agents.close_all().await;
         let slots: Vec<_> = self.lock_slots().values().cloned().collect();
         let mut closing = Vec::new();
         for slot in slots {

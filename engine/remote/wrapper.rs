@@ -1,4 +1,5 @@
-//! The program that runs an instance on its host. The remote command is always `exec sh -s`;
+//! The program that runs an instance on a host without the agent (`agent.rs`: no perl there,
+//! or `RUNBOOK_REMOTE_AGENT=off`), in a session of its own. The remote command is always `exec sh -s`;
 //! the wrapper below, the script (a quoted here-document) and its environment (single-quoted
 //! exports) follow on stdin, so no value of the runbook is ever on a command line of either
 //! machine. On the host the wrapper starts the step's shell with `setsid` (its own process
@@ -66,23 +67,7 @@ impl RemoteRequest {
 /// The shell program sent on stdin for `request` on host `host`, its frames marked with
 /// `nonce`; or why it cannot be sent.
 pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Result<String, String> {
-    if request.shell.is_empty() {
-        return Err("the step has no shell to run its script with".into());
-    }
-    let mut values: Vec<&str> = vec![&request.script, host];
-    values.extend(request.shell.iter().map(String::as_str));
-    values.extend(request.cwd.as_deref());
-    for (name, value) in &request.env {
-        if !is_shell_name(name) {
-            return Err(format!(
-                "`{name}` cannot be an environment variable name on the host (letters, digits and `_`, not starting with a digit)"
-            ));
-        }
-        values.push(value);
-    }
-    if values.iter().any(|value| value.contains('\0')) {
-        return Err("a NUL byte cannot be sent to a shell".into());
-    }
+    check(request, host)?;
     // The script goes in a here-document (a shell writes a small one straight into a pipe,
     // with no process to start), which ends at this line: one the script cannot contain.
     let delimiter = format!("RUNBOOK_SCRIPT_END_{nonce}");
@@ -95,11 +80,10 @@ pub(super) fn program(request: &RemoteRequest, host: &str, nonce: &str) -> Resul
         .iter()
         .map(|(name, value)| format!("    export {name}={}\n", quote(value)))
         .collect();
-    let words = match request.shell.split_last() {
-        Some((last, rest)) if last == "-c" && !rest.is_empty() => rest,
-        _ => &request.shell[..],
-    };
-    let shell: Vec<String> = words.iter().map(|word| quote(word)).collect();
+    let shell: Vec<String> = shell_words(&request.shell)
+        .iter()
+        .map(|word| quote(word))
+        .collect();
     let change_directory = match &request.cwd {
         Some(cwd) => format!(
             "  cd {cwd} 2>/dev/null || {{\n    printf '%s fail the working directory %s does not exist\\n' \"$runbook_n\" {cwd} >&2\n    return\n  }}\n",
@@ -196,6 +180,38 @@ runbook_wrapper; exit 0
         host = quote(host),
         shell = shell.join(" "),
     ))
+}
+
+/// Why `request` cannot be sent to host `host`, whichever way it goes (the wrapper or the
+/// host's agent): no shell, an environment name a shell cannot export, a NUL byte.
+pub(super) fn check(request: &RemoteRequest, host: &str) -> Result<(), String> {
+    if request.shell.is_empty() {
+        return Err("the step has no shell to run its script with".into());
+    }
+    let mut values: Vec<&str> = vec![&request.script, host];
+    values.extend(request.shell.iter().map(String::as_str));
+    values.extend(request.cwd.as_deref());
+    for (name, value) in &request.env {
+        if !is_shell_name(name) {
+            return Err(format!(
+                "`{name}` cannot be an environment variable name on the host (letters, digits and `_`, not starting with a digit)"
+            ));
+        }
+        values.push(value);
+    }
+    if values.iter().any(|value| value.contains('\0')) {
+        return Err("a NUL byte cannot be sent to a shell".into());
+    }
+    Ok(())
+}
+
+/// The shell and its options as the host runs them, the script's file after them: a
+/// trailing `-c`, as local steps' shells end, is dropped.
+pub(super) fn shell_words(shell: &[String]) -> &[String] {
+    match shell.split_last() {
+        Some((last, rest)) if last == "-c" && !rest.is_empty() => rest,
+        _ => shell,
+    }
 }
 
 /// `value` as one word for a POSIX shell: single quotes, each `'` written as `'\''`.

@@ -129,6 +129,15 @@ impl SshServer {
         self.directory.path().join("tmp")
     }
 
+    /// Every process the server's sessions run (sshd's own, and what they started: login
+    /// shells, agents, scripts), by pid.
+    pub fn session_processes(&self) -> Vec<u32> {
+        let Some(child) = &self.child else {
+            return Vec::new();
+        };
+        descendants(child.id(), |_| true)
+    }
+
     /// The files left in the host's `TMPDIR`.
     pub fn tmp_files(&self) -> Vec<String> {
         std::fs::read_dir(self.tmp_dir())
@@ -272,6 +281,11 @@ fn running_as_root() -> bool {
 
 /// The sshd processes below `root` (those serving its connections), from /proc.
 fn sshd_descendants(root: u32) -> Vec<u32> {
+    descendants(root, |name| name.starts_with("sshd"))
+}
+
+/// The descendants of `root` whose command names `follow` accepts (and theirs).
+fn descendants(root: u32, follow: impl Fn(&str) -> bool) -> Vec<u32> {
     let processes: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -291,11 +305,28 @@ fn sshd_descendants(root: u32) -> Vec<u32> {
     let mut frontier = vec![root];
     while let Some(parent) = frontier.pop() {
         for (pid, _, name) in processes.iter().filter(|(_, p, _)| *p == parent) {
-            if name.starts_with("sshd") {
+            if follow(name) {
                 found.push(*pid);
                 frontier.push(*pid);
             }
         }
     }
     found
+}
+
+/// A directory for a host's `PATH` (sshd's `SetEnv PATH=...`) with every program of
+/// /usr/bin and /usr/sbin but perl: a host where the agent cannot run.
+pub fn path_without_perl() -> tempfile::TempDir {
+    let directory = tempfile::tempdir().expect("a directory for the PATH");
+    for system in ["/usr/bin", "/usr/sbin"] {
+        for entry in std::fs::read_dir(system).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let link = directory.path().join(&name);
+            if name.to_string_lossy().starts_with("perl") || link.exists() {
+                continue;
+            }
+            std::os::unix::fs::symlink(entry.path(), link).expect("a link to a program");
+        }
+    }
+    directory
 }
