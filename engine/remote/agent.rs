@@ -19,9 +19,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 
-use super::agent_job::{AgentJob, JobEvent};
 use super::agent_records::{JobControl, Record, RecordReader, control_record, run_record};
-use super::masters::{Connection, RecentLines};
+use super::connection::{Connection, RecentLines};
 use super::wrapper::BOOTSTRAP;
 use super::{RemoteExit, RemoteRequest, SshTarget};
 use crate::process::{self, OutputChunk, OutputStream};
@@ -212,6 +211,27 @@ struct Sink {
 }
 
 /// The agent's session ended before the job could be sent.
+/// What the reader hands a job besides its output.
+#[derive(Debug)]
+pub(super) enum JobEvent {
+    /// The job's shell runs as this process (and group) on the host.
+    Started(u32),
+    /// The host could not start it.
+    Failed(String),
+    Exited(RemoteExit),
+    /// The agent's session ended first.
+    Lost,
+}
+
+/// A job the agent was asked to run: its id, what the reader hands it, and the task that
+/// hands its output to the caller (see `AgentJob`).
+#[derive(Debug)]
+pub(super) struct StartedJob {
+    pub id: u64,
+    pub events: mpsc::UnboundedReceiver<JobEvent>,
+    pub forward: tokio::task::JoinHandle<()>,
+}
+
 #[derive(Debug)]
 pub(super) struct AgentGone;
 
@@ -312,7 +332,7 @@ impl Agent {
         self: &Arc<Self>,
         request: &RemoteRequest,
         output: mpsc::Sender<OutputChunk>,
-    ) -> Result<AgentJob, AgentGone> {
+    ) -> Result<StartedJob, AgentGone> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (chunks, mut chunk_receiver) = mpsc::channel(JOB_BACKLOG);
         let (events, event_receiver) = mpsc::unbounded_channel();
@@ -344,7 +364,11 @@ impl Agent {
                 }
             }
         });
-        Ok(AgentJob::new(Arc::clone(self), id, event_receiver, forward))
+        Ok(StartedJob {
+            id,
+            events: event_receiver,
+            forward,
+        })
     }
 
     /// Asks something of job `id`; false when the agent's session has ended.

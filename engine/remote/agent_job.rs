@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::agent::Agent;
+use super::agent::{Agent, JobEvent, StartedJob};
 use super::agent_records::JobControl;
-use super::masters;
+use super::connection;
 use super::{RemoteError, RemoteExit};
 
 /// Once SIGKILL was asked for, how long the engine waits for the agent's report before it
@@ -22,18 +22,6 @@ const TERMINATE_SLACK: Duration = Duration::from_secs(10);
 /// After the end report, how long the job's output is still handed over at most (only a
 /// slow receiver delays it: the agent sent all of it before the report).
 const OUTPUT_AFTER_END: Duration = Duration::from_secs(10);
-
-/// What the reader hands a job besides its output.
-#[derive(Debug)]
-pub(super) enum JobEvent {
-    /// The job's shell runs as this process (and group) on the host.
-    Started(u32),
-    /// The host could not start it.
-    Failed(String),
-    Exited(RemoteExit),
-    /// The agent's session ended first.
-    Lost,
-}
 
 #[derive(Debug)]
 pub(super) struct AgentJob {
@@ -51,13 +39,13 @@ pub(super) struct AgentJob {
 }
 
 impl AgentJob {
-    pub fn new(
-        agent: Arc<Agent>,
-        id: u64,
-        events: mpsc::UnboundedReceiver<JobEvent>,
-        forward: JoinHandle<()>,
-    ) -> AgentJob {
-        let master_lines_before = masters::lock(&agent.recent).total();
+    pub fn new(agent: Arc<Agent>, started: StartedJob) -> AgentJob {
+        let StartedJob {
+            id,
+            events,
+            forward,
+        } = started;
+        let master_lines_before = connection::lock(&agent.recent).total();
         AgentJob {
             agent,
             id,
@@ -144,7 +132,7 @@ impl AgentJob {
 
     /// The connection ended before the end report: why, as the master or the agent said it.
     fn dropped(&self) -> RemoteError {
-        let master_said = masters::lock(&self.agent.recent).since(self.master_lines_before);
+        let master_said = connection::lock(&self.agent.recent).since(self.master_lines_before);
         let cause = master_said
             .into_iter()
             .map(|line| line.trim().trim_end_matches('.').to_string())

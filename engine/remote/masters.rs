@@ -4,7 +4,7 @@
 //! so none outlives the run even when it fails or is interrupted. The sockets live in a short private (0700) directory, since a unix socket path
 //! may not exceed 108 bytes.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::agent::{Agent, Agents};
+use super::connection::{Connection, RecentLines, keep_lines, lines_of};
 use super::{RemoteError, SshTarget};
 use crate::process;
 
@@ -53,34 +53,6 @@ const MASTER_DEFAULTS: &[(&str, &str)] = &[
     ("ServerAliveCountMax", "3"),
     ("ConnectionAttempts", "2"),
 ];
-
-/// The last lines a master printed, kept to say why its connection ended.
-pub(super) type RecentLines = Arc<Mutex<Recent>>;
-
-#[derive(Debug, Default)]
-pub(super) struct Recent {
-    lines: VecDeque<String>,
-    /// Lines printed since the master started, kept or not.
-    total: usize,
-}
-
-impl Recent {
-    pub fn total(&self) -> usize {
-        self.total
-    }
-
-    /// The kept lines printed after the first `total` ones.
-    pub fn since(&self, total: usize) -> Vec<String> {
-        let new = self.total.saturating_sub(total).min(self.lines.len());
-        self.lines
-            .iter()
-            .skip(self.lines.len() - new)
-            .cloned()
-            .collect()
-    }
-}
-
-const RECENT_LINES: usize = 20;
 
 /// The control masters of one run, by host name.
 #[derive(Debug)]
@@ -120,13 +92,6 @@ impl Drop for Master {
         // its `ssh` is killed with it (`kill_on_drop`).
         process::unregister(self.pid);
     }
-}
-
-/// A live master to open sessions through.
-#[derive(Debug, Clone)]
-pub(super) struct Connection {
-    pub socket: PathBuf,
-    pub recent: RecentLines,
 }
 
 impl ControlMasters {
@@ -506,35 +471,6 @@ async fn stop(mut master: Master, socket: &Path) {
     }
     process::unregister(master.pid);
     let _ = std::fs::remove_file(socket);
-}
-
-/// Keeps the last lines of a master's stderr (read to its end, so the pipe never fills).
-async fn keep_lines(stderr: tokio::process::ChildStderr, recent: RecentLines) {
-    let mut reader = BufReader::new(stderr);
-    let mut line = Vec::new();
-    while let Ok(length) = reader.read_until(b'\n', &mut line).await {
-        if length == 0 {
-            return;
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\n', '\r']).to_string();
-        line.clear();
-        let mut recent = recent.lock().unwrap_or_else(PoisonError::into_inner);
-        if recent.lines.len() == RECENT_LINES {
-            recent.lines.pop_front();
-        }
-        recent.lines.push_back(text);
-        recent.total += 1;
-    }
-}
-
-pub(super) fn lines_of(recent: &RecentLines) -> Vec<String> {
-    lock(recent).since(0)
-}
-
-pub(super) fn lock(recent: &RecentLines) -> std::sync::MutexGuard<'_, Recent> {
-    // Lines of text: still consistent after a panic elsewhere.
-    recent.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

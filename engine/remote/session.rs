@@ -58,9 +58,9 @@ impl RemoteSession {
             let Some(agent) = masters.agent(target).await? else {
                 break;
             };
-            if let Ok(job) = agent.start_job(request, output.clone()) {
+            if let Ok(started) = agent.start_job(request, output.clone()) {
                 return Ok(RemoteSession {
-                    transport: Transport::Agent(job),
+                    transport: Transport::Agent(AgentJob::new(agent, started)),
                 });
             }
         }

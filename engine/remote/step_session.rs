@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::connection::{self, Connection};
 use super::frames::{Frame, FrameScanner};
-use super::masters::{self, Connection};
 use super::wrapper::{self, BOOTSTRAP, RemoteRequest};
 use super::{ControlMasters, RemoteError, RemoteExit, SshTarget};
 use crate::process::{OutputChunk, OutputStream, pump};
@@ -86,7 +86,7 @@ impl StepSession {
         let program = wrapper::program(request, &target.name, &nonce)
             .map_err(|message| RemoteError::request(target, message))?;
         let connection = masters.connect(target).await?;
-        let master_lines_before = masters::lock(&connection.recent).total();
+        let master_lines_before = connection::lock(&connection.recent).total();
         let early_stderr = Arc::default();
 
         let forced = [
@@ -201,7 +201,7 @@ impl StepSession {
             Err(RemoteError::host(&self.target, message))
         } else {
             let master_said =
-                masters::lock(&self.connection.recent).since(self.master_lines_before);
+                connection::lock(&self.connection.recent).since(self.master_lines_before);
             let session_said = String::from_utf8_lossy(
                 &self
                     .early_stderr
