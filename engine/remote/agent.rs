@@ -10,18 +10,16 @@
 //! when the agent's session ends, every job still running fails as a dropped connection.
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::mpsc;
 
 use super::agent_records::{JobControl, Record, RecordReader, control_record, run_record};
 use super::connection::{Connection, RecentLines};
-use super::wrapper::BOOTSTRAP;
 use super::{RemoteExit, RemoteRequest, SshTarget};
 use crate::process::{self, OutputChunk, OutputStream};
 
@@ -237,22 +235,7 @@ pub(super) struct AgentGone;
 
 impl Agent {
     async fn start(target: &SshTarget, connection: &Connection) -> Start {
-        let forced = [
-            ("BatchMode", "yes".to_string()),
-            ("ControlMaster", "no".to_string()),
-        ];
-        let mut command = Command::new("ssh");
-        command
-            .arg("-T")
-            .arg("-S")
-            .arg(&connection.socket)
-            .args(target.arguments(&forced, &[]))
-            .arg(BOOTSTRAP)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+        let mut command = connection.session(target);
         let Ok(mut child) = command.spawn() else {
             return Start::Failed;
         };

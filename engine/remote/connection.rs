@@ -3,9 +3,14 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::Command;
+
+use super::SshTarget;
+use super::wrapper::BOOTSTRAP;
 
 /// The last lines a master printed, kept to say why its connection ended.
 pub(super) type RecentLines = Arc<Mutex<Recent>>;
@@ -40,6 +45,31 @@ const RECENT_LINES: usize = 20;
 pub(super) struct Connection {
     pub socket: PathBuf,
     pub recent: RecentLines,
+}
+
+impl Connection {
+    /// A session on `target` through this master whose command is the fixed bootstrap (a
+    /// shell reading its program from stdin), its three pipes open: never prompting, in a
+    /// process group of its own (a Ctrl-C is the engine's to handle), killed when dropped.
+    pub fn session(&self, target: &SshTarget) -> Command {
+        let forced = [
+            ("BatchMode", "yes".to_string()),
+            ("ControlMaster", "no".to_string()),
+        ];
+        let mut command = Command::new("ssh");
+        command
+            .arg("-T")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(target.arguments(&forced, &[]))
+            .arg(BOOTSTRAP)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        command
+    }
 }
 
 /// Keeps the last lines of a master's stderr (read to its end, so the pipe never fills).

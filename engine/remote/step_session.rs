@@ -3,19 +3,18 @@
 //! its stdin, output streamed as chunks like a local step's, and the end told from the
 //! wrapper's reports: the script's own exit status, or a connection that ended first.
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, ChildStdin};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::connection::{self, Connection};
 use super::frames::{Frame, FrameScanner};
-use super::wrapper::{self, BOOTSTRAP, RemoteRequest};
+use super::wrapper::{self, RemoteRequest};
 use super::{ControlMasters, RemoteError, RemoteExit, SshTarget};
 use crate::process::{OutputChunk, OutputStream, pump};
 
@@ -89,22 +88,7 @@ impl StepSession {
         let master_lines_before = connection::lock(&connection.recent).total();
         let early_stderr = Arc::default();
 
-        let forced = [
-            ("BatchMode", "yes".to_string()),
-            ("ControlMaster", "no".to_string()),
-        ];
-        let mut command = Command::new("ssh");
-        command
-            .arg("-T")
-            .arg("-S")
-            .arg(&connection.socket)
-            .args(target.arguments(&forced, &[]))
-            .arg(BOOTSTRAP)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+        let mut command = connection.session(target);
         let mut child = command
             .spawn()
             .map_err(|error| RemoteError::spawn(target, &error))?;
