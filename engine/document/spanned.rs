@@ -5,11 +5,34 @@ use std::borrow::Cow;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer};
 
-/// Where a value starts in the runbook: 1-based line and character column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Where a value starts in the runbook: 1-based line and character column. `u32`: a
+/// runbook holds tens of thousands of positions (one for every value), and the reader caps
+/// a file far below 4 GiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Hash)]
 pub struct Position {
-    pub line: usize,
-    pub column: usize,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Position {
+    /// A position from a line and column counted as `usize`; past `u32::MAX` (never in a
+    /// file the reader accepts) it saturates.
+    pub fn new(line: usize, column: usize) -> Position {
+        Position {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The 1-based line, 0 when unknown.
+    pub fn line(self) -> usize {
+        self.line as usize
+    }
+
+    /// The 1-based character column, 0 when unknown.
+    pub fn column(self) -> usize {
+        self.column as usize
+    }
 }
 
 /// A value read from YAML together with its position.
@@ -30,8 +53,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
         let spanned = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
         let location = spanned.referenced;
         let position = Position {
-            line: usize::try_from(location.line()).unwrap_or(0),
-            column: usize::try_from(location.column()).unwrap_or(0),
+            line: u32::try_from(location.line()).unwrap_or(0),
+            column: u32::try_from(location.column()).unwrap_or(0),
         };
         Ok(Spanned {
             value: spanned.value,

@@ -155,7 +155,11 @@ impl Validator<'_> {
         source: &Source,
         position: crate::document::Position,
     ) {
-        let key = (source.name().to_string(), position.line, position.column);
+        let key = (
+            source.name().to_string(),
+            position.line(),
+            position.column(),
+        );
         if !self.checked_call_parts.insert(key) {
             self.diagnostics.truncate(before);
             return;

@@ -343,7 +343,7 @@ impl Validator<'_> {
             outputs,
             on,
             position: raw.id.position,
-            written_at: self.written_at(index, raw.id.position.line),
+            written_at: self.written_at(index, raw.id.position.line()),
             called_at: self
                 .step_effects
                 .get(index)

@@ -590,7 +590,7 @@ impl Validator<'_> {
                     );
                     if self
                         .checked_call_parts
-                        .insert((file, position.line, position.column))
+                        .insert((file, position.line(), position.column()))
                     {
                         self.diagnostics.push(diagnostic);
                     }
