@@ -57,10 +57,10 @@ impl Validator<'_> {
             );
             // Reported: the call's items stand in, so nothing else is reported about it.
         }
-        flat.step.for_each = Some(Spanned::new(
+        flat.step.for_each = Some(Box::new(Spanned::new(
             crate::document::Scalar::list(items),
             for_each.position,
-        ));
+        )));
         flat.effects.for_each_call = Some(call.id.value.clone());
     }
 
@@ -74,7 +74,7 @@ impl Validator<'_> {
         if let Some(condition) = &call.condition {
             flat.effects.conditions.push(CallCondition {
                 call: call.id.value.clone(),
-                text: condition.clone(),
+                text: Spanned::clone(condition),
                 rewrites_from: flat.rewrites.len(),
                 source: call_source.clone(),
             });

@@ -213,7 +213,7 @@ impl Validator<'_> {
             .map(|condition| self.template(condition, &Scope::new(format!("{place}.if"), owner)));
         let shell = self.shell(
             raw.shell
-                .as_ref()
+                .as_deref()
                 .or(defaults.and_then(|defaults| defaults.shell.as_ref())),
             &place,
             owner,
@@ -228,7 +228,7 @@ impl Validator<'_> {
         };
         let cwd_value = raw
             .cwd
-            .as_ref()
+            .as_deref()
             .or(defaults.and_then(|defaults| defaults.cwd.as_ref()));
         let cwd =
             cwd_value.map(|cwd| self.template(cwd, &Scope::new(format!("{place}.cwd"), owner)));
@@ -262,7 +262,7 @@ impl Validator<'_> {
                 &probes.value,
                 &format!("{place}.verify"),
                 own,
-                raw.shell.as_ref(),
+                raw.shell.as_deref(),
             ),
             None => Vec::new(),
         };
@@ -628,7 +628,7 @@ impl Validator<'_> {
                     .with_help("add `only_if_succeeded: true`, or use `{{default steps.<id>.outputs.<key> \"\"}}`"),
             );
         }
-        let shell_source = raw.value.shell.as_ref().or(step.shell.as_ref());
+        let shell_source = raw.value.shell.as_ref().or(step.shell.as_deref());
         let env = match &raw.value.env {
             Some(env) => self.env_entries(
                 &env.value,
@@ -641,7 +641,7 @@ impl Validator<'_> {
             .value
             .cwd
             .as_ref()
-            .or(step.cwd.as_ref())
+            .or(step.cwd.as_deref())
             .map(|cwd| self.template(cwd, &Scope::new(format!("{place}.cwd"), own)));
         Compensation {
             run: template,
