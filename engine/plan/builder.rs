@@ -515,7 +515,7 @@ impl<'a> Planner<'a> {
             description: step.description.clone(),
             wave: self.graph.wave(step.index) + 1,
             needs: step.needs.iter().map(|&need| self.id(need)).collect(),
-            condition,
+            condition: condition.map(Box::new),
             kind,
             command,
             shell: step
@@ -555,7 +555,7 @@ impl<'a> Planner<'a> {
                 _ => None,
             },
             verify: renderer.probes(&step.verify),
-            rollback,
+            rollback: rollback.map(Box::new),
             on_failure: self.failure_rollback(step),
             decisions: std::mem::take(&mut renderer.decisions),
             on: Vec::new(),

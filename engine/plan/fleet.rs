@@ -67,7 +67,7 @@ pub fn add_hosts(
         };
         let name_template = step
             .name_template
-            .as_ref()
+            .as_deref()
             .filter(|template| template.text.contains("host."));
         let mut instances = Vec::with_capacity(range.len());
         for index in range {

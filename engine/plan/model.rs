@@ -188,7 +188,9 @@ pub struct PlanStep {
     /// 1-based wave number.
     pub wave: usize,
     pub needs: Vec<SharedText>,
-    pub condition: Option<PlanCondition>,
+    /// Boxed, like `rollback`: most steps have neither, and inline they were a quarter of
+    /// every step of the plan.
+    pub condition: Option<Box<PlanCondition>>,
     /// `run`, `approve` or `check`.
     pub kind: &'static str,
     /// The rendered script, or the approval question.
@@ -213,7 +215,7 @@ pub struct PlanStep {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_timeout: Option<&'static str>,
     pub verify: Vec<PlanProbe>,
-    pub rollback: Option<PlanCompensation>,
+    pub rollback: Option<Box<PlanCompensation>>,
     pub on_failure: PlanFailure,
     /// `{{#if}}`/`{{#unless}}` blocks in this step's templates that only a run can decide,
     /// outermost first; omitted when there are none.

@@ -125,9 +125,9 @@ impl Validator<'_> {
             let checked = self.template(&condition.text, &scope);
             self.call_diagnostics(before, &condition.source, condition.text.position);
             step.condition = match step.condition.take() {
-                None => Some(checked),
+                None => Some(Box::new(checked)),
                 Some(own) => match super::call_effects::both(&checked, &own) {
-                    Some(combined) => Some(combined),
+                    Some(combined) => Some(Box::new(combined)),
                     None => {
                         let message = format!(
                             "the `if` of module call `{}` and the `if` of its step `{}` cannot be combined",

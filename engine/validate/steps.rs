@@ -309,13 +309,13 @@ impl Validator<'_> {
                 Some(template) => template.text.clone(),
                 None => raw.name.as_ref().map_or(id, |name| name.value.clone()),
             },
-            name_template,
+            name_template: name_template.map(Box::new),
             description: raw
                 .description
                 .as_ref()
                 .map(|description| description.value.clone()),
             needs,
-            condition,
+            condition: condition.map(Box::new),
             action,
             shell,
             env,
@@ -341,7 +341,7 @@ impl Validator<'_> {
                 .as_ref()
                 .is_some_and(|answer| answer.value == OnTimeout::Approve),
             outputs,
-            on,
+            on: on.map(Box::new),
             position: raw.id.position,
             written_at: self.written_at(index, raw.id.position.line()),
             called_at: self
