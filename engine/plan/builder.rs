@@ -504,15 +504,15 @@ impl<'a> Planner<'a> {
         });
         let id = self.id(step.index);
         PlanStep {
-            written_at: step.written_at.clone(),
-            called_at: step.called_at.clone(),
+            written_at: step.written_at.as_deref().map(Box::from),
+            called_at: step.called_at.as_deref().map(Box::from),
             name: match &step.name_template {
                 Some(template) => renderer.render_shared(template),
                 None if step.name == step.id.as_str() => id.clone(),
                 None => SharedText::from(step.name.as_str()),
             },
             id,
-            description: step.description.clone(),
+            description: step.description.as_deref().map(Box::from),
             wave: self.graph.wave(step.index) + 1,
             needs: step.needs.iter().map(|&need| self.id(need)).collect(),
             condition: condition.map(Box::new),
@@ -528,7 +528,7 @@ impl<'a> Planner<'a> {
             timeout: step
                 .timeout
                 .as_ref()
-                .map(|limit| renderer.duration(limit).to_string()),
+                .map(|limit| Box::from(renderer.duration(limit).as_str())),
             retry: renderer.retry(&step.retry),
             grace: renderer.duration(&step.grace),
             allow_failure: step.allow_failure,

@@ -44,7 +44,7 @@ impl Validator<'_> {
             return Vec::new();
         }
         self.register_ids(raw);
-        let needs = self.resolve_needs(raw);
+        let mut needs = self.resolve_needs(raw);
         self.declared_outputs = raw
             .steps
             .value
@@ -108,7 +108,8 @@ impl Validator<'_> {
                     std::mem::replace(&mut self.snippets, table)
                 });
                 self.template_file.clone_from(&source);
-                let mut step = self.step(index, step_raw, needs[index].clone(), &context);
+                let mut step =
+                    self.step(index, step_raw, std::mem::take(&mut needs[index]), &context);
                 self.template_file = None;
                 if let Some(own) = module_snippets {
                     self.snippets = own;
