@@ -524,7 +524,7 @@ impl<'a> Planner<'a> {
                 .map(|word| renderer.render_shared(word))
                 .collect(),
             cwd,
-            env: renderer.env(&step.env),
+            env: renderer.env(&step.env).into_boxed_slice(),
             timeout: step
                 .timeout
                 .as_ref()
@@ -554,11 +554,11 @@ impl<'a> Planner<'a> {
                 (Action::Approve(_), Some(_)) => Some("deny"),
                 _ => None,
             },
-            verify: renderer.probes(&step.verify),
+            verify: renderer.probes(&step.verify).into_boxed_slice(),
             rollback: rollback.map(Box::new),
             on_failure: self.failure_rollback(step),
-            decisions: std::mem::take(&mut renderer.decisions),
-            on: Vec::new(),
+            decisions: std::mem::take(&mut renderer.decisions).into_boxed_slice(),
+            on: Box::default(),
             instances: None,
         }
     }

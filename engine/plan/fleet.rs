@@ -60,7 +60,7 @@ pub fn add_hosts(
             plan_step.on_failure = rollback.failure(range.start);
             continue;
         };
-        plan_step.on = placement.targets.clone();
+        plan_step.on = placement.targets.clone().into_boxed_slice();
         let template = match &step.action {
             Action::Run(template) if template.text.contains("host.") => Some(template),
             _ => None,
@@ -122,7 +122,7 @@ pub fn add_hosts(
                 on_failure: rollback.failure(index),
             });
         }
-        plan_step.instances = Some(instances);
+        plan_step.instances = Some(instances.into_boxed_slice());
     }
     if !problems.is_empty() {
         return Err(problems);

@@ -180,15 +180,16 @@ pub struct PlanEnv {
     pub value: String,
 }
 
+/// One step of the plan. Lists are `Box<[T]>` and optional texts `Box<str>` (8 bytes fewer
+/// than a `Vec` or a `String`), rare parts boxed: a plan holds one per step, 10,000 or more.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanStep {
     pub id: SharedText,
     pub name: SharedText,
-    /// The optional texts are `Box<str>`, 8 bytes fewer than a `String` in every step.
     pub description: Option<Box<str>>,
     /// 1-based wave number.
     pub wave: usize,
-    pub needs: Vec<SharedText>,
+    pub needs: Box<[SharedText]>,
     /// Boxed, like `rollback`: most steps have neither, and inline they were a quarter of
     /// every step of the plan.
     pub condition: Option<Box<PlanCondition>>,
@@ -196,9 +197,9 @@ pub struct PlanStep {
     pub kind: &'static str,
     /// The rendered script, or the approval question.
     pub command: Option<String>,
-    pub shell: Vec<SharedText>,
+    pub shell: Box<[SharedText]>,
     pub cwd: SharedText,
-    pub env: Vec<PlanEnv>,
+    pub env: Box<[PlanEnv]>,
     pub timeout: Option<Box<str>>,
     pub retry: PlanRetry,
     pub grace: SharedText,
@@ -215,19 +216,19 @@ pub struct PlanStep {
     /// For an approval gate with a `timeout`: `approve` or `deny` when nobody answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_timeout: Option<&'static str>,
-    pub verify: Vec<PlanProbe>,
+    pub verify: Box<[PlanProbe]>,
     pub rollback: Option<Box<PlanCompensation>>,
     pub on_failure: PlanFailure,
     /// `{{#if}}`/`{{#unless}}` blocks in this step's templates that only a run can decide,
     /// outermost first; omitted when there are none.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub decisions: Vec<PlanDecision>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub decisions: Box<[PlanDecision]>,
     /// `on` as written: host and group names; omitted for a step on the engine's machine.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub on: Vec<String>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub on: Box<[String]>,
     /// One instance per selected host; omitted for a step on the engine's machine.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub instances: Option<Vec<PlanInstance>>,
+    pub instances: Option<Box<[PlanInstance]>>,
     /// For a module's step or a `for_each` instance, where it was written (`FILE:LINE`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written_at: Option<Box<str>>,
