@@ -10,6 +10,7 @@ use super::instances::select_hosts;
 use super::model::{
     COMPENSATES_LISTED, Plan, PlanCompensation, PlanCondition, PlanDecision, PlanEnv, PlanFailure,
     PlanHooks, PlanProbe, PlanRetry, PlanRollback, PlanRunbook, PlanStep, PlanVar, SharedText,
+    StepKind, TimeoutAnswer, WhenSkipped,
 };
 use super::variables::ResolvedVar;
 use crate::events::StepStatus;
@@ -454,9 +455,9 @@ impl<'a> Planner<'a> {
     fn step(&self, renderer: &mut Renderer<'a>, step: &'a Step) -> PlanStep {
         renderer.decisions.clear();
         let (kind, command) = match &step.action {
-            Action::Run(template) => ("run", Some(renderer.render(template))),
-            Action::Approve(template) => ("approve", Some(renderer.render(template))),
-            Action::Check => ("check", None),
+            Action::Run(template) => (StepKind::Run, Some(renderer.render(template))),
+            Action::Approve(template) => (StepKind::Approve, Some(renderer.render(template))),
+            Action::Check => (StepKind::Check, None),
         };
         let condition = step.condition.as_ref().map(|template| {
             if template.needs_run() {
@@ -536,9 +537,9 @@ impl<'a> Planner<'a> {
             pivot: step.pivot,
             irreversible: step.irreversible,
             after_skipped: if step.runs_after_skipped {
-                "run"
+                WhenSkipped::Run
             } else {
-                "skip"
+                WhenSkipped::Skip
             },
             skipped_with: if step.runs_after_skipped {
                 None
@@ -550,8 +551,10 @@ impl<'a> Planner<'a> {
                     .map(|need| self.id(need))
             },
             on_timeout: match (&step.action, &step.timeout) {
-                (Action::Approve(_), Some(_)) if step.approve_on_timeout => Some("approve"),
-                (Action::Approve(_), Some(_)) => Some("deny"),
+                (Action::Approve(_), Some(_)) if step.approve_on_timeout => {
+                    Some(TimeoutAnswer::Approve)
+                }
+                (Action::Approve(_), Some(_)) => Some(TimeoutAnswer::Deny),
                 _ => None,
             },
             verify: renderer.probes(&step.verify).into_boxed_slice(),

@@ -194,7 +194,7 @@ pub struct PlanStep {
     /// every step of the plan.
     pub condition: Option<Box<PlanCondition>>,
     /// `run`, `approve` or `check`.
-    pub kind: &'static str,
+    pub kind: StepKind,
     /// The rendered script, or the approval question.
     pub command: Option<String>,
     pub shell: Box<[SharedText]>,
@@ -209,13 +209,13 @@ pub struct PlanStep {
     /// Its effect cannot be undone (a message sent): no compensation, by intent.
     pub irreversible: bool,
     /// `skip` (default): skipped when a step it needs was skipped; `run`: runs anyway.
-    pub after_skipped: &'static str,
+    pub after_skipped: WhenSkipped,
     /// A step it needs whose skip would skip this one too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped_with: Option<SharedText>,
     /// For an approval gate with a `timeout`: `approve` or `deny` when nobody answered.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub on_timeout: Option<&'static str>,
+    pub on_timeout: Option<TimeoutAnswer>,
     pub verify: Box<[PlanProbe]>,
     pub rollback: Option<Box<PlanCompensation>>,
     pub on_failure: PlanFailure,
@@ -235,6 +235,40 @@ pub struct PlanStep {
     /// For a module's step, the call that brought it in: `` `uses: FILE` at FILE:LINE ``.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub called_at: Option<Box<str>>,
+}
+
+/// What a step does; a byte, where a `&str` took 16 in each step of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Run,
+    Approve,
+    Check,
+}
+
+/// `after_skipped`: whether a step is skipped with a step it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenSkipped {
+    Skip,
+    Run,
+}
+
+/// The answer of an approval gate nobody answered before its `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutAnswer {
+    Approve,
+    Deny,
+}
+
+impl fmt::Display for TimeoutAnswer {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            TimeoutAnswer::Approve => "approve",
+            TimeoutAnswer::Deny => "deny",
+        })
+    }
 }
 
 /// A block whose condition depends on what only a run knows: both branches, rendered.

@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use super::model::{Plan, PlanFailure, PlanProbe, PlanRollout, PlanStep, SharedText};
+use super::model::{
+    Plan, PlanFailure, PlanProbe, PlanRollout, PlanStep, SharedText, StepKind, WhenSkipped,
+};
 
 const LISTED_IN_TEXT: usize = 10;
 
@@ -311,7 +313,7 @@ fn write_step(out: &mut impl Write, step: &PlanStep, skipped: bool) {
     if step.allow_failure {
         flags.push("allow_failure".to_string());
     }
-    if step.after_skipped == "run" {
+    if step.after_skipped == WhenSkipped::Run {
         flags.push("after_skipped: run".to_string());
     }
     if !step.idempotent {
@@ -383,7 +385,7 @@ fn write_step(out: &mut impl Write, step: &PlanStep, skipped: bool) {
         );
     }
     match (step.kind, &step.command) {
-        ("approve", Some(question)) => write_block(out, "    approve: ", question),
+        (StepKind::Approve, Some(question)) => write_block(out, "    approve: ", question),
         (_, Some(command)) => write_block(out, "    $ ", command),
         _ => {}
     }
