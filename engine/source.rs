@@ -14,7 +14,8 @@ pub struct Source {
     path: PathBuf,
     name: String,
     text: Arc<str>,
-    line_starts: Arc<[usize]>,
+    /// Byte offset of each line's start; `u32`, as a runbook is capped far below 4 GiB.
+    line_starts: Arc<[u32]>,
     /// The file began with a byte-order mark, which `text` leaves out.
     byte_order_mark: bool,
 }
@@ -93,7 +94,10 @@ impl Source {
             None => text,
         };
         let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(index, _)| index + 1));
+        line_starts.extend(
+            text.match_indices('\n')
+                .map(|(index, _)| u32::try_from(index + 1).unwrap_or(u32::MAX)),
+        );
         Source {
             path,
             name,
@@ -138,7 +142,7 @@ impl Source {
         if line == 0 {
             return 0;
         }
-        let Some(&start) = self.line_starts.get(line - 1) else {
+        let Some(start) = self.line_start(line) else {
             return self.text.len();
         };
         let rest = &self.text[start..];
@@ -154,18 +158,23 @@ impl Source {
     /// The lines of the text from 1-based `line` on, as `str::lines` splits them: found
     /// through the line index, so looking near the end of a big file does not walk it.
     pub fn lines_from(&self, line: usize) -> std::str::Lines<'_> {
-        let start = self
-            .line_starts
-            .get(line.saturating_sub(1))
-            .map_or(self.text.len(), |&start| start);
-        self.text[start..].lines()
+        let start = self.line_start(line.max(1)).unwrap_or(self.text.len());
+        self.text.get(start..).unwrap_or_default().lines()
+    }
+
+    /// Byte offset where 1-based `line` starts, clamped to the text.
+    fn line_start(&self, line: usize) -> Option<usize> {
+        let start = *self.line_starts.get(line.checked_sub(1)?)?;
+        Some((start as usize).min(self.text.len()))
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_column(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let line = self.line_starts.partition_point(|&start| start <= offset);
-        let start = self.line_starts[line - 1];
+        let line = self
+            .line_starts
+            .partition_point(|&start| start as usize <= offset);
+        let start = self.line_start(line).unwrap_or(0);
         let column = self
             .text
             .get(start..offset)

@@ -215,6 +215,30 @@ steps:
 }
 
 #[test]
+fn a_secret_is_masked_all_through_a_text_plan_written_in_many_pieces() {
+    // The text plan is written as it is rendered, in chunks: a secret that falls across two
+    // of them is masked all the same.
+    let mut runbook = String::from(
+        "version: 1\nname: many\nvars:\n  token: { env: TOKEN, secret: true, required: true }\nsteps:\n",
+    );
+    for index in 0..2000 {
+        runbook.push_str(&format!(
+            "  - id: s{index}\n    run: echo Tr0ub4dor-xyzzy {index}\n    readonly: true\n"
+        ));
+    }
+    let output = Test::new()
+        .runbook(&runbook)
+        .env("TOKEN", "Tr0ub4dor-xyzzy")
+        .args(["plan", "{file}"])
+        .run();
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(output.stdout.len() > 100_000, "{}", output.stdout.len());
+    assert!(!output.stdout.contains("Tr0ub4dor"), "{}", output.stdout);
+    assert_eq!(output.stdout.matches("echo •••••• ").count(), 2000);
+    assert!(output.stdout.contains("echo •••••• 1999\n"));
+}
+
+#[test]
 fn secrets_are_masked_everywhere_in_the_plan() {
     let runbook = r#"
 version: 1

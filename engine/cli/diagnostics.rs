@@ -150,7 +150,7 @@ impl miette::Diagnostic for Report<'_> {
 }
 
 fn span(source: &Source, position: crate::document::Position, length: usize) -> SourceSpan {
-    let offset = source.offset(position.line, position.column);
+    let offset = source.offset(position.line(), position.column());
     let length = if length == 0 {
         source.token_length(offset)
     } else {

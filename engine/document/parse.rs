@@ -43,7 +43,7 @@ pub fn parse(text: &str) -> Result<RawRunbook, ParseError> {
             .map_or(1, |prefix| prefix.chars().count() + 1);
         return Err(ParseError {
             message: "the runbook contains a NUL byte".into(),
-            position: Some(Position { line, column }),
+            position: Some(Position::new(line, column)),
             length: 0,
             help: None,
         });
@@ -115,7 +115,7 @@ pub fn parse_reporting_all(text: &str) -> Result<RawRunbook, Vec<ParseError>> {
 /// line is not a plain `key: value` entry (flow style, for instance).
 fn blank_entry(text: &str, position: Position) -> Option<String> {
     let lines: Vec<&str> = text.split('\n').collect();
-    let line = *lines.get(position.line.checked_sub(1)?)?;
+    let line = *lines.get(position.line().checked_sub(1)?)?;
     let indent = line.len() - line.trim_start().len();
     let after_dash = line[indent..]
         .strip_prefix("- ")
@@ -128,7 +128,7 @@ fn blank_entry(text: &str, position: Position) -> Option<String> {
     }
     let blank = |text: &str| " ".repeat(text.chars().count());
     let mut out: Vec<String> = lines.iter().map(|line| (*line).to_string()).collect();
-    let index = position.line - 1;
+    let index = position.line() - 1;
     out[index] = format!("{}{}", &line[..after_dash], blank(entry));
     for (offset, next) in lines.iter().enumerate().skip(index + 1) {
         let next_indent = next.len() - next.trim_start().len();
@@ -204,14 +204,14 @@ fn convert_error(text: &str, error: serde_saphyr::Error) -> ParseError {
     let position = error.location().and_then(|location| {
         let line = usize::try_from(location.line()).ok()?;
         let column = usize::try_from(location.column()).ok()?;
-        (line > 0).then_some(Position { line, column })
+        (line > 0).then_some(Position::new(line, column))
     });
     let full = error.to_string();
     let message = strip_position_suffix(full.lines().next().unwrap_or_default()).to_string();
     // A tab indenting the line after a plain value is reported where that value starts, one
     // line too early; the tab itself is what the author has to find.
     if message.starts_with("while scanning a plain scalar, found a tab")
-        && let Some(tab) = position.and_then(|position| indenting_tab(text, position.line))
+        && let Some(tab) = position.and_then(|position| indenting_tab(text, position.line()))
     {
         return ParseError {
             message: "a tab is used for indentation".into(),
@@ -222,8 +222,8 @@ fn convert_error(text: &str, error: serde_saphyr::Error) -> ParseError {
     }
     let (message, mut help) = explain(&message);
     let value_is_template = position.is_some_and(|position| {
-        let line = text.lines().nth(position.line - 1).unwrap_or_default();
-        let rest: String = line.chars().skip(position.column - 1).collect();
+        let line = text.lines().nth(position.line() - 1).unwrap_or_default();
+        let rest: String = line.chars().skip(position.column() - 1).collect();
         rest.starts_with("{{")
     });
     if value_is_template {
@@ -247,10 +247,7 @@ fn indenting_tab(text: &str, from: usize) -> Option<Position> {
         .find_map(|(index, line)| {
             let indentation = &line[..line.len() - line.trim_start_matches([' ', '\t']).len()];
             let column = indentation.find('\t')? + 1;
-            Some(Position {
-                line: index + 1,
-                column,
-            })
+            Some(Position::new(index + 1, column))
         })
 }
 

@@ -19,36 +19,36 @@ pub struct RawStep {
     /// Unique identifier, `[a-z0-9][a-z0-9_-]*`.
     pub id: Spanned<String>,
     /// Display name (default: the id).
-    pub name: Option<Spanned<String>>,
+    pub name: Option<Box<Spanned<String>>>,
     /// Free text for plan and reports.
-    pub description: Option<Spanned<String>>,
+    pub description: Option<Box<Spanned<String>>>,
     /// Ids of the steps this one waits for.
     pub needs: Option<Spanned<Vec<Spanned<String>>>>,
     /// Template; the step runs only when it renders truthy, otherwise it is skipped.
     #[serde(rename = "if")]
-    pub condition: Option<Spanned<String>>,
+    pub condition: Option<Box<Spanned<String>>>,
     /// Script text executed by `shell`.
     pub run: Option<Script>,
     /// A question: the step is a manual approval gate; excludes `run`.
-    pub approve: Option<Spanned<String>>,
+    pub approve: Option<Box<Spanned<String>>>,
     /// Interpreter argv; the script is passed as the last argument.
-    pub shell: Option<Spanned<Vec<Spanned<String>>>>,
+    pub shell: Option<Box<Spanned<Vec<Spanned<String>>>>>,
     /// Extra environment variables, templated.
-    pub env: Option<Spanned<OrderedMap<Spanned<String>>>>,
+    pub env: Option<Box<Spanned<OrderedMap<Spanned<String>>>>>,
     /// Working directory, templated; default: the runbook file's directory.
-    pub cwd: Option<Spanned<String>>,
+    pub cwd: Option<Box<Spanned<String>>>,
     /// Limit for one attempt of `run`, e.g. `30s`, `10m`.
-    pub timeout: Option<Spanned<String>>,
+    pub timeout: Option<Box<Spanned<String>>>,
     /// Up to `attempts` tries in all, waiting `delay` (times `backoff` each time) between them.
-    pub retry: Option<Spanned<RawRetry>>,
+    pub retry: Option<Box<Spanned<RawRetry>>>,
     /// A failure is recorded as `failed (allowed)`; dependents still run, no rollback.
     pub allow_failure: Option<Spanned<bool>>,
     /// Probes run after `run` succeeds; any failing probe fails the step.
-    pub verify: Option<Spanned<Vec<RawProbe>>>,
+    pub verify: Option<Box<Spanned<Vec<RawProbe>>>>,
     /// The compensation: a script, or a map with `run` and options.
     pub rollback: Option<Spanned<CompensationField>>,
     /// Time between SIGTERM and SIGKILL of the step's process group on timeout or cancel (default 10s).
-    pub grace: Option<Spanned<String>>,
+    pub grace: Option<Box<Spanned<String>>>,
     /// Default true; false means `resume` will not re-run it blindly.
     pub idempotent: Option<Spanned<bool>>,
     /// A point of no return: once it has succeeded, nothing before it is compensated.
@@ -64,20 +64,20 @@ pub struct RawStep {
     pub on_timeout: Option<Spanned<OnTimeout>>,
     /// Output keys the step promises to write to `$RUNBOOK_OUTPUT`: a key, or
     /// `{name, secret: true}` for a value masked everywhere and usable only in `env`.
-    pub outputs: Option<Spanned<Vec<Spanned<OutputField>>>>,
+    pub outputs: Option<Box<Spanned<Vec<Spanned<OutputField>>>>>,
     /// Run on remote hosts: a host, a group, or a list; one instance `id@host` per host.
-    pub on: Option<Spanned<Targets>>,
+    pub on: Option<Box<Spanned<Targets>>>,
     /// One instance `id[item]` per item of this list, or of the `list` var it names
     /// (`"{{vars.regions}}"`); items `[A-Za-z0-9_.-]+`, with `item` and `item_index` in its
     /// templates; a step that needs `id` waits for all of them. On a module call, one instance
     /// of each module step per item (`id.<step>[item]`).
-    pub for_each: Option<Spanned<super::Scalar>>,
+    pub for_each: Option<Box<Spanned<super::Scalar>>>,
     /// A module: a runbook file (relative to this file) whose steps join this runbook's DAG
     /// as `id.<step>`, each taking the call's `if`, `on` and `for_each`; excludes `run` and
     /// `approve`.
-    pub uses: Option<Spanned<String>>,
+    pub uses: Option<Box<Spanned<String>>>,
     /// The module's inputs (its `vars`): a literal, or a template of the caller's context.
-    pub with: Option<Spanned<OrderedMap<Spanned<String>>>>,
+    pub with: Option<Box<Spanned<OrderedMap<Spanned<String>>>>>,
 }
 
 /// What a step does when a step it needs was skipped (SPEC §4).

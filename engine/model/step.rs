@@ -41,12 +41,13 @@ pub struct Step {
     /// The name as written (a `for_each` instance's with its item), or the id.
     pub name: String,
     /// The name when it holds a template (vars, `item`, `host`, ...): rendered for `plan`, the
-    /// events and so for `show` and reports.
-    pub name_template: Option<Template>,
+    /// events and so for `show` and reports. Boxed, like `condition` and `on`: most steps
+    /// have none, and inline they were a third of every step.
+    pub name_template: Option<Box<Template>>,
     pub description: Option<String>,
     /// Indices into `Runbook::steps`.
     pub needs: Vec<usize>,
-    pub condition: Option<Template>,
+    pub condition: Option<Box<Template>>,
     pub action: Action,
     pub shell: Shell,
     pub env: Vec<EnvEntry>,
@@ -70,7 +71,7 @@ pub struct Step {
     /// The output keys it promises, when it declares them.
     pub outputs: Option<Vec<PromisedOutput>>,
     /// `on`: the hosts it runs on, one instance each; `None` runs it on the engine's machine.
-    pub on: Option<Placement>,
+    pub on: Option<Box<Placement>>,
     pub position: Position,
     /// For a module's step or a `for_each` instance, where it was written: `FILE:LINE`, the
     /// file relative to the runbook's directory.
@@ -140,8 +141,8 @@ impl Step {
             Action::Run(template) | Action::Approve(template) => templates.push(template),
             Action::Check => {}
         }
-        templates.extend(self.name_template.iter());
-        templates.extend(self.condition.iter());
+        templates.extend(self.name_template.as_deref());
+        templates.extend(self.condition.as_deref());
         templates.extend(self.cwd.iter());
         templates.extend(self.shell.iter());
         templates.extend(self.env.iter().map(|entry| &entry.value));

@@ -10,6 +10,7 @@ use super::instances::select_hosts;
 use super::model::{
     COMPENSATES_LISTED, Plan, PlanCompensation, PlanCondition, PlanDecision, PlanEnv, PlanFailure,
     PlanHooks, PlanProbe, PlanRetry, PlanRollback, PlanRunbook, PlanStep, PlanVar, SharedText,
+    StepKind, TimeoutAnswer, WhenSkipped,
 };
 use super::variables::ResolvedVar;
 use crate::events::StepStatus;
@@ -454,9 +455,9 @@ impl<'a> Planner<'a> {
     fn step(&self, renderer: &mut Renderer<'a>, step: &'a Step) -> PlanStep {
         renderer.decisions.clear();
         let (kind, command) = match &step.action {
-            Action::Run(template) => ("run", Some(renderer.render(template))),
-            Action::Approve(template) => ("approve", Some(renderer.render(template))),
-            Action::Check => ("check", None),
+            Action::Run(template) => (StepKind::Run, Some(renderer.render(template))),
+            Action::Approve(template) => (StepKind::Approve, Some(renderer.render(template))),
+            Action::Check => (StepKind::Check, None),
         };
         let condition = step.condition.as_ref().map(|template| {
             if template.needs_run() {
@@ -504,18 +505,18 @@ impl<'a> Planner<'a> {
         });
         let id = self.id(step.index);
         PlanStep {
-            written_at: step.written_at.clone(),
-            called_at: step.called_at.clone(),
+            written_at: step.written_at.as_deref().map(Box::from),
+            called_at: step.called_at.as_deref().map(Box::from),
             name: match &step.name_template {
                 Some(template) => renderer.render_shared(template),
                 None if step.name == step.id.as_str() => id.clone(),
                 None => SharedText::from(step.name.as_str()),
             },
             id,
-            description: step.description.clone(),
+            description: step.description.as_deref().map(Box::from),
             wave: self.graph.wave(step.index) + 1,
             needs: step.needs.iter().map(|&need| self.id(need)).collect(),
-            condition,
+            condition: condition.map(Box::new),
             kind,
             command,
             shell: step
@@ -524,11 +525,11 @@ impl<'a> Planner<'a> {
                 .map(|word| renderer.render_shared(word))
                 .collect(),
             cwd,
-            env: renderer.env(&step.env),
+            env: renderer.env(&step.env).into_boxed_slice(),
             timeout: step
                 .timeout
                 .as_ref()
-                .map(|limit| renderer.duration(limit).to_string()),
+                .map(|limit| Box::from(renderer.duration(limit).as_str())),
             retry: renderer.retry(&step.retry),
             grace: renderer.duration(&step.grace),
             allow_failure: step.allow_failure,
@@ -536,9 +537,9 @@ impl<'a> Planner<'a> {
             pivot: step.pivot,
             irreversible: step.irreversible,
             after_skipped: if step.runs_after_skipped {
-                "run"
+                WhenSkipped::Run
             } else {
-                "skip"
+                WhenSkipped::Skip
             },
             skipped_with: if step.runs_after_skipped {
                 None
@@ -550,15 +551,17 @@ impl<'a> Planner<'a> {
                     .map(|need| self.id(need))
             },
             on_timeout: match (&step.action, &step.timeout) {
-                (Action::Approve(_), Some(_)) if step.approve_on_timeout => Some("approve"),
-                (Action::Approve(_), Some(_)) => Some("deny"),
+                (Action::Approve(_), Some(_)) if step.approve_on_timeout => {
+                    Some(TimeoutAnswer::Approve)
+                }
+                (Action::Approve(_), Some(_)) => Some(TimeoutAnswer::Deny),
                 _ => None,
             },
-            verify: renderer.probes(&step.verify),
-            rollback,
+            verify: renderer.probes(&step.verify).into_boxed_slice(),
+            rollback: rollback.map(Box::new),
             on_failure: self.failure_rollback(step),
-            decisions: std::mem::take(&mut renderer.decisions),
-            on: Vec::new(),
+            decisions: std::mem::take(&mut renderer.decisions).into_boxed_slice(),
+            on: Box::default(),
             instances: None,
         }
     }

@@ -60,14 +60,14 @@ pub fn add_hosts(
             plan_step.on_failure = rollback.failure(range.start);
             continue;
         };
-        plan_step.on = placement.targets.clone();
+        plan_step.on = placement.targets.clone().into_boxed_slice();
         let template = match &step.action {
             Action::Run(template) if template.text.contains("host.") => Some(template),
             _ => None,
         };
         let name_template = step
             .name_template
-            .as_ref()
+            .as_deref()
             .filter(|template| template.text.contains("host."));
         let mut instances = Vec::with_capacity(range.len());
         for index in range {
@@ -122,7 +122,7 @@ pub fn add_hosts(
                 on_failure: rollback.failure(index),
             });
         }
-        plan_step.instances = Some(instances);
+        plan_step.instances = Some(instances.into_boxed_slice());
     }
     if !problems.is_empty() {
         return Err(problems);

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::model::Plan;
+use super::model::{Plan, StepKind};
 
 fn label(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "'")
@@ -95,7 +95,7 @@ fn instance_graph(plan: &Plan) -> (Vec<Node<'_>>, Vec<(String, String)>) {
                 nodes.push(Node {
                     key: node_key(&step.id),
                     label: step.name.to_string(),
-                    approve: step.kind == "approve",
+                    approve: step.kind == StepKind::Approve,
                     compensated: step.rollback.is_some(),
                     batch: None,
                 });
@@ -248,7 +248,7 @@ pub fn to_mermaid(plan: &Plan) -> String {
     let mut out = String::from("flowchart TD\n");
     for step in &plan.steps {
         let shape = match step.kind {
-            "approve" => format!("{{\"{}\"}}", label(&step.name)),
+            StepKind::Approve => format!("{{\"{}\"}}", label(&step.name)),
             _ => format!("[\"{}\"]", label(&step.name)),
         };
         let _ = writeln!(out, "  {}{shape}", node_key(&step.id));
@@ -279,7 +279,7 @@ pub fn to_dot(plan: &Plan) -> String {
         label(&plan.runbook.name)
     );
     for step in &plan.steps {
-        let shape = if step.kind == "approve" {
+        let shape = if step.kind == StepKind::Approve {
             ", shape=diamond"
         } else {
             ""

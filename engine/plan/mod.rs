@@ -20,5 +20,5 @@ pub use graphics::{to_dot, to_mermaid};
 pub use instance_rollback::rollback_ranks;
 pub use instances::{Expansion, RolloutBatches, expand, select_hosts};
 pub use model::Plan;
-pub use text::to_text;
+pub use text::write_text;
 pub use variables::{ResolvedVar, VarInputs, VarSource, resolve_vars, vars_file_values};

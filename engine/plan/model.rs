@@ -180,23 +180,27 @@ pub struct PlanEnv {
     pub value: String,
 }
 
+/// One step of the plan. Lists are `Box<[T]>` and optional texts `Box<str>` (8 bytes fewer
+/// than a `Vec` or a `String`), rare parts boxed: a plan holds one per step, 10,000 or more.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanStep {
     pub id: SharedText,
     pub name: SharedText,
-    pub description: Option<String>,
+    pub description: Option<Box<str>>,
     /// 1-based wave number.
     pub wave: usize,
-    pub needs: Vec<SharedText>,
-    pub condition: Option<PlanCondition>,
+    pub needs: Box<[SharedText]>,
+    /// Boxed, like `rollback`: most steps have neither, and inline they were a quarter of
+    /// every step of the plan.
+    pub condition: Option<Box<PlanCondition>>,
     /// `run`, `approve` or `check`.
-    pub kind: &'static str,
+    pub kind: StepKind,
     /// The rendered script, or the approval question.
     pub command: Option<String>,
-    pub shell: Vec<SharedText>,
+    pub shell: Box<[SharedText]>,
     pub cwd: SharedText,
-    pub env: Vec<PlanEnv>,
-    pub timeout: Option<String>,
+    pub env: Box<[PlanEnv]>,
+    pub timeout: Option<Box<str>>,
     pub retry: PlanRetry,
     pub grace: SharedText,
     pub allow_failure: bool,
@@ -205,32 +209,66 @@ pub struct PlanStep {
     /// Its effect cannot be undone (a message sent): no compensation, by intent.
     pub irreversible: bool,
     /// `skip` (default): skipped when a step it needs was skipped; `run`: runs anyway.
-    pub after_skipped: &'static str,
+    pub after_skipped: WhenSkipped,
     /// A step it needs whose skip would skip this one too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped_with: Option<SharedText>,
     /// For an approval gate with a `timeout`: `approve` or `deny` when nobody answered.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub on_timeout: Option<&'static str>,
-    pub verify: Vec<PlanProbe>,
-    pub rollback: Option<PlanCompensation>,
+    pub on_timeout: Option<TimeoutAnswer>,
+    pub verify: Box<[PlanProbe]>,
+    pub rollback: Option<Box<PlanCompensation>>,
     pub on_failure: PlanFailure,
     /// `{{#if}}`/`{{#unless}}` blocks in this step's templates that only a run can decide,
     /// outermost first; omitted when there are none.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub decisions: Vec<PlanDecision>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub decisions: Box<[PlanDecision]>,
     /// `on` as written: host and group names; omitted for a step on the engine's machine.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub on: Vec<String>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub on: Box<[String]>,
     /// One instance per selected host; omitted for a step on the engine's machine.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub instances: Option<Vec<PlanInstance>>,
+    pub instances: Option<Box<[PlanInstance]>>,
     /// For a module's step or a `for_each` instance, where it was written (`FILE:LINE`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub written_at: Option<String>,
+    pub written_at: Option<Box<str>>,
     /// For a module's step, the call that brought it in: `` `uses: FILE` at FILE:LINE ``.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub called_at: Option<String>,
+    pub called_at: Option<Box<str>>,
+}
+
+/// What a step does; a byte, where a `&str` took 16 in each step of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Run,
+    Approve,
+    Check,
+}
+
+/// `after_skipped`: whether a step is skipped with a step it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenSkipped {
+    Skip,
+    Run,
+}
+
+/// The answer of an approval gate nobody answered before its `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutAnswer {
+    Approve,
+    Deny,
+}
+
+impl fmt::Display for TimeoutAnswer {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            TimeoutAnswer::Approve => "approve",
+            TimeoutAnswer::Deny => "deny",
+        })
+    }
 }
 
 /// A block whose condition depends on what only a run knows: both branches, rendered.

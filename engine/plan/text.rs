@@ -4,20 +4,22 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use super::model::{Plan, PlanFailure, PlanProbe, PlanRollout, PlanStep, SharedText};
+use super::model::{
+    Plan, PlanFailure, PlanProbe, PlanRollout, PlanStep, SharedText, StepKind, WhenSkipped,
+};
 
 const LISTED_IN_TEXT: usize = 10;
 
-/// Renders the plan for the terminal.
-pub fn to_text(plan: &Plan) -> String {
-    let mut out = String::new();
+/// Writes the plan for the terminal to `out` as it goes: for a 10,000-step plan the text is
+/// close to a megabyte, which need not be held while the plan and the runbook are.
+pub fn write_text<W: Write>(out: &mut W, plan: &Plan) {
     let _ = writeln!(
         out,
         "plan for runbook `{}` ({})",
         plan.runbook.name, plan.runbook.file
     );
     if let Some(description) = &plan.runbook.description {
-        write_block(&mut out, "  ", description.trim());
+        write_block(out, "  ", description.trim());
     }
     let _ = writeln!(
         out,
@@ -41,7 +43,7 @@ pub fn to_text(plan: &Plan) -> String {
         for var in &plan.vars {
             let value = var.value.as_deref().unwrap_or("(unset)");
             write_block(
-                &mut out,
+                out,
                 &format!("  {:width$} = ", var.name),
                 &format!(
                     "{value}  ({}{})",
@@ -54,7 +56,7 @@ pub fn to_text(plan: &Plan) -> String {
     if !plan.env.is_empty() {
         let _ = writeln!(out, "\nenvironment");
         for entry in &plan.env {
-            write_block(&mut out, &format!("  {}=", entry.name), &entry.value);
+            write_block(out, &format!("  {}=", entry.name), &entry.value);
         }
     }
     if !plan.hosts.is_empty() {
@@ -89,7 +91,7 @@ pub fn to_text(plan: &Plan) -> String {
     if !plan.hooks.on_start.is_empty() {
         let _ = writeln!(out, "\non start");
         for hook in &plan.hooks.on_start {
-            write_block(&mut out, "    ", hook);
+            write_block(out, "    ", hook);
         }
     }
     // Steps the plan already knows are skipped: an `if` false now, or a need skipped. Waves
@@ -111,11 +113,11 @@ pub fn to_text(plan: &Plan) -> String {
             {
                 skipped.insert(step.id.as_str());
             }
-            write_step(&mut out, step, certain);
+            write_step(out, step, certain);
         }
     }
     for rollout in &plan.rollouts {
-        write_rollout(&mut out, rollout);
+        write_rollout(out, rollout);
     }
     let _ = writeln!(out, "\nrollback");
     if plan.rollback.order.is_empty() {
@@ -157,7 +159,7 @@ pub fn to_text(plan: &Plan) -> String {
         );
     }
     for probe in &plan.rollback.verify {
-        write_probe(&mut out, "  then verify ", probe);
+        write_probe(out, "  then verify ", probe);
     }
     let _ = writeln!(out, "\nif a step fails");
     for step in &plan.steps {
@@ -167,15 +169,10 @@ pub fn to_text(plan: &Plan) -> String {
             }
             Some(instances) => {
                 for instance in instances {
-                    write_failure(
-                        &mut out,
-                        &instance.id,
-                        step.allow_failure,
-                        &instance.on_failure,
-                    );
+                    write_failure(out, &instance.id, step.allow_failure, &instance.on_failure);
                 }
             }
-            None => write_failure(&mut out, &step.id, step.allow_failure, &step.on_failure),
+            None => write_failure(out, &step.id, step.allow_failure, &step.on_failure),
         }
     }
     for (label, hooks) in [
@@ -186,15 +183,19 @@ pub fn to_text(plan: &Plan) -> String {
         if !hooks.is_empty() {
             let _ = writeln!(out, "\n{label}");
             for hook in hooks {
-                write_block(&mut out, "    ", hook);
+                write_block(out, "    ", hook);
             }
         }
     }
-    out
 }
 
 /// One row of "if a step fails".
-fn write_failure(out: &mut String, id: &SharedText, allow_failure: bool, failure: &PlanFailure) {
+fn write_failure(
+    out: &mut impl Write,
+    id: &SharedText,
+    allow_failure: bool,
+    failure: &PlanFailure,
+) {
     if allow_failure {
         let _ = writeln!(out, "  {id}: allowed to fail, nothing is compensated");
         return;
@@ -219,7 +220,7 @@ fn write_failure(out: &mut String, id: &SharedText, allow_failure: bool, failure
 }
 
 /// A rollout: its batches with their hosts, and what a failure in each undoes.
-fn write_rollout(out: &mut String, rollout: &PlanRollout) {
+fn write_rollout(out: &mut impl Write, rollout: &PlanRollout) {
     let pause = rollout
         .pause
         .as_ref()
@@ -291,7 +292,7 @@ fn list(items: &[SharedText], total: usize) -> String {
 }
 
 /// One step; `skipped` says a need of it is already known to be skipped.
-fn write_step(out: &mut String, step: &PlanStep, skipped: bool) {
+fn write_step(out: &mut impl Write, step: &PlanStep, skipped: bool) {
     let name = if step.name != step.id {
         format!("  {}", step.name)
     } else {
@@ -312,7 +313,7 @@ fn write_step(out: &mut String, step: &PlanStep, skipped: bool) {
     if step.allow_failure {
         flags.push("allow_failure".to_string());
     }
-    if step.after_skipped == "run" {
+    if step.after_skipped == WhenSkipped::Run {
         flags.push("after_skipped: run".to_string());
     }
     if !step.idempotent {
@@ -384,7 +385,7 @@ fn write_step(out: &mut String, step: &PlanStep, skipped: bool) {
         );
     }
     match (step.kind, &step.command) {
-        ("approve", Some(question)) => write_block(out, "    approve: ", question),
+        (StepKind::Approve, Some(question)) => write_block(out, "    approve: ", question),
         (_, Some(command)) => write_block(out, "    $ ", command),
         _ => {}
     }
@@ -432,7 +433,7 @@ fn write_step(out: &mut String, step: &PlanStep, skipped: bool) {
     }
 }
 
-fn write_probe(out: &mut String, prefix: &str, probe: &PlanProbe) {
+fn write_probe(out: &mut impl Write, prefix: &str, probe: &PlanProbe) {
     let target = probe.target.trim();
     let target = if target.contains('\n') {
         format!("{} …", target.lines().next().unwrap_or_default())
@@ -451,7 +452,7 @@ fn write_probe(out: &mut String, prefix: &str, probe: &PlanProbe) {
 
 /// Writes a possibly multi-line value (a script, a message, a variable), the first line
 /// after `prefix`, the rest aligned under it: never flush left.
-fn write_block(out: &mut String, prefix: &str, text: &str) {
+fn write_block(out: &mut impl Write, prefix: &str, text: &str) {
     let indent = " ".repeat(prefix.chars().count());
     let text = text.trim_end();
     if text.is_empty() {

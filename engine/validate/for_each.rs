@@ -198,7 +198,8 @@ impl Validator<'_> {
     /// The runbook with each step that has `for_each` replaced by its instances, and `needs`
     /// naming it by all of them; `None` when no step has `for_each`.
     pub(super) fn expand_for_each(&mut self, raw: &RawRunbook) -> Option<RawRunbook> {
-        self.instances = vec![None; raw.steps.value.len()];
+        // Left empty when no step has `for_each`: every lookup reads a missing entry as `None`.
+        self.instances = Vec::new();
         if raw.steps.value.iter().all(|step| step.for_each.is_none()) {
             return None;
         }

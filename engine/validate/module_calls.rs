@@ -57,10 +57,10 @@ impl Validator<'_> {
             );
             // Reported: the call's items stand in, so nothing else is reported about it.
         }
-        flat.step.for_each = Some(Spanned::new(
+        flat.step.for_each = Some(Box::new(Spanned::new(
             crate::document::Scalar::list(items),
             for_each.position,
-        ));
+        )));
         flat.effects.for_each_call = Some(call.id.value.clone());
     }
 
@@ -74,7 +74,7 @@ impl Validator<'_> {
         if let Some(condition) = &call.condition {
             flat.effects.conditions.push(CallCondition {
                 call: call.id.value.clone(),
-                text: condition.clone(),
+                text: Spanned::clone(condition),
                 rewrites_from: flat.rewrites.len(),
                 source: call_source.clone(),
             });
@@ -125,9 +125,9 @@ impl Validator<'_> {
             let checked = self.template(&condition.text, &scope);
             self.call_diagnostics(before, &condition.source, condition.text.position);
             step.condition = match step.condition.take() {
-                None => Some(checked),
+                None => Some(Box::new(checked)),
                 Some(own) => match super::call_effects::both(&checked, &own) {
-                    Some(combined) => Some(combined),
+                    Some(combined) => Some(Box::new(combined)),
                     None => {
                         let message = format!(
                             "the `if` of module call `{}` and the `if` of its step `{}` cannot be combined",
@@ -155,7 +155,11 @@ impl Validator<'_> {
         source: &Source,
         position: crate::document::Position,
     ) {
-        let key = (source.name().to_string(), position.line, position.column);
+        let key = (
+            source.name().to_string(),
+            position.line(),
+            position.column(),
+        );
         if !self.checked_call_parts.insert(key) {
             self.diagnostics.truncate(before);
             return;

@@ -146,8 +146,8 @@ impl Validator<'_> {
             let position = diagnostic.position.unwrap_or_default();
             let key = (
                 format!("{}\n{}", source.name(), diagnostic.message),
-                position.line,
-                position.column,
+                position.line(),
+                position.column(),
             );
             if self.checked_call_parts.insert(key) {
                 self.diagnostics.push(diagnostic);

@@ -44,7 +44,7 @@ impl Validator<'_> {
             return Vec::new();
         }
         self.register_ids(raw);
-        let needs = self.resolve_needs(raw);
+        let mut needs = self.resolve_needs(raw);
         self.declared_outputs = raw
             .steps
             .value
@@ -108,7 +108,8 @@ impl Validator<'_> {
                     std::mem::replace(&mut self.snippets, table)
                 });
                 self.template_file.clone_from(&source);
-                let mut step = self.step(index, step_raw, needs[index].clone(), &context);
+                let mut step =
+                    self.step(index, step_raw, std::mem::take(&mut needs[index]), &context);
                 self.template_file = None;
                 if let Some(own) = module_snippets {
                     self.snippets = own;
@@ -213,7 +214,7 @@ impl Validator<'_> {
             .map(|condition| self.template(condition, &Scope::new(format!("{place}.if"), owner)));
         let shell = self.shell(
             raw.shell
-                .as_ref()
+                .as_deref()
                 .or(defaults.and_then(|defaults| defaults.shell.as_ref())),
             &place,
             owner,
@@ -228,7 +229,7 @@ impl Validator<'_> {
         };
         let cwd_value = raw
             .cwd
-            .as_ref()
+            .as_deref()
             .or(defaults.and_then(|defaults| defaults.cwd.as_ref()));
         let cwd =
             cwd_value.map(|cwd| self.template(cwd, &Scope::new(format!("{place}.cwd"), owner)));
@@ -262,7 +263,7 @@ impl Validator<'_> {
                 &probes.value,
                 &format!("{place}.verify"),
                 own,
-                raw.shell.as_ref(),
+                raw.shell.as_deref(),
             ),
             None => Vec::new(),
         };
@@ -309,13 +310,13 @@ impl Validator<'_> {
                 Some(template) => template.text.clone(),
                 None => raw.name.as_ref().map_or(id, |name| name.value.clone()),
             },
-            name_template,
+            name_template: name_template.map(Box::new),
             description: raw
                 .description
                 .as_ref()
                 .map(|description| description.value.clone()),
             needs,
-            condition,
+            condition: condition.map(Box::new),
             action,
             shell,
             env,
@@ -341,9 +342,9 @@ impl Validator<'_> {
                 .as_ref()
                 .is_some_and(|answer| answer.value == OnTimeout::Approve),
             outputs,
-            on,
+            on: on.map(Box::new),
             position: raw.id.position,
-            written_at: self.written_at(index, raw.id.position.line),
+            written_at: self.written_at(index, raw.id.position.line()),
             called_at: self
                 .step_effects
                 .get(index)
@@ -628,7 +629,7 @@ impl Validator<'_> {
                     .with_help("add `only_if_succeeded: true`, or use `{{default steps.<id>.outputs.<key> \"\"}}`"),
             );
         }
-        let shell_source = raw.value.shell.as_ref().or(step.shell.as_ref());
+        let shell_source = raw.value.shell.as_ref().or(step.shell.as_deref());
         let env = match &raw.value.env {
             Some(env) => self.env_entries(
                 &env.value,
@@ -641,7 +642,7 @@ impl Validator<'_> {
             .value
             .cwd
             .as_ref()
-            .or(step.cwd.as_ref())
+            .or(step.cwd.as_deref())
             .map(|cwd| self.template(cwd, &Scope::new(format!("{place}.cwd"), own)));
         Compensation {
             run: template,

@@ -233,12 +233,12 @@ impl TemplateFacts<'_> {
                 // A module's template is checked rewritten: never past the line as written.
                 let room = self
                     .source
-                    .lines_from(position.line.max(1))
+                    .lines_from(position.line().max(1))
                     .next()
                     .map_or(0, |line| {
                         line.chars()
                             .count()
-                            .saturating_sub(position.column.saturating_sub(1))
+                            .saturating_sub(position.column().saturating_sub(1))
                     });
                 let length = length.min(room);
                 diagnostics.push(Diagnostic {
@@ -976,26 +976,26 @@ pub(super) fn locate(source: &Source, value: &Spanned<String>, offset: usize) ->
     let template_line = text[line_start..].split('\n').next().unwrap_or_default();
     let column_in_line = text[line_start..offset].chars().count();
     let source_lines: Vec<&str> = source
-        .lines_from(value.position.line)
+        .lines_from(value.position.line())
         .take(line_index + 64)
         .collect();
-    let start_line = value.position.line.max(1);
+    let start_line = value.position.line().max(1);
     if line_index == 0 {
         // A plain or quoted scalar on the key's line.
         if let Some(line) = source_lines.first() {
             let rest: String = line
                 .chars()
-                .skip(value.position.column.saturating_sub(1))
+                .skip(value.position.column().saturating_sub(1))
                 .collect();
             let quoted = rest.starts_with('"') || rest.starts_with('\'');
             if rest.contains(template_line.trim())
                 && !rest.starts_with('|')
                 && !rest.starts_with('>')
             {
-                return Position {
-                    line: start_line,
-                    column: value.position.column + usize::from(quoted) + column_in_line,
-                };
+                return Position::new(
+                    start_line,
+                    value.position.column() + usize::from(quoted) + column_in_line,
+                );
             }
         }
     }
@@ -1008,10 +1008,7 @@ pub(super) fn locate(source: &Source, value: &Spanned<String>, offset: usize) ->
             let byte_start = line.len() - trimmed.trim_end().len();
             let inside = text.get(line_start + leading..offset).unwrap_or_default();
             let column = line[..byte_start].chars().count() + 1 + inside.chars().count();
-            return Position {
-                line: start_line + index,
-                column,
-            };
+            return Position::new(start_line + index, column);
         }
     }
     value.position

@@ -70,7 +70,8 @@ pub(super) struct Validator<'a> {
     pub(super) for_each: HashMap<String, Vec<String>>,
     /// While expanding: per step as written, its `for_each` items.
     pub(super) for_each_by_index: Vec<Option<Vec<String>>>,
-    /// Per step (after expansion), the instance it is: (step id, item, index).
+    /// Per step (after expansion), the instance it is: (step id, item, index); empty when no
+    /// step has `for_each`.
     pub(super) instances: Vec<Option<super::for_each_instance::Instance>>,
     /// The instance whose templates are being checked: `item` is replaced in them.
     pub(super) current_instance: Option<super::for_each_instance::Instance>,
@@ -590,7 +591,7 @@ impl Validator<'_> {
                     );
                     if self
                         .checked_call_parts
-                        .insert((file, position.line, position.column))
+                        .insert((file, position.line(), position.column()))
                     {
                         self.diagnostics.push(diagnostic);
                     }
