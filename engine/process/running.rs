@@ -135,7 +135,7 @@ impl RunningProcess {
             .args(arguments)
             .envs(spec.env.iter().map(|(name, value)| (name, value)))
             .current_dir(&spec.cwd)
-            .stdin(Stdio::null())
+            .stdin(dev_null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         unix::own_process_group(&mut command);
@@ -425,6 +425,17 @@ fn reap_in_background(mut child: Child) {
         .spawn(move || {
             let _ = child.wait();
         });
+}
+
+/// A step's stdin: `/dev/null`, opened once and duplicated for each step (a `dup` is cheaper
+/// than an `open` of the path), or opened anew if that fails.
+fn dev_null() -> Stdio {
+    static DEV_NULL: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    DEV_NULL
+        .get_or_init(|| std::fs::File::open("/dev/null").ok())
+        .as_ref()
+        .and_then(|file| file.try_clone().ok())
+        .map_or_else(Stdio::null, Stdio::from)
 }
 
 fn far_future(now: Instant) -> Instant {
