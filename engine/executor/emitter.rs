@@ -196,11 +196,10 @@ impl Emitter {
             .sync_here()
     }
 
-    /// As `make_durable`, for async callers. With nothing else running, or while the disk
-    /// answers fsyncs within a millisecond, it is done at once, which costs no thread switch.
-    /// Otherwise the fsync happens on the journal's sync thread (group commit), so other
-    /// commands' output and exits are handled meanwhile and one fsync covers every step that
-    /// starts or ends in the meantime.
+    /// As `make_durable`, for async callers: while other commands run, the fsync happens on
+    /// the journal's sync thread (group commit), so their output and exits are handled
+    /// meanwhile and one fsync covers every step that starts or ends in the meantime. With
+    /// nothing else running it is done at once, which costs no thread switch.
     pub async fn durable(&self) -> Result<(), String> {
         let Some(recorder) = &self.recorder else {
             return Ok(());
@@ -212,9 +211,7 @@ impl Emitter {
         };
         let wait = {
             let mut recorder = lock();
-            if self.commands_running.load(Ordering::Relaxed) == 0
-                || recorder.journal.syncs_quickly()
-            {
+            if self.commands_running.load(Ordering::Relaxed) == 0 {
                 return recorder.sync_here();
             }
             match recorder.sync_in_background()? {
@@ -225,7 +222,7 @@ impl Emitter {
         let result = wait.finish().await;
         let mut recorder = lock();
         match result {
-            Ok((sequence, took)) => recorder.journal.synced_through(sequence, took),
+            Ok(sequence) => recorder.journal.synced_through(sequence),
             Err(message) => {
                 recorder.failure.get_or_insert(message);
             }

@@ -8,7 +8,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use super::journal_error::JournalError;
 use super::journal_record::{
@@ -40,13 +39,7 @@ pub struct JournalWriter {
     synced: u64,
     /// The thread that syncs in the background, started at the first `sync_in_background`.
     syncer: Option<JournalSyncer>,
-    /// How long the last fsync took, here or on the sync thread.
-    last_sync: Duration,
 }
-
-/// An fsync quicker than this is done on the engine's thread even while commands run (see
-/// `syncs_quickly`).
-const QUICK_SYNC: Duration = Duration::from_millis(1);
 
 /// `{"crc":"` then eight hex digits then `",`: the fixed start of every line.
 const CRC_START: &[u8] = b"{\"crc\":\"";
@@ -108,7 +101,6 @@ impl JournalWriter {
             in_memory: None,
             synced: 0,
             syncer: None,
-            last_sync: Duration::ZERO,
         })
     }
 
@@ -136,7 +128,6 @@ impl JournalWriter {
             in_memory: None,
             synced: read.last_sequence,
             syncer: None,
-            last_sync: Duration::ZERO,
         };
         writer.file.seek(SeekFrom::End(0)).map_err(write_error)?;
         writer.file.sync_all().map_err(write_error)?;
@@ -197,23 +188,12 @@ impl JournalWriter {
             return Ok(());
         }
         let path = &self.path;
-        let started = Instant::now();
         self.file.sync_data().map_err(|cause| JournalError::Write {
             path: path.display().to_string(),
             cause,
         })?;
-        self.last_sync = started.elapsed();
         self.synced = self.sequence;
         Ok(())
-    }
-
-    /// Whether the disk answered the last fsync quickly. Then syncing on the engine's own
-    /// thread costs less than asking the sync thread, even while commands run: on a busy
-    /// machine the thread waits for a CPU, and its answer wakes the engine once more. A slow
-    /// fsync (a disk busy with other writes) is left to the thread, so that the engine goes on
-    /// reading output and noticing exits, and steps starting meanwhile share the next one.
-    pub fn syncs_quickly(&self) -> bool {
-        self.last_sync < QUICK_SYNC
     }
 
     /// The sequence number of the last record written, if it is not known to be durable yet.
@@ -242,11 +222,9 @@ impl JournalWriter {
         Ok(Some(syncer.request(sequence)))
     }
 
-    /// Records up to `sequence` were made durable by the sync thread, whose last fsync took
-    /// `took`.
-    pub fn synced_through(&mut self, sequence: u64, took: Duration) {
+    /// Records up to `sequence` were made durable (by the sync thread).
+    pub fn synced_through(&mut self, sequence: u64) {
         self.synced = self.synced.max(sequence);
-        self.last_sync = took;
     }
 
     /// A journal that keeps records in memory (the baseline of the journal benchmark).

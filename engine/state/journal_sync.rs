@@ -6,7 +6,6 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -17,8 +16,6 @@ use super::journal_error::{JournalError, describe};
 pub struct SyncProgress {
     /// Every record with a sequence number up to this one is durable.
     pub synced: u64,
-    /// How long the last fsync took.
-    pub took: Duration,
     /// Why an fsync failed; once set, nothing more is synced.
     pub failure: Option<String>,
 }
@@ -84,17 +81,17 @@ pub struct SyncWait {
 
 impl SyncWait {
     /// Waits until every record up to the requested one is durable, and returns its sequence
-    /// number and how long the last fsync took; or why the journal failed.
-    pub async fn finish(mut self) -> Result<(u64, Duration), String> {
+    /// number; or why the journal failed.
+    pub async fn finish(mut self) -> Result<u64, String> {
         let sequence = self.sequence;
         let progress = self
             .receiver
             .wait_for(|progress| progress.synced >= sequence || progress.failure.is_some())
             .await
-            .map(|progress| (progress.failure.clone(), progress.took));
+            .map(|progress| progress.failure.clone());
         match progress {
-            Ok((Some(failure), _)) => Err(failure),
-            Ok((None, took)) => Ok((sequence, took)),
+            Ok(Some(failure)) => Err(failure),
+            Ok(None) => Ok(sequence),
             Err(_) => Err("the journal's sync thread is gone".into()),
         }
     }
@@ -130,14 +127,11 @@ fn sync_loop(shared: &Shared, file: &File, path: &std::path::Path) {
         };
         // Covers every write that returned before it starts, and `target`'s record was
         // written before it was asked for.
-        let started = Instant::now();
         match file.sync_data() {
             Ok(()) => {
                 synced = target;
-                let took = started.elapsed();
                 shared.progress.send_modify(|progress| {
                     progress.synced = progress.synced.max(target);
-                    progress.took = took;
                 });
             }
             Err(cause) => {
@@ -172,17 +166,10 @@ mod tests {
         file.write_all(b"one\n").expect("write");
         file.write_all(b"two\n").expect("write");
         let (first, second) = tokio::join!(syncer.request(1).finish(), syncer.request(2).finish());
-        assert_eq!(first.map(|(sequence, _)| sequence), Ok(1));
-        assert_eq!(second.map(|(sequence, _)| sequence), Ok(2));
+        assert_eq!(first, Ok(1));
+        assert_eq!(second, Ok(2));
         // Already durable: answered at once.
-        assert_eq!(
-            syncer
-                .request(1)
-                .finish()
-                .await
-                .map(|(sequence, _)| sequence),
-            Ok(1)
-        );
+        assert_eq!(syncer.request(1).finish().await, Ok(1));
     }
 
     #[tokio::test]
