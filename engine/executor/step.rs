@@ -307,8 +307,11 @@ fn bounded_outputs(
     use crate::bounded_read::{BoundedReadError, read_bounded_no_symlink, size};
     let read = read_bounded_no_symlink(output_file, MAX_OUTPUT_BYTES);
     // The values now live in memory (and, masked, in the journal); a file left behind
-    // could keep a secret at rest.
-    let _ = std::fs::remove_file(output_file);
+    // could keep a secret at rest. A file that is not there (most steps) needs no unlink.
+    if !matches!(&read, Err(BoundedReadError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound)
+    {
+        let _ = std::fs::remove_file(output_file);
+    }
     let id = &step.id;
     let bytes = match read {
         Ok(bytes) => bytes,

@@ -3,13 +3,14 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::process::Stdio;
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
-use tokio::process::{Child, Command};
+use tokio::process::{ChildStderr, ChildStdout};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -63,6 +64,10 @@ pub struct TerminationReport {
 
 /// One step command, started in its own process group; the pid is the group id.
 ///
+/// Started with std's `Command` rather than tokio's, which would open a pidfd of its own for
+/// every child to reap it: `RunningProcess` watches the exit with one pidfd and reaps the
+/// process itself (or, when dropped first, on a thread of its own).
+///
 /// After the main process exits, the rest of its group is killed with SIGKILL as part of `wait`
 /// or `terminate`: a `sleep 100 &` a step leaves behind does not survive it, while a process that
 /// detached into its own session (`setsid`) is not in the group and is left alone, since that is
@@ -75,7 +80,8 @@ pub struct TerminationReport {
 /// full. Dropping a `RunningProcess` whose main process was not reaped kills its group.
 #[derive(Debug)]
 pub struct RunningProcess {
-    child: Child,
+    /// `None` only once handed to the reaping thread in `drop`.
+    child: Option<Child>,
     pid: u32,
     group: Pid,
     /// The kernel start time of the main process, read once at the start.
@@ -129,22 +135,18 @@ impl RunningProcess {
             .args(arguments)
             .envs(spec.env.iter().map(|(name, value)| (name, value)))
             .current_dir(&spec.cwd)
-            .stdin(Stdio::null())
+            .stdin(dev_null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         unix::own_process_group(&mut command);
+        let before = unix::boot_ticks();
         let mut child = command
             .spawn()
             .map_err(|source| SpawnError::from_spawn(&spec.cwd, program, source))?;
-        let Some(pid) = child.id() else {
-            // tokio forgets the id only once it has reaped the child, which needs a wait.
-            return Err(SpawnError::Program {
-                program: program.clone(),
-                source: io::Error::other("the process has no id"),
-            });
-        };
+        let after = unix::boot_ticks();
+        let pid = child.id();
         // Before anything can fail: from now on the group is stopped should the engine die.
-        let start_time = unix::start_time(pid);
+        let start_time = unix::start_time_between(pid, before, after);
         registry::register_started(pid, start_time);
         let exit_watch = match unix::exit_descriptor(pid) {
             Ok(descriptor) => ExitWatch::Descriptor(descriptor),
@@ -153,9 +155,10 @@ impl RunningProcess {
             Err(_) => match unix::child_exits() {
                 Ok(signal) => ExitWatch::Signal(signal),
                 Err(source) => {
-                    // Dropping `child` leaves a zombie for tokio to reap: stop the group first.
+                    // Killed while its zombie still reserves the id, then reaped.
                     let _ = unix::signal_group(Pid::from_raw(pid.cast_signed()), Signal::SIGKILL);
                     registry::unregister(pid);
+                    reap_in_background(child);
                     return Err(SpawnError::ExitWatch {
                         program: program.clone(),
                         source,
@@ -163,36 +166,44 @@ impl RunningProcess {
                 }
             },
         };
-
+        let pipes = (
+            child.stdout.take().map(ChildStdout::from_std),
+            child.stderr.take().map(ChildStderr::from_std),
+        );
         let (stop_readers, stop) = watch::channel(false);
-        let mut readers = Vec::with_capacity(2);
-        if let Some(stdout) = child.stdout.take() {
-            let reader = pump(stdout, OutputStream::Stdout, output.clone(), stop.clone());
-            readers.push(tokio::spawn(reader));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            readers.push(tokio::spawn(pump(
-                stderr,
-                OutputStream::Stderr,
-                output,
-                stop,
-            )));
-        }
-        Ok(RunningProcess {
-            child,
+        let mut process = RunningProcess {
+            child: Some(child),
             pid,
             group: Pid::from_raw(pid.cast_signed()),
             start_time,
             exit_watch,
             exit: None,
             exited_unreaped_at: None,
-            readers,
+            readers: Vec::with_capacity(2),
             stop_readers,
             output_leaked: false,
             terminate_deadline: None,
             killed: false,
             escaped: None,
-        })
+        };
+        // An error from here on drops `process`, which kills the group and reaps it.
+        let failed = |source: io::Error| SpawnError::Program {
+            program: program.clone(),
+            source,
+        };
+        if let Some(stdout) = pipes.0.transpose().map_err(failed)? {
+            let reader = pump(stdout, OutputStream::Stdout, output.clone(), stop.clone());
+            process.readers.push(tokio::spawn(reader));
+        }
+        if let Some(stderr) = pipes.1.transpose().map_err(failed)? {
+            process.readers.push(tokio::spawn(pump(
+                stderr,
+                OutputStream::Stderr,
+                output,
+                stop,
+            )));
+        }
+        Ok(process)
     }
 
     /// The main process's pid, which is also its process group id.
@@ -357,7 +368,8 @@ impl RunningProcess {
     }
 
     fn reap(&mut self) -> Option<ExitOutcome> {
-        match self.child.try_wait() {
+        let child = self.child.as_mut()?;
+        match child.try_wait() {
             Ok(Some(status)) => Some(unix::outcome(status)),
             Ok(None) => None,
             // Only a `waitpid(-1)` elsewhere in the program can take our child's status: the
@@ -392,11 +404,38 @@ impl RunningProcess {
 impl Drop for RunningProcess {
     fn drop(&mut self) {
         if self.exit.is_none() {
-            // Not reaped yet, so the id still names this group; tokio reaps the zombie later.
+            // Not reaped yet, so the id still names this group; the zombie is reaped after.
             self.kill_group_leftovers();
             registry::unregister(self.pid);
+            if let Some(child) = self.child.take() {
+                reap_in_background(child);
+            }
         }
     }
+}
+
+/// Waits for `child` (already sent SIGKILL) on a thread of its own, so that it leaves no
+/// zombie; should no thread be had, the zombie stays until the engine exits.
+fn reap_in_background(mut child: Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("reap".into())
+        .spawn(move || {
+            let _ = child.wait();
+        });
+}
+
+/// A step's stdin: `/dev/null`, opened once and duplicated for each step (a `dup` is cheaper
+/// than an `open` of the path), or opened anew if that fails.
+fn dev_null() -> Stdio {
+    static DEV_NULL: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    DEV_NULL
+        .get_or_init(|| std::fs::File::open("/dev/null").ok())
+        .as_ref()
+        .and_then(|file| file.try_clone().ok())
+        .map_or_else(Stdio::null, Stdio::from)
 }
 
 fn far_future(now: Instant) -> Instant {
@@ -788,14 +827,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_start_time_is_the_one_the_kernel_reports() {
+        // Told from the boot clock around the spawn when it can be (see
+        // `unix::start_time_between`): it must be exactly what `/proc` says.
+        for _ in 0..30 {
+            let (output, mut chunks) = mpsc::channel(16);
+            let mut process = RunningProcess::spawn(&bash("exit 0"), output).expect("spawn");
+            // Before the reap: a zombie still has its `/proc/<pid>/stat`.
+            let from_proc = unix::start_time(process.pid());
+            assert!(from_proc.is_some());
+            assert_eq!(process.start_time(), from_proc);
+            finish(&mut process, &mut chunks, &mut Collected::default()).await;
+        }
+    }
+
+    #[tokio::test]
     async fn dropping_the_process_kills_its_group() {
         let (output, mut chunks) = mpsc::channel(16);
         let process =
             RunningProcess::spawn(&bash("sleep 100 & echo $!; wait"), output).expect("spawn");
         let mut collected = Collected::default();
         let sleeper = pid_of(&read_lines(&mut chunks, &mut collected, 1).await[0]);
+        let leader = Pid::from_raw(process.pid().cast_signed());
         drop(process);
         assert_dies(sleeper).await;
+        // Reaped by then or soon after: no zombie is left behind.
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(format!("/proc/{leader}")).is_ok() {
+            assert!(
+                Instant::now() < give_up,
+                "the main process {leader} was not reaped"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     fn spawn_error(argv: &[&str], cwd: &Path) -> SpawnError {

@@ -14,7 +14,9 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::ExitOutcome;
 
-pub(super) fn own_process_group(command: &mut tokio::process::Command) {
+pub(super) fn own_process_group(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
+
     // Group id 0 makes the child the leader of a new group named after its pid, so one signal
     // reaches all it starts, except what detaches into a session of its own.
     command.process_group(0);
@@ -98,6 +100,50 @@ pub(super) fn outcome(status: ExitStatus) -> ExitOutcome {
         Some(code) => ExitOutcome::Exited(code),
         // A wait without `WUNTRACED` reports only exits and deaths by a signal.
         None => ExitOutcome::Signaled(status.signal().unwrap_or_default()),
+    }
+}
+
+/// The boot clock in the unit of a process's start time (clock ticks since boot, as
+/// `/proc/<pid>/stat` counts them in the caller's time namespace), or `None` where it cannot
+/// be read or the tick does not divide a second in whole nanoseconds.
+pub(super) fn boot_ticks() -> Option<u64> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::sync::OnceLock;
+        static NANOS_PER_TICK: OnceLock<Option<u64>> = OnceLock::new();
+        let nanos_per_tick = (*NANOS_PER_TICK.get_or_init(|| {
+            // SAFETY: sysconf reads a constant of the process and touches no memory of ours.
+            let hertz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
+            let hertz = u64::try_from(hertz).ok().filter(|&hertz| hertz > 0)?;
+            (1_000_000_000 % hertz == 0).then(|| 1_000_000_000 / hertz)
+        }))?;
+        let mut now = nix::libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec, which `now` is, and nothing else.
+        if unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_BOOTTIME, &raw mut now) } != 0 {
+            return None;
+        }
+        let nanos =
+            u64::try_from(now.tv_sec).ok()? * 1_000_000_000 + u64::try_from(now.tv_nsec).ok()?;
+        // The kernel's own conversion (`nsec_to_clock_t`): whole ticks, rounded down.
+        Some(nanos / nanos_per_tick)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        None
+    }
+}
+
+/// The start time of `pid`, a child just started between two readings of `boot_ticks`: the
+/// kernel stamped it with the boot clock in between, so when both readings fall in the same
+/// tick that tick is its start time, found without opening `/proc` (the usual case: a spawn
+/// takes well under a tick). Otherwise it is read from `/proc/<pid>/stat`.
+pub(super) fn start_time_between(pid: u32, before: Option<u64>, after: Option<u64>) -> Option<u64> {
+    match (before, after) {
+        (Some(before), Some(after)) if before == after => Some(before),
+        _ => start_time(pid),
     }
 }
 

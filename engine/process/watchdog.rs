@@ -70,34 +70,84 @@ pub fn watchdog_main() -> Option<i32> {
     }
     ignore_terminal_signals();
     close_inherited_descriptors();
-    let groups = follow(std::io::stdin().lock());
+    let groups = follow(std::io::stdin().lock(), gather);
     if let Some(groups) = groups {
         stop(&groups);
     }
     Some(0)
 }
 
+/// Once the pipe is empty, how long the watchdog lets the engine's next messages gather before
+/// it reads again: meanwhile the engine's writes wake no one, so a step costs the engine two
+/// pipe writes and no wakeup of this process (a context switch for both). The end of the pipe
+/// (the engine exiting or dying) still wakes it at once. With nothing written it sleeps in
+/// `read`, with no timer.
+const GATHER: Duration = Duration::from_millis(10);
+
+/// Waits until `GATHER` has passed or the pipe on stdin has no writer left. Only a hangup
+/// is asked for, and a write into the pipe does not wake a `poll` that asks for no input.
+fn gather() {
+    let mut descriptor = nix::libc::pollfd {
+        fd: nix::libc::STDIN_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    let timeout = i32::try_from(GATHER.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: poll reads and writes the one `pollfd` it is given and nothing else. Its result
+    // does not matter: the next `read` finds what there is.
+    let _ = unsafe { nix::libc::poll(&raw mut descriptor, 1, timeout) };
+}
+
 /// Reads the engine's messages until `bye` (returns `None`) or the end of the pipe (returns the
 /// groups still registered).
-fn follow(input: impl std::io::BufRead) -> Option<BTreeMap<u32, u64>> {
+/// `gather` is called each time a read emptied the pipe.
+fn follow(mut input: impl std::io::Read, mut gather: impl FnMut()) -> Option<BTreeMap<u32, u64>> {
     let mut groups = BTreeMap::new();
-    for line in input.lines() {
-        let Ok(line) = line else {
-            break;
+    let mut buffer = vec![0; 16 * 1024];
+    // Bytes of a line not complete yet.
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let read = match input.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
         };
-        match Message::parse(&line) {
-            Some(Message::Register { group, start_time }) => {
-                groups.insert(group, start_time);
+        pending.extend_from_slice(&buffer[..read]);
+        let mut consumed = 0;
+        while let Some(end) = pending[consumed..].iter().position(|&byte| byte == b'\n') {
+            let line = &pending[consumed..consumed + end];
+            consumed += end + 1;
+            if apply(&mut groups, line) {
+                return None;
             }
-            Some(Message::Unregister { group }) => {
-                groups.remove(&group);
-            }
-            Some(Message::Bye) => return None,
-            // Written by the engine alone; a line it cannot have written is skipped.
-            None => {}
+        }
+        pending.drain(..consumed);
+        if read < buffer.len() {
+            gather();
         }
     }
+    // A last line without its newline counts too.
+    if apply(&mut groups, &pending) {
+        return None;
+    }
     Some(groups)
+}
+
+/// Applies one line to `groups`; true for `bye`. Written by the engine alone: a line it cannot
+/// have written is skipped.
+fn apply(groups: &mut BTreeMap<u32, u64>, line: &[u8]) -> bool {
+    match std::str::from_utf8(line).ok().and_then(Message::parse) {
+        Some(Message::Register { group, start_time }) => {
+            groups.insert(group, start_time);
+        }
+        Some(Message::Unregister { group }) => {
+            groups.remove(&group);
+        }
+        Some(Message::Bye) => return true,
+        None => {}
+    }
+    false
 }
 
 /// A Ctrl-C or a hangup reaches the terminal's foreground group; the engine handles them with
@@ -184,10 +234,31 @@ mod tests {
     #[test]
     fn bye_means_stop_nothing_and_end_of_pipe_returns_what_is_registered() {
         let input = "+ 10 100\n+ 11 110\n- 10\nbye\n+ 12 120\n";
-        assert_eq!(follow(input.as_bytes()), None);
+        assert_eq!(follow(input.as_bytes(), || {}), None);
         let input = "+ 10 100\n+ 11 110\ngarbage\n- 10\n+ 12 120\n";
-        let groups = follow(input.as_bytes()).expect("no bye");
+        let groups = follow(input.as_bytes(), || {}).expect("no bye");
         assert_eq!(groups, BTreeMap::from([(11, 110), (12, 120)]));
-        assert_eq!(follow(&b""[..]), Some(BTreeMap::new()));
+        assert_eq!(follow(&b""[..], || {}), Some(BTreeMap::new()));
+    }
+
+    #[test]
+    fn messages_split_across_reads_and_a_last_line_without_newline_count() {
+        // Each read gives three bytes, as a pipe may cut the engine's writes anywhere.
+        struct Trickle<'a>(&'a [u8]);
+        impl std::io::Read for Trickle<'_> {
+            fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+                let length = self.0.len().min(3).min(buffer.len());
+                buffer[..length].copy_from_slice(&self.0[..length]);
+                self.0 = &self.0[length..];
+                Ok(length)
+            }
+        }
+        let mut gathered = 0;
+        let groups = follow(Trickle(b"+ 10 100\n+ 11 110\n- 10\n+ 12 120"), || {
+            gathered += 1
+        });
+        assert_eq!(groups, Some(BTreeMap::from([(11, 110), (12, 120)])));
+        assert!(gathered > 0);
+        assert_eq!(follow(Trickle(b"+ 10 100\nbye"), || {}), None);
     }
 }
