@@ -231,17 +231,29 @@ steps:
         .expect("a SigIgn line");
     assert_eq!(ignored & 0b11, 0b11, "SigIgn {ignored:x}");
     // Only the pipe from the engine, and /dev/null for output: no step output pipe, no lock.
-    let mut descriptors: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{watchdog}/fd"))
-        .expect("list the watchdog's descriptors")
-        .filter_map(Result::ok)
-        .map(|entry| {
-            let target = std::fs::read_link(entry.path())
-                .map(|target| target.display().to_string())
-                .unwrap_or_default();
-            (entry.file_name().to_string_lossy().into_owned(), target)
-        })
-        .collect();
-    descriptors.sort();
+    // The watchdog closes what it inherited (from the engine, or from whatever started the
+    // engine) first thing in its `main`, which a loaded machine may not have run yet.
+    let descriptors_of_watchdog = || {
+        let mut descriptors: Vec<(String, String)> =
+            std::fs::read_dir(format!("/proc/{watchdog}/fd"))
+                .expect("list the watchdog's descriptors")
+                .filter_map(Result::ok)
+                .map(|entry| {
+                    let target = std::fs::read_link(entry.path())
+                        .map(|target| target.display().to_string())
+                        .unwrap_or_default();
+                    (entry.file_name().to_string_lossy().into_owned(), target)
+                })
+                .collect();
+        descriptors.sort();
+        descriptors
+    };
+    let settled = Instant::now() + Duration::from_secs(10);
+    let mut descriptors = descriptors_of_watchdog();
+    while descriptors.len() != 3 && Instant::now() < settled {
+        std::thread::sleep(Duration::from_millis(20));
+        descriptors = descriptors_of_watchdog();
+    }
     assert_eq!(descriptors.len(), 3, "{descriptors:?}");
     assert!(descriptors[0].1.starts_with("pipe:"), "{descriptors:?}");
     assert_eq!(descriptors[1].1, "/dev/null", "{descriptors:?}");
