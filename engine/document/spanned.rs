@@ -309,3 +309,34 @@ impl<T: JsonSchema> JsonSchema for Spanned<T> {
         T::json_schema(generator)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Guards the reading of serde-saphyr's span protocol (`SPANNED_NEWTYPE`, `SPANNED_MARKER`):
+    /// should an upgrade change it, values would silently lose their positions.
+    #[test]
+    fn values_keep_where_they_were_written() {
+        let text = "first: 1\nsecond:\n  - x\n  - {inner: true}\nthird: &a text\nfourth: *a\n";
+        let parsed: BTreeMap<String, Spanned<serde_json::Value>> =
+            serde_saphyr::from_str(text).expect("valid YAML");
+        let at = |key: &str| {
+            let position = parsed[key].position;
+            (position.line(), position.column())
+        };
+        assert_eq!(at("first"), (1, 8));
+        assert_eq!(at("second"), (3, 3));
+        // An anchored value is placed after its anchor, as serde-saphyr places it.
+        assert_eq!(at("third"), (5, 11));
+        // An alias is placed where it is used, not at its anchor.
+        assert_eq!(at("fourth"), (6, 9));
+        assert_eq!(
+            parsed["second"].value,
+            serde_json::json!(["x", {"inner": true}])
+        );
+        assert_eq!(parsed["fourth"].value, serde_json::json!("text"));
+    }
+}
