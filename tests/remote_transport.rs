@@ -975,42 +975,73 @@ fn a_daemon_holding_stdout_neither_holds_its_step_nor_writes_into_the_next() {
     assert!(!wrote.exists());
 }
 
-#[test]
-fn the_agents_connection_gone_mid_step_fails_the_instance_and_stops_its_group() {
-    let server = SshServer::start("web16");
+/// Which end of a host's agent a test kills while its step runs.
+#[derive(Debug, Clone, Copy)]
+enum AgentEnd {
+    /// The engine's `ssh` of the agent's session: the connection ends.
+    LocalSsh,
+    /// The perl agent on the host.
+    OnTheHost,
+}
+
+/// Runs a step that leaves a marked `sleep 60` in its group, kills `end` of the host's agent
+/// once the step runs, and checks that the instance fails as a dropped connection and that
+/// nothing of its group is left.
+fn kill_the_agent_mid_step(
+    rt: &tokio::runtime::Runtime,
+    masters: &ControlMasters,
+    target: &SshTarget,
+    end: AgentEnd,
+) {
     let word = marker("agentgone");
     let scratch = tempfile::tempdir().expect("a scratch directory");
-    let sleeping = scratch.path().join("sleeping");
-    let rt = runtime();
-    let masters = ControlMasters::new().expect("a socket directory");
-    let target = target(&server);
+    let parent = scratch.path().join("parent");
     let script = format!(
-        "sh -c 'sleep 60; : {word}' &\ntouch {}\nwait",
-        sleeping.display()
+        "sh -c 'sleep 60; : {word}' &\necho $PPID > {}.new && mv {0}.new {0}\nwait",
+        parent.display()
     );
     let sleeper = request(&script);
     let result = rt.block_on(async {
-        let (mut session, collector) = start_session(&masters, &target, &sleeper).await;
-        while !sleeping.exists() || session.remote_pid().is_none() {
+        let (mut session, collector) = start_session(masters, target, &sleeper).await;
+        while !parent.exists() || session.remote_pid().is_none() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(session.on_agent());
-        let agent = masters.agent_pid("web16").await.expect("the host's agent");
+        let victim = match end {
+            AgentEnd::LocalSsh => masters
+                .agent_pid(&target.name)
+                .await
+                .expect("the agent's ssh"),
+            AgentEnd::OnTheHost => std::fs::read_to_string(&parent)
+                .expect("the agent's pid")
+                .trim()
+                .parse()
+                .expect("a pid"),
+        };
         nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(agent.cast_signed()),
+            nix::unistd::Pid::from_raw(victim.cast_signed()),
             nix::sys::signal::Signal::SIGKILL,
         )
-        .expect("kill the agent's ssh");
+        .expect("kill the agent");
         let result = session.wait().await;
         close_session(session, collector).await;
         result
     });
-    let error = result.expect_err("the agent's connection ended");
+    let error = result.expect_err("the agent ended");
     assert!(
         matches!(error, RemoteError::Dropped { started: true, .. }),
         "{error:?}"
     );
     assert_no_process_with(&word);
+}
+
+#[test]
+fn the_agents_connection_gone_mid_step_fails_the_instance_and_stops_its_group() {
+    let server = SshServer::start("web16");
+    let rt = runtime();
+    let masters = ControlMasters::new().expect("a socket directory");
+    let target = target(&server);
+    kill_the_agent_mid_step(&rt, &masters, &target, AgentEnd::LocalSsh);
     assert_host_tmp_empty(&server);
     // The next step gets a new agent.
     rt.block_on(async {
@@ -1024,42 +1055,10 @@ fn the_agents_connection_gone_mid_step_fails_the_instance_and_stops_its_group() 
 #[test]
 fn a_killed_agent_fails_its_instance_and_leaves_no_process_of_its_group() {
     let server = SshServer::start("web17");
-    let word = marker("agentkilled");
-    let scratch = tempfile::tempdir().expect("a scratch directory");
-    let parent = scratch.path().join("parent");
     let rt = runtime();
     let masters = ControlMasters::new().expect("a socket directory");
     let target = target(&server);
-    let script = format!(
-        "sh -c 'sleep 60; : {word}' &\necho $PPID > {}.new && mv {0}.new {0}\nwait",
-        parent.display()
-    );
-    let request = request(&script);
-    let result = rt.block_on(async {
-        let (mut session, collector) = start_session(&masters, &target, &request).await;
-        while !parent.exists() || session.remote_pid().is_none() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let agent: i32 = std::fs::read_to_string(&parent)
-            .expect("the agent's pid")
-            .trim()
-            .parse()
-            .expect("a pid");
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(agent),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .expect("kill the agent on the host");
-        let result = session.wait().await;
-        close_session(session, collector).await;
-        result
-    });
-    let error = result.expect_err("the agent died");
-    assert!(
-        matches!(error, RemoteError::Dropped { started: true, .. }),
-        "{error:?}"
-    );
-    assert_no_process_with(&word);
+    kill_the_agent_mid_step(&rt, &masters, &target, AgentEnd::OnTheHost);
     rt.block_on(masters.close_all());
 }
 
