@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::fleet::Hosts;
 use common::runs::run_directory;
 use common::sshd::path_without_perl;
-use common::{Test, processes_with};
+use common::{Test, cpu_ticks, processes_with};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -42,18 +42,6 @@ fn assert_sessions_gone(hosts: &Hosts) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-/// The CPU time (user and system, in clock ticks) process `pid` has used so far.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process's stat");
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .expect("a stat line")
-        .1
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
 }
 
 #[test]

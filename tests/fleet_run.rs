@@ -15,7 +15,7 @@ use std::path::Path;
 
 use common::fleet::Hosts;
 use common::runs::{run_directory, run_id};
-use common::{Output, Test, json_events, processes_with};
+use common::{Output, Test, clock_ticks_per_second, cpu_ticks, json_events, processes_with};
 
 fn log(directory: &Path, name: &str) -> String {
     std::fs::read_to_string(directory.join("logs").join(format!("{name}.log"))).unwrap_or_default()
@@ -682,30 +682,6 @@ fn a_second_sigint_kills_a_remote_step_at_once_instead_of_waiting_out_its_grace(
     );
 }
 
-/// The CPU time (user and system, in clock ticks) process `pid` has used so far.
-fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process's stat");
-    // After the command name in parentheses: state is field 3, utime 14 and stime 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .expect("a stat line")
-        .1
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
-}
-
-fn clock_ticks_per_second() -> u64 {
-    let output = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .expect("getconf");
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .expect("CLK_TCK")
-}
-
 #[test]
 fn the_engine_does_not_spin_through_the_grace_of_a_step_whose_output_already_ended() {
     let hosts = Hosts::start(&["web1"]);
@@ -723,9 +699,9 @@ fn the_engine_does_not_spin_through_the_grace_of_a_step_whose_output_already_end
     let limit = std::time::Duration::from_secs(60);
     let mut running = test.runbook(&runbook).args(["run", "{file}"]).spawn();
     running.wait_for_file("started", limit);
-    let before = cpu_ticks(running.pid());
+    let before = cpu_ticks(running.pid().unsigned_abs());
     running.wait_for_file("undoing", limit);
-    let used = cpu_ticks(running.pid()) - before;
+    let used = cpu_ticks(running.pid().unsigned_abs()) - before;
     std::fs::write(running.path().join("release"), "").expect("release");
     let output = running.finish(limit);
     assert_eq!(output.code, 1, "{}", output.snapshot());
