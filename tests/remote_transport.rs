@@ -756,6 +756,36 @@ fn masters_opened_ahead_serve_the_first_sessions_and_close_with_the_rest() {
 }
 
 #[test]
+fn masters_open_ahead_without_agents_too() {
+    // Agents off (`RUNBOOK_REMOTE_AGENT=off`, or a host without perl): the masters are still
+    // opened ahead, so a host's first session does not wait for its key exchange.
+    let server = SshServer::start("ahead3");
+    let target = target(&server);
+    runtime().block_on(async {
+        let masters = std::sync::Arc::new(
+            ControlMasters::new()
+                .expect("a socket directory")
+                .sessions_only(),
+        );
+        masters.open_ahead(vec![target.clone()]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let opened = loop {
+            if let Some(pid) = masters.master_pid("ahead3").await {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "the master never opened");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let (result, output) = run(&masters, &target, &request("echo $RUNBOOK_HOST"), None).await;
+        assert_eq!(result.expect("ran").end, RemoteEnd::Exited(0));
+        assert_eq!(output.stdout, "ahead3\n");
+        assert_eq!(masters.master_pid("ahead3").await, Some(opened));
+        assert_eq!(server.connections(), 1, "{}", server.log());
+        masters.close_all().await;
+    });
+}
+
+#[test]
 fn closing_stops_an_opening_ahead_to_a_host_that_never_answers() {
     // Accepts connections (the kernel's backlog) and never says a word: ssh waits for the
     // server's banner until its connect timeout.

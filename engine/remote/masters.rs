@@ -210,8 +210,11 @@ impl ControlMasters {
                 }
                 let masters = Arc::clone(&masters);
                 opening.spawn(async move {
-                    // The master, then the host's agent through it.
-                    let _ = masters.agent(&target).await;
+                    // The master, then the host's agent through it (none when agents are
+                    // off, or the host has no perl: the master is still wanted).
+                    if masters.connect(&target).await.is_ok() {
+                        let _ = masters.agent(&target).await;
+                    }
                 });
             }
             while opening.join_next().await.is_some() {}
