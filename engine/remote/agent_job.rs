@@ -8,16 +8,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use super::agent::{Agent, JobEvent, StartedJob};
 use super::agent_records::JobControl;
 use super::connection;
+use super::stop_deadlines::StopDeadlines;
 use super::{RemoteError, RemoteExit};
-
-/// Once SIGKILL was asked for, how long the engine waits for the agent's report before it
-/// gives up on the job (and counts the connection as dropped).
-const TERMINATE_SLACK: Duration = Duration::from_secs(10);
 
 /// After the end report, how long the job's output is still handed over at most (only a
 /// slow receiver delays it: the agent sent all of it before the report).
@@ -34,8 +30,7 @@ pub(super) struct AgentJob {
     forward: Option<JoinHandle<()>>,
     remote_pid: Option<u32>,
     result: Option<Result<RemoteExit, RemoteError>>,
-    kill_at: Option<Instant>,
-    give_up_at: Option<Instant>,
+    stopping: StopDeadlines,
 }
 
 impl AgentJob {
@@ -54,8 +49,7 @@ impl AgentJob {
             forward: Some(forward),
             remote_pid: None,
             result: None,
-            kill_at: None,
-            give_up_at: None,
+            stopping: StopDeadlines::default(),
         }
     }
 
@@ -87,12 +81,11 @@ impl AgentJob {
     }
 
     pub async fn terminate(&mut self, grace: Duration) -> Result<RemoteExit, RemoteError> {
-        if self.kill_at.is_none() {
-            self.kill_at = Some(Instant::now() + grace);
+        if self.stopping.terminate(grace) {
             self.agent.control(self.id, JobControl::Terminate);
         }
         loop {
-            if let Some(give_up_at) = self.give_up_at {
+            if let Some(give_up_at) = self.stopping.give_up_at() {
                 if let Ok(result) = tokio::time::timeout_at(give_up_at, self.wait()).await {
                     return result;
                 }
@@ -102,7 +95,7 @@ impl AgentJob {
                 }
                 return self.wait().await;
             }
-            let kill_at = self.kill_at.unwrap_or_else(Instant::now);
+            let kill_at = self.stopping.kill_at();
             if let Ok(result) = tokio::time::timeout_at(kill_at, self.wait()).await {
                 return result;
             }
@@ -111,10 +104,7 @@ impl AgentJob {
     }
 
     pub fn kill_now(&mut self) {
-        if self.give_up_at.is_none() {
-            let now = Instant::now();
-            self.kill_at = Some(now);
-            self.give_up_at = Some(now + TERMINATE_SLACK);
+        if self.stopping.kill_now() {
             self.agent.control(self.id, JobControl::Kill);
         }
     }

@@ -16,6 +16,7 @@ mod masters;
 mod run;
 mod session;
 mod step_session;
+mod stop_deadlines;
 mod target;
 mod wrapper;
 

@@ -14,13 +14,10 @@ use tokio::time::Instant;
 
 use super::connection::{self, Connection};
 use super::frames::{Frame, FrameScanner};
+use super::stop_deadlines::StopDeadlines;
 use super::wrapper::{self, RemoteRequest};
 use super::{ControlMasters, RemoteError, RemoteExit, SshTarget};
 use crate::process::{OutputChunk, OutputStream, pump};
-
-/// Once SIGKILL was asked for (the grace is over, or a second Ctrl-C), how long the engine
-/// waits for the host to report the end before it gives up on the connection.
-const TERMINATE_SLACK: Duration = Duration::from_secs(10);
 
 /// After `ssh` exited, how long the output is still read at most (see `wait`); unlike a
 /// local step's `OUTPUT_DRAIN`, no process of the step can hold these pipes.
@@ -62,10 +59,7 @@ pub(super) struct StepSession {
     finished: Option<super::frames::Finish>,
     host_failure: Option<String>,
     result: Option<Result<RemoteExit, RemoteError>>,
-    /// Once stopped: when SIGKILL is due (the grace is over, or at once after `kill_now`).
-    kill_at: Option<Instant>,
-    /// Once SIGKILL was asked for: when the engine gives up on the host's report.
-    give_up_at: Option<Instant>,
+    stopping: StopDeadlines,
     /// A control asked for before the wrapper reported the start, sent then: until it runs,
     /// the host's shell may still be reading its program from stdin, ahead, and would take
     /// the line for its own.
@@ -134,8 +128,7 @@ impl StepSession {
             finished: None,
             host_failure: None,
             result: None,
-            kill_at: None,
-            give_up_at: None,
+            stopping: StopDeadlines::default(),
             deferred: None,
         })
     }
@@ -216,23 +209,22 @@ impl StepSession {
 
     /// Stops the script: the wrapper sends SIGTERM to the group; once `grace` has passed
     /// without the end, SIGKILL; then as `wait`. Should the host not report within
-    /// `TERMINATE_SLACK` after that, the local `ssh` is killed and the connection counts as
+    /// the slack of `StopDeadlines` after that, the local `ssh` is killed and the connection counts as
     /// dropped. Cancel-safe: calling it again continues where it was (same deadlines), and
     /// `kill_now` meanwhile cuts the grace short.
     pub async fn terminate(&mut self, grace: Duration) -> Result<RemoteExit, RemoteError> {
-        if self.kill_at.is_none() {
-            self.kill_at = Some(Instant::now() + grace);
+        if self.stopping.terminate(grace) {
             self.send(Control::Terminate);
         }
         loop {
-            if let Some(give_up_at) = self.give_up_at {
+            if let Some(give_up_at) = self.stopping.give_up_at() {
                 if let Ok(result) = tokio::time::timeout_at(give_up_at, self.wait()).await {
                     return result;
                 }
                 let _ = self.child.start_kill();
                 return self.wait().await;
             }
-            let kill_at = self.kill_at.unwrap_or_else(Instant::now);
+            let kill_at = self.stopping.kill_at();
             if let Ok(result) = tokio::time::timeout_at(kill_at, self.wait()).await {
                 return result;
             }
@@ -243,10 +235,7 @@ impl StepSession {
     /// Kills the script's group at once (a second Ctrl-C), without the grace period; then
     /// `terminate` or `wait` for the end.
     pub fn kill_now(&mut self) {
-        if self.give_up_at.is_none() {
-            let now = Instant::now();
-            self.kill_at = Some(now);
-            self.give_up_at = Some(now + TERMINATE_SLACK);
+        if self.stopping.kill_now() {
             self.send(Control::Kill);
         }
     }

@@ -1,0 +1,74 @@
+//! The deadlines of a script being stopped on its host (`StopDeadlines`): when its group gets
+//! SIGKILL (the grace is over, or at once after a second Ctrl-C), and when the engine gives up
+//! on the host's report of the end and counts the connection as dropped.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Once SIGKILL was asked for, how long the engine waits for the host to report the end
+/// before it gives up on it.
+const TERMINATE_SLACK: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+pub(super) struct StopDeadlines {
+    /// Once stopped: when SIGKILL is due.
+    kill_at: Option<Instant>,
+    /// Once SIGKILL was asked for: when the engine gives up on the host's report.
+    give_up_at: Option<Instant>,
+}
+
+impl StopDeadlines {
+    /// Starts the grace, once: true the first time, when SIGTERM is to be sent.
+    pub fn terminate(&mut self, grace: Duration) -> bool {
+        if self.kill_at.is_some() {
+            return false;
+        }
+        self.kill_at = Some(Instant::now() + grace);
+        true
+    }
+
+    /// Ends the grace now, once: true the first time, when SIGKILL is to be sent.
+    pub fn kill_now(&mut self) -> bool {
+        if self.give_up_at.is_some() {
+            return false;
+        }
+        let now = Instant::now();
+        self.kill_at = Some(now);
+        self.give_up_at = Some(now + TERMINATE_SLACK);
+        true
+    }
+
+    /// When SIGKILL is due (now, before `terminate`).
+    pub fn kill_at(&self) -> Instant {
+        self.kill_at.unwrap_or_else(Instant::now)
+    }
+
+    /// When the engine gives up on the host's report, once SIGKILL was asked for.
+    pub fn give_up_at(&self) -> Option<Instant> {
+        self.give_up_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_signal_is_asked_for_once_and_a_kill_cuts_the_grace() {
+        let mut stopping = StopDeadlines::default();
+        let before = Instant::now();
+        assert!(stopping.give_up_at().is_none());
+        assert!(stopping.terminate(Duration::from_secs(3600)));
+        assert!(!stopping.terminate(Duration::ZERO), "the grace starts once");
+        assert!(stopping.kill_at() >= before + Duration::from_secs(3600));
+        assert!(stopping.kill_now());
+        assert!(!stopping.kill_now(), "SIGKILL is asked for once");
+        let kill_at = stopping.kill_at();
+        assert!(
+            kill_at < before + Duration::from_secs(3600),
+            "the grace is cut"
+        );
+        assert_eq!(stopping.give_up_at(), Some(kill_at + TERMINATE_SLACK));
+    }
+}
