@@ -1173,3 +1173,45 @@ fn a_step_gets_the_default_sigpipe_though_the_agent_ignores_it() {
         masters.close_all().await;
     });
 }
+
+/// The agent needs only what Debian's Essential `perl-base` holds (a minimal server has no
+/// other perl package): its perl here sees no module directory but `perl-base`'s.
+#[test]
+fn the_agent_runs_on_perl_base_alone() {
+    let found = std::process::Command::new("perl")
+        .args(["-e", r"print for grep { m{/perl-base$} } @INC"])
+        .output()
+        .expect("perl runs");
+    let base = String::from_utf8_lossy(&found.stdout).trim().to_string();
+    if base.is_empty() {
+        eprintln!("skipped: this perl has no perl-base directory (not Debian's layout)");
+        return;
+    }
+    let modules = tempfile::tempdir().expect("a module directory");
+    std::fs::write(
+        modules.path().join("OnlyPerlBase.pm"),
+        format!(
+            "package OnlyPerlBase;\n@INC = grep {{ $_ eq '{base}' || $_ eq '{}' }} @INC;\n1;\n",
+            modules.path().display()
+        ),
+    )
+    .expect("write the module");
+    let library = modules.path().display().to_string();
+    let server = SshServer::start_with_env(
+        "web20",
+        &[("PERL5LIB", &library), ("PERL5OPT", "-MOnlyPerlBase")],
+    );
+    let target = target(&server);
+    runtime().block_on(async {
+        let masters = ControlMasters::new().expect("a socket directory");
+        let request = request("perl -e 'print eval { require Time::HiRes } ? qq(all\\n) : qq(base\\n)'\nsleep 0.3\nexit 3");
+        let (mut session, collector) = start_session(&masters, &target, &request).await;
+        assert!(session.on_agent(), "the agent did not start on perl-base alone");
+        let exit = session.wait().await.expect("the step ran");
+        drop(session);
+        let output = collector.await.expect("the output collector");
+        assert_eq!(exit.code, 3);
+        assert_eq!(output.stdout, "base\n", "the step's perl saw more than perl-base");
+        masters.close_all().await;
+    });
+}

@@ -28,13 +28,15 @@
 use strict;
 use warnings;
 use POSIX ();
-use Time::HiRes ();
 use Fcntl qw(F_GETFD F_SETFD F_GETFL F_SETFL O_NONBLOCK);
 
 # How long a job's output is still read once its shell has exited and what was left of its
 # group was killed: a daemon that keeps the pipes open (in a session of its own) does not hold
 # the step longer than this, and never writes into another step's output.
 my $DRAIN = 0.2;
+
+# Clock ticks a second, the unit of the real time `POSIX::times` reports (see `now`).
+my $TICKS = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 
 $SIG{HUP}  = 'IGNORE';
 $SIG{PIPE} = 'IGNORE';
@@ -146,7 +148,9 @@ while (1) {
 }
 exit 0;
 
-sub now { return Time::HiRes::clock_gettime(Time::HiRes::CLOCK_MONOTONIC()) }
+# Seconds on a monotonic clock, to a clock tick (10 ms on Linux): the real time `times`
+# reports (ticks since boot) rather than Time::HiRes, which is not in Debian's `perl-base`.
+sub now { return (POSIX::times())[0] / $TICKS }
 
 sub nonblocking {
     my ($handle) = @_;
