@@ -100,7 +100,11 @@ while (1) {
             $wait = $left if !defined $wait || $left < $wait;
         }
     }
-    $wait = 0 if defined $wait && $wait < 0;
+    # A deadline past is due now; one ahead is at least a clock tick away (`now` counts in
+    # ticks: a rounding error's sliver would have `select` return at once until it passes).
+    if (defined $wait) {
+        $wait = $wait <= 0 ? 0 : $wait < 1 / $TICKS ? 1 / $TICKS : $wait;
+    }
     my ($rout, $wout) = ($rin, $win);
     my $ready = select($rout, $wout, undef, $wait);
     next if $ready <= 0;    # a timer is due, or a signal came (EINTR)
