@@ -179,6 +179,14 @@ async fn close_session(session: RemoteSession, collector: tokio::task::JoinHandl
     let _ = collector.await;
 }
 
+/// Closes the run's masters and checks that no process of theirs (named by their socket
+/// directory) is left.
+async fn close_leaving_nothing(masters: &ControlMasters) {
+    masters.close_all().await;
+    let directory = masters.directory().display().to_string();
+    assert!(processes_with(&directory).is_empty());
+}
+
 /// Waits until `path` exists (the test's own timeout bounds it).
 async fn appears(path: &Path) {
     while !path.exists() {
@@ -672,9 +680,7 @@ fn two_hosts_get_a_master_each_and_close_all_closes_both() {
             masters.master_pid("app2").await.expect("a master for app2"),
         );
         assert_ne!(pids.0, pids.1);
-        masters.close_all().await;
-        let directory = masters.directory().display().to_string();
-        assert!(processes_with(&directory).is_empty());
+        close_leaving_nothing(&masters).await;
     });
 }
 
@@ -749,9 +755,7 @@ fn masters_opened_ahead_serve_the_first_sessions_and_close_with_the_rest() {
         assert_eq!(masters.master_pid("ahead1").await, Some(opened[0]));
         assert_eq!(masters.master_pid("ahead2").await, Some(opened[1]));
         assert_eq!(first.connections() + second.connections(), 2);
-        masters.close_all().await;
-        let directory = masters.directory().display().to_string();
-        assert!(processes_with(&directory).is_empty());
+        close_leaving_nothing(&masters).await;
     });
 }
 
