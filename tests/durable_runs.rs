@@ -116,14 +116,21 @@ impl Case {
         self.run_dir(run).join("journal.jsonl")
     }
 
-    /// The `data` of every journal line, each line parsed on its own.
+    /// The `data` of every journal line, each line parsed on its own; a journal whose engine
+    /// was killed may end in blank lines (space written ahead of the records), nothing else.
     fn journal_records(&self, run: &str) -> Vec<Value> {
         let text = std::fs::read_to_string(self.journal(run)).expect("read the journal");
         assert!(
             text.ends_with('\n'),
             "the journal does not end with a newline:\n{text}"
         );
-        text.lines()
+        let (records, ahead) = text.split_at(text.find("\n\n").map_or(text.len(), |at| at + 1));
+        assert!(
+            ahead.bytes().all(|byte| byte == b'\n'),
+            "the journal has something after blank lines:\n{text}"
+        );
+        records
+            .lines()
             .map(|line| {
                 let record: Value = serde_json::from_str(line)
                     .unwrap_or_else(|error| panic!("journal line {line:?}: {error}"));
@@ -787,13 +794,47 @@ fn a_run_kept_without_a_copy_falls_back_to_the_current_file_with_the_digest_chec
 // 7. Journal damage.
 
 /// Appends bytes to a file.
-fn append(path: &Path, bytes: &[u8]) {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
+/// Writes `bytes` just after the journal's last record, as a write cut short by a power loss
+/// leaves them: over the blank lines a running engine writes ahead of its records, or at the
+/// end of a journal without them.
+fn tear(path: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let text = std::fs::read(path).expect("read the journal");
+    let end = text
+        .windows(2)
+        .position(|pair| pair == b"\n\n")
+        .map_or(text.len(), |blank| blank + 1);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
         .open(path)
         .expect("open the journal");
-    file.write_all(bytes).expect("append");
+    file.write_all_at(bytes, end as u64).expect("write");
+}
+
+#[test]
+fn a_killed_engine_leaves_blank_lines_ahead_which_are_read_past_and_cut_once_the_run_ends() {
+    let case = crashed(&idempotent_chain(), "b.mark");
+    case.touch("release");
+    let run = case.only_run();
+    let journal = case.journal(&run);
+    let text = std::fs::read_to_string(&journal).expect("journal");
+    assert!(
+        text.ends_with("\n\n"),
+        "space is kept ahead of the records while a run is going"
+    );
+    let records = case.journal_records(&run).len();
+    let show = case.show_json(&run);
+    assert_eq!(show["torn_tail"], false);
+    assert_eq!(show["records"].as_u64(), Some(records as u64));
+    let resumed = case.engine(&["resume", &run]);
+    assert_eq!(resumed.code, 0, "{}", resumed.snapshot());
+    assert!(!resumed.stderr.contains("torn"), "{}", resumed.snapshot());
+    let text = std::fs::read_to_string(&journal).expect("journal");
+    assert!(
+        text.ends_with("}\n") && !text.contains("\n\n"),
+        "cut once the run ended"
+    );
+    assert!(case.journal_records(&run).len() > records);
 }
 
 const TORN: &[u8] = br#"{"crc":"0badf00d","seq":999,"data":{"event":"step_st"#;
@@ -805,7 +846,7 @@ fn a_torn_last_record_is_ignored_and_the_next_record_starts_a_new_line() {
     let run = case.only_run();
     let journal = case.journal(&run);
     let before = case.journal_records(&run).len();
-    append(&journal, TORN);
+    tear(&journal, TORN);
 
     let show = case.engine(&["show", &run]);
     assert_eq!(show.code, 0, "{}", show.snapshot());
@@ -830,7 +871,7 @@ fn a_torn_last_record_is_ignored_and_the_next_record_starts_a_new_line() {
 
     // Again, now for `rollback` of the finished run.
     let before = records.len();
-    append(&journal, TORN);
+    tear(&journal, TORN);
     let rolled = case.engine(&["rollback", &run]);
     assert_eq!(rolled.code, 0, "{}", rolled.snapshot());
     assert_eq!(case.lines("undo"), ["c", "b", "a"]);

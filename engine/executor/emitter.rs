@@ -255,8 +255,13 @@ impl Emitter {
             // Output lines go to the logs only: the journal stays small whatever a step prints.
             if !matches!(event, Event::StepOutput { .. }) {
                 // The end of a run is synced at once; everything else at the next action.
-                let durable = matches!(event, Event::RunFinished { .. } | Event::RunStarted { .. });
+                let finished = matches!(event, Event::RunFinished { .. });
+                let durable = finished || matches!(event, Event::RunStarted { .. });
                 recorder.append(|journal| journal.write_event(&event), durable);
+                if finished {
+                    // Harmless if it fails: readers skip the blank lines written ahead.
+                    let _ = recorder.journal.trim();
+                }
             }
         }
         let mut sink = self

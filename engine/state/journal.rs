@@ -5,8 +5,8 @@
 //! line number.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::journal_error::JournalError;
@@ -22,11 +22,20 @@ use crate::events::Event;
 pub const JOURNAL_FORMAT: u32 = 2;
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 
+/// Space written ahead of the records, as blank lines, a chunk at a time: a record then
+/// overwrites blocks the file already has, so the fsync that makes it durable writes data
+/// only, not the file's new size (on ext4, a journal commit: about a third of the cost).
+const SPACE_AHEAD: usize = 64 * 1024;
+
 /// Appends records durably.
 #[derive(Debug)]
 pub struct JournalWriter {
     file: File,
     path: PathBuf,
+    /// Where the next record goes: the end of the records.
+    end: u64,
+    /// The file's length: the records, then blank lines written ahead (`SPACE_AHEAD`).
+    length: u64,
     sequence: u64,
     /// The format of the journal being written (1 when continuing an old journal).
     format: u32,
@@ -85,7 +94,7 @@ impl JournalWriter {
         let path = directory.join(JOURNAL_FILE);
         let file = OpenOptions::new()
             .create_new(true)
-            .append(true)
+            .write(true)
             .mode(0o600)
             .open(&path)
             .map_err(|cause| JournalError::Write {
@@ -95,6 +104,8 @@ impl JournalWriter {
         Ok(JournalWriter {
             file,
             path,
+            end: 0,
+            length: 0,
             sequence: 0,
             format: JOURNAL_FORMAT,
             unterminated: false,
@@ -119,9 +130,11 @@ impl JournalWriter {
             .open(path)
             .map_err(write_error)?;
         file.set_len(read.valid_length).map_err(write_error)?;
-        let mut writer = JournalWriter {
+        let writer = JournalWriter {
             file,
             path: path.to_path_buf(),
+            end: read.valid_length,
+            length: read.valid_length,
             sequence: read.last_sequence,
             format: read.format,
             unterminated: read.unterminated,
@@ -129,7 +142,6 @@ impl JournalWriter {
             synced: read.last_sequence,
             syncer: None,
         };
-        writer.file.seek(SeekFrom::End(0)).map_err(write_error)?;
         writer.file.sync_all().map_err(write_error)?;
         Ok(writer)
     }
@@ -177,8 +189,34 @@ impl JournalWriter {
             memory.extend_from_slice(&line);
             return Ok(());
         }
-        self.file.write_all(&line).map_err(write_error)?;
+        let after = self.end + line.len() as u64;
+        if after > self.length {
+            // Past the space written ahead: the record and the next chunk of blank lines in
+            // one write (the next fsync makes the new length durable with them).
+            line.resize(line.len() + SPACE_AHEAD, b'\n');
+            self.length = self.end + line.len() as u64;
+        }
+        self.file
+            .write_all_at(&line, self.end)
+            .map_err(write_error)?;
+        self.end = after;
         self.unterminated = false;
+        Ok(())
+    }
+
+    /// Cuts the blank lines written ahead (the run is over), leaving the records alone. Not
+    /// synced: if the cut is lost in a crash, readers skip the blank lines as always.
+    pub fn trim(&mut self) -> Result<(), JournalError> {
+        if self.in_memory.is_some() || self.length <= self.end {
+            return Ok(());
+        }
+        self.file
+            .set_len(self.end)
+            .map_err(|cause| JournalError::Write {
+                path: self.path.display().to_string(),
+                cause,
+            })?;
+        self.length = self.end;
         Ok(())
     }
 
@@ -235,6 +273,13 @@ impl JournalWriter {
     }
 }
 
+impl Drop for JournalWriter {
+    fn drop(&mut self) {
+        // Best effort: blank lines left at the end are skipped by every reader.
+        let _ = self.trim();
+    }
+}
+
 /// A journal as read back.
 #[derive(Debug, Clone, Default)]
 pub struct ReadJournal {
@@ -288,6 +333,24 @@ pub fn for_each_record(
         if read == 0 {
             break;
         }
+        if line == b"\n" {
+            // Space written ahead (`SPACE_AHEAD`): the records end here. Records after it are
+            // what was being written when the machine stopped (the file still ends in space
+            // written ahead); in a journal without that space, a blank line is damage.
+            match what_follows(&mut reader).map_err(read_error)? {
+                Rest::Blank => {}
+                Rest::TornThenBlank => journal.torn_at = Some(offset),
+                Rest::Records => {
+                    return Err(JournalError::Damaged {
+                        path: name.clone(),
+                        line: line_number + 1,
+                        offset,
+                        problem: "a blank line between records".to_string(),
+                    });
+                }
+            }
+            break;
+        }
         line_number += 1;
         if read as u64 > MAX_RECORD_BYTES {
             return Err(JournalError::Damaged {
@@ -318,7 +381,23 @@ pub fn for_each_record(
             offset,
             problem,
         };
-        let entry = decode(content, &journal, line_number).map_err(damaged)?;
+        let entry = match decode(content, &journal, line_number) {
+            Ok(entry) => entry,
+            // A record cut short where power was lost, in the space written ahead: blank
+            // lines follow it (its missing part was never written over them).
+            Err(_)
+                if terminated
+                    && reader.fill_buf().map_err(read_error)?.first() == Some(&b'\n')
+                    && !matches!(
+                        what_follows(&mut reader).map_err(read_error)?,
+                        Rest::Records
+                    ) =>
+            {
+                journal.torn_at = Some(offset);
+                break;
+            }
+            Err(problem) => return Err(damaged(problem)),
+        };
         if let Record::Header(header) = &entry.record {
             journal.format = header.format;
         }
@@ -332,6 +411,41 @@ pub fn for_each_record(
         return Err(JournalError::NoHeader { path: name });
     }
     Ok(journal)
+}
+
+/// What follows the first blank line of a journal.
+enum Rest {
+    /// Only blank lines: space written ahead.
+    Blank,
+    /// Something, then blank lines to the end: records cut short by a crash, in the space
+    /// written ahead.
+    TornThenBlank,
+    /// Something to the very end: a journal without space ahead, with a blank line inside.
+    Records,
+}
+
+fn what_follows(reader: &mut impl Read) -> std::io::Result<Rest> {
+    let mut buffer = [0u8; 8192];
+    let mut content = false;
+    // The file's last two bytes so far: the last record's newline and the blank line.
+    let mut last = [b'\n', b'\n'];
+    loop {
+        let read = reader.read(&mut buffer)?;
+        if read == 0 {
+            return Ok(match (content, last == [b'\n', b'\n']) {
+                (false, _) => Rest::Blank,
+                (true, true) => Rest::TornThenBlank,
+                (true, false) => Rest::Records,
+            });
+        }
+        let bytes = &buffer[..read];
+        content |= bytes.iter().any(|&byte| byte != b'\n');
+        last = match bytes {
+            [.., before, end] => [*before, *end],
+            [end] => [last[1], *end],
+            [] => last,
+        };
+    }
 }
 
 /// The longest journal line read: far above any record the engine writes.
@@ -691,6 +805,7 @@ mod tests {
         assert!(journal.unterminated);
         let mut writer = JournalWriter::reopen(&path, &journal).expect("reopen");
         writer.append(&notice(5)).expect("append");
+        drop(writer);
         assert_eq!(
             lines(&path).len(),
             4,
@@ -699,6 +814,103 @@ mod tests {
         let journal = read_journal(&path).expect("read again");
         assert_eq!(journal.records.len(), 4);
         assert_eq!(notice_text(&journal.records[3]), "notice 5");
+    }
+
+    #[test]
+    fn space_is_written_ahead_of_the_records_and_cut_when_the_writer_is_done() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let mut writer = JournalWriter::create(directory.path()).expect("create");
+        writer.append(&header()).expect("header");
+        for index in 0..3 {
+            writer.append(&notice(index)).expect("append");
+        }
+        let path = writer.path().to_path_buf();
+        let bytes = std::fs::read(&path).expect("read");
+        let journal = read_journal(&path).expect("read while space is ahead");
+        assert_eq!(journal.records.len(), 4);
+        assert_eq!(journal.torn_at, None);
+        let records = usize::try_from(journal.valid_length).expect("small");
+        assert!(bytes.len() > records + SPACE_AHEAD / 2, "{}", bytes.len());
+        assert!(bytes[records..].iter().all(|&byte| byte == b'\n'));
+        assert_eq!(bytes[records - 2..records], *b"}\n");
+        drop(writer);
+        let bytes = std::fs::read(&path).expect("read");
+        assert_eq!(bytes.len(), records, "the space ahead is cut");
+        // A journal continued later gets space ahead again, and loses it again.
+        let mut writer = JournalWriter::reopen(&path, &journal).expect("reopen");
+        writer.append(&notice(3)).expect("append");
+        assert!(std::fs::metadata(&path).expect("stat").len() > (records + SPACE_AHEAD) as u64);
+        writer.trim().expect("trim");
+        let journal = read_journal(&path).expect("read");
+        assert_eq!(journal.records.len(), 5);
+        assert_eq!(
+            std::fs::metadata(&path).expect("stat").len(),
+            journal.valid_length
+        );
+    }
+
+    #[test]
+    fn records_cut_short_in_the_space_ahead_are_a_torn_tail() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let mut writer = JournalWriter::create(directory.path()).expect("create");
+        writer.append(&header()).expect("header");
+        writer.append(&notice(0)).expect("append");
+        let path = writer.path().to_path_buf();
+        let records = read_journal(&path).expect("read").valid_length;
+        // Power lost while two records were on their way: the second reached the disk, the
+        // first only in part, around a block that did not.
+        let second = encode(4, "2026-12-05T00:00:00.000Z", notice(4).as_ref()).expect("encode");
+        let file = OpenOptions::new().write(true).open(&path).expect("open");
+        file.write_all_at(b"{\"crc\":\"1234", records)
+            .expect("tear");
+        file.write_all_at(&second, records + 100).expect("write");
+        std::mem::forget(writer);
+        let journal = read_journal(&path).expect("read");
+        assert_eq!(journal.records.len(), 2);
+        assert_eq!(journal.torn_at, Some(records));
+        assert_eq!(journal.valid_length, records);
+        let mut writer = JournalWriter::reopen(&path, &journal).expect("reopen");
+        writer.append(&notice(9)).expect("append");
+        drop(writer);
+        let journal = read_journal(&path).expect("read again");
+        assert_eq!(journal.torn_at, None);
+        assert_eq!(journal.records.len(), 3);
+        assert_eq!(notice_text(&journal.records[2]), "notice 9");
+
+        // The first of them not at all: the records end at the blank line.
+        let mut writer = JournalWriter::reopen(&path, &journal).expect("reopen");
+        writer.append(&notice(10)).expect("append");
+        let file = OpenOptions::new().write(true).open(&path).expect("open");
+        file.write_all_at(&second, journal.valid_length + 600)
+            .expect("write");
+        std::mem::forget(writer);
+        let read = read_journal(&path).expect("read");
+        assert_eq!(read.records.len(), 4);
+        assert!(read.torn_at.is_some());
+    }
+
+    #[test]
+    fn a_blank_line_between_records_is_damage() {
+        let (_directory, path) = journal_with(3);
+        let mut text = lines(&path);
+        text[2] = String::new();
+        write_lines(&path, &text);
+        let (line, problem) = damaged_line(&path);
+        assert_eq!(line, 3);
+        assert!(
+            problem.contains("a blank line between records"),
+            "{problem}"
+        );
+        // A changed record before a blank line is not taken for one cut short by a crash,
+        // unless the file ends in space written ahead.
+        let (_directory, path) = journal_with(3);
+        let mut text = lines(&path);
+        text[1] = text[1].replacen("notice 0", "notice 7", 1);
+        text.insert(2, String::new());
+        write_lines(&path, &text);
+        let (line, problem) = damaged_line(&path);
+        assert_eq!(line, 2);
+        assert!(problem.contains("checksum mismatch"), "{problem}");
     }
 
     #[test]
@@ -800,6 +1012,7 @@ mod tests {
         );
         let mut writer = JournalWriter::reopen(&path, &journal).expect("reopen");
         writer.append(&notice(1)).expect("append");
+        drop(writer);
         let last = lines(&path).pop().expect("a line");
         assert!(
             last.starts_with("{\"crc\":\"") && last.contains(",\"seq\":13,\"data\":{"),
