@@ -3,22 +3,20 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
-use tokio::process::{ChildStderr, ChildStdout};
+use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::command::{CommandSpec, SpawnError};
 use super::output::{OutputChunk, OutputStream, pump};
-use super::program_path;
 use super::registry;
+use super::spawn;
 use super::tree::StepTree;
 use super::unix;
 
@@ -64,9 +62,10 @@ pub struct TerminationReport {
 
 /// One step command, started in its own process group; the pid is the group id.
 ///
-/// Started with std's `Command` rather than tokio's, which would open a pidfd of its own for
-/// every child to reap it: `RunningProcess` watches the exit with one pidfd and reaps the
-/// process itself (or, when dropped first, on a thread of its own).
+/// Started by `spawn::start` (`posix_spawn`, or std's `Command` when std must search `PATH`)
+/// rather than by tokio, which would open a pidfd of its own for every child to reap it:
+/// `RunningProcess` watches the exit with one pidfd and reaps the process itself with
+/// `waitpid` (or, when dropped first, on a thread of its own).
 ///
 /// After the main process exits, the rest of its group is killed with SIGKILL as part of `wait`
 /// or `terminate`: a `sleep 100 &` a step leaves behind does not survive it, while a process that
@@ -80,8 +79,6 @@ pub struct TerminationReport {
 /// full. Dropping a `RunningProcess` whose main process was not reaped kills its group.
 #[derive(Debug)]
 pub struct RunningProcess {
-    /// `None` only once handed to the reaping thread in `drop`.
-    child: Option<Child>,
     pid: u32,
     group: Pid,
     /// The kernel start time of the main process, read once at the start.
@@ -115,39 +112,15 @@ impl RunningProcess {
                 program: program.clone(),
             });
         }
-        let step_path = spec
-            .env
-            .iter()
-            .rev()
-            .find(|(name, _)| name == "PATH")
-            .map(|(_, value)| std::ffi::OsString::from(value))
-            .or_else(|| std::env::var_os("PATH"));
-        let mut command = match program_path::find(program, step_path.as_deref()) {
-            Some(file) => {
-                let mut command = Command::new(file);
-                // `$0` stays what the step wrote (`bash: line 1: ...`).
-                command.arg0(program);
-                command
-            }
-            None => Command::new(program),
-        };
-        command
-            .args(arguments)
-            .envs(spec.env.iter().map(|(name, value)| (name, value)))
-            .current_dir(&spec.cwd)
-            .stdin(dev_null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        unix::own_process_group(&mut command);
         let before = unix::boot_ticks();
-        let mut child = command
-            .spawn()
+        let started = spawn::start(spec, program, arguments)
             .map_err(|source| SpawnError::from_spawn(&spec.cwd, program, source))?;
         let after = unix::boot_ticks();
-        let pid = child.id();
+        let pid = started.pid;
         // Before anything can fail: from now on the group is stopped should the engine die.
         let start_time = unix::start_time_between(pid, before, after);
         registry::register_started(pid, start_time);
+        let group = Pid::from_raw(pid.cast_signed());
         let exit_watch = match unix::exit_descriptor(pid) {
             Ok(descriptor) => ExitWatch::Descriptor(descriptor),
             // Created after the child, which is fine: `main_exit` checks for the exit after
@@ -156,9 +129,9 @@ impl RunningProcess {
                 Ok(signal) => ExitWatch::Signal(signal),
                 Err(source) => {
                     // Killed while its zombie still reserves the id, then reaped.
-                    let _ = unix::signal_group(Pid::from_raw(pid.cast_signed()), Signal::SIGKILL);
+                    let _ = unix::signal_group(group, Signal::SIGKILL);
                     registry::unregister(pid);
-                    reap_in_background(child);
+                    reap_in_background(group);
                     return Err(SpawnError::ExitWatch {
                         program: program.clone(),
                         source,
@@ -166,15 +139,10 @@ impl RunningProcess {
                 }
             },
         };
-        let pipes = (
-            child.stdout.take().map(ChildStdout::from_std),
-            child.stderr.take().map(ChildStderr::from_std),
-        );
         let (stop_readers, stop) = watch::channel(false);
         let mut process = RunningProcess {
-            child: Some(child),
             pid,
-            group: Pid::from_raw(pid.cast_signed()),
+            group,
             start_time,
             exit_watch,
             exit: None,
@@ -191,18 +159,12 @@ impl RunningProcess {
             program: program.clone(),
             source,
         };
-        if let Some(stdout) = pipes.0.transpose().map_err(failed)? {
-            let reader = pump(stdout, OutputStream::Stdout, output.clone(), stop.clone());
-            process.readers.push(tokio::spawn(reader));
-        }
-        if let Some(stderr) = pipes.1.transpose().map_err(failed)? {
-            process.readers.push(tokio::spawn(pump(
-                stderr,
-                OutputStream::Stderr,
-                output,
-                stop,
-            )));
-        }
+        let stdout = pipe::Receiver::from_owned_fd_unchecked(started.stdout).map_err(failed)?;
+        let reader = pump(stdout, OutputStream::Stdout, output.clone(), stop.clone());
+        process.readers.push(tokio::spawn(reader));
+        let stderr = pipe::Receiver::from_owned_fd_unchecked(started.stderr).map_err(failed)?;
+        let reader = pump(stderr, OutputStream::Stderr, output, stop);
+        process.readers.push(tokio::spawn(reader));
         Ok(process)
     }
 
@@ -367,9 +329,10 @@ impl RunningProcess {
         }
     }
 
+    /// Collects the exit status if the main process has exited. Called at most once after it
+    /// returned `Some`: the caller records the outcome in `exit`.
     fn reap(&mut self) -> Option<ExitOutcome> {
-        let child = self.child.as_mut()?;
-        match child.try_wait() {
+        match unix::try_reap(self.group) {
             Ok(Some(status)) => Some(unix::outcome(status)),
             Ok(None) => None,
             // Only a `waitpid(-1)` elsewhere in the program can take our child's status: the
@@ -407,35 +370,23 @@ impl Drop for RunningProcess {
             // Not reaped yet, so the id still names this group; the zombie is reaped after.
             self.kill_group_leftovers();
             registry::unregister(self.pid);
-            if let Some(child) = self.child.take() {
-                reap_in_background(child);
-            }
+            reap_in_background(self.group);
         }
     }
 }
 
-/// Waits for `child` (already sent SIGKILL) on a thread of its own, so that it leaves no
-/// zombie; should no thread be had, the zombie stays until the engine exits.
-fn reap_in_background(mut child: Child) {
-    if let Ok(Some(_)) = child.try_wait() {
+/// Waits for `pid`, our unreaped child (already sent SIGKILL), on a thread of its own, so that
+/// it leaves no zombie; should no thread be had, the zombie stays until the engine exits.
+fn reap_in_background(pid: Pid) {
+    // Gone already, or someone else took its status: nothing to wait for.
+    if !matches!(unix::try_reap(pid), Ok(None)) {
         return;
     }
     let _ = std::thread::Builder::new()
         .name("reap".into())
         .spawn(move || {
-            let _ = child.wait();
+            let _ = unix::reap_blocking(pid);
         });
-}
-
-/// A step's stdin: `/dev/null`, opened once and duplicated for each step (a `dup` is cheaper
-/// than an `open` of the path), or opened anew if that fails.
-fn dev_null() -> Stdio {
-    static DEV_NULL: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
-    DEV_NULL
-        .get_or_init(|| std::fs::File::open("/dev/null").ok())
-        .as_ref()
-        .and_then(|file| file.try_clone().ok())
-        .map_or_else(Stdio::null, Stdio::from)
 }
 
 fn far_future(now: Instant) -> Instant {
