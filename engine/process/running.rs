@@ -395,6 +395,7 @@ fn far_future(now: Instant) -> Instant {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
 
     use nix::errno::Errno;
@@ -872,6 +873,174 @@ mod tests {
         ] {
             assert_style(&error.to_string());
         }
+    }
+
+    fn command(argv: &[&str], env: &[(&str, &str)]) -> CommandSpec {
+        CommandSpec {
+            argv: argv.iter().map(|argument| argument.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            cwd: std::env::temp_dir(),
+        }
+    }
+
+    /// What std's `Command` gives the same program with the same additions: the environment
+    /// steps saw before they were started with `posix_spawn`.
+    fn env_from_std(env: &[(&str, &str)]) -> Vec<u8> {
+        let output = std::process::Command::new("env")
+            .arg("-0")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run env");
+        assert!(output.status.success());
+        output.stdout
+    }
+
+    fn names(env_output: &[u8]) -> Vec<String> {
+        env_output
+            .split(|&byte| byte == 0)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                let entry = String::from_utf8_lossy(entry);
+                let equals = entry[1..].find('=').map_or(entry.len(), |at| at + 1);
+                entry[..equals].to_string()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_step_sees_the_engine_environment_plus_its_own_sorted_as_std_gives_it() {
+        let engine: BTreeMap<String, String> = std::env::vars().collect();
+        let overridden = if engine.contains_key("HOME") {
+            "HOME"
+        } else {
+            engine
+                .keys()
+                .find(|name| *name != "PATH")
+                .expect("tests run with an environment")
+        };
+        let env = [
+            ("RUNBOOK_TEST_LATER", "first"),
+            ("RUNBOOK_TEST_EARLIER", "a"),
+            (overridden, "from the step"),
+            ("RUNBOOK_TEST_LATER", "second"),
+        ];
+        let (outcome, collected) = run(command(&["env", "-0"], &env)).await;
+        assert!(outcome.success());
+        assert_eq!(collected.stdout, env_from_std(&env));
+        let text = collected.stdout_text();
+        let entries: Vec<&str> = text.split('\0').collect();
+        assert!(entries.contains(&"RUNBOOK_TEST_LATER=second"), "{text}");
+        assert!(!entries.contains(&"RUNBOOK_TEST_LATER=first"), "{text}");
+        assert!(entries.contains(&"RUNBOOK_TEST_EARLIER=a"), "{text}");
+        assert!(entries.contains(&format!("{overridden}=from the step").as_str()));
+        let names = names(&collected.stdout);
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(names, sorted, "sorted by name, each once");
+        assert_eq!(names.len(), engine.len() + 2);
+    }
+
+    #[tokio::test]
+    async fn a_step_adding_nothing_sees_the_engine_environment_as_std_gives_it() {
+        let (outcome, collected) = run(command(&["env", "-0"], &[])).await;
+        assert!(outcome.success());
+        assert_eq!(collected.stdout, env_from_std(&[]));
+    }
+
+    #[tokio::test]
+    async fn a_program_left_to_std_path_search_gets_the_same_environment() {
+        // A relative `PATH` entry first: the program is not looked up ahead, std searches.
+        let path = format!(
+            "runbook-relative-dir:{}",
+            std::env::var("PATH").expect("tests run with a PATH")
+        );
+        let env = [("PATH", path.as_str()), ("RUNBOOK_TEST_VALUE", "x")];
+        let (outcome, collected) = run(command(&["env", "-0"], &env)).await;
+        assert!(outcome.success());
+        assert_eq!(collected.stdout, env_from_std(&env));
+    }
+
+    /// `SigBlk` and `SigIgn` of `/proc/<pid>/status`, as masks.
+    fn signal_masks(status: &str) -> (u64, u64) {
+        let mask = |field: &str| {
+            let line = status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .expect("the field is in the status");
+            u64::from_str_radix(line.trim(), 16).expect("a hexadecimal mask")
+        };
+        (mask("SigBlk:"), mask("SigIgn:"))
+    }
+
+    #[tokio::test]
+    async fn a_step_starts_with_no_blocked_signal_and_sigpipe_at_its_default() {
+        use nix::sys::signal::SigSet;
+
+        let sigpipe = 1u64 << (Signal::SIGPIPE as i32 - 1);
+        let engine = std::fs::read_to_string("/proc/self/status").expect("read own status");
+        assert_ne!(
+            signal_masks(&engine).1 & sigpipe,
+            0,
+            "the Rust runtime ignores SIGPIPE in the engine"
+        );
+        // Blocked in the thread that spawns: the step must not inherit it.
+        let mut blocked = SigSet::empty();
+        blocked.add(Signal::SIGUSR2);
+        blocked.thread_block().expect("block SIGUSR2");
+        let (output, mut chunks) = mpsc::channel(16);
+        let spawned = RunningProcess::spawn(&command(&["cat", "/proc/self/status"], &[]), output);
+        blocked.thread_unblock().expect("unblock SIGUSR2");
+        let mut process = spawned.expect("spawn");
+        let mut collected = Collected::default();
+        assert!(
+            finish(&mut process, &mut chunks, &mut collected)
+                .await
+                .success()
+        );
+        let (blocked, ignored) = signal_masks(&collected.stdout_text());
+        assert_eq!(blocked, 0, "no signal is blocked in the step");
+        assert_eq!(
+            ignored & sigpipe,
+            0,
+            "SIGPIPE is at its default in the step"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_program_found_on_the_path_that_cannot_be_executed_fails_as_with_std() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let directory = tempfile::tempdir().expect("create a temporary directory");
+        let program = directory.path().join("runbook-test-not-a-program");
+        std::fs::write(&program, "neither an ELF file nor a script\n").expect("test setup");
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755))
+            .expect("test setup");
+        let path = format!(
+            "{}:{}",
+            directory.path().display(),
+            std::env::var("PATH").expect("tests run with a PATH")
+        );
+        let spec = CommandSpec {
+            argv: vec!["runbook-test-not-a-program".to_string()],
+            env: vec![("PATH".to_string(), path)],
+            cwd: directory.path().to_path_buf(),
+        };
+        let (output, _chunks) = mpsc::channel(1);
+        let error = RunningProcess::spawn(&spec, output).expect_err("cannot be executed");
+        let from_std = std::process::Command::new(&program)
+            .spawn()
+            .expect_err("std cannot execute it either");
+        assert!(matches!(error, SpawnError::Program { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "cannot start `runbook-test-not-a-program`"
+        );
+        assert_eq!(error.raw_os_error(), from_std.raw_os_error());
+        assert_eq!(error.raw_os_error(), Some(Errno::ENOEXEC as i32));
     }
 
     #[test]
