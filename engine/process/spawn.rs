@@ -77,22 +77,33 @@ fn with_command(
         .stderr(Stdio::piped());
     unix::own_process_group(&mut command);
     let mut child = command.spawn()?;
-    let pid = child.id();
-    let pipes = child.stdout.take().zip(child.stderr.take());
-    // Dropping a `Child` neither kills nor reaps it: the pid stays ours to wait for.
-    drop(child);
-    let Some((stdout, stderr)) = pipes else {
+    let pipes = child
+        .stdout
+        .take()
+        .zip(child.stderr.take())
         // Both were asked for as pipes, so std always returns them.
-        return Err(io::Error::other("the output pipes were not created"));
-    };
-    let (stdout, stderr) = (OwnedFd::from(stdout), OwnedFd::from(stderr));
-    set_nonblocking(&stdout)?;
-    set_nonblocking(&stderr)?;
-    Ok(Started {
-        pid,
-        stdout,
-        stderr,
-    })
+        .ok_or_else(|| io::Error::other("the output pipes were not created"))
+        .and_then(|(stdout, stderr)| {
+            let (stdout, stderr) = (OwnedFd::from(stdout), OwnedFd::from(stderr));
+            set_nonblocking(&stdout)?;
+            set_nonblocking(&stderr)?;
+            Ok((stdout, stderr))
+        });
+    match pipes {
+        // Dropping a `Child` neither kills nor reaps it: the pid stays ours to wait for.
+        Ok((stdout, stderr)) => Ok(Started {
+            pid: child.id(),
+            stdout,
+            stderr,
+        }),
+        Err(error) => {
+            // Not known to anyone yet: stopped and reaped here, before the error is told.
+            let group = nix::unistd::Pid::from_raw(child.id().cast_signed());
+            let _ = unix::signal_group(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            Err(error)
+        }
+    }
 }
 
 /// A step's stdin for std's `Command`: a duplicate of the shared `/dev/null`, or a new one.
