@@ -8,6 +8,7 @@ mod output;
 mod program_path;
 mod registry;
 mod running;
+mod spawn;
 mod tree;
 pub(crate) mod unix;
 mod watchdog;

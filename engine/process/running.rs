@@ -3,22 +3,20 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
-use tokio::process::{ChildStderr, ChildStdout};
+use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::command::{CommandSpec, SpawnError};
 use super::output::{OutputChunk, OutputStream, pump};
-use super::program_path;
 use super::registry;
+use super::spawn;
 use super::tree::StepTree;
 use super::unix;
 
@@ -64,9 +62,10 @@ pub struct TerminationReport {
 
 /// One step command, started in its own process group; the pid is the group id.
 ///
-/// Started with std's `Command` rather than tokio's, which would open a pidfd of its own for
-/// every child to reap it: `RunningProcess` watches the exit with one pidfd and reaps the
-/// process itself (or, when dropped first, on a thread of its own).
+/// Started by `spawn::start` (`posix_spawn`, or std's `Command` when std must search `PATH`)
+/// rather than by tokio, which would open a pidfd of its own for every child to reap it:
+/// `RunningProcess` watches the exit with one pidfd and reaps the process itself with
+/// `waitpid` (or, when dropped first, on a thread of its own).
 ///
 /// After the main process exits, the rest of its group is killed with SIGKILL as part of `wait`
 /// or `terminate`: a `sleep 100 &` a step leaves behind does not survive it, while a process that
@@ -80,8 +79,6 @@ pub struct TerminationReport {
 /// full. Dropping a `RunningProcess` whose main process was not reaped kills its group.
 #[derive(Debug)]
 pub struct RunningProcess {
-    /// `None` only once handed to the reaping thread in `drop`.
-    child: Option<Child>,
     pid: u32,
     group: Pid,
     /// The kernel start time of the main process, read once at the start.
@@ -115,39 +112,15 @@ impl RunningProcess {
                 program: program.clone(),
             });
         }
-        let step_path = spec
-            .env
-            .iter()
-            .rev()
-            .find(|(name, _)| name == "PATH")
-            .map(|(_, value)| std::ffi::OsString::from(value))
-            .or_else(|| std::env::var_os("PATH"));
-        let mut command = match program_path::find(program, step_path.as_deref()) {
-            Some(file) => {
-                let mut command = Command::new(file);
-                // `$0` stays what the step wrote (`bash: line 1: ...`).
-                command.arg0(program);
-                command
-            }
-            None => Command::new(program),
-        };
-        command
-            .args(arguments)
-            .envs(spec.env.iter().map(|(name, value)| (name, value)))
-            .current_dir(&spec.cwd)
-            .stdin(dev_null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        unix::own_process_group(&mut command);
         let before = unix::boot_ticks();
-        let mut child = command
-            .spawn()
+        let started = spawn::start(spec, program, arguments)
             .map_err(|source| SpawnError::from_spawn(&spec.cwd, program, source))?;
         let after = unix::boot_ticks();
-        let pid = child.id();
+        let pid = started.pid;
         // Before anything can fail: from now on the group is stopped should the engine die.
         let start_time = unix::start_time_between(pid, before, after);
         registry::register_started(pid, start_time);
+        let group = Pid::from_raw(pid.cast_signed());
         let exit_watch = match unix::exit_descriptor(pid) {
             Ok(descriptor) => ExitWatch::Descriptor(descriptor),
             // Created after the child, which is fine: `main_exit` checks for the exit after
@@ -156,9 +129,9 @@ impl RunningProcess {
                 Ok(signal) => ExitWatch::Signal(signal),
                 Err(source) => {
                     // Killed while its zombie still reserves the id, then reaped.
-                    let _ = unix::signal_group(Pid::from_raw(pid.cast_signed()), Signal::SIGKILL);
+                    let _ = unix::signal_group(group, Signal::SIGKILL);
                     registry::unregister(pid);
-                    reap_in_background(child);
+                    reap_in_background(group);
                     return Err(SpawnError::ExitWatch {
                         program: program.clone(),
                         source,
@@ -166,15 +139,10 @@ impl RunningProcess {
                 }
             },
         };
-        let pipes = (
-            child.stdout.take().map(ChildStdout::from_std),
-            child.stderr.take().map(ChildStderr::from_std),
-        );
         let (stop_readers, stop) = watch::channel(false);
         let mut process = RunningProcess {
-            child: Some(child),
             pid,
-            group: Pid::from_raw(pid.cast_signed()),
+            group,
             start_time,
             exit_watch,
             exit: None,
@@ -191,18 +159,12 @@ impl RunningProcess {
             program: program.clone(),
             source,
         };
-        if let Some(stdout) = pipes.0.transpose().map_err(failed)? {
-            let reader = pump(stdout, OutputStream::Stdout, output.clone(), stop.clone());
-            process.readers.push(tokio::spawn(reader));
-        }
-        if let Some(stderr) = pipes.1.transpose().map_err(failed)? {
-            process.readers.push(tokio::spawn(pump(
-                stderr,
-                OutputStream::Stderr,
-                output,
-                stop,
-            )));
-        }
+        let stdout = pipe::Receiver::from_owned_fd_unchecked(started.stdout).map_err(failed)?;
+        let reader = pump(stdout, OutputStream::Stdout, output.clone(), stop.clone());
+        process.readers.push(tokio::spawn(reader));
+        let stderr = pipe::Receiver::from_owned_fd_unchecked(started.stderr).map_err(failed)?;
+        let reader = pump(stderr, OutputStream::Stderr, output, stop);
+        process.readers.push(tokio::spawn(reader));
         Ok(process)
     }
 
@@ -367,9 +329,10 @@ impl RunningProcess {
         }
     }
 
+    /// Collects the exit status if the main process has exited. Called at most once after it
+    /// returned `Some`: the caller records the outcome in `exit`.
     fn reap(&mut self) -> Option<ExitOutcome> {
-        let child = self.child.as_mut()?;
-        match child.try_wait() {
+        match unix::try_reap(self.group) {
             Ok(Some(status)) => Some(unix::outcome(status)),
             Ok(None) => None,
             // Only a `waitpid(-1)` elsewhere in the program can take our child's status: the
@@ -407,35 +370,23 @@ impl Drop for RunningProcess {
             // Not reaped yet, so the id still names this group; the zombie is reaped after.
             self.kill_group_leftovers();
             registry::unregister(self.pid);
-            if let Some(child) = self.child.take() {
-                reap_in_background(child);
-            }
+            reap_in_background(self.group);
         }
     }
 }
 
-/// Waits for `child` (already sent SIGKILL) on a thread of its own, so that it leaves no
-/// zombie; should no thread be had, the zombie stays until the engine exits.
-fn reap_in_background(mut child: Child) {
-    if let Ok(Some(_)) = child.try_wait() {
+/// Waits for `pid`, our unreaped child (already sent SIGKILL), on a thread of its own, so that
+/// it leaves no zombie; should no thread be had, the zombie stays until the engine exits.
+fn reap_in_background(pid: Pid) {
+    // Gone already, or someone else took its status: nothing to wait for.
+    if !matches!(unix::try_reap(pid), Ok(None)) {
         return;
     }
     let _ = std::thread::Builder::new()
         .name("reap".into())
         .spawn(move || {
-            let _ = child.wait();
+            let _ = unix::reap_blocking(pid);
         });
-}
-
-/// A step's stdin: `/dev/null`, opened once and duplicated for each step (a `dup` is cheaper
-/// than an `open` of the path), or opened anew if that fails.
-fn dev_null() -> Stdio {
-    static DEV_NULL: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
-    DEV_NULL
-        .get_or_init(|| std::fs::File::open("/dev/null").ok())
-        .as_ref()
-        .and_then(|file| file.try_clone().ok())
-        .map_or_else(Stdio::null, Stdio::from)
 }
 
 fn far_future(now: Instant) -> Instant {
@@ -444,6 +395,7 @@ fn far_future(now: Instant) -> Instant {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
 
     use nix::errno::Errno;
@@ -921,6 +873,174 @@ mod tests {
         ] {
             assert_style(&error.to_string());
         }
+    }
+
+    fn command(argv: &[&str], env: &[(&str, &str)]) -> CommandSpec {
+        CommandSpec {
+            argv: argv.iter().map(|argument| argument.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            cwd: std::env::temp_dir(),
+        }
+    }
+
+    /// What std's `Command` gives the same program with the same additions: the environment
+    /// steps saw before they were started with `posix_spawn`.
+    fn env_from_std(env: &[(&str, &str)]) -> Vec<u8> {
+        let output = std::process::Command::new("env")
+            .arg("-0")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run env");
+        assert!(output.status.success());
+        output.stdout
+    }
+
+    fn names(env_output: &[u8]) -> Vec<String> {
+        env_output
+            .split(|&byte| byte == 0)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                let entry = String::from_utf8_lossy(entry);
+                let equals = entry[1..].find('=').map_or(entry.len(), |at| at + 1);
+                entry[..equals].to_string()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_step_sees_the_engine_environment_plus_its_own_sorted_as_std_gives_it() {
+        let engine: BTreeMap<String, String> = std::env::vars().collect();
+        let overridden = if engine.contains_key("HOME") {
+            "HOME"
+        } else {
+            engine
+                .keys()
+                .find(|name| *name != "PATH")
+                .expect("tests run with an environment")
+        };
+        let env = [
+            ("RUNBOOK_TEST_LATER", "first"),
+            ("RUNBOOK_TEST_EARLIER", "a"),
+            (overridden, "from the step"),
+            ("RUNBOOK_TEST_LATER", "second"),
+        ];
+        let (outcome, collected) = run(command(&["env", "-0"], &env)).await;
+        assert!(outcome.success());
+        assert_eq!(collected.stdout, env_from_std(&env));
+        let text = collected.stdout_text();
+        let entries: Vec<&str> = text.split('\0').collect();
+        assert!(entries.contains(&"RUNBOOK_TEST_LATER=second"), "{text}");
+        assert!(!entries.contains(&"RUNBOOK_TEST_LATER=first"), "{text}");
+        assert!(entries.contains(&"RUNBOOK_TEST_EARLIER=a"), "{text}");
+        assert!(entries.contains(&format!("{overridden}=from the step").as_str()));
+        let names = names(&collected.stdout);
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(names, sorted, "sorted by name, each once");
+        assert_eq!(names.len(), engine.len() + 2);
+    }
+
+    #[tokio::test]
+    async fn a_step_adding_nothing_sees_the_engine_environment_as_std_gives_it() {
+        let (outcome, collected) = run(command(&["env", "-0"], &[])).await;
+        assert!(outcome.success());
+        assert_eq!(collected.stdout, env_from_std(&[]));
+    }
+
+    #[tokio::test]
+    async fn a_program_left_to_std_path_search_gets_the_same_environment() {
+        // A relative `PATH` entry first: the program is not looked up ahead, std searches.
+        let path = format!(
+            "runbook-relative-dir:{}",
+            std::env::var("PATH").expect("tests run with a PATH")
+        );
+        let env = [("PATH", path.as_str()), ("RUNBOOK_TEST_VALUE", "x")];
+        let (outcome, collected) = run(command(&["env", "-0"], &env)).await;
+        assert!(outcome.success());
+        assert_eq!(collected.stdout, env_from_std(&env));
+    }
+
+    /// `SigBlk` and `SigIgn` of `/proc/<pid>/status`, as masks.
+    fn signal_masks(status: &str) -> (u64, u64) {
+        let mask = |field: &str| {
+            let line = status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .expect("the field is in the status");
+            u64::from_str_radix(line.trim(), 16).expect("a hexadecimal mask")
+        };
+        (mask("SigBlk:"), mask("SigIgn:"))
+    }
+
+    #[tokio::test]
+    async fn a_step_starts_with_no_blocked_signal_and_sigpipe_at_its_default() {
+        use nix::sys::signal::SigSet;
+
+        let sigpipe = 1u64 << (Signal::SIGPIPE as i32 - 1);
+        let engine = std::fs::read_to_string("/proc/self/status").expect("read own status");
+        assert_ne!(
+            signal_masks(&engine).1 & sigpipe,
+            0,
+            "the Rust runtime ignores SIGPIPE in the engine"
+        );
+        // Blocked in the thread that spawns: the step must not inherit it.
+        let mut blocked = SigSet::empty();
+        blocked.add(Signal::SIGUSR2);
+        blocked.thread_block().expect("block SIGUSR2");
+        let (output, mut chunks) = mpsc::channel(16);
+        let spawned = RunningProcess::spawn(&command(&["cat", "/proc/self/status"], &[]), output);
+        blocked.thread_unblock().expect("unblock SIGUSR2");
+        let mut process = spawned.expect("spawn");
+        let mut collected = Collected::default();
+        assert!(
+            finish(&mut process, &mut chunks, &mut collected)
+                .await
+                .success()
+        );
+        let (blocked, ignored) = signal_masks(&collected.stdout_text());
+        assert_eq!(blocked, 0, "no signal is blocked in the step");
+        assert_eq!(
+            ignored & sigpipe,
+            0,
+            "SIGPIPE is at its default in the step"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_program_found_on_the_path_that_cannot_be_executed_fails_as_with_std() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let directory = tempfile::tempdir().expect("create a temporary directory");
+        let program = directory.path().join("runbook-test-not-a-program");
+        std::fs::write(&program, "neither an ELF file nor a script\n").expect("test setup");
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755))
+            .expect("test setup");
+        let path = format!(
+            "{}:{}",
+            directory.path().display(),
+            std::env::var("PATH").expect("tests run with a PATH")
+        );
+        let spec = CommandSpec {
+            argv: vec!["runbook-test-not-a-program".to_string()],
+            env: vec![("PATH".to_string(), path)],
+            cwd: directory.path().to_path_buf(),
+        };
+        let (output, _chunks) = mpsc::channel(1);
+        let error = RunningProcess::spawn(&spec, output).expect_err("cannot be executed");
+        let from_std = std::process::Command::new(&program)
+            .spawn()
+            .expect_err("std cannot execute it either");
+        assert!(matches!(error, SpawnError::Program { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "cannot start `runbook-test-not-a-program`"
+        );
+        assert_eq!(error.raw_os_error(), from_std.raw_os_error());
+        assert_eq!(error.raw_os_error(), Some(Errno::ENOEXEC as i32));
     }
 
     #[test]

@@ -95,6 +95,33 @@ pub(super) fn exited_unreaped(_pid: Pid) -> Option<bool> {
     None
 }
 
+/// Collects the exit status of our child `pid` if it has exited (`waitpid` with `WNOHANG`):
+/// `Ok(None)` while it runs, `Err` (ECHILD) when it is not ours to wait for, or was reaped
+/// already. The raw status is kept as std keeps it: nix's `WaitStatus` refuses a death by a
+/// signal it has no name for (a real-time one).
+pub(super) fn try_reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
+    wait_for(pid, nix::libc::WNOHANG)
+}
+
+/// Waits until our child `pid` exits and collects its status.
+pub(super) fn reap_blocking(pid: Pid) -> io::Result<ExitStatus> {
+    wait_for(pid, 0)?.ok_or_else(|| io::Error::other("waitpid returned no child"))
+}
+
+fn wait_for(pid: Pid, flags: nix::libc::c_int) -> io::Result<Option<ExitStatus>> {
+    let mut status: nix::libc::c_int = 0;
+    loop {
+        // SAFETY: waitpid writes one int, which `status` is, and touches no other memory.
+        let waited = unsafe { nix::libc::waitpid(pid.as_raw(), &raw mut status, flags) };
+        match Errno::result(waited) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(Some(ExitStatus::from_raw(status))),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
 pub(super) fn outcome(status: ExitStatus) -> ExitOutcome {
     match status.code() {
         Some(code) => ExitOutcome::Exited(code),
