@@ -17,6 +17,7 @@ use super::outcome::{
     AfterForward, Decision, RollbackResult, StepFacts, after_forward, after_rollback,
     after_rollback_only,
 };
+use super::readiness::{Readiness, lets_dependents_run};
 use super::rollback_phase::{run_rollback, verify_rollback};
 use super::rollout_gate::GateResult;
 use super::rollouts::Rollouts;
@@ -162,6 +163,8 @@ pub(crate) struct Dispatcher {
     pub(super) rollouts: Rollouts,
     /// Tolerated hosts' instances to undo, each list in order, not yet started.
     pub(super) to_undo: Vec<Vec<usize>>,
+    /// Pending steps whose needs let them run, kept as steps finish.
+    readiness: Readiness,
     /// What those compensations did.
     early_compensations: Vec<CompensationReport>,
 }
@@ -184,10 +187,12 @@ impl Dispatcher {
             })
             .collect();
         let (cancel, _) = watch::channel(CancelLevel::None);
+        let statuses = vec![StepStatus::Pending; count];
         Dispatcher {
             concurrency,
             reads,
-            statuses: vec![StepStatus::Pending; count],
+            readiness: Readiness::new(&runbook.steps, &statuses),
+            statuses,
             reports: vec![None; count],
             finished_order: vec![0; count],
             finished: 0,
@@ -213,6 +218,7 @@ impl Dispatcher {
         outcomes: Vec<StepOutcome>,
         failed: Option<usize>,
     ) {
+        self.readiness = Readiness::new(&self.shared.runbook.steps, &statuses);
         self.statuses = statuses;
         self.finished = finished_order.iter().copied().max().unwrap_or(0);
         self.finished_order = finished_order;
@@ -291,16 +297,10 @@ impl Dispatcher {
         if self.stop_reason.is_some() {
             return Vec::new();
         }
-        let steps = &self.shared.runbook.steps;
-        (0..steps.len())
+        self.readiness
+            .ready()
             .filter(|&index| {
-                self.statuses[index] == StepStatus::Pending
-                    && self.rollout_allows(index)
-                    && steps[index].needs.iter().all(|&need| {
-                        let status = self.statuses[need];
-                        lets_dependents_run(&steps[need], status)
-                            || (status == StepStatus::Skipped && steps[index].runs_after_skipped)
-                    })
+                self.statuses[index] == StepStatus::Pending && self.rollout_allows(index)
             })
             .take(room)
             .collect()
@@ -310,7 +310,7 @@ impl Dispatcher {
     /// run` (SPEC §4): one `if` switches off a whole branch. One pass in topological order
     /// carries the skip to the end of the branch, since a step comes after all its needs.
     fn skip_after_skipped(&mut self) {
-        if self.stop_reason.is_some() {
+        if self.stop_reason.is_some() || !self.readiness.take_new_skip() {
             return;
         }
         let shared = self.shared.clone();
@@ -346,6 +346,7 @@ impl Dispatcher {
         }
         for index in self.ready(room) {
             self.statuses[index] = StepStatus::Running;
+            self.readiness.started(index);
             let task = running.spawn(run_step(
                 self.shared.clone(),
                 index,
@@ -452,6 +453,8 @@ impl Dispatcher {
             status = StepStatus::FailedTolerated;
             self.statuses[index] = status;
         }
+        self.readiness
+            .finished(&shared.runbook.steps, &self.statuses, index, status);
         self.context
             .set_step(step.id.as_str(), status.name(), &report.outputs);
         if status != StepStatus::Skipped {
@@ -758,17 +761,6 @@ impl Dispatcher {
             None,
             started,
         )
-    }
-}
-
-/// Whether the steps that need `step`, which ended `status`, may start: it succeeded, failed
-/// with `allow_failure`, or is a gate that was approved, timed out with `on_timeout:
-/// approve`, or was denied (or timed out) with `allow_failure` (a later `if` reads which).
-fn lets_dependents_run(step: &crate::model::Step, status: StepStatus) -> bool {
-    match status {
-        StepStatus::TimedOut => step.approve_on_timeout || step.allow_failure,
-        StepStatus::Denied => step.allow_failure,
-        status => status.satisfies_needs(),
     }
 }
 

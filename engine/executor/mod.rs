@@ -15,6 +15,7 @@ mod options;
 mod outcome;
 mod outputs;
 pub mod probe;
+mod readiness;
 mod remote_command;
 mod rollback_phase;
 mod rollout_events;
