@@ -425,6 +425,56 @@ async fn sample(kind: &RenderedProbeKind, limit: Option<Duration>) -> Observatio
     observation
 }
 
+/// A probe command's output as it arrives, kept as the end of each stream.
+struct ProbeOutput {
+    chunks: mpsc::Receiver<OutputChunk>,
+    /// Once closed, `recv` is ready at once for ever: it is left out from then on.
+    open: bool,
+    stdout: Tail,
+    stderr: Tail,
+}
+
+impl ProbeOutput {
+    fn new(chunks: mpsc::Receiver<OutputChunk>) -> ProbeOutput {
+        ProbeOutput {
+            chunks,
+            open: true,
+            stdout: Tail::new(MAX_STDOUT),
+            stderr: Tail::new(MAX_STDERR),
+        }
+    }
+
+    fn keep(&mut self, chunk: OutputChunk) {
+        match chunk.stream {
+            OutputStream::Stdout => self.stdout.push(&chunk.bytes),
+            OutputStream::Stderr => self.stderr.push(&chunk.bytes),
+        }
+    }
+
+    /// Awaits `future`, keeping output meanwhile: the channel is bounded, so a chatty probe
+    /// would block if it were not drained while waiting.
+    async fn during<T>(&mut self, future: impl Future<Output = T>) -> T {
+        tokio::pin!(future);
+        loop {
+            tokio::select! {
+                chunk = self.chunks.recv(), if self.open => match chunk {
+                    Some(chunk) => self.keep(chunk),
+                    None => self.open = false,
+                },
+                value = &mut future => return value,
+            }
+        }
+    }
+
+    /// What is left of the output (until every sender is gone), then both streams' ends.
+    async fn rest(mut self) -> (Tail, Tail) {
+        while let Some(chunk) = self.chunks.recv().await {
+            self.keep(chunk);
+        }
+        (self.stdout, self.stderr)
+    }
+}
+
 /// The end of one output stream, bounded.
 #[derive(Debug)]
 struct Tail {
@@ -461,7 +511,7 @@ async fn command_sample(
     timeout: Duration,
     expect: &RenderedExpectation,
 ) -> Observation {
-    let (output, mut chunks) = mpsc::channel(16);
+    let (output, chunks) = mpsc::channel(16);
     let mut process = match RunningProcess::spawn(spec, output) {
         Ok(process) => process,
         Err(error) => {
@@ -474,42 +524,15 @@ async fn command_sample(
             );
         }
     };
-    let mut stdout = Tail::new(MAX_STDOUT);
-    let mut stderr = Tail::new(MAX_STDERR);
-    let mut collect = |chunk: OutputChunk| match chunk.stream {
-        OutputStream::Stdout => stdout.push(&chunk.bytes),
-        OutputStream::Stderr => stderr.push(&chunk.bytes),
-    };
+    let mut output = ProbeOutput::new(chunks);
     let deadline = Instant::now() + timeout;
-    // The channel is bounded, so it is drained while waiting, or a chatty probe would block.
-    // Once it is closed, `recv` is ready at once for ever: it is left out from then on.
-    let mut output_open = true;
-    let exit = loop {
-        tokio::select! {
-            chunk = chunks.recv(), if output_open => match chunk {
-                Some(chunk) => collect(chunk),
-                None => output_open = false,
-            },
-            outcome = process.wait() => break Some(outcome),
-            () = tokio::time::sleep_until(deadline) => break None,
-        }
-    };
+    let exit = output
+        .during(async { tokio::time::timeout_at(deadline, process.wait()).await.ok() })
+        .await;
     if exit.is_none() {
-        let terminate = process.terminate(TERMINATE_GRACE);
-        tokio::pin!(terminate);
-        loop {
-            tokio::select! {
-                chunk = chunks.recv(), if output_open => match chunk {
-                    Some(chunk) => collect(chunk),
-                    None => output_open = false,
-                },
-                _ = &mut terminate => break,
-            }
-        }
+        output.during(process.terminate(TERMINATE_GRACE)).await;
     }
-    while let Some(chunk) = chunks.recv().await {
-        collect(chunk);
-    }
+    let (stdout, stderr) = output.rest().await;
     judge(exit, stdout, stderr, timeout, expect)
 }
 
@@ -527,7 +550,7 @@ async fn remote_command_sample(
         None,
         TERMINATE_GRACE,
     );
-    let (output, mut chunks) = mpsc::channel(16);
+    let (output, chunks) = mpsc::channel(16);
     let session =
         crate::remote::RemoteSession::start(&host.masters, &host.target, &request, output);
     let mut session = match session.await {
@@ -542,46 +565,16 @@ async fn remote_command_sample(
             );
         }
     };
-    let mut stdout = Tail::new(MAX_STDOUT);
-    let mut stderr = Tail::new(MAX_STDERR);
-    let mut collect = |chunk: OutputChunk| match chunk.stream {
-        OutputStream::Stdout => stdout.push(&chunk.bytes),
-        OutputStream::Stderr => stderr.push(&chunk.bytes),
-    };
+    let mut output = ProbeOutput::new(chunks);
     let deadline = Instant::now() + timeout;
-    // Once ssh closed its pipes the channel is closed and `recv` is ready at once for ever:
-    // it is left out from then on, as in a remote step's loop.
-    let mut output_open = true;
-    let ended = loop {
-        tokio::select! {
-            chunk = chunks.recv(), if output_open => match chunk {
-                Some(chunk) => collect(chunk),
-                None => output_open = false,
-            },
-            result = session.wait() => break Some(result),
-            () = tokio::time::sleep_until(deadline) => break None,
-        }
-    };
-    let result = match ended {
-        Some(result) => Some(result),
-        None => {
-            let terminate = session.terminate(TERMINATE_GRACE);
-            tokio::pin!(terminate);
-            loop {
-                tokio::select! {
-                    chunk = chunks.recv(), if output_open => match chunk {
-                        Some(chunk) => collect(chunk),
-                        None => output_open = false,
-                    },
-                    _ = &mut terminate => break None,
-                }
-            }
-        }
-    };
-    drop(session);
-    while let Some(chunk) = chunks.recv().await {
-        collect(chunk);
+    let result = output
+        .during(async { tokio::time::timeout_at(deadline, session.wait()).await.ok() })
+        .await;
+    if result.is_none() {
+        let _ = output.during(session.terminate(TERMINATE_GRACE)).await;
     }
+    drop(session);
+    let (stdout, stderr) = output.rest().await;
     let exit = match result {
         None => None,
         Some(Ok(exit)) => Some(ExitOutcome::Exited(exit.code)),
