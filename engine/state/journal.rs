@@ -890,6 +890,65 @@ mod tests {
     }
 
     #[test]
+    fn whatever_a_power_loss_leaves_in_the_space_ahead_keeps_every_record_before_it() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let mut writer = JournalWriter::create(directory.path()).expect("create");
+        writer.append(&header()).expect("header");
+        for index in 0..3 {
+            writer.append(&notice(index)).expect("append");
+        }
+        let path = writer.path().to_path_buf();
+        std::mem::forget(writer);
+        let clean = std::fs::read(&path).expect("read");
+        let records = read_journal(&path).expect("read").valid_length;
+        let next = encode(5, "2026-12-05T00:00:00.000Z", notice(4).as_ref()).expect("encode");
+        // Any part of the records that were on their way, anywhere in the space ahead: a
+        // prefix, a suffix or the whole of one, at any of these offsets.
+        let pieces = [
+            &next[..1],
+            &next[..next.len() / 2],
+            &next[..next.len() - 1],
+            &next[next.len() / 2..],
+            &next[..],
+        ];
+        for piece in pieces {
+            for gap in [0, 1, 7, 100, 511, 512, 4000] {
+                std::fs::write(&path, &clean).expect("restore");
+                let file = OpenOptions::new().write(true).open(&path).expect("open");
+                file.write_all_at(piece, records + gap).expect("write");
+                let journal = read_journal(&path)
+                    .unwrap_or_else(|error| panic!("gap {gap}, {} bytes: {error}", piece.len()));
+                // The whole next record where it belongs reached the disk (its newline may be
+                // the space's own): it counts.
+                let arrived = gap == 0 && piece.len() >= next.len() - 1;
+                let expected = if arrived { 5 } else { 4 };
+                assert_eq!(
+                    journal.records.len(),
+                    expected,
+                    "gap {gap}, {} bytes",
+                    piece.len()
+                );
+                if !arrived {
+                    assert_eq!(journal.valid_length, records);
+                }
+            }
+        }
+        // A record changed before the last one is damage, space ahead or not.
+        for line in 2..=3 {
+            std::fs::write(&path, &clean).expect("restore");
+            let mut bytes = clean.clone();
+            let start = bytes
+                .split(|&byte| byte == b'\n')
+                .take(line - 1)
+                .map(|line| line.len() + 1)
+                .sum::<usize>();
+            bytes[start + 40] ^= 1;
+            std::fs::write(&path, &bytes).expect("damage");
+            assert_eq!(damaged_line(&path).0, line);
+        }
+    }
+
+    #[test]
     fn a_blank_line_between_records_is_damage() {
         let (_directory, path) = journal_with(3);
         let mut text = lines(&path);
