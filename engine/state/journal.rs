@@ -672,14 +672,20 @@ mod tests {
         })
     }
 
-    /// A journal of its header and `notices` notices.
-    fn journal_with(notices: usize) -> (tempfile::TempDir, PathBuf) {
+    /// A journal of its header and `notices` notices, its writer still at work (space ahead).
+    fn writing(notices: usize) -> (tempfile::TempDir, JournalWriter) {
         let directory = tempfile::tempdir().expect("temp dir");
         let mut writer = JournalWriter::create(directory.path()).expect("create");
         writer.append(&header()).expect("header");
         for index in 0..notices {
             writer.append(&notice(index)).expect("append");
         }
+        (directory, writer)
+    }
+
+    /// A journal of its header and `notices` notices, its writer done.
+    fn journal_with(notices: usize) -> (tempfile::TempDir, PathBuf) {
+        let (directory, writer) = writing(notices);
         let path = writer.path().to_path_buf();
         (directory, path)
     }
@@ -818,12 +824,7 @@ mod tests {
 
     #[test]
     fn space_is_written_ahead_of_the_records_and_cut_when_the_writer_is_done() {
-        let directory = tempfile::tempdir().expect("temp dir");
-        let mut writer = JournalWriter::create(directory.path()).expect("create");
-        writer.append(&header()).expect("header");
-        for index in 0..3 {
-            writer.append(&notice(index)).expect("append");
-        }
+        let (_directory, writer) = writing(3);
         let path = writer.path().to_path_buf();
         let bytes = std::fs::read(&path).expect("read");
         let journal = read_journal(&path).expect("read while space is ahead");
@@ -851,10 +852,7 @@ mod tests {
 
     #[test]
     fn records_cut_short_in_the_space_ahead_are_a_torn_tail() {
-        let directory = tempfile::tempdir().expect("temp dir");
-        let mut writer = JournalWriter::create(directory.path()).expect("create");
-        writer.append(&header()).expect("header");
-        writer.append(&notice(0)).expect("append");
+        let (_directory, writer) = writing(1);
         let path = writer.path().to_path_buf();
         let records = read_journal(&path).expect("read").valid_length;
         // Power lost while two records were on their way: the second reached the disk, the
@@ -891,12 +889,7 @@ mod tests {
 
     #[test]
     fn whatever_a_power_loss_leaves_in_the_space_ahead_keeps_every_record_before_it() {
-        let directory = tempfile::tempdir().expect("temp dir");
-        let mut writer = JournalWriter::create(directory.path()).expect("create");
-        writer.append(&header()).expect("header");
-        for index in 0..3 {
-            writer.append(&notice(index)).expect("append");
-        }
+        let (_directory, writer) = writing(3);
         let path = writer.path().to_path_buf();
         std::mem::forget(writer);
         let clean = std::fs::read(&path).expect("read");
