@@ -19,6 +19,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::mpsc;
 
 use super::agent_records::{JobControl, Record, RecordReader, control_record, run_record};
+use super::closing::close_each;
 use super::connection::{Connection, RecentLines};
 use super::{RemoteExit, RemoteRequest, SshTarget};
 use crate::process::{self, OutputChunk, OutputStream};
@@ -144,19 +145,11 @@ impl Agents {
     /// waits for them to leave; kills the `ssh` of one that does not.
     pub async fn close_all(&self) {
         let slots: Vec<_> = self.lock_slots().values().cloned().collect();
-        let mut closing = Vec::new();
-        for slot in slots {
-            let mut slot = slot.lock_owned().await;
-            if let Slot::Running(agent) = std::mem::take(&mut *slot) {
-                closing.push(tokio::spawn(async move {
-                    agent.close().await;
-                    drop(slot);
-                }));
-            }
-        }
-        for task in closing {
-            let _ = task.await;
-        }
+        close_each(slots, |slot| match std::mem::take(slot) {
+            Slot::Running(agent) => Some(async move { agent.close().await }),
+            _ => None,
+        })
+        .await;
     }
 
     fn lock_slots(

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use super::agent::{Agent, JobEvent, StartedJob};
 use super::agent_records::JobControl;
 use super::connection;
-use super::stop_deadlines::StopDeadlines;
+use super::stop_deadlines::{StopDeadlines, StoppableScript, wait_while_stopping};
 use super::{RemoteError, RemoteExit};
 
 /// After the end report, how long the job's output is still handed over at most (only a
@@ -84,23 +84,7 @@ impl AgentJob {
         if self.stopping.terminate(grace) {
             self.agent.control(self.id, JobControl::Terminate);
         }
-        loop {
-            if let Some(give_up_at) = self.stopping.give_up_at() {
-                if let Ok(result) = tokio::time::timeout_at(give_up_at, self.wait()).await {
-                    return result;
-                }
-                if self.result.is_none() {
-                    self.agent.abandon(self.id);
-                    self.result = Some(Err(self.dropped()));
-                }
-                return self.wait().await;
-            }
-            let kill_at = self.stopping.kill_at();
-            if let Ok(result) = tokio::time::timeout_at(kill_at, self.wait()).await {
-                return result;
-            }
-            self.kill_now();
-        }
+        wait_while_stopping(self).await
     }
 
     pub fn kill_now(&mut self) {
@@ -129,6 +113,29 @@ impl AgentJob {
             .rfind(|line| !line.is_empty())
             .or_else(|| self.agent.complaint());
         RemoteError::dropped(self.agent.target(), self.remote_pid.is_some(), cause)
+    }
+}
+
+impl StoppableScript for AgentJob {
+    type End = Result<RemoteExit, RemoteError>;
+
+    fn deadlines(&self) -> &StopDeadlines {
+        &self.stopping
+    }
+
+    fn wait_end(&mut self) -> impl Future<Output = Self::End> {
+        self.wait()
+    }
+
+    fn kill_now(&mut self) {
+        AgentJob::kill_now(self);
+    }
+
+    fn give_up(&mut self) {
+        if self.result.is_none() {
+            self.agent.abandon(self.id);
+            self.result = Some(Err(self.dropped()));
+        }
     }
 }
 

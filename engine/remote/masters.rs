@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::agent::{Agent, Agents};
+use super::closing::close_each;
 use super::connection::{Connection, RecentLines, keep_lines, lines_of};
 use super::{RemoteError, SshTarget};
 use crate::process;
@@ -304,20 +305,12 @@ impl ControlMasters {
         // Before the masters their sessions go through: each agent stops what still runs.
         self.agents.close_all().await;
         let slots: Vec<_> = self.lock_slots().values().cloned().collect();
-        let mut closing = Vec::new();
-        for slot in slots {
-            let mut slot = slot.lock_owned().await;
-            if let Some(master) = slot.master.take() {
-                let socket = slot.socket.clone();
-                closing.push(tokio::spawn(async move {
-                    stop(master, &socket).await;
-                    drop(slot);
-                }));
-            }
-        }
-        for task in closing {
-            let _ = task.await;
-        }
+        close_each(slots, |slot| {
+            let master = slot.master.take()?;
+            let socket = slot.socket.clone();
+            Some(async move { stop(master, &socket).await })
+        })
+        .await;
     }
 
     fn lock_slots(

@@ -9,6 +9,7 @@
 mod agent;
 mod agent_job;
 mod agent_records;
+mod closing;
 mod connection;
 mod error;
 mod frames;

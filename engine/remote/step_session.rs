@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::connection::{self, Connection};
 use super::frames::{Frame, FrameScanner};
-use super::stop_deadlines::StopDeadlines;
+use super::stop_deadlines::{StopDeadlines, StoppableScript, wait_while_stopping};
 use super::wrapper::{self, RemoteRequest};
 use super::{ControlMasters, RemoteError, RemoteExit, SshTarget};
 use crate::process::{OutputChunk, OutputStream, pump};
@@ -216,20 +216,7 @@ impl StepSession {
         if self.stopping.terminate(grace) {
             self.send(Control::Terminate);
         }
-        loop {
-            if let Some(give_up_at) = self.stopping.give_up_at() {
-                if let Ok(result) = tokio::time::timeout_at(give_up_at, self.wait()).await {
-                    return result;
-                }
-                let _ = self.child.start_kill();
-                return self.wait().await;
-            }
-            let kill_at = self.stopping.kill_at();
-            if let Ok(result) = tokio::time::timeout_at(kill_at, self.wait()).await {
-                return result;
-            }
-            self.kill_now();
-        }
+        wait_while_stopping(self).await
     }
 
     /// Kills the script's group at once (a second Ctrl-C), without the grace period; then
@@ -345,5 +332,24 @@ async fn scan_stderr(
                 bytes: rest,
             })
             .await;
+    }
+}
+impl StoppableScript for StepSession {
+    type End = Result<RemoteExit, RemoteError>;
+
+    fn deadlines(&self) -> &StopDeadlines {
+        &self.stopping
+    }
+
+    fn wait_end(&mut self) -> impl Future<Output = Self::End> {
+        self.wait()
+    }
+
+    fn kill_now(&mut self) {
+        StepSession::kill_now(self);
+    }
+
+    fn give_up(&mut self) {
+        let _ = self.child.start_kill();
     }
 }

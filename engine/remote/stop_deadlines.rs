@@ -50,6 +50,38 @@ impl StopDeadlines {
     }
 }
 
+/// A script on its host that can be stopped (an agent's job, a session of its own).
+pub(super) trait StoppableScript {
+    type End;
+    fn deadlines(&self) -> &StopDeadlines;
+    /// Waits for the host's report of the end (cancel-safe).
+    fn wait_end(&mut self) -> impl Future<Output = Self::End>;
+    /// Asks for SIGKILL now (once).
+    fn kill_now(&mut self);
+    /// The host did not report in time: count the connection as dropped.
+    fn give_up(&mut self);
+}
+
+/// Waits for a script being stopped: SIGKILL when its grace is over, then the host's report
+/// for at most the slack, then gives up on it. Cancel-safe: called again, it continues with
+/// the same deadlines.
+pub(super) async fn wait_while_stopping<S: StoppableScript>(script: &mut S) -> S::End {
+    loop {
+        if let Some(give_up_at) = script.deadlines().give_up_at() {
+            if let Ok(end) = tokio::time::timeout_at(give_up_at, script.wait_end()).await {
+                return end;
+            }
+            script.give_up();
+            return script.wait_end().await;
+        }
+        let kill_at = script.deadlines().kill_at();
+        if let Ok(end) = tokio::time::timeout_at(kill_at, script.wait_end()).await {
+            return end;
+        }
+        script.kill_now();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
