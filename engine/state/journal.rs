@@ -1,5 +1,6 @@
-//! The run journal, `journal.jsonl`: one JSON object a line, appended and fsynced before the
-//! action it announces. Each line carries a CRC-32 of its own bytes and a sequence number, so
+//! The run journal, `journal.jsonl`: one JSON object a line, written and fsynced before the
+//! action it announces; while a run goes on, blank lines are kept ahead of the records
+//! (`SPACE_AHEAD`) and cut when it ends. Each line carries a CRC-32 of its own bytes and a sequence number, so
 //! damage is found: a torn last line (power loss mid-write) is ignored, damage anywhere else
 //! (a changed, missing, repeated or reordered record, a second header) is refused with its
 //! line number.
@@ -24,7 +25,8 @@ pub const JOURNAL_FILE: &str = "journal.jsonl";
 
 /// Space written ahead of the records, as blank lines, a chunk at a time: a record then
 /// overwrites blocks the file already has, so the fsync that makes it durable writes data
-/// only, not the file's new size (on ext4, a journal commit: about a third of the cost).
+/// only, not the file's new size too (the inode, or a filesystem journal commit: about a
+/// third of an append's fsync on the disks measured).
 const SPACE_AHEAD: usize = 64 * 1024;
 
 /// Appends records durably.
