@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use super::agent::{Agent, JobEvent, StartedJob};
 use super::agent_records::JobControl;
 use super::connection;
-use super::stop_deadlines::{StopDeadlines, StoppableScript, wait_while_stopping};
+use super::stop_deadlines::{StopDeadlines, StopSignal, StoppableScript};
 use super::{RemoteError, RemoteExit};
 
 /// After the end report, how long the job's output is still handed over at most (only a
@@ -80,19 +80,6 @@ impl AgentJob {
         result
     }
 
-    pub async fn terminate(&mut self, grace: Duration) -> Result<RemoteExit, RemoteError> {
-        if self.stopping.terminate(grace) {
-            self.agent.control(self.id, JobControl::Terminate);
-        }
-        wait_while_stopping(self).await
-    }
-
-    pub fn kill_now(&mut self) {
-        if self.stopping.kill_now() {
-            self.agent.control(self.id, JobControl::Kill);
-        }
-    }
-
     fn record(&mut self, event: JobEvent) {
         match event {
             JobEvent::Started(pid) => self.remote_pid = Some(pid),
@@ -119,16 +106,20 @@ impl AgentJob {
 impl StoppableScript for AgentJob {
     type End = Result<RemoteExit, RemoteError>;
 
-    fn deadlines(&self) -> &StopDeadlines {
-        &self.stopping
+    fn deadlines(&mut self) -> &mut StopDeadlines {
+        &mut self.stopping
+    }
+
+    fn signal(&mut self, signal: StopSignal) {
+        let control = match signal {
+            StopSignal::Terminate => JobControl::Terminate,
+            StopSignal::Kill => JobControl::Kill,
+        };
+        self.agent.control(self.id, control);
     }
 
     fn wait_end(&mut self) -> impl Future<Output = Self::End> {
         self.wait()
-    }
-
-    fn kill_now(&mut self) {
-        AgentJob::kill_now(self);
     }
 
     fn give_up(&mut self) {

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::agent_job::AgentJob;
 use super::step_session::StepSession;
+use super::stop_deadlines::StoppableScript as _;
 use super::{ControlMasters, RemoteError, RemoteRequest, SshTarget, wrapper};
 use crate::process::OutputChunk;
 

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::connection::{self, Connection};
 use super::frames::{Frame, FrameScanner};
-use super::stop_deadlines::{StopDeadlines, StoppableScript, wait_while_stopping};
+use super::stop_deadlines::{StopDeadlines, StopSignal, StoppableScript};
 use super::wrapper::{self, RemoteRequest};
 use super::{ControlMasters, RemoteError, RemoteExit, SshTarget};
 use crate::process::{OutputChunk, OutputStream, pump};
@@ -207,26 +207,6 @@ impl StepSession {
         result
     }
 
-    /// Stops the script: the wrapper sends SIGTERM to the group; once `grace` has passed
-    /// without the end, SIGKILL; then as `wait`. Should the host not report within
-    /// the slack of `StopDeadlines` after that, the local `ssh` is killed and the connection counts as
-    /// dropped. Cancel-safe: calling it again continues where it was (same deadlines), and
-    /// `kill_now` meanwhile cuts the grace short.
-    pub async fn terminate(&mut self, grace: Duration) -> Result<RemoteExit, RemoteError> {
-        if self.stopping.terminate(grace) {
-            self.send(Control::Terminate);
-        }
-        wait_while_stopping(self).await
-    }
-
-    /// Kills the script's group at once (a second Ctrl-C), without the grace period; then
-    /// `terminate` or `wait` for the end.
-    pub fn kill_now(&mut self) {
-        if self.stopping.kill_now() {
-            self.send(Control::Kill);
-        }
-    }
-
     fn send(&mut self, control: Control) {
         if self.remote_pid.is_none() {
             // A kill supersedes a terminate.
@@ -334,21 +314,26 @@ async fn scan_stderr(
             .await;
     }
 }
+
 impl StoppableScript for StepSession {
     type End = Result<RemoteExit, RemoteError>;
 
-    fn deadlines(&self) -> &StopDeadlines {
-        &self.stopping
+    fn deadlines(&mut self) -> &mut StopDeadlines {
+        &mut self.stopping
+    }
+
+    fn signal(&mut self, signal: StopSignal) {
+        self.send(match signal {
+            StopSignal::Terminate => Control::Terminate,
+            StopSignal::Kill => Control::Kill,
+        });
     }
 
     fn wait_end(&mut self) -> impl Future<Output = Self::End> {
         self.wait()
     }
 
-    fn kill_now(&mut self) {
-        StepSession::kill_now(self);
-    }
-
+    /// The local `ssh` is killed: the connection counts as dropped.
     fn give_up(&mut self) {
         let _ = self.child.start_kill();
     }

@@ -50,35 +50,55 @@ impl StopDeadlines {
     }
 }
 
-/// A script on its host that can be stopped (an agent's job, a session of its own).
-pub(super) trait StoppableScript {
-    type End;
-    fn deadlines(&self) -> &StopDeadlines;
-    /// Waits for the host's report of the end (cancel-safe).
-    fn wait_end(&mut self) -> impl Future<Output = Self::End>;
-    /// Asks for SIGKILL now (once).
-    fn kill_now(&mut self);
-    /// The host did not report in time: count the connection as dropped.
-    fn give_up(&mut self);
+/// What a stopped script's group is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StopSignal {
+    Terminate,
+    Kill,
 }
 
-/// Waits for a script being stopped: SIGKILL when its grace is over, then the host's report
-/// for at most the slack, then gives up on it. Cancel-safe: called again, it continues with
-/// the same deadlines.
-pub(super) async fn wait_while_stopping<S: StoppableScript>(script: &mut S) -> S::End {
-    loop {
-        if let Some(give_up_at) = script.deadlines().give_up_at() {
-            if let Ok(end) = tokio::time::timeout_at(give_up_at, script.wait_end()).await {
+/// A script on its host that can be stopped (an agent's job, a session of its own).
+pub(super) trait StoppableScript: Sized {
+    type End;
+    fn deadlines(&mut self) -> &mut StopDeadlines;
+    /// Has the host send `signal` to the script's group.
+    fn signal(&mut self, signal: StopSignal);
+    /// Waits for the host's report of the end (cancel-safe).
+    fn wait_end(&mut self) -> impl Future<Output = Self::End>;
+    /// The host did not report in time: count the connection as dropped.
+    fn give_up(&mut self);
+
+    /// Stops the script: SIGTERM to its group; once `grace` has passed without the end,
+    /// SIGKILL; then waits for the end. Should the host not report within the slack after
+    /// that, the engine gives up on it and the connection counts as dropped. Cancel-safe:
+    /// called again, it continues where it was (same deadlines), and `kill_now` meanwhile
+    /// cuts the grace short.
+    async fn terminate(&mut self, grace: Duration) -> Self::End {
+        if self.deadlines().terminate(grace) {
+            self.signal(StopSignal::Terminate);
+        }
+        loop {
+            if let Some(give_up_at) = self.deadlines().give_up_at() {
+                if let Ok(end) = tokio::time::timeout_at(give_up_at, self.wait_end()).await {
+                    return end;
+                }
+                self.give_up();
+                return self.wait_end().await;
+            }
+            let kill_at = self.deadlines().kill_at();
+            if let Ok(end) = tokio::time::timeout_at(kill_at, self.wait_end()).await {
                 return end;
             }
-            script.give_up();
-            return script.wait_end().await;
+            self.kill_now();
         }
-        let kill_at = script.deadlines().kill_at();
-        if let Ok(end) = tokio::time::timeout_at(kill_at, script.wait_end()).await {
-            return end;
+    }
+
+    /// Kills the script's group at once (a second Ctrl-C), without the grace; then
+    /// `terminate` or `wait` for the end.
+    fn kill_now(&mut self) {
+        if self.deadlines().kill_now() {
+            self.signal(StopSignal::Kill);
         }
-        script.kill_now();
     }
 }
 
