@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::emitter::Emitter;
+use super::emitter::{Durable, Emitter};
 use crate::events::{Event, Phase, Stream};
 use crate::process::{CommandSpec, ExitOutcome, OutputChunk, OutputStream, RunningProcess};
 use crate::secrets::MaskingStream;
@@ -127,22 +127,17 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Runs `spec` to its end. `timeout` bounds it; a change of `cancel` terminates it.
+/// `durable`: what is about to happen is in the journal already.
 pub(crate) async fn run_command(
     spec: &CommandSpec,
     label: &OutputLabel,
     timeout: Option<Duration>,
     grace: Duration,
-    emitter: &Emitter,
+    durable: Durable<'_>,
     cancel: &mut watch::Receiver<CancelLevel>,
     stdout_capture: Option<&mut Vec<u8>>,
 ) -> CommandResult {
-    // What is about to happen must be in the journal first.
-    if let Err(message) = emitter.durable().await {
-        return CommandResult {
-            end: CommandEnd::SpawnFailed(message),
-            tail: Vec::new(),
-        };
-    }
+    let emitter = durable.emitter;
     let (sender, mut receiver) = mpsc::channel::<OutputChunk>(64);
     let mut process = match RunningProcess::spawn(spec, sender) {
         Ok(process) => process,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::command::{CancelLevel, OutputLabel, run_command};
+use super::command::{CancelLevel, CommandEnd, CommandResult, OutputLabel, run_command};
 use super::remote_command::run_remote_command;
 use super::shared::{Renderer, RunShared};
 use super::verify::verify;
@@ -100,8 +100,16 @@ pub(crate) async fn compensate(
     };
     for attempt in 1..=compensation.retry.attempts {
         report.attempts = attempt;
-        let (result, message) = match remote {
-            Some((fleet, host)) => {
+        let (result, message) = match (shared.emitter.durable().await, remote) {
+            (Err(message), _) => {
+                let result = CommandResult {
+                    end: CommandEnd::SpawnFailed(message),
+                    tail: Vec::new(),
+                };
+                let message = result.end.describe();
+                (result, message)
+            }
+            (Ok(durable), Some((fleet, host))) => {
                 let request = RemoteRequest::from_argv(
                     &spec.argv,
                     env.clone(),
@@ -114,20 +122,20 @@ pub(crate) async fn compensate(
                     &request,
                     &label,
                     Some(timing.timeout),
-                    &shared.emitter,
+                    durable,
                     &mut cancel,
                 )
                 .await;
                 let message = shared.emitter.mask(&remote.describe());
                 (remote.result, message)
             }
-            None => {
+            (Ok(durable), None) => {
                 let result = run_command(
                     &spec,
                     &label,
                     Some(timing.timeout),
                     timing.grace,
-                    &shared.emitter,
+                    durable,
                     &mut cancel,
                     None,
                 )

@@ -112,6 +112,16 @@ pub struct Emitter {
     commands_running: Arc<AtomicUsize>,
 }
 
+/// The emitter, with proof that every event emitted before this was made is on disk
+/// (`Emitter::durable`): what starts a command takes one, so no command starts before the
+/// journal knows. Made right before the start; syncing again in the starter would also wait
+/// for what other steps wrote meanwhile, which this start does not depend on.
+#[derive(Debug, Clone, Copy)]
+#[must_use = "a command starts only once the journal is durable"]
+pub struct Durable<'a> {
+    pub emitter: &'a Emitter,
+}
+
 /// Counts one running command for as long as it lives (`Emitter::command_running`).
 #[derive(Debug)]
 pub struct CommandRunning(Arc<AtomicUsize>);
@@ -184,25 +194,15 @@ impl Emitter {
         recorder.failure.clone().map_or(Ok(()), Err)
     }
 
-    /// Makes every event so far durable: called before any action (spawning a command), so
-    /// the journal always knows at least as much as has happened.
-    pub fn make_durable(&self) -> Result<(), String> {
+    /// Makes every event so far durable, before an action (starting a command), so that the
+    /// journal always knows at least as much as has happened; the `Durable` it returns is
+    /// what starting a command takes. While other commands run, the fsync happens on the
+    /// journal's sync thread (group commit), so their output and exits are handled meanwhile
+    /// and one fsync covers every step that starts or ends in the meantime. With nothing else
+    /// running it is done at once, which costs no thread switch.
+    pub async fn durable(&self) -> Result<Durable<'_>, String> {
         let Some(recorder) = &self.recorder else {
-            return Ok(());
-        };
-        recorder
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .sync_here()
-    }
-
-    /// As `make_durable`, for async callers: while other commands run, the fsync happens on
-    /// the journal's sync thread (group commit), so their output and exits are handled
-    /// meanwhile and one fsync covers every step that starts or ends in the meantime. With
-    /// nothing else running it is done at once, which costs no thread switch.
-    pub async fn durable(&self) -> Result<(), String> {
-        let Some(recorder) = &self.recorder else {
-            return Ok(());
+            return Ok(Durable { emitter: self });
         };
         let lock = || {
             recorder
@@ -212,11 +212,11 @@ impl Emitter {
         let wait = {
             let mut recorder = lock();
             if self.commands_running.load(Ordering::Relaxed) == 0 {
-                return recorder.sync_here();
+                return recorder.sync_here().map(|()| Durable { emitter: self });
             }
             match recorder.sync_in_background()? {
                 Some(wait) => wait,
-                None => return Ok(()),
+                None => return Ok(Durable { emitter: self }),
             }
         };
         let result = wait.finish().await;
@@ -227,7 +227,10 @@ impl Emitter {
                 recorder.failure.get_or_insert(message);
             }
         }
-        recorder.failure.clone().map_or(Ok(()), Err)
+        recorder
+            .failure
+            .clone()
+            .map_or(Ok(Durable { emitter: self }), Err)
     }
 
     /// Marks a command as running until the result is dropped (see `durable`).

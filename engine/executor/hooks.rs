@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::command::{CancelLevel, OutputLabel, run_command};
+use super::command::{CancelLevel, CommandEnd, OutputLabel, run_command};
 use super::shared::{Renderer, RunShared};
 use super::signals::Signals;
 use crate::events::{Event, Phase};
@@ -62,12 +62,22 @@ pub(crate) async fn run_hooks(
             env,
             cwd: shared.runbook.directory.clone(),
         };
+        let durable = match shared.emitter.durable().await {
+            Ok(durable) => durable,
+            Err(message) => {
+                let end = CommandEnd::SpawnFailed(message);
+                shared.emitter.emit(Event::Notice {
+                    message: format!("hook `{}` failed: {}", hook.name, end.describe()),
+                });
+                continue;
+            }
+        };
         let command = run_command(
             &spec,
             &label,
             Some(timeout),
             HOOK_GRACE,
-            &shared.emitter,
+            durable,
             &mut cancel,
             None,
         );

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::command::{CancelLevel, CommandEnd, CommandResult, LineAssembler, OutputLabel};
-use super::emitter::Emitter;
+use super::emitter::Durable;
 use super::fleet::Fleet;
 use crate::events::{Event, Stream};
 use crate::process::{OutputChunk, OutputStream};
@@ -48,9 +48,10 @@ pub(crate) async fn run_remote_command(
     request: &RemoteRequest,
     label: &OutputLabel,
     timeout: Option<Duration>,
-    emitter: &Emitter,
+    durable: Durable<'_>,
     cancel: &mut watch::Receiver<CancelLevel>,
 ) -> RemoteResult {
+    let emitter = durable.emitter;
     let ended = |end: CommandEnd, error: Option<RemoteError>| RemoteResult {
         result: CommandResult {
             end,
@@ -59,10 +60,6 @@ pub(crate) async fn run_remote_command(
         output: Vec::new(),
         error,
     };
-    // What is about to happen must be in the journal first.
-    if let Err(message) = emitter.make_durable() {
-        return ended(CommandEnd::SpawnFailed(message), None);
-    }
     if *cancel.borrow() != CancelLevel::None {
         return ended(CommandEnd::Cancelled, None);
     }

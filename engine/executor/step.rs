@@ -416,9 +416,10 @@ async fn attempts(
         // Not created in advance: `>> "$RUNBOOK_OUTPUT"` creates it, and a step that writes no
         // outputs costs no file.
         let output_file = outputs_directory.join(format!("{id}.{attempt}"));
-        if let Err(message) = shared.emitter.durable().await {
-            return Err((format!("not started: {message}"), StepOutcome::Failed));
-        }
+        let durable = match shared.emitter.durable().await {
+            Ok(durable) => durable,
+            Err(message) => return Err((format!("not started: {message}"), StepOutcome::Failed)),
+        };
         let result = match remote {
             Some((fleet, host)) => {
                 let request =
@@ -429,7 +430,7 @@ async fn attempts(
                     &request,
                     &label,
                     timing.timeout,
-                    &shared.emitter,
+                    durable,
                     cancel,
                 )
                 .await;
@@ -464,7 +465,7 @@ async fn attempts(
                     &label,
                     timing.timeout,
                     timing.grace,
-                    &shared.emitter,
+                    durable,
                     cancel,
                     None,
                 )
