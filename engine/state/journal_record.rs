@@ -186,7 +186,7 @@ pub(super) fn read_data(data: &[u8]) -> Result<Record, String> {
     let result = if data.starts_with(b"{\"record\":") {
         serde_json::from_slice::<NoteIn>(data).map(Record::from)
     } else {
-        serde_json::from_slice::<Event>(data).map(Record::Event)
+        crate::tag_first::from_slice::<Event>(data).map(Record::Event)
     };
     result.map_err(|error| format!("not a journal record ({error})"))
 }
