@@ -560,11 +560,11 @@ mod tests {
     #[test]
     fn every_kind_of_event_is_read_tag_first_as_the_derived_reading_reads_it() {
         for event in every_kind() {
-            let json = serde_json::to_vec(&event).expect("serialize");
+            let json = serde_json::to_string(&event).expect("serialize");
             let tag_first = read_tag_first::<Event>(&json)
                 .expect("written tag first")
                 .expect("read tag first");
-            let derived: Event = serde_json::from_slice(&json).expect("read derived");
+            let derived: Event = serde_json::from_str(&json).expect("read derived");
             assert_eq!(format!("{tag_first:?}"), format!("{derived:?}"));
             assert_eq!(format!("{tag_first:?}"), format!("{event:?}"));
         }
@@ -580,20 +580,20 @@ mod tests {
             r#"{"event":"notice","message":"x"} trailing"#,
         ] {
             assert!(
-                matches!(read_tag_first::<Event>(data.as_bytes()), Some(Err(_))),
+                matches!(read_tag_first::<Event>(data), Some(Err(_))),
                 "{data}"
             );
-            let derived = serde_json::from_slice::<Event>(data.as_bytes())
+            let derived = serde_json::from_str::<Event>(data)
                 .expect_err("refused")
                 .to_string();
-            let read = crate::tag_first::from_slice::<Event>(data.as_bytes())
+            let read = crate::tag_first::from_str::<Event>(data)
                 .expect_err("refused")
                 .to_string();
             assert_eq!(read, derived, "{data}");
         }
         let later = r#"{"message":"x","event":"notice"}"#;
-        assert!(read_tag_first::<Event>(later.as_bytes()).is_none());
-        let read: Event = crate::tag_first::from_slice(later.as_bytes()).expect("read");
+        assert!(read_tag_first::<Event>(later).is_none());
+        let read: Event = crate::tag_first::from_str(later).expect("read");
         assert!(matches!(read, Event::Notice { message } if message == "x"));
     }
 }

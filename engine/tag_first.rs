@@ -18,21 +18,21 @@ pub trait TagFirst: DeserializeOwned {
     fn read_rest<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
 }
 
-/// Reads one `T` from the JSON `data`: tag first when the object starts with its tag, else
+/// Reads one `T` from the JSON `text`: tag first when the object starts with its tag, else
 /// (or when that fails) through the derived `Deserialize`, for its exact verdict.
-pub fn from_slice<T: TagFirst>(data: &[u8]) -> serde_json::Result<T> {
-    match read_tag_first(data) {
+pub fn from_str<T: TagFirst>(text: &str) -> serde_json::Result<T> {
+    match read_tag_first(text) {
         Some(Ok(value)) => Ok(value),
-        _ => serde_json::from_slice(data),
+        _ => serde_json::from_str(text),
     }
 }
 
-/// Reads `data` tag first; `None` when it does not start with `{"TAG":`.
-pub fn read_tag_first<T: TagFirst>(data: &[u8]) -> Option<serde_json::Result<T>> {
-    data.strip_prefix(b"{\"")?
-        .strip_prefix(T::TAG.as_bytes())?
-        .strip_prefix(b"\":")?;
-    let mut deserializer = serde_json::Deserializer::from_slice(data);
+/// Reads `text` tag first; `None` when it does not start with `{"TAG":`.
+pub fn read_tag_first<T: TagFirst>(text: &str) -> Option<serde_json::Result<T>> {
+    text.strip_prefix("{\"")?
+        .strip_prefix(T::TAG)?
+        .strip_prefix("\":")?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     Some(
         deserializer
             .deserialize_map(TagFirstVisitor(PhantomData))

@@ -1098,6 +1098,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_event_that_is_not_utf_8_is_damage_as_before() {
+        let (_directory, path) = journal_with(2);
+        let text = std::fs::read(&path).expect("read");
+        let mut lines: Vec<Vec<u8>> = text
+            .split(|&byte| byte == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect();
+        let line = &mut lines[2];
+        let at = line
+            .windows(8)
+            .position(|window| window == b"notice 1")
+            .expect("notice");
+        line[at + 6] = 0xff;
+        let crc = format!("{:08x}", crc32fast::hash(&line[BODY_START..line.len() - 1]));
+        line[CRC_START.len()..BODY_START - 2].copy_from_slice(crc.as_bytes());
+        std::fs::write(&path, lines.join(&b'\n')).expect("write");
+        let (line, problem) = damaged_line(&path);
+        assert_eq!(line, 3);
+        assert!(
+            problem
+                .starts_with("not a journal record (invalid unicode code point at line 1 column"),
+            "{problem}"
+        );
+    }
+
     fn format_1_fixture() -> (tempfile::TempDir, PathBuf) {
         let directory = tempfile::tempdir().expect("temp dir");
         let path = directory.path().join(JOURNAL_FILE);
