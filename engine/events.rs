@@ -576,6 +576,9 @@ mod tests {
             r#"{"event":"notice","message":"x","extra":1}"#,
             r#"{"event":"notice","event":"notice","message":"x"}"#,
             r#"{"event":"no_such_event","message":"x"}"#,
+            r#"{"event":{"notice":null},"message":"x"}"#,
+            r#"{"event":15,"message":"x"}"#,
+            r#"{"event":null,"message":"x"}"#,
             r#"{"event":"step_skipped","step":"db"}"#,
             r#"{"event":"notice","message":"x"} trailing"#,
         ] {
@@ -595,5 +598,81 @@ mod tests {
         assert!(read_tag_first::<Event>(later).is_none());
         let read: Event = crate::tag_first::from_str(later).expect("read");
         assert!(matches!(read, Event::Notice { message } if message == "x"));
+    }
+
+    /// The object's JSON with its `event` first, as this engine writes it.
+    fn tag_first_text(object: &serde_json::Map<String, serde_json::Value>) -> String {
+        let members: Vec<String> = object
+            .get("event")
+            .map(|tag| format!("\"event\":{tag}"))
+            .into_iter()
+            .chain(
+                object
+                    .iter()
+                    .filter(|(key, _)| *key != "event")
+                    .map(|(key, value)| {
+                        format!("{}:{value}", serde_json::Value::from(key.as_str()))
+                    }),
+            )
+            .collect();
+        format!("{{{}}}", members.join(","))
+    }
+
+    #[test]
+    fn changed_events_are_read_tag_first_as_the_derived_reading_reads_them() {
+        let values: Vec<serde_json::Value> = [
+            "null",
+            "0",
+            "-1",
+            "1.5",
+            "4294967296",
+            "\"x\"",
+            "\"forward\"",
+            "true",
+            "[]",
+            "[\"a\"]",
+            "[[\"a\",\"b\"]]",
+            "[[\"a\"]]",
+            "{}",
+            "{\"forward\":null}",
+            "{\"kind\":\"run_timeout\"}",
+            "{\"notice\":null}",
+        ]
+        .iter()
+        .map(|text| serde_json::from_str(text).expect("value"))
+        .collect();
+        let mut checked = 0;
+        for event in every_kind() {
+            let serde_json::Value::Object(object) = serde_json::to_value(&event).expect("value")
+            else {
+                panic!("an event is an object");
+            };
+            let mut changed = vec![object.clone()];
+            for key in object.keys() {
+                let mut without = object.clone();
+                without.remove(key);
+                changed.push(without);
+                for value in &values {
+                    let mut with = object.clone();
+                    with.insert(key.clone(), value.clone());
+                    changed.push(with);
+                }
+            }
+            let mut extra = object.clone();
+            extra.insert("extra".into(), serde_json::Value::Null);
+            changed.push(extra);
+            for object in changed {
+                let text = tag_first_text(&object);
+                let read = crate::tag_first::from_str::<Event>(&text);
+                let derived = serde_json::from_str::<Event>(&text);
+                assert_eq!(
+                    format!("{:?}", read.map_err(|error| error.to_string())),
+                    format!("{:?}", derived.map_err(|error| error.to_string())),
+                    "{text}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000, "{checked}");
     }
 }

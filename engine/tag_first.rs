@@ -117,8 +117,9 @@ macro_rules! tag_first_enum {
             fn read_rest<'de, A: ::serde::de::MapAccess<'de>>(
                 mut map: A,
             ) -> ::std::result::Result<Self, A::Error> {
+                // An identifier, as the derived reading takes the tag: a string only.
                 #[derive(::serde::Deserialize)]
-                #[serde(rename_all = "snake_case")]
+                #[serde(rename_all = "snake_case", variant_identifier)]
                 enum Tag {
                     $($variant),*
                 }
