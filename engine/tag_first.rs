@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 /// An enum read tag first (implemented by `tag_first_enum!`).
-pub trait TagFirst: DeserializeOwned {
+pub(crate) trait TagFirst: DeserializeOwned {
     /// The tag's key (`event`).
     const TAG: &'static str;
     /// Reads the tag's value, then the fields of its variant from the rest of `map`.
@@ -20,7 +20,7 @@ pub trait TagFirst: DeserializeOwned {
 
 /// Reads one `T` from the JSON `text`: tag first when the object starts with its tag, else
 /// (or when that fails) through the derived `Deserialize`, for its exact verdict.
-pub fn from_str<T: TagFirst>(text: &str) -> serde_json::Result<T> {
+pub(crate) fn from_str<T: TagFirst>(text: &str) -> serde_json::Result<T> {
     match read_tag_first(text) {
         Some(Ok(value)) => Ok(value),
         _ => serde_json::from_str(text),
@@ -28,7 +28,7 @@ pub fn from_str<T: TagFirst>(text: &str) -> serde_json::Result<T> {
 }
 
 /// Reads `text` tag first; `None` when it does not start with `{"TAG":`.
-pub fn read_tag_first<T: TagFirst>(text: &str) -> Option<serde_json::Result<T>> {
+pub(crate) fn read_tag_first<T: TagFirst>(text: &str) -> Option<serde_json::Result<T>> {
     text.strip_prefix("{\"")?
         .strip_prefix(T::TAG)?
         .strip_prefix("\":")?;
