@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::tag_first::tag_first_enum;
+
 /// How a step ended, in the words of SPEC §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -234,6 +236,9 @@ impl Phase {
     }
 }
 
+// Declared through `tag_first_enum!`, which also reads it tag first (`tag_first.rs`: no
+// buffering of each record); the enum inside is as written, left at the margin.
+tag_first_enum! {
 /// One thing that happened. Every text in an event is already masked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "event", deny_unknown_fields)]
@@ -366,6 +371,7 @@ pub enum Event {
         summary: Option<String>,
     },
 }
+}
 
 /// A duration as milliseconds in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,4 +408,271 @@ pub fn row_host(step: &str) -> Option<&str> {
         return step.rsplit_once(" on ").map(|(_, host)| host);
     }
     step.split_once('@').map(|(_, host)| host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tag_first::read_tag_first;
+
+    /// One event of every kind, with every optional field both set and unset somewhere.
+    fn every_kind() -> Vec<Event> {
+        let step = || "db".to_string();
+        let text = |text: &str| text.to_string();
+        let duration = DurationMs(Duration::from_millis(1500));
+        vec![
+            Event::RunStarted {
+                run_id: text("r1"),
+                runbook: text("deploy"),
+                steps: 3,
+                directory: text("/srv"),
+                mode: text("run"),
+                rehearsal: Some(step()),
+            },
+            Event::RunStarted {
+                run_id: text("r1"),
+                runbook: text("deploy"),
+                steps: 3,
+                directory: text("/srv"),
+                mode: text("resume"),
+                rehearsal: None,
+            },
+            Event::StepStarted {
+                step: step(),
+                name: text("Dump \"the\" db\n"),
+                phase: Phase::Compensation,
+                attempt: 2,
+            },
+            Event::CompensationRecorded {
+                step: step(),
+                command: text("rm -f /tmp/x"),
+            },
+            Event::ProcessStarted {
+                step: step(),
+                phase: Phase::Forward,
+                pid: 42,
+                start_time: Some(7),
+            },
+            Event::ProcessStarted {
+                step: step(),
+                phase: Phase::Hook,
+                pid: 42,
+                start_time: None,
+            },
+            Event::StepOutput {
+                step: step(),
+                phase: Phase::Forward,
+                stream: Stream::Stderr,
+                line: text("é\u{1b}[0m"),
+            },
+            Event::AttemptFailed {
+                step: step(),
+                phase: Phase::Forward,
+                attempt: 1,
+                message: text("exit code 1"),
+                retry_in: Some(duration),
+            },
+            Event::ProbeFinished {
+                step: step(),
+                phase: Phase::Forward,
+                probe: text("http"),
+                passed: false,
+                samples: 3,
+                message: text("503"),
+            },
+            Event::StepSkipped {
+                step: step(),
+                reason: text("when"),
+            },
+            Event::GateStarted {
+                step: gate_row("web", 2, "web2"),
+            },
+            Event::GateFinished {
+                step: gate_row("web", 2, "web2"),
+                passed: true,
+                duration,
+            },
+            Event::StepsNotStarted {
+                steps: vec![step(), text("b")],
+                reason: text("stopped"),
+            },
+            Event::StepFinished {
+                step: step(),
+                phase: Phase::Forward,
+                status: StepStatus::FailedAllowed,
+                attempts: 2,
+                duration,
+                message: Some(text("exit code 3")),
+                outputs: vec![(text("url"), text("http://x"))],
+                outcome: Some(StepOutcome::TimedOut),
+            },
+            Event::StepFinished {
+                step: step(),
+                phase: Phase::Compensation,
+                status: StepStatus::Compensated,
+                attempts: 1,
+                duration,
+                message: None,
+                outputs: Vec::new(),
+                outcome: None,
+            },
+            Event::ApprovalRequested {
+                step: step(),
+                question: text("go?"),
+                help: Some(text("runbook approve")),
+            },
+            Event::ApprovalAnswered {
+                step: step(),
+                approved: false,
+                by: Some(text("ann")),
+                how: AnswerSource::Command,
+                reason: None,
+            },
+            Event::Stopping {
+                reason: CancelReason::StepFailed { step: step() },
+                message: text("step failed"),
+            },
+            Event::Stopping {
+                reason: CancelReason::RunTimeout,
+                message: text("timeout"),
+            },
+            Event::Notice {
+                message: text("note"),
+            },
+            Event::RollbackStarted {
+                steps: vec![step()],
+            },
+            Event::CompensationBlocked {
+                step: step(),
+                waiting_on: vec![text("b")],
+            },
+            Event::RollbackFinished { complete: true },
+            Event::RunFinished {
+                outcome: RunOutcome::RolledBack,
+                exit_code: 1,
+                duration,
+                needs_a_person: vec![step()],
+                summary: Some(text("done")),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_kind_of_event_is_read_tag_first_as_the_derived_reading_reads_it() {
+        for event in every_kind() {
+            let json = serde_json::to_string(&event).expect("serialize");
+            let tag_first = read_tag_first::<Event>(&json)
+                .expect("written tag first")
+                .expect("read tag first");
+            let derived: Event = serde_json::from_str(&json).expect("read derived");
+            assert_eq!(format!("{tag_first:?}"), format!("{derived:?}"));
+            assert_eq!(format!("{tag_first:?}"), format!("{event:?}"));
+        }
+    }
+
+    #[test]
+    fn what_the_tag_first_reading_refuses_is_told_by_the_derived_reading() {
+        for data in [
+            r#"{"event":"notice","message":"x","extra":1}"#,
+            r#"{"event":"notice","event":"notice","message":"x"}"#,
+            r#"{"event":"no_such_event","message":"x"}"#,
+            r#"{"event":{"notice":null},"message":"x"}"#,
+            r#"{"event":15,"message":"x"}"#,
+            r#"{"event":null,"message":"x"}"#,
+            r#"{"event":"step_skipped","step":"db"}"#,
+            r#"{"event":"notice","message":"x"} trailing"#,
+        ] {
+            assert!(
+                matches!(read_tag_first::<Event>(data), Some(Err(_))),
+                "{data}"
+            );
+            let derived = serde_json::from_str::<Event>(data)
+                .expect_err("refused")
+                .to_string();
+            let read = crate::tag_first::from_str::<Event>(data)
+                .expect_err("refused")
+                .to_string();
+            assert_eq!(read, derived, "{data}");
+        }
+        let later = r#"{"message":"x","event":"notice"}"#;
+        assert!(read_tag_first::<Event>(later).is_none());
+        let read: Event = crate::tag_first::from_str(later).expect("read");
+        assert!(matches!(read, Event::Notice { message } if message == "x"));
+    }
+
+    /// The object's JSON with its `event` first, as this engine writes it.
+    fn tag_first_text(object: &serde_json::Map<String, serde_json::Value>) -> String {
+        let members: Vec<String> = object
+            .get("event")
+            .map(|tag| format!("\"event\":{tag}"))
+            .into_iter()
+            .chain(
+                object
+                    .iter()
+                    .filter(|(key, _)| *key != "event")
+                    .map(|(key, value)| {
+                        format!("{}:{value}", serde_json::Value::from(key.as_str()))
+                    }),
+            )
+            .collect();
+        format!("{{{}}}", members.join(","))
+    }
+
+    #[test]
+    fn changed_events_are_read_tag_first_as_the_derived_reading_reads_them() {
+        let values: Vec<serde_json::Value> = [
+            "null",
+            "0",
+            "-1",
+            "1.5",
+            "4294967296",
+            "\"x\"",
+            "\"forward\"",
+            "true",
+            "[]",
+            "[\"a\"]",
+            "[[\"a\",\"b\"]]",
+            "[[\"a\"]]",
+            "{}",
+            "{\"forward\":null}",
+            "{\"kind\":\"run_timeout\"}",
+            "{\"notice\":null}",
+        ]
+        .iter()
+        .map(|text| serde_json::from_str(text).expect("value"))
+        .collect();
+        let mut checked = 0;
+        for event in every_kind() {
+            let serde_json::Value::Object(object) = serde_json::to_value(&event).expect("value")
+            else {
+                panic!("an event is an object");
+            };
+            let mut changed = vec![object.clone()];
+            for key in object.keys() {
+                let mut without = object.clone();
+                without.remove(key);
+                changed.push(without);
+                for value in &values {
+                    let mut with = object.clone();
+                    with.insert(key.clone(), value.clone());
+                    changed.push(with);
+                }
+            }
+            let mut extra = object.clone();
+            extra.insert("extra".into(), serde_json::Value::Null);
+            changed.push(extra);
+            for object in changed {
+                let text = tag_first_text(&object);
+                let read = crate::tag_first::from_str::<Event>(&text);
+                let derived = serde_json::from_str::<Event>(&text);
+                assert_eq!(
+                    format!("{:?}", read.map_err(|error| error.to_string())),
+                    format!("{:?}", derived.map_err(|error| error.to_string())),
+                    "{text}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+    }
 }

@@ -25,5 +25,6 @@ pub mod secrets;
 pub mod source;
 pub mod state;
 pub mod suggest;
+mod tag_first;
 pub mod template;
 pub mod validate;

@@ -1029,6 +1029,101 @@ mod tests {
         ));
     }
 
+    /// The line with its `data` replaced and its CRC computed again: a record written so.
+    fn resealed(line: &str, data: &str) -> String {
+        let start = line.find(",\"data\":").expect("data") + ",\"data\":".len();
+        let body = format!("{}{data}", &line[BODY_START..start]);
+        let crc = crc32fast::hash(body.as_bytes());
+        format!("{{\"crc\":\"{crc:08x}\",{body}}}")
+    }
+
+    #[test]
+    fn an_event_whose_tag_is_not_its_first_key_is_read_as_before() {
+        let (_directory, path) = journal_with(2);
+        let mut text = lines(&path);
+        text[1] = resealed(&text[1], r#"{"message":"moved","event":"notice"}"#);
+        text[2] = resealed(
+            &text[2],
+            r#"{"step":"db","phase":"forward","status":"succeeded","event":"step_finished","attempts":1,"duration":5,"message":null,"outputs":[["url","x"]]}"#,
+        );
+        write_lines(&path, &text);
+        let journal = read_journal(&path).expect("read");
+        assert_eq!(notice_text(&journal.records[1]), "moved");
+        let Record::Event(finished) = &journal.records[2].record else {
+            panic!("no event third");
+        };
+        let expected = Event::StepFinished {
+            step: "db".into(),
+            phase: Phase::Forward,
+            status: StepStatus::Succeeded,
+            attempts: 1,
+            duration: DurationMs(std::time::Duration::from_millis(5)),
+            message: None,
+            outputs: vec![("url".into(), "x".into())],
+            outcome: None,
+        };
+        assert_eq!(format!("{finished:?}"), format!("{expected:?}"));
+    }
+
+    #[test]
+    fn an_event_with_an_unknown_field_is_damage_as_before() {
+        let cases = [
+            (
+                r#"{"event":"notice","message":"x","extra":1}"#,
+                "not a journal record (unknown field `extra`, expected `message`)",
+            ),
+            (
+                r#"{"message":"x","event":"notice","extra":1}"#,
+                "not a journal record (unknown field `extra`, expected `message`)",
+            ),
+            (
+                r#"{"event":"notice","event":"notice","message":"x"}"#,
+                "not a journal record (duplicate field `event` at line 1 column 25)",
+            ),
+            (
+                r#"{"event":"step_skipped","step":"db"}"#,
+                "not a journal record (missing field `reason`)",
+            ),
+            (
+                r#"{"event":"notice","message":7}"#,
+                "not a journal record (invalid type: integer `7`, expected a string)",
+            ),
+        ];
+        for (data, expected) in cases {
+            let (_directory, path) = journal_with(2);
+            let mut text = lines(&path);
+            text[2] = resealed(&text[2], data);
+            write_lines(&path, &text);
+            assert_eq!(damaged_line(&path), (3, expected.to_string()), "{data}");
+        }
+    }
+
+    #[test]
+    fn an_event_that_is_not_utf_8_is_damage_as_before() {
+        let (_directory, path) = journal_with(2);
+        let text = std::fs::read(&path).expect("read");
+        let mut lines: Vec<Vec<u8>> = text
+            .split(|&byte| byte == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect();
+        let line = &mut lines[2];
+        let at = line
+            .windows(8)
+            .position(|window| window == b"notice 1")
+            .expect("notice");
+        line[at + 6] = 0xff;
+        let crc = format!("{:08x}", crc32fast::hash(&line[BODY_START..line.len() - 1]));
+        line[CRC_START.len()..BODY_START - 2].copy_from_slice(crc.as_bytes());
+        std::fs::write(&path, lines.join(&b'\n')).expect("write");
+        let (line, problem) = damaged_line(&path);
+        assert_eq!(line, 3);
+        assert!(
+            problem
+                .starts_with("not a journal record (invalid unicode code point at line 1 column"),
+            "{problem}"
+        );
+    }
+
     fn format_1_fixture() -> (tempfile::TempDir, PathBuf) {
         let directory = tempfile::tempdir().expect("temp dir");
         let path = directory.path().join(JOURNAL_FILE);

@@ -181,12 +181,16 @@ pub(super) fn write_data(out: &mut Vec<u8>, record: RecordRef<'_>) -> serde_json
 }
 
 /// Reads a record's JSON as written by this engine (format 2): a note starts with its
-/// `record` tag, anything else is an event.
+/// `record` tag, anything else is an event (read tag first: `tag_first`).
 pub(super) fn read_data(data: &[u8]) -> Result<Record, String> {
-    let result = if data.starts_with(b"{\"record\":") {
-        serde_json::from_slice::<NoteIn>(data).map(Record::from)
-    } else {
-        serde_json::from_slice::<Event>(data).map(Record::Event)
+    let note = data.starts_with(b"{\"record\":");
+    // Checked as UTF-8 once, so that serde_json does not check each string again; data that
+    // is not (damage) is read as bytes, for the error it always had.
+    let result = match (std::str::from_utf8(data), note) {
+        (Ok(text), true) => serde_json::from_str::<NoteIn>(text).map(Record::from),
+        (Ok(text), false) => crate::tag_first::from_str::<Event>(text).map(Record::Event),
+        (Err(_), true) => serde_json::from_slice::<NoteIn>(data).map(Record::from),
+        (Err(_), false) => serde_json::from_slice::<Event>(data).map(Record::Event),
     };
     result.map_err(|error| format!("not a journal record ({error})"))
 }
