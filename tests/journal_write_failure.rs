@@ -175,3 +175,35 @@ steps:
     // b's end was never recorded, so it runs again (compensations are at least once).
     assert_eq!(lines(&output.directory, "undone"), ["b", "b", "a"]);
 }
+
+#[test]
+fn a_hook_after_the_journal_was_lost_is_not_started_and_says_why() {
+    if !immutable_files_work() {
+        return;
+    }
+    let output = run(r#"
+version: 1
+name: lost-hook
+hooks:
+  always:
+    - name: notify
+      run: echo hook >> started
+steps:
+  - id: a
+    run: chattr +i "$RUNBOOK_RUN_DIR/journal.jsonl"
+    rollback: echo a >> undone
+"#);
+    assert_one_behaviour(&output);
+    assert!(
+        lines(&output.directory, "started").is_empty(),
+        "the hook never starts: {}",
+        output.snapshot()
+    );
+    assert!(
+        output
+            .stdout
+            .contains("hook `notify` failed: could not start: journal write failed"),
+        "{}",
+        output.snapshot()
+    );
+}
