@@ -117,7 +117,7 @@ fn steps_end_without_a_sigchld(module: &str, pidfd: bool) {
     let mut steps = String::new();
     for step in 0..3 {
         steps.push_str(&format!(
-            "  - id: s{step}\n    on: web\n    run: |\n      echo \"mark-s{step} out\"; echo \"mark-s{step} err\" >&2\n      echo \"parent=$(cat /proc/$PPID/comm)\" > {{{{host.vars.root}}}}/s{step}\n      echo \"n={step}\" >> \"$RUNBOOK_OUTPUT\"\n      ls -l /proc/$PPID/fd > {{{{host.vars.root}}}}/fds-s{step}\n"
+            "  - id: s{step}\n    on: web\n    run: |\n      echo \"mark-s{step} out\"; echo \"mark-s{step} err\" >&2\n      echo \"parent=$(cat /proc/$PPID/comm)\" > {{{{host.vars.root}}}}/s{step}\n      echo \"n={step}\" >> \"$RUNBOOK_OUTPUT\"\n      ls -l /proc/$PPID/fd > {{{{host.vars.root}}}}/fds-s{step} 2>/dev/null || true\n"
         ));
     }
     // One more after the others, its status its own.
@@ -154,7 +154,8 @@ fn steps_end_without_a_sigchld(module: &str, pidfd: bool) {
             ["parent=perl"],
             "s{step} ran on the agent"
         );
-        // The agent's descriptors while the step ran (it runs once its script was sent).
+        // The agent's descriptors while the step ran (it runs once its script was sent; an
+        // other job's, closed as `ls` listed them, may be missing: this one's stays).
         let descriptors = hosts.lines("web1", &format!("fds-s{step}")).join("\n");
         assert_eq!(descriptors.contains("[pidfd]"), pidfd, "{descriptors}");
     }
