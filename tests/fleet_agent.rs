@@ -1,7 +1,8 @@
 //! The host agent through the binary (README "The transport"): one agent per host per run runs
 //! every step on the host as a job of its own, several at once, their output kept apart; it
-//! does not spin while a step runs and is gone with the run, finished or killed; a host
-//! without perl runs each step in an ssh session of its own instead.
+//! learns of a step's end even when no SIGCHLD ever reaches it; it does not spin while a step
+//! runs and is gone with the run, finished or killed; a host without perl runs each step in an
+//! ssh session of its own instead.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::fleet::Hosts;
 use common::runs::run_directory;
 use common::sshd::path_without_perl;
-use common::{Test, cpu_ticks, processes_with};
+use common::{Test, cpu_ticks, json_events, processes_with};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -80,6 +81,101 @@ fn concurrent_instances_on_one_host_run_on_one_agent_with_their_output_kept_apar
     assert!(parents[0].starts_with("parent=perl "), "{parents:?}");
     assert_eq!(hosts.servers[0].connections(), 1);
     assert_sessions_gone(&hosts);
+}
+
+/// A perl module the host's perl loads first (`PERL5OPT`): the agent runs with SIGCHLD
+/// blocked, so no step's exit ever reaches it as a signal. The limiting case of a race: perl
+/// runs a signal's handler only between two of its ops, so a SIGCHLD that came after the
+/// agent's last look and before `select` slept had its handler (the self-pipe's byte) wait
+/// for `select` to return, and with the step's output already at its end nothing else woke
+/// the agent: the run waited for ever (tests/fleet_agent.rs's six steps, once in a suite).
+const SIGCHLD_BLOCKED: &str = "package RunbookTestNoSigchld;\nuse POSIX ();\nPOSIX::sigprocmask(POSIX::SIG_BLOCK(), POSIX::SigSet->new(POSIX::SIGCHLD()));\n";
+
+/// As `SIGCHLD_BLOCKED`, on a host whose kernel has no `pidfd_open` (before Linux 5.3, or a
+/// seccomp filter refuses it): perl's `syscall` fails as it would there.
+const NO_PIDFD: &str =
+    "BEGIN { *CORE::GLOBAL::syscall = sub { $! = POSIX::ENOSYS(); return -1 } }\n";
+
+/// Steps on one host whose agent never gets a SIGCHLD (`module` for its perl): each one ends
+/// with its output, its `RUNBOOK_OUTPUT` and its exit status, on the agent, which watches
+/// their exits through pidfds when `pidfd` (else it looks for them now and then).
+fn steps_end_without_a_sigchld(module: &str, pidfd: bool) {
+    let library = tempfile::tempdir().expect("a directory for the perl module");
+    std::fs::write(
+        library.path().join("RunbookTestNoSigchld.pm"),
+        format!("{module}1;\n"),
+    )
+    .expect("write the perl module");
+    let library_path = library.path().display().to_string();
+    let hosts = Hosts::start_with_env(
+        &["web1"],
+        &[
+            ("PERL5LIB", &library_path),
+            ("PERL5OPT", "-MRunbookTestNoSigchld"),
+        ],
+    );
+    let mut steps = String::new();
+    for step in 0..3 {
+        steps.push_str(&format!(
+            "  - id: s{step}\n    on: web\n    run: |\n      echo \"mark-s{step} out\"; echo \"mark-s{step} err\" >&2\n      echo \"parent=$(cat /proc/$PPID/comm)\" > {{{{host.vars.root}}}}/s{step}\n      echo \"n={step}\" >> \"$RUNBOOK_OUTPUT\"\n      ls -l /proc/$PPID/fd > {{{{host.vars.root}}}}/fds-s{step} 2>/dev/null || true\n"
+        ));
+    }
+    // One more after the others, its status its own.
+    steps.push_str("  - id: last\n    on: web\n    needs: [s0, s1, s2]\n    run: |\n      echo \"after {{steps.s0.outputs.n}}{{steps.s1.outputs.n}}{{steps.s2.outputs.n}}\"\n      exit 3\n");
+    let runbook = format!(
+        "version: 1\nname: no-sigchld\nconcurrency: 3\n{}steps:\n{steps}",
+        hosts.yaml()
+    );
+    let output = Test::new()
+        .runbook(&runbook)
+        .args(["--log-format", "json", "run", "{file}"])
+        .run_within(LIMIT);
+    assert_eq!(output.code, 1, "{}", output.snapshot());
+    let events = json_events(&output.stdout);
+    let finished = |step: &str| {
+        events
+            .iter()
+            .find(|event| event["event"] == "step_finished" && event["step"] == step)
+            .unwrap_or_else(|| panic!("no end of {step}:\n{}", output.snapshot()))
+            .clone()
+    };
+    let directory = run_directory(&output);
+    for step in 0..3 {
+        let end = finished(&format!("s{step}@web1"));
+        assert_eq!(end["status"], "succeeded", "{end}");
+        let log = log(&directory, &format!("s{step}@web1"));
+        assert_eq!(
+            output_lines(&log, &format!("mark-s{step} ")).len(),
+            2,
+            "{log}"
+        );
+        assert_eq!(
+            hosts.lines("web1", &format!("s{step}")),
+            ["parent=perl"],
+            "s{step} ran on the agent"
+        );
+        // The agent's descriptors while the step ran (it runs once its script was sent; an
+        // other job's, closed as `ls` listed them, may be missing: this one's stays).
+        let descriptors = hosts.lines("web1", &format!("fds-s{step}")).join("\n");
+        assert_eq!(descriptors.contains("[pidfd]"), pidfd, "{descriptors}");
+    }
+    let last = finished("last@web1");
+    assert_eq!(last["status"], "failed", "{last}");
+    assert!(last.to_string().contains("exit code 3"), "{last}");
+    let last_log = log(&directory, "last@web1");
+    assert!(last_log.contains("after 012"), "{last_log}");
+    assert_eq!(hosts.servers[0].connections(), 1);
+    assert_sessions_gone(&hosts);
+}
+
+#[test]
+fn a_step_ends_when_its_exit_never_reaches_the_agent_as_a_signal() {
+    steps_end_without_a_sigchld(SIGCHLD_BLOCKED, true);
+}
+
+#[test]
+fn without_pidfd_a_step_still_ends_when_its_exit_never_reaches_the_agent_as_a_signal() {
+    steps_end_without_a_sigchld(&format!("{SIGCHLD_BLOCKED}{NO_PIDFD}"), false);
 }
 
 #[test]

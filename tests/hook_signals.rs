@@ -21,7 +21,7 @@ steps:
 hooks:
   always:
     - run: |
-        echo $$ > hook.pid
+        echo $$ > hook.pid.new && mv hook.pid.new hook.pid
         sleep 1000
     - run: touch second-hook-ran
 "#;
@@ -36,7 +36,7 @@ steps:
 hooks:
   on_start:
     - run: |
-        echo $$ > hook.pid
+        echo $$ > hook.pid.new && mv hook.pid.new hook.pid
         sleep 1000
 "#;
 

@@ -8,10 +8,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{Mutex, watch};
 
 use super::command::CancelLevel;
 use super::shared::RunShared;
+use super::terminal_lines::TerminalLines;
 use crate::events::{AnswerSource, Event, StepStatus};
 use crate::state::{current_user, take_gate_answer};
 
@@ -90,8 +91,8 @@ pub(crate) async fn approve(
     // Without a terminal no line comes: the wait ends by a command, the timeout or a cancel.
     let mut lines = if terminal {
         let mut lines = terminal_lines().lock().await;
-        // A line typed before this question was for an earlier one (answered elsewhere).
-        while lines.try_recv().is_ok() {}
+        // A line read before this question was for an earlier one (answered elsewhere).
+        lines.asking();
         let mut stderr = std::io::stderr();
         let _ = write!(stderr, "\n? {} [y/N] ", shared.emitter.mask(gate.question));
         let _ = stderr.flush();
@@ -136,33 +137,20 @@ pub(crate) async fn approve(
     }
 }
 
-/// Lines typed on the terminal. One thread reads stdin for the whole process: a read cannot
-/// be cancelled, so a gate answered elsewhere leaves its read to the next question instead of
-/// a second reader racing it for the next line. The end of input reads as an empty line (no).
-type TerminalLines = mpsc::UnboundedReceiver<std::io::Result<String>>;
-
+/// The lines typed on the engine's terminal (its stdin).
 fn terminal_lines() -> &'static Mutex<TerminalLines> {
     static LINES: OnceLock<Mutex<TerminalLines>> = OnceLock::new();
     LINES.get_or_init(|| {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            loop {
-                let mut line = String::new();
-                let read = std::io::stdin().lock().read_line(&mut line);
-                let last = !matches!(read, Ok(count) if count > 0);
-                if sender.send(read.map(|_| line)).is_err() || last {
-                    break;
-                }
-            }
-        });
-        Mutex::new(receiver)
+        Mutex::new(TerminalLines::new(|line| {
+            std::io::stdin().lock().read_line(line)
+        }))
     })
 }
 
 /// The next line typed, or never when there is no terminal to type on.
 async fn next_line(lines: Option<&mut TerminalLines>) -> std::io::Result<String> {
     match lines {
-        Some(lines) => lines.recv().await.unwrap_or_else(|| Ok(String::new())),
+        Some(lines) => lines.next().await,
         None => std::future::pending().await,
     }
 }

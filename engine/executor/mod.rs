@@ -26,6 +26,7 @@ mod shared;
 mod signals;
 mod step;
 mod stopped_time;
+mod terminal_lines;
 mod verify;
 
 pub use command::CancelLevel;

@@ -38,6 +38,17 @@ my $DRAIN = 0.2;
 # Clock ticks a second, the unit of the real time `POSIX::times` reports (see `now`).
 my $TICKS = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 
+# How a job's exit is learnt. Perl runs a signal's handler only between two of its ops, never
+# inside `select`'s system call: a SIGCHLD that comes after the loop's last look and before
+# `select` sleeps has its handler (the self-pipe's byte) wait for `select` to return, and with
+# the job's output already at its end nothing else may ever wake it (a lost wakeup; there is
+# no `pselect` in perl). So each job's exit is also a descriptor `select` waits on: a pidfd,
+# readable once the process exited (`pidfd_open`, Linux 5.3; number 434 on every
+# architecture but these three). Where there is none, `select` sleeps at most `$REAP_POLL`
+# while such a job runs, and the loop looks for exits then.
+my $PIDFD_OPEN = ($^O eq 'linux' && (POSIX::uname())[4] !~ /^(?:alpha|ia64|mips)/) ? 434 : undef;
+my $REAP_POLL = 0.25;
+
 $SIG{HUP}  = 'IGNORE';
 $SIG{PIPE} = 'IGNORE';
 # The here-document this program was read from: no job should inherit it.
@@ -45,7 +56,8 @@ POSIX::close(3);
 binmode STDIN;
 binmode STDOUT;
 
-# SIGCHLD through a self-pipe: the handler only writes a byte, which wakes `select`.
+# SIGCHLD through a self-pipe: the handler only writes a byte, which wakes `select` (when it
+# runs in time: see `$PIDFD_OPEN` for when it does not).
 pipe(my $wake_r, my $wake_w) or die "runbook agent: pipe: $!\n";
 nonblocking($wake_r);
 nonblocking($wake_w);
@@ -93,6 +105,14 @@ while (1) {
     for my $job (values %jobs) {
         for my $pipe (grep { defined } $job->{out}, $job->{err}) {
             vec($rin, fileno($pipe), 1) = 1;
+        }
+        if (!defined $job->{status}) {
+            if (defined $job->{exited}) {
+                vec($rin, $job->{exited}, 1) = 1;
+            }
+            elsif (!defined $wait || $wait > $REAP_POLL) {
+                $wait = $REAP_POLL;
+            }
         }
         vec($win, fileno($job->{script}), 1) = 1 if defined $job->{script};
         for my $at (grep { defined } $job->{drain_until}, $job->{kill_at}) {
@@ -242,6 +262,7 @@ sub start {
     if ($pid == 0) {
         # The job: its own session and group, the signals as a shell starts with them.
         $SIG{$_} = 'DEFAULT' for qw(CHLD HUP PIPE);
+        POSIX::sigprocmask(POSIX::SIG_SETMASK(), POSIX::SigSet->new);
         POSIX::setsid();
         umask 077;
         if (defined $cwd && !chdir $cwd) {
@@ -281,6 +302,7 @@ sub start {
     nonblocking($_) for $out_r, $err_r, $script_w;
     my $job = {
         pid     => $pid,
+        exited  => exit_descriptor($pid),
         grace   => $grace,
         output  => $output,
         out     => $out_r,
@@ -326,11 +348,21 @@ sub reap {
         next unless defined $id && $jobs{$id};
         my $job = $jobs{$id};
         $job->{status} = ($status & 127) ? 128 + ($status & 127) : $status >> 8;
+        POSIX::close(delete $job->{exited}) if defined $job->{exited};
         kill 'KILL', -$pid;
         syswrite($guard_w, "-$pid\n");
         delete $job->{kill_at};
         $job->{drain_until} = now() + $DRAIN;
     }
+}
+
+# A descriptor that turns readable when process `pid` (a child not reaped yet) exits, or
+# undef where the kernel has none (see `$PIDFD_OPEN`). Closed on exec, as pidfds are.
+sub exit_descriptor {
+    my ($pid) = @_;
+    return undef unless defined $PIDFD_OPEN;
+    my $descriptor = eval { syscall($PIDFD_OPEN, $pid + 0, 0) };
+    return (defined $descriptor && $descriptor >= 0) ? $descriptor : undef;
 }
 
 sub job_done {
@@ -344,6 +376,7 @@ sub finish {
     my ($id) = @_;
     my $job = delete $jobs{$id};
     close($_) for grep { defined } @$job{qw(out err script)};
+    POSIX::close($job->{exited}) if defined $job->{exited};
     my $output = '';
     if (open(my $file, '<', $job->{output})) {
         binmode $file;
