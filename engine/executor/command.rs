@@ -137,7 +137,7 @@ pub(crate) async fn run_command(
     cancel: &mut watch::Receiver<CancelLevel>,
     stdout_capture: Option<&mut Vec<u8>>,
 ) -> CommandResult {
-    let emitter = durable.emitter;
+    let emitter = durable.emitter();
     let (sender, mut receiver) = mpsc::channel::<OutputChunk>(64);
     let mut process = match RunningProcess::spawn(spec, sender) {
         Ok(process) => process,

@@ -119,7 +119,14 @@ pub struct Emitter {
 #[derive(Debug, Clone, Copy)]
 #[must_use = "a command starts only once the journal is durable"]
 pub struct Durable<'a> {
-    pub emitter: &'a Emitter,
+    emitter: &'a Emitter,
+}
+
+impl<'a> Durable<'a> {
+    /// The emitter whose journal was synced.
+    pub fn emitter(self) -> &'a Emitter {
+        self.emitter
+    }
 }
 
 /// Counts one running command for as long as it lives (`Emitter::command_running`).

@@ -51,7 +51,7 @@ pub(crate) async fn run_remote_command(
     durable: Durable<'_>,
     cancel: &mut watch::Receiver<CancelLevel>,
 ) -> RemoteResult {
-    let emitter = durable.emitter;
+    let emitter = durable.emitter();
     let ended = |end: CommandEnd, error: Option<RemoteError>| RemoteResult {
         result: CommandResult {
             end,
