@@ -49,9 +49,7 @@ pub(crate) async fn run_hooks(
         let (script, env, timeout) = match prepared {
             Ok(prepared) => prepared,
             Err(message) => {
-                shared.emitter.emit(Event::Notice {
-                    message: format!("hook `{}` failed: {message}", hook.name),
-                });
+                report_failure(shared, hook, &message);
                 continue;
             }
         };
@@ -65,10 +63,7 @@ pub(crate) async fn run_hooks(
         let durable = match shared.emitter.durable().await {
             Ok(durable) => durable,
             Err(message) => {
-                let end = CommandEnd::SpawnFailed(message);
-                shared.emitter.emit(Event::Notice {
-                    message: format!("hook `{}` failed: {}", hook.name, end.describe()),
-                });
+                report_failure(shared, hook, &CommandEnd::SpawnFailed(message).describe());
                 continue;
             }
         };
@@ -98,10 +93,15 @@ pub(crate) async fn run_hooks(
             break;
         }
         if !result.end.succeeded() {
-            shared.emitter.emit(Event::Notice {
-                message: format!("hook `{}` failed: {}", hook.name, result.end.describe()),
-            });
+            report_failure(shared, hook, &result.end.describe());
         }
     }
     received
+}
+
+/// A failing hook is reported and changes nothing else (SPEC §8.8).
+fn report_failure(shared: &RunShared, hook: &Hook, why: &str) {
+    shared.emitter.emit(Event::Notice {
+        message: format!("hook `{}` failed: {why}", hook.name),
+    });
 }
